@@ -1,0 +1,50 @@
+# frontrun: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+MATURIN_FLAGS ?= --release
+
+.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q "maturin>=1.7,<2" pytest pytest-timeout ruff mypy psycopg2-binary
+	touch $@
+
+venv: $(VENV)/.deps  ## create the virtualenv with build and test tools
+
+dev: venv  ## build the native module into the virtualenv
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop -q $(MATURIN_FLAGS)
+
+demo: dev  ## start a throwaway PostgreSQL and reproduce the seed's races
+	$(VPY) examples/postgres_races.py
+
+test-rs:  ## Rust unit and integration tests
+	cargo test -q -p frontrun-engine -p frontrun-sql
+
+test-py: dev  ## pytest (starts its own PostgreSQL)
+	$(VPY) -m pytest -q
+
+test: test-rs test-py  ## everything CI runs
+
+lint:  ## rustfmt, clippy, ruff
+	cargo fmt --all --check
+	cargo clippy -q --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests examples bench
+	$(VENV)/bin/ruff format --check python tests examples bench
+
+fmt:  ## format Rust and Python sources
+	cargo fmt --all
+	$(VENV)/bin/ruff format python tests examples bench
+	$(VENV)/bin/ruff check --fix -q python tests examples bench
+
+bench: dev  ## run every benchmark and print ratios
+	$(VPY) bench/run.py
+
+clean:  ## remove build products and virtualenvs
+	rm -rf target $(VENV) python/frontrun/_native*.so

@@ -1,0 +1,9 @@
+//! The scheduling engine of frontrun, free of Python.
+//!
+//! A driver (the PyO3 module, or a test harness) runs real threads and stops
+//! each one at its *scheduling points*. At every point it describes what each
+//! thread is about to do ([`event::Event`]) and asks a [`strategy::Strategy`]
+//! which thread goes next. Strategies never see execution state beyond that.
+
+pub mod event;
+pub mod strategy;

@@ -1,0 +1,53 @@
+//! The contract between a driver and a scheduling strategy.
+//!
+//! One execution goes: `begin_execution` → repeated `choose` → `end_execution`.
+//! At each scheduling point the driver passes the status of *every* thread it
+//! knows (index = [`ThreadId`]); the returned thread's pending event is taken
+//! as executed, and that thread runs until its next scheduling point.
+
+use crate::event::{Event, ThreadId};
+
+/// Where a thread stands when the driver asks for a decision.
+#[derive(Clone, Copy, Debug)]
+pub enum ThreadStatus<'a> {
+    /// Parked before `event`, able to run it now.
+    Enabled(&'a Event),
+    /// Parked before `event`, which cannot run yet (a lock held by another
+    /// thread, a database row lock, an unset event…).
+    Disabled(&'a Event),
+    /// Returned from its function; never runs again in this execution.
+    Finished,
+}
+
+/// The strategy's answer at a scheduling point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// Run this thread's pending event.
+    Run(ThreadId),
+    /// Some thread has not finished and none is enabled.
+    Deadlock,
+    /// Every thread has finished.
+    AllFinished,
+}
+
+/// How an execution ended, as the driver saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    /// Invariant violated, exception raised, or deadlock.
+    Failed,
+    /// The run was cut short (timeout); its tail must not be trusted.
+    Aborted,
+}
+
+/// A scheduling strategy: DPOR, random, PCT or replay.
+pub trait Strategy {
+    /// Prepare the next execution; `false` when nothing is left to run.
+    fn begin_execution(&mut self) -> bool;
+    /// Pick the thread whose pending event runs next.
+    fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice;
+    /// Close the execution (DPOR does its race analysis here).
+    fn end_execution(&mut self, outcome: Outcome);
+    /// The choices made so far in the current execution, for replay tokens.
+    fn schedule(&self) -> &[ThreadId];
+}

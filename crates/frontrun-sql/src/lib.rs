@@ -1,0 +1,1 @@
+//! SQL footprints: which tables and rows a statement reads, writes or locks.
