@@ -2,6 +2,8 @@
 
 use pyo3::prelude::*;
 
+pub mod hooks;
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
