@@ -1,0 +1,231 @@
+//! A predictive model of PostgreSQL lock waits between open transactions.
+//!
+//! The driver feeds it every statement a transaction has executed
+//! ([`LockTable::apply`]) and asks, before running a statement of another
+//! transaction, whether it would wait ([`LockTable::predict`]). Only simple
+//! cases are decided: row locks pinned on the same column, and table locks.
+//! Everything else (unpinned rows, pins on different columns, inserts that
+//! may hit a unique key) is [`Prediction::Unknown`], so the driver can fall
+//! back to asking the server (`pg_locks`, or a timeout on the statement).
+
+use std::collections::BTreeMap;
+
+use crate::footprint::{AccessMode, Footprint, RowLockMode, Rows, TableLockMode, TxnControl};
+use crate::footprint::same_table;
+
+/// A transaction (in practice: a connection with an open transaction).
+pub type TxnId = u64;
+
+/// What running a statement now would do, lock-wise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Prediction {
+    /// No lock held by another transaction is in the way.
+    Proceeds,
+    /// It would wait for these transactions (sorted).
+    Blocks(Vec<TxnId>),
+    /// It asked for `NOWAIT` and would fail because of these transactions.
+    FailsNowait(Vec<TxnId>),
+    /// The model cannot tell.
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+struct HeldRows {
+    table: String,
+    rows: Rows,
+    mode: RowLockMode,
+    /// Number of savepoints open when the lock was taken.
+    depth: usize,
+}
+
+#[derive(Clone, Debug)]
+struct HeldTable {
+    table: String,
+    mode: TableLockMode,
+    depth: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Txn {
+    rows: Vec<HeldRows>,
+    tables: Vec<HeldTable>,
+    savepoints: Vec<String>,
+    footprint: Footprint,
+}
+
+/// Locks held by open transactions, as predicted from their statements.
+#[derive(Clone, Debug, Default)]
+pub struct LockTable {
+    txns: BTreeMap<TxnId, Txn>,
+}
+
+impl LockTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `txn` executed `fp`: its locks are now held, and a
+    /// `COMMIT`/`ROLLBACK` releases everything. A statement run in autocommit
+    /// mode should be followed by [`LockTable::end`].
+    pub fn apply(&mut self, txn: TxnId, fp: &Footprint) {
+        let state = self.txns.entry(txn).or_default();
+        let depth = state.savepoints.len();
+        for a in &fp.accesses {
+            // A plain INSERT holds its new rows until commit: a concurrent
+            // insert of the same unique key waits for it.
+            let mode = match (a.lock, a.mode) {
+                (Some(l), _) => Some(l.mode),
+                (None, AccessMode::Write) => Some(RowLockMode::Update),
+                (None, AccessMode::Read) => None,
+            };
+            if let Some(mode) = mode {
+                state.rows.push(HeldRows {
+                    table: a.table.clone(),
+                    rows: a.rows.clone(),
+                    mode,
+                    depth,
+                });
+            }
+            state.tables.push(HeldTable {
+                table: a.table.clone(),
+                mode: a.table_lock(),
+                depth,
+            });
+        }
+        for l in &fp.table_locks {
+            state.tables.push(HeldTable {
+                table: l.table.clone(),
+                mode: l.mode,
+                depth,
+            });
+        }
+        state.footprint.union(fp.clone());
+        let mut ended = false;
+        for op in &fp.txn {
+            match op {
+                TxnControl::Savepoint(n) => state.savepoints.push(n.clone()),
+                TxnControl::RollbackTo(n) => {
+                    if let Some(i) = state.savepoints.iter().rposition(|s| s == n) {
+                        // Locks taken after the savepoint are given back.
+                        state.rows.retain(|h| h.depth <= i);
+                        state.tables.retain(|h| h.depth <= i);
+                        state.savepoints.truncate(i + 1);
+                    }
+                }
+                TxnControl::Release(n) => {
+                    if let Some(i) = state.savepoints.iter().rposition(|s| s == n) {
+                        state.savepoints.truncate(i);
+                        for h in &mut state.rows {
+                            h.depth = h.depth.min(i);
+                        }
+                        for h in &mut state.tables {
+                            h.depth = h.depth.min(i);
+                        }
+                    }
+                }
+                TxnControl::Commit | TxnControl::Rollback => ended = true,
+                TxnControl::Begin(_) | TxnControl::SetIsolation { .. } => {}
+            }
+        }
+        if ended {
+            self.txns.remove(&txn);
+        }
+    }
+
+    /// Forgets `txn`'s locks (transaction ended outside SQL, connection
+    /// closed, autocommit statement finished).
+    pub fn end(&mut self, txn: TxnId) {
+        self.txns.remove(&txn);
+    }
+
+    /// Transactions currently holding locks, sorted.
+    pub fn holders(&self) -> Vec<TxnId> {
+        self.txns
+            .iter()
+            .filter(|(_, t)| !t.rows.is_empty() || !t.tables.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Everything `txn` has executed since it began: what its `COMMIT` makes
+    /// visible, for a precise conflict test of the commit.
+    pub fn transaction_footprint(&self, txn: TxnId) -> Option<&Footprint> {
+        self.txns.get(&txn).map(|t| &t.footprint)
+    }
+
+    /// Whether `fp`, run now by `txn`, would wait for another transaction.
+    pub fn predict(&self, txn: TxnId, fp: &Footprint) -> Prediction {
+        if fp.is_inert() || (fp.accesses.is_empty() && fp.table_locks.is_empty() && !fp.global) {
+            return Prediction::Proceeds;
+        }
+        let mut blockers = Vec::new();
+        let mut nowait_hit = false;
+        let mut unknown = false;
+        for (&other, held) in &self.txns {
+            if other == txn || (held.rows.is_empty() && held.tables.is_empty()) {
+                continue;
+            }
+            if fp.global {
+                unknown = true;
+                continue;
+            }
+            let mut blocks = false;
+            // Table locks are taken on the whole table: always decidable.
+            let wanted = fp
+                .table_locks
+                .iter()
+                .map(|l| (&l.table, l.mode, l.nowait))
+                .chain(fp.accesses.iter().map(|a| (&a.table, a.table_lock(), a.lock.is_some_and(|l| l.nowait))));
+            for (table, mode, nowait) in wanted {
+                if held
+                    .tables
+                    .iter()
+                    .any(|h| same_table(&h.table, table) && h.mode.conflicts_with(mode))
+                {
+                    blocks = true;
+                    nowait_hit |= nowait;
+                }
+            }
+            for a in &fp.accesses {
+                let wanted = match (a.lock, a.mode) {
+                    (Some(l), _) if l.skip_locked => continue,
+                    (Some(l), _) => l.mode,
+                    (None, AccessMode::Write) => RowLockMode::Update,
+                    (None, AccessMode::Read) => continue,
+                };
+                let plain_insert = a.mode == AccessMode::Write && a.lock.is_none();
+                for h in held.rows.iter().filter(|h| same_table(&h.table, &a.table)) {
+                    if !h.mode.conflicts_with(wanted) || !h.rows.overlaps(&a.rows) {
+                        continue;
+                    }
+                    if plain_insert || !same_pinned_column(&h.rows, &a.rows) {
+                        // Whether the rows exist, or collide on a unique key,
+                        // is the server's business.
+                        unknown = true;
+                    } else {
+                        blocks = true;
+                        nowait_hit |= a.lock.is_some_and(|l| l.nowait);
+                    }
+                }
+            }
+            if blocks {
+                blockers.push(other);
+            }
+        }
+        match (blockers.is_empty(), unknown) {
+            (false, _) if nowait_hit => Prediction::FailsNowait(blockers),
+            (false, _) => Prediction::Blocks(blockers),
+            (true, true) => Prediction::Unknown,
+            (true, false) => Prediction::Proceeds,
+        }
+    }
+}
+
+/// Both row sets pin some common column (and overlap there): then they name
+/// the same rows, assuming the column identifies rows.
+fn same_pinned_column(a: &Rows, b: &Rows) -> bool {
+    match (a, b) {
+        (Rows::Keys(ka), Rows::Keys(kb)) => ka.iter().any(|(c, _)| kb.iter().any(|(d, _)| c == d)),
+        _ => false,
+    }
+}
