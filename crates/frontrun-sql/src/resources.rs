@@ -2,16 +2,20 @@
 //!
 //! The engine knows objects, keys within an object (an exact key overlaps
 //! only the same key; no key overlaps everything) and read/write modes. A
-//! table becomes two objects: its data and its row locks, so that a plain
-//! `SELECT` (data read) commutes with `SELECT … FOR UPDATE` (data read plus
-//! a lock write) while two `FOR UPDATE`s of one row do not. One more object
+//! table becomes three objects: its data and two row-lock objects, so that a
+//! plain `SELECT` (data read) commutes with `SELECT … FOR UPDATE` (data read
+//! plus lock writes) while two `FOR UPDATE`s of one row do not. The two lock
+//! objects, "key" (K) and "row" (R), encode PostgreSQL's four row-lock
+//! strengths exactly: `FOR KEY SHARE` reads K; `FOR SHARE` reads K and R;
+//! `FOR NO KEY UPDATE` reads K and writes R; `FOR UPDATE` writes both. One more object
 //! stands for "the whole database": every non-inert footprint reads it and
 //! unbounded ones (unparsed SQL, `COMMIT`) write it.
 //!
 //! Ids are FNV-1a 64 hashes of fixed strings, so they are stable across
 //! processes and runs:
 //! - data of table `t`: `fnv1a("table:" + t)`;
-//! - row locks of `t`: `fnv1a("rowlock:" + t)`;
+//! - row locks of `t`: `fnv1a("rowlock:key:" + t)` (K) and
+//!   `fnv1a("rowlock:row:" + t)` (R);
 //! - the database: `fnv1a("database")`;
 //! - row key: `fnv1a(column + "\0" + canonical value)`, where the canonical
 //!   value is `i:<int>`, `f:<bits hex>` or `s:<text>`.
@@ -59,9 +63,13 @@ pub fn table_resource(table: &str) -> u64 {
     fnv1a(format!("table:{}", base_name(table)).as_bytes())
 }
 
-/// The id of a table's row-lock resource.
-pub fn row_lock_resource(table: &str) -> u64 {
-    fnv1a(format!("rowlock:{}", base_name(table)).as_bytes())
+/// The ids of a table's two row-lock resources (K, R); see the module docs.
+pub fn row_lock_resources(table: &str) -> (u64, u64) {
+    let t = base_name(table);
+    (
+        fnv1a(format!("rowlock:key:{t}").as_bytes()),
+        fnv1a(format!("rowlock:row:{t}").as_bytes()),
+    )
 }
 
 /// Schemas are not resolved (`accounts` may be `public.accounts`), so a
@@ -137,7 +145,7 @@ impl Footprint {
         });
         for a in &self.accesses {
             let data = table_resource(&a.table);
-            let lock = row_lock_resource(&a.table);
+            let (lock_k, lock_r) = row_lock_resources(&a.table);
             let key_col = keys.get_or_learn(&a.table, a.rows.first_column());
             let row_keys: Vec<Option<u64>> = match key_col.as_deref().and_then(|c| a.rows.values_of(c).map(|v| (c, v))) {
                 Some((c, vals)) => {
@@ -150,9 +158,12 @@ impl Footprint {
                 AccessMode::Read => Read,
                 AccessMode::Write => Write,
             };
-            let lock_mode = a.lock.map(|l| match l.mode {
-                RowLockMode::KeyShare | RowLockMode::Share => Read,
-                RowLockMode::NoKeyUpdate | RowLockMode::Update => Write,
+            // (mode on K, mode on R)
+            let lock_modes = a.lock.map(|l| match l.mode {
+                RowLockMode::KeyShare => (Read, None),
+                RowLockMode::Share => (Read, Some(Read)),
+                RowLockMode::NoKeyUpdate => (Read, Some(Write)),
+                RowLockMode::Update => (Write, Some(Write)),
             });
             for key in row_keys {
                 out.push(Resource {
@@ -160,8 +171,15 @@ impl Footprint {
                     key,
                     mode: data_mode,
                 });
-                if let Some(mode) = lock_mode {
-                    out.push(Resource { id: lock, key, mode });
+                if let Some((k_mode, r_mode)) = lock_modes {
+                    out.push(Resource {
+                        id: lock_k,
+                        key,
+                        mode: k_mode,
+                    });
+                    if let Some(mode) = r_mode {
+                        out.push(Resource { id: lock_r, key, mode });
+                    }
                 }
             }
         }
@@ -177,11 +195,14 @@ impl Footprint {
                 key: None,
                 mode: data_mode,
             });
-            out.push(Resource {
-                id: row_lock_resource(&l.table),
-                key: None,
-                mode: lock_mode,
-            });
+            let (lock_k, lock_r) = row_lock_resources(&l.table);
+            for id in [lock_k, lock_r] {
+                out.push(Resource {
+                    id,
+                    key: None,
+                    mode: lock_mode,
+                });
+            }
         }
         out.sort_unstable();
         out.dedup();
