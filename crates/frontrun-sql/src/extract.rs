@@ -3,16 +3,16 @@
 //! instantiated cheaply for each `execute`.
 
 use sqlparser::ast::{
-    self, Assignment, AssignmentTarget, BinaryOperator, ConflictTarget, Expr, FromTable, FunctionArg,
-    FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, JoinConstraint, JoinOperator, LockType,
-    NonBlock, ObjectName, ObjectNamePart, ObjectType, OnConflictAction, OnInsert, OrderByKind, Query,
-    Select, SelectItem, SetExpr, Statement, TableFactor, TableObject, TableWithJoins,
-    TransactionIsolationLevel, TransactionMode, UnaryOperator, UpdateTableFromKind,
+    self, Assignment, AssignmentTarget, BinaryOperator, ConflictTarget, Expr, FromTable,
+    FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, JoinConstraint,
+    JoinOperator, LockType, NonBlock, ObjectName, ObjectNamePart, ObjectType, OnConflictAction,
+    OnInsert, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableFactor, TableObject,
+    TableWithJoins, TransactionIsolationLevel, TransactionMode, UnaryOperator, UpdateTableFromKind,
 };
 
 use crate::footprint::{
-    AccessMode, Footprint, IsolationLevel, RowLock, RowLockMode, StatementKind, TableLock, TableLockMode,
-    TxnControl,
+    AccessMode, Footprint, IsolationLevel, RowLock, RowLockMode, StatementKind, TableLock,
+    TableLockMode, TxnControl,
 };
 use crate::lex::{Piece, Slot};
 use crate::value::Value;
@@ -108,7 +108,13 @@ impl<'a> Extractor<'a> {
                 returning,
                 ..
             } => {
-                self.update(table, assignments, from.as_ref(), selection.as_ref(), returning.as_deref());
+                self.update(
+                    table,
+                    assignments,
+                    from.as_ref(),
+                    selection.as_ref(),
+                    returning.as_deref(),
+                );
                 K::Update
             }
             Statement::Delete(del) => {
@@ -123,12 +129,15 @@ impl<'a> Extractor<'a> {
                 fp.txn.push(TxnControl::Commit);
                 K::Commit
             }
-            Statement::Rollback { savepoint: None, .. } => {
+            Statement::Rollback {
+                savepoint: None, ..
+            } => {
                 fp.txn.push(TxnControl::Rollback);
                 K::Rollback
             }
             Statement::Rollback {
-                savepoint: Some(name), ..
+                savepoint: Some(name),
+                ..
             } => {
                 fp.txn.push(TxnControl::RollbackTo(self.ident(name)));
                 K::Savepoint
@@ -141,16 +150,18 @@ impl<'a> Extractor<'a> {
                 fp.txn.push(TxnControl::Release(self.ident(name)));
                 K::Savepoint
             }
-            Statement::Set(ast::Set::SetTransaction { modes, session, .. }) => match isolation(modes) {
-                Some(level) => {
-                    fp.txn.push(TxnControl::SetIsolation {
-                        level,
-                        session: *session,
-                    });
-                    K::SetIsolation
+            Statement::Set(ast::Set::SetTransaction { modes, session, .. }) => {
+                match isolation(modes) {
+                    Some(level) => {
+                        fp.txn.push(TxnControl::SetIsolation {
+                            level,
+                            session: *session,
+                        });
+                        K::SetIsolation
+                    }
+                    None => K::Other,
                 }
-                None => K::Other,
-            },
+            }
             // Session settings and introspection touch no table rows.
             Statement::Set(_)
             | Statement::ShowVariable { .. }
@@ -163,7 +174,9 @@ impl<'a> Extractor<'a> {
             | Statement::Use(_)
             | Statement::Discard { .. }
             | Statement::UnlockTables => K::Other,
-            Statement::Explain { statement, analyze, .. } => {
+            Statement::Explain {
+                statement, analyze, ..
+            } => {
                 if *analyze {
                     // EXPLAIN ANALYZE runs the statement.
                     self.dispatch(statement, fp)
@@ -203,7 +216,10 @@ impl<'a> Extractor<'a> {
                 K::Ddl
             }
             Statement::Drop {
-                object_type, names, table, ..
+                object_type,
+                names,
+                table,
+                ..
             } => {
                 match object_type {
                     ObjectType::Table | ObjectType::View | ObjectType::MaterializedView => {
@@ -211,11 +227,13 @@ impl<'a> Extractor<'a> {
                             self.exclusive(fp, n);
                         }
                     }
-                    ObjectType::Index => match table {
-                        Some(t) => self.exclusive(fp, t),
-                        // Dropping an index changes plans, not results.
-                        None => {}
-                    },
+                    ObjectType::Index => {
+                        // Dropping an index changes plans, not results; only
+                        // MySQL's `DROP INDEX … ON t` names the table.
+                        if let Some(t) = table {
+                            self.exclusive(fp, t);
+                        }
+                    }
                     _ => self.global = true,
                 }
                 K::Ddl
@@ -408,7 +426,9 @@ impl<'a> Extractor<'a> {
         }
         for item in &s.projection {
             match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => self.walk(e),
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    self.walk(e)
+                }
                 _ => {}
             }
         }
@@ -417,7 +437,12 @@ impl<'a> Extractor<'a> {
                 self.walk(e);
             }
         }
-        for e in s.having.iter().chain(s.qualify.iter()).chain(s.prewhere.iter()) {
+        for e in s
+            .having
+            .iter()
+            .chain(s.qualify.iter())
+            .chain(s.prewhere.iter())
+        {
             self.walk(e);
         }
         rels
@@ -437,7 +462,9 @@ impl<'a> Extractor<'a> {
 
     fn table_factor(&mut self, f: &TableFactor, rels: &mut Vec<Rel>) {
         match f {
-            TableFactor::Table { name, alias, args, .. } => {
+            TableFactor::Table {
+                name, alias, args, ..
+            } => {
                 if args.is_some() {
                     // A set-returning function call: may read anything.
                     self.global = true;
@@ -458,7 +485,9 @@ impl<'a> Extractor<'a> {
                 });
             }
             TableFactor::Derived { subquery, .. } => self.query(subquery),
-            TableFactor::NestedJoin { table_with_joins, .. } => self.table_with_joins(table_with_joins, rels),
+            TableFactor::NestedJoin {
+                table_with_joins, ..
+            } => self.table_with_joins(table_with_joins, rels),
             TableFactor::UNNEST { array_exprs, .. } => {
                 for e in array_exprs {
                     self.walk(e);
@@ -505,7 +534,8 @@ impl<'a> Extractor<'a> {
             }
         }
         for a in &ins.assignments {
-            if let (AssignmentTarget::ColumnName(c), Some(op)) = (&a.target, self.operand(&a.value)) {
+            if let (AssignmentTarget::ColumnName(c), Some(op)) = (&a.target, self.operand(&a.value))
+            {
                 pins.push((self.object_name(c), vec![op]));
             }
             self.walk(&a.value);
@@ -713,7 +743,11 @@ impl<'a> Extractor<'a> {
             } => {
                 let (q, c) = self.column(left)?;
                 let ops = match strip(right) {
-                    Expr::Array(arr) => arr.elem.iter().map(|x| self.operand(x)).collect::<Option<Vec<_>>>()?,
+                    Expr::Array(arr) => arr
+                        .elem
+                        .iter()
+                        .map(|x| self.operand(x))
+                        .collect::<Option<Vec<_>>>()?,
                     other => match self.operand(other)? {
                         Operand::Param(slot) => vec![Operand::ParamList(slot)],
                         _ => return None,
@@ -746,7 +780,9 @@ impl<'a> Extractor<'a> {
                 expr,
             } => match strip(expr) {
                 Expr::Value(v) => match &v.value {
-                    ast::Value::Number(n, _) => Value::from_number(&format!("-{n}")).map(Operand::Lit),
+                    ast::Value::Number(n, _) => {
+                        Value::from_number(&format!("-{n}")).map(Operand::Lit)
+                    }
                     _ => None,
                 },
                 _ => None,
@@ -764,7 +800,9 @@ impl<'a> Extractor<'a> {
             | V::NationalStringLiteral(s)
             | V::UnicodeStringLiteral(s) => Operand::Lit(Value::Text(s.clone())),
             V::DollarQuotedString(d) => Operand::Lit(Value::Text(d.value.clone())),
-            V::DoubleQuotedString(s) if self.dialect != Dialect::PostgreSql => Operand::Lit(Value::Text(s.clone())),
+            V::DoubleQuotedString(s) if self.dialect != Dialect::PostgreSql => {
+                Operand::Lit(Value::Text(s.clone()))
+            }
             V::Boolean(b) => Operand::Lit(Value::Bool(*b)),
             V::Null => Operand::Lit(Value::Null),
             V::Placeholder(p) => Operand::Param(self.slot(p)?),
@@ -779,7 +817,13 @@ impl<'a> Extractor<'a> {
                 if n == 0 {
                     return None;
                 }
-                return Some(self.piece.slots.get(n - 1).cloned().unwrap_or(Slot::Positional(n - 1)));
+                return Some(
+                    self.piece
+                        .slots
+                        .get(n - 1)
+                        .cloned()
+                        .unwrap_or(Slot::Positional(n - 1)),
+                );
             }
             return Some(Slot::Named(num.to_string()));
         }
@@ -843,7 +887,9 @@ impl<'a> Extractor<'a> {
                     self.walk(x);
                 }
             }
-            Expr::Between { expr, low, high, .. } => {
+            Expr::Between {
+                expr, low, high, ..
+            } => {
                 self.walk(expr);
                 self.walk(low);
                 self.walk(high);
@@ -918,7 +964,12 @@ impl<'a> Extractor<'a> {
 fn adjust_for_assignments(ex: &Extractor<'_>, pins: &mut Pins, assignments: &[Assignment]) {
     for a in assignments {
         let cols: Vec<String> = match &a.target {
-            AssignmentTarget::ColumnName(c) => c.0.last().into_iter().map(|p| ex.object_name(&ObjectName(vec![p.clone()]))).collect(),
+            AssignmentTarget::ColumnName(c) => {
+                c.0.last()
+                    .into_iter()
+                    .map(|p| ex.object_name(&ObjectName(vec![p.clone()])))
+                    .collect()
+            }
             AssignmentTarget::Tuple(cs) => cs
                 .iter()
                 .filter_map(|c| c.0.last())
@@ -986,7 +1037,9 @@ fn strip(e: &Expr) -> &Expr {
 
 /// MySQL's tokenizer reads our `$n` slots as identifiers.
 fn is_slot_ident(id: &Ident) -> bool {
-    id.quote_style.is_none() && id.value.starts_with('$') && id.value[1..].bytes().all(|b| b.is_ascii_digit())
+    id.quote_style.is_none()
+        && id.value.starts_with('$')
+        && id.value[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn isolation(modes: &[TransactionMode]) -> Option<IsolationLevel> {
@@ -1009,7 +1062,10 @@ fn isolation(modes: &[TransactionMode]) -> Option<IsolationLevel> {
 fn lock_mode(t: LockType, written: &[RowLockMode]) -> RowLockMode {
     match t {
         LockType::Update => {
-            let upd: Vec<_> = written.iter().filter(|m| **m >= RowLockMode::NoKeyUpdate).collect();
+            let upd: Vec<_> = written
+                .iter()
+                .filter(|m| **m >= RowLockMode::NoKeyUpdate)
+                .collect();
             if !upd.is_empty() && upd.iter().all(|m| **m == RowLockMode::NoKeyUpdate) {
                 RowLockMode::NoKeyUpdate
             } else {
@@ -1017,7 +1073,10 @@ fn lock_mode(t: LockType, written: &[RowLockMode]) -> RowLockMode {
             }
         }
         LockType::Share => {
-            let sh: Vec<_> = written.iter().filter(|m| **m <= RowLockMode::Share).collect();
+            let sh: Vec<_> = written
+                .iter()
+                .filter(|m| **m <= RowLockMode::Share)
+                .collect();
             if !sh.is_empty() && sh.iter().all(|m| **m == RowLockMode::KeyShare) {
                 RowLockMode::KeyShare
             } else {
@@ -1042,7 +1101,11 @@ pub(crate) fn parse_pg_lock(text: &str, dialect: Dialect) -> Result<Vec<TableLoc
         Token::Word(w) => Some(w.clone()),
         _ => None,
     };
-    let upper = |t: &Token| word(t).filter(|w| w.quote_style.is_none()).map(|w| w.value.to_ascii_uppercase());
+    let upper = |t: &Token| {
+        word(t)
+            .filter(|w| w.quote_style.is_none())
+            .map(|w| w.value.to_ascii_uppercase())
+    };
     let mut i = 1; // past LOCK
     if toks.get(i).and_then(upper).as_deref() == Some("TABLE") {
         i += 1;
@@ -1054,7 +1117,10 @@ pub(crate) fn parse_pg_lock(text: &str, dialect: Dialect) -> Result<Vec<TableLoc
     let mut parts = Vec::new();
     while i < toks.len() {
         match &toks[i] {
-            Token::Word(w) if w.quote_style.is_some() || !matches!(w.value.to_ascii_uppercase().as_str(), "IN" | "NOWAIT") => {
+            Token::Word(w)
+                if w.quote_style.is_some()
+                    || !matches!(w.value.to_ascii_uppercase().as_str(), "IN" | "NOWAIT") =>
+            {
                 let id = Ident {
                     value: w.value.clone(),
                     quote_style: w.quote_style,
@@ -1081,7 +1147,10 @@ pub(crate) fn parse_pg_lock(text: &str, dialect: Dialect) -> Result<Vec<TableLoc
     }
     let mut mode = TableLockMode::AccessExclusive;
     let mut nowait = false;
-    let rest: Vec<String> = toks[i..].iter().map(|t| upper(t).unwrap_or_default()).collect();
+    let rest: Vec<String> = toks[i..]
+        .iter()
+        .map(|t| upper(t).unwrap_or_default())
+        .collect();
     let mut j = 0;
     if rest.first().map(String::as_str) == Some("IN") {
         let end = rest
@@ -1110,6 +1179,10 @@ pub(crate) fn parse_pg_lock(text: &str, dialect: Dialect) -> Result<Vec<TableLoc
     }
     Ok(names
         .into_iter()
-        .map(|table| TableLock { table, mode, nowait })
+        .map(|table| TableLock {
+            table,
+            mode,
+            nowait,
+        })
         .collect())
 }

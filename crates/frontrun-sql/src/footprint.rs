@@ -64,7 +64,11 @@ impl Rows {
         match self {
             Rows::All => None,
             Rows::Keys(k) => {
-                let v: Vec<&Value> = k.iter().filter(|(c, _)| c == column).map(|(_, v)| v).collect();
+                let v: Vec<&Value> = k
+                    .iter()
+                    .filter(|(c, _)| c == column)
+                    .map(|(_, v)| v)
+                    .collect();
                 (!v.is_empty()).then_some(v)
             }
         }
@@ -221,7 +225,10 @@ pub enum TxnControl {
     RollbackTo(String),
     Release(String),
     /// `SET TRANSACTION ISOLATION LEVEL x` (`session`: for the session).
-    SetIsolation { level: IsolationLevel, session: bool },
+    SetIsolation {
+        level: IsolationLevel,
+        session: bool,
+    },
 }
 
 /// Everything one `execute` reads, writes and locks. Multi-statement strings
@@ -264,13 +271,18 @@ impl Footprint {
     /// Whether the statement ends its transaction (releasing its locks and
     /// publishing or discarding its writes).
     pub fn ends_transaction(&self) -> bool {
-        self.txn.iter().any(|t| matches!(t, TxnControl::Commit | TxnControl::Rollback))
+        self.txn
+            .iter()
+            .any(|t| matches!(t, TxnControl::Commit | TxnControl::Rollback))
     }
 
     /// Whether the statement can be reordered with anything: it touches no
     /// table and ends no transaction (`BEGIN`, `SAVEPOINT`, `SET`, `SHOW`).
     pub fn is_inert(&self) -> bool {
-        self.accesses.is_empty() && self.table_locks.is_empty() && !self.global && !self.ends_transaction()
+        self.accesses.is_empty()
+            && self.table_locks.is_empty()
+            && !self.global
+            && !self.ends_transaction()
     }
 
     /// Whether running `self` and `other` (from different transactions) in
@@ -292,7 +304,10 @@ impl Footprint {
         }
         self.table_locks_conflict(other)
             || other.table_locks_conflict(self)
-            || self.accesses.iter().any(|a| other.accesses.iter().any(|b| accesses_conflict(a, b)))
+            || self
+                .accesses
+                .iter()
+                .any(|a| other.accesses.iter().any(|b| accesses_conflict(a, b)))
     }
 
     fn table_locks_conflict(&self, other: &Footprint) -> bool {
@@ -350,7 +365,9 @@ impl Footprint {
         }
         if self.unparsed {
             let msg = self.parse_error.as_deref().unwrap_or("unknown error");
-            parts.push(format!("unparsed SQL, treated as touching everything ({msg})"));
+            parts.push(format!(
+                "unparsed SQL, treated as touching everything ({msg})"
+            ));
         } else if self.global {
             parts.push("may touch any table".to_string());
         }
@@ -504,19 +521,30 @@ mod tests {
     }
 
     fn keys(pairs: &[(&str, Value)]) -> Rows {
-        Rows::Keys(pairs.iter().map(|(c, v)| (c.to_string(), v.clone())).collect())
+        Rows::Keys(
+            pairs
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.clone()))
+                .collect(),
+        )
     }
 
     #[test]
     fn rows_overlap_only_when_shared_columns_can_match() {
         let alice = keys(&[("name", Value::Text("alice".into()))]);
         let bob = keys(&[("name", Value::Text("bob".into()))]);
-        let both = keys(&[("name", Value::Text("bob".into())), ("name", Value::Text("alice".into()))]);
+        let both = keys(&[
+            ("name", Value::Text("bob".into())),
+            ("name", Value::Text("alice".into())),
+        ]);
         let id3 = keys(&[("id", Value::Int(3))]);
         let alice_id4 = keys(&[("name", Value::Text("alice".into())), ("id", Value::Int(4))]);
         assert!(!alice.overlaps(&bob));
         assert!(alice.overlaps(&both) && both.overlaps(&bob));
-        assert!(alice.overlaps(&id3), "different columns cannot prove disjointness");
+        assert!(
+            alice.overlaps(&id3),
+            "different columns cannot prove disjointness"
+        );
         assert!(!alice_id4.overlaps(&id3) && !id3.overlaps(&alice_id4));
         assert!(Rows::All.overlaps(&bob) && bob.overlaps(&Rows::All));
     }

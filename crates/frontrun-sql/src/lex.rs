@@ -197,7 +197,9 @@ impl Builder {
             match (next(k + 1), next(k + 2), next(k + 3)) {
                 (Some("UPDATE"), _, _) if adj(k + 1) => found.push(RowLockMode::Update),
                 (Some("SHARE"), _, _) if adj(k + 1) => found.push(RowLockMode::Share),
-                (Some("NO"), Some("KEY"), Some("UPDATE")) if adj(k + 1) && adj(k + 2) && adj(k + 3) => {
+                (Some("NO"), Some("KEY"), Some("UPDATE"))
+                    if adj(k + 1) && adj(k + 2) && adj(k + 3) =>
+                {
                     found.push(RowLockMode::NoKeyUpdate);
                     blank.extend([w[k + 1], w[k + 2]]);
                 }
@@ -223,7 +225,12 @@ fn is_word_start(c: u8) -> bool {
 }
 
 fn word_end(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$' || bytes[i] >= 0x80) {
+    while i < bytes.len()
+        && (bytes[i].is_ascii_alphanumeric()
+            || bytes[i] == b'_'
+            || bytes[i] == b'$'
+            || bytes[i] >= 0x80)
+    {
         i += 1;
     }
     i
@@ -345,14 +352,28 @@ mod tests {
         );
         assert_eq!(p.slots, vec![Slot::Positional(0)]);
         assert!(p.text.contains("'%s'") && p.text.contains("$$ %s ; $$"));
-        assert!(p.text.contains("'x%%'"), "%% inside quotes is kept: {}", p.text);
-        assert!(p.text.ends_with("5 % 2"), "%% outside quotes is unescaped: {}", p.text);
+        assert!(
+            p.text.contains("'x%%'"),
+            "%% inside quotes is kept: {}",
+            p.text
+        );
+        assert!(
+            p.text.ends_with("5 % 2"),
+            "%% outside quotes is unescaped: {}",
+            p.text
+        );
     }
 
     #[test]
     fn named_pyformat_and_question_marks() {
-        let p = one("SELECT * FROM t WHERE a = %(who)s AND b = %(n)s", Dialect::PostgreSql);
-        assert_eq!(p.slots, vec![Slot::Named("who".into()), Slot::Named("n".into())]);
+        let p = one(
+            "SELECT * FROM t WHERE a = %(who)s AND b = %(n)s",
+            Dialect::PostgreSql,
+        );
+        assert_eq!(
+            p.slots,
+            vec![Slot::Named("who".into()), Slot::Named("n".into())]
+        );
         let q = one("SELECT * FROM t WHERE a = ? AND b = '?'", Dialect::Sqlite);
         assert_eq!(q.slots, vec![Slot::Positional(0)]);
         // `?` is a jsonb operator in PostgreSQL, never a placeholder there.
@@ -371,13 +392,19 @@ mod tests {
 
     #[test]
     fn weak_lock_strengths_are_recorded_and_blanked() {
-        let p = one("SELECT * FROM t FOR NO KEY UPDATE NOWAIT", Dialect::PostgreSql);
+        let p = one(
+            "SELECT * FROM t FOR NO KEY UPDATE NOWAIT",
+            Dialect::PostgreSql,
+        );
         assert_eq!(p.lock_strengths, vec![RowLockMode::NoKeyUpdate]);
         assert!(!p.text.contains("KEY") && p.text.contains("FOR") && p.text.contains("UPDATE"));
         let q = one("select * from t for key share", Dialect::PostgreSql);
         assert_eq!(q.lock_strengths, vec![RowLockMode::KeyShare]);
         assert!(!q.text.contains("key"));
-        let r = one("SELECT 'for key share' FROM t FOR UPDATE", Dialect::PostgreSql);
+        let r = one(
+            "SELECT 'for key share' FROM t FOR UPDATE",
+            Dialect::PostgreSql,
+        );
         assert_eq!(r.lock_strengths, vec![RowLockMode::Update]);
         assert!(r.text.contains("'for key share'"));
     }

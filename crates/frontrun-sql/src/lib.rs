@@ -44,8 +44,8 @@ use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
 pub use footprint::{
-    AccessMode, Footprint, IsolationLevel, RowLock, RowLockMode, Rows, StatementKind, TableAccess, TableLock,
-    TableLockMode, TxnControl,
+    AccessMode, Footprint, IsolationLevel, RowLock, RowLockMode, Rows, StatementKind, TableAccess,
+    TableLock, TableLockMode, TxnControl,
 };
 pub use locks::{LockTable, Prediction, TxnId};
 pub use resources::{KeyColumns, Resource, ResourceMode};
@@ -97,23 +97,24 @@ pub fn analyse_uncached(sql: &str, params: Params<'_>, dialect: Dialect) -> Foot
 /// distinct texts, and a clear costs only re-parsing.
 const CACHE_CAPACITY: usize = 4096;
 
-type Cache = HashMap<(Dialect, String), Arc<Vec<Template>>>;
+/// One map per dialect, so lookups borrow the text instead of allocating a key.
+type Cache = [HashMap<String, Arc<Vec<Template>>>; 3];
 
 fn cached_templates(sql: &str, dialect: Dialect) -> Arc<Vec<Template>> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let cache = CACHE.get_or_init(|| Mutex::new(Default::default()));
+    let slot = dialect as usize;
     // A poisoned lock only means another thread panicked mid-insert; the map
     // itself is still a valid map.
-    let lookup = |c: &Cache| c.get(&(dialect, sql.to_string())).cloned();
-    if let Some(t) = lookup(&cache.lock().unwrap_or_else(|e| e.into_inner())) {
-        return t;
+    if let Some(t) = cache.lock().unwrap_or_else(|e| e.into_inner())[slot].get(sql) {
+        return Arc::clone(t);
     }
     let t = Arc::new(templates(sql, dialect));
     let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if c.len() >= CACHE_CAPACITY {
-        c.clear();
+    if c[slot].len() >= CACHE_CAPACITY {
+        c[slot].clear();
     }
-    c.insert((dialect, sql.to_string()), Arc::clone(&t));
+    c[slot].insert(sql.to_string(), Arc::clone(&t));
     t
 }
 
@@ -184,7 +185,11 @@ fn instantiate(t: &Template, params: Params<'_>, dialect: Dialect) -> Footprint 
         let access = TableAccess {
             table: a.table.clone(),
             mode: a.mode,
-            rows: if keys.is_empty() { Rows::All } else { Rows::Keys(keys) },
+            rows: if keys.is_empty() {
+                Rows::All
+            } else {
+                Rows::Keys(keys)
+            },
             lock: a.lock,
         };
         if !fp.accesses.contains(&access) {

@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::footprint::{AccessMode, Footprint, RowLockMode, Rows, TableLockMode, TxnControl};
 use crate::footprint::same_table;
+use crate::footprint::{AccessMode, Footprint, RowLockMode, Rows, TableLockMode, TxnControl};
 
 /// A transaction (in practice: a connection with an open transaction).
 pub type TxnId = u64;
@@ -175,7 +175,11 @@ impl LockTable {
                 .table_locks
                 .iter()
                 .map(|l| (&l.table, l.mode, l.nowait))
-                .chain(fp.accesses.iter().map(|a| (&a.table, a.table_lock(), a.lock.is_some_and(|l| l.nowait))));
+                .chain(
+                    fp.accesses
+                        .iter()
+                        .map(|a| (&a.table, a.table_lock(), a.lock.is_some_and(|l| l.nowait))),
+                );
             for (table, mode, nowait) in wanted {
                 if held
                     .tables

@@ -147,7 +147,10 @@ impl Footprint {
             let data = table_resource(&a.table);
             let (lock_k, lock_r) = row_lock_resources(&a.table);
             let key_col = keys.get_or_learn(&a.table, a.rows.first_column());
-            let row_keys: Vec<Option<u64>> = match key_col.as_deref().and_then(|c| a.rows.values_of(c).map(|v| (c, v))) {
+            let row_keys: Vec<Option<u64>> = match key_col
+                .as_deref()
+                .and_then(|c| a.rows.values_of(c).map(|v| (c, v)))
+            {
                 Some((c, vals)) => {
                     let ks: Vec<u64> = vals.iter().filter_map(|v| row_key(c, &v.canon())).collect();
                     ks.into_iter().map(Some).collect()
@@ -178,7 +181,11 @@ impl Footprint {
                         mode: k_mode,
                     });
                     if let Some(mode) = r_mode {
-                        out.push(Resource { id: lock_r, key, mode });
+                        out.push(Resource {
+                            id: lock_r,
+                            key,
+                            mode,
+                        });
                     }
                 }
             }
@@ -239,8 +246,14 @@ mod tests {
     #[test]
     fn key_columns_learn_once_and_honour_declarations() {
         let mut k = KeyColumns::new();
-        assert_eq!(k.get_or_learn("accounts", Some("name")).as_deref(), Some("name"));
-        assert_eq!(k.get_or_learn("public.accounts", Some("id")).as_deref(), Some("name"));
+        assert_eq!(
+            k.get_or_learn("accounts", Some("name")).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            k.get_or_learn("public.accounts", Some("id")).as_deref(),
+            Some("name")
+        );
         k.declare("accounts", "id");
         assert_eq!(k.get("accounts"), Some("id"));
         assert_eq!(k.get_or_learn("counts", None), None);

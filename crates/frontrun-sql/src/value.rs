@@ -150,7 +150,10 @@ mod tests {
         assert!(!Value::Text("alice".into()).may_equal(&Value::Text("bob".into())));
         assert!(!Value::Text("alice".into()).may_equal(&Value::Text("Alice".into())));
         assert!(!Value::Int(1).may_equal(&Value::Int(2)));
-        assert!(!Value::Null.may_equal(&Value::Null), "col = NULL matches nothing");
+        assert!(
+            !Value::Null.may_equal(&Value::Null),
+            "col = NULL matches nothing"
+        );
     }
 
     #[test]

@@ -16,7 +16,8 @@ const LOCK_BOB: &str = "SELECT * FROM accounts WHERE name='bob' FOR UPDATE";
 const SHARE_ALICE: &str = "SELECT * FROM accounts WHERE name='alice' FOR SHARE";
 const KEY_SHARE_ALICE: &str = "SELECT * FROM accounts WHERE name='alice' FOR KEY SHARE";
 const NO_KEY_ALICE: &str = "SELECT * FROM accounts WHERE name='alice' FOR NO KEY UPDATE";
-const LOCK_BOTH: &str = "SELECT * FROM accounts WHERE name = ANY(ARRAY['alice','bob']) ORDER BY name FOR UPDATE";
+const LOCK_BOTH: &str =
+    "SELECT * FROM accounts WHERE name = ANY(ARRAY['alice','bob']) ORDER BY name FOR UPDATE";
 const COUNT_READ: &str = "SELECT counter FROM counts";
 const COUNT_INSERT: &str = "INSERT INTO counts (counter) VALUES (1)";
 const BEGIN: &str = "BEGIN";
@@ -74,10 +75,19 @@ fn inserted_rows_meet_only_matching_pinned_reads() {
         &[Param::Text("carol".into()), Param::Int(0)],
         Dialect::PostgreSql,
     );
-    assert!(!ins.conflicts(&pg(SELECT_ALICE)), "carol's new row is not alice");
+    assert!(
+        !ins.conflicts(&pg(SELECT_ALICE)),
+        "carol's new row is not alice"
+    );
     assert!(ins.conflicts(&pg("SELECT * FROM accounts WHERE name = 'carol'")));
-    assert!(ins.conflicts(&pg("SELECT sum(balance) FROM accounts")), "aggregates see new rows");
-    assert!(ins.conflicts(&pg("SELECT * FROM accounts WHERE id = 5")), "other columns cannot rule it out");
+    assert!(
+        ins.conflicts(&pg("SELECT sum(balance) FROM accounts")),
+        "aggregates see new rows"
+    );
+    assert!(
+        ins.conflicts(&pg("SELECT * FROM accounts WHERE id = 5")),
+        "other columns cannot rule it out"
+    );
 }
 
 #[test]
@@ -98,7 +108,10 @@ fn explicit_table_locks_follow_the_conflict_table() {
 
 #[test]
 fn schemas_are_merged_conservatively() {
-    assert!(pg("UPDATE public.accounts SET balance = 1 WHERE name='alice'").conflicts(&pg(SELECT_ALICE)));
+    assert!(
+        pg("UPDATE public.accounts SET balance = 1 WHERE name='alice'")
+            .conflicts(&pg(SELECT_ALICE))
+    );
 }
 
 #[test]
@@ -106,7 +119,11 @@ fn resources_agree_with_conflicts_on_every_pair() {
     let mut keys = KeyColumns::new();
     for (a, b, expected) in PAIRS {
         let (ra, rb) = (pg(a).resources(&mut keys), pg(b).resources(&mut keys));
-        assert_eq!(resources_conflict(&ra, &rb), *expected, "{a}  vs  {b}: {ra:?} {rb:?}");
+        assert_eq!(
+            resources_conflict(&ra, &rb),
+            *expected,
+            "{a}  vs  {b}: {ra:?} {rb:?}"
+        );
     }
 }
 
@@ -115,24 +132,37 @@ fn resources_are_keyed_by_the_learned_column() {
     let mut keys = KeyColumns::new();
     let lock = pg(LOCK_ALICE).resources(&mut keys);
     assert_eq!(keys.get("accounts"), Some("name"));
-    let data = lock.iter().find(|r| r.id == table_resource("accounts")).unwrap();
+    let data = lock
+        .iter()
+        .find(|r| r.id == table_resource("accounts"))
+        .unwrap();
     assert_eq!(data.key, Some(fnv1a(b"name\0s:alice")));
     assert_eq!(data.mode, ResourceMode::Read);
-    assert!(lock.iter().any(|r| r.id == database_resource() && r.mode == ResourceMode::Read));
+    assert!(lock
+        .iter()
+        .any(|r| r.id == database_resource() && r.mode == ResourceMode::Read));
     // A statement pinned on another column cannot use a key: whole table.
     let by_id = pg("UPDATE accounts SET balance = 0 WHERE id = 3").resources(&mut keys);
-    assert!(by_id.iter().filter(|r| r.id == table_resource("accounts")).all(|r| r.key.is_none()));
+    assert!(by_id
+        .iter()
+        .filter(|r| r.id == table_resource("accounts"))
+        .all(|r| r.key.is_none()));
     assert!(resources_conflict(&by_id, &lock));
     assert!(pg(BEGIN).resources(&mut keys).is_empty());
     let garbage = pg(GARBAGE).resources(&mut keys);
-    assert!(garbage.iter().any(|r| r.id == database_resource() && r.mode == ResourceMode::Write));
+    assert!(garbage
+        .iter()
+        .any(|r| r.id == database_resource() && r.mode == ResourceMode::Write));
 }
 
 #[test]
 fn resource_ids_are_stable_constants() {
     // FNV-1a 64 of "table:accounts": must never change between processes.
     assert_eq!(table_resource("accounts"), fnv1a(b"table:accounts"));
-    assert_eq!(table_resource("public.accounts"), table_resource("accounts"));
+    assert_eq!(
+        table_resource("public.accounts"),
+        table_resource("accounts")
+    );
     // Computed independently (Python) from the FNV-1a definition.
     assert_eq!(table_resource("accounts"), 0x4899_0e32_06d3_e17b);
 }
