@@ -98,10 +98,25 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
             }
             b'?' if question_marks => {
                 cur.text.push_str(&sql[copied..i]);
-                let n = cur.positional;
-                cur.positional += 1;
+                // SQLite's `?NNN` names parameter NNN (1-based).
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let explicit = sql[i + 1..i + 1 + digits]
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0);
+                let n = match explicit {
+                    Some(n) => n - 1,
+                    None => {
+                        let n = cur.positional;
+                        cur.positional += 1;
+                        n
+                    }
+                };
                 cur.push_slot(Slot::Positional(n));
-                i += 1;
+                i += 1 + digits;
                 copied = i;
             }
             b':' if matches!(dialect, Dialect::Sqlite)
@@ -379,6 +394,8 @@ mod tests {
         // `?` is a jsonb operator in PostgreSQL, never a placeholder there.
         let r = one("SELECT * FROM t WHERE j ? 'k'", Dialect::PostgreSql);
         assert!(r.slots.is_empty());
+        let n = one("SELECT * FROM t WHERE a = ?2 AND b = ?1", Dialect::Sqlite);
+        assert_eq!(n.slots, vec![Slot::Positional(1), Slot::Positional(0)]);
         let s = one("SELECT * FROM t WHERE a = :who", Dialect::Sqlite);
         assert_eq!(s.slots, vec![Slot::Named("who".into())]);
     }

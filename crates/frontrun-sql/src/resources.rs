@@ -152,8 +152,17 @@ impl Footprint {
                 .and_then(|c| a.rows.values_of(c).map(|v| (c, v)))
             {
                 Some((c, vals)) => {
-                    let ks: Vec<u64> = vals.iter().filter_map(|v| row_key(c, &v.canon())).collect();
-                    ks.into_iter().map(Some).collect()
+                    let ks: Vec<Option<u64>> = vals
+                        .iter()
+                        .filter_map(|v| row_key(c, &v.canon()))
+                        .map(Some)
+                        .collect();
+                    // Only NULLs: no key names those rows; stay visible.
+                    if ks.is_empty() {
+                        vec![None]
+                    } else {
+                        ks
+                    }
                 }
                 None => vec![None],
             };

@@ -370,6 +370,12 @@ fn pyformat_respects_quotes_and_percent_escapes() {
         keys(&[("tag", text("%s")), ("name", text("alice"))]),
         "the quoted %s is a literal, the bare one is parameter 0"
     );
+    let escaped = analyse("SELECT * FROM t WHERE code = 'a%%b'", &[], PG);
+    assert_eq!(
+        only(&escaped).rows,
+        Rows::All,
+        "'a%%b' is 'a%b' or 'a%%b' depending on the driver"
+    );
     let modulo = analyse(
         "SELECT * FROM t WHERE a %% 2 = 0 AND b = %s",
         &[Param::Int(3)],
@@ -592,6 +598,7 @@ fn set_show_and_explain_are_inert_but_unknown_statements_are_global() {
     );
     assert!(pg("CALL transfer('alice', 'bob', 10)").global);
     assert!(pg("SELECT * FROM generate_series(1, 3)").global);
+    assert!(pg("SELECT * INTO copy FROM accounts").global);
 }
 
 #[test]
@@ -603,4 +610,31 @@ fn cached_and_uncached_agree_across_parameters() {
         assert_eq!(cached, analyse_uncached(sql, Params::positional(&p), PG));
         assert_eq!(only(&cached).rows, keys(&[("name", text(who))]));
     }
+}
+
+#[test]
+fn descriptions() {
+    assert_eq!(
+        pg("SELECT balance FROM accounts WHERE name='alice'").describe(),
+        "read accounts[name='alice']"
+    );
+    assert_eq!(pg("COMMIT").describe(), "COMMIT");
+    assert_eq!(
+        pg("BEGIN ISOLATION LEVEL REPEATABLE READ").describe(),
+        "BEGIN ISOLATION LEVEL REPEATABLE READ"
+    );
+    assert_eq!(
+        pg("LOCK TABLE accounts IN EXCLUSIVE MODE NOWAIT").describe(),
+        "lock table accounts (EXCLUSIVE NOWAIT)"
+    );
+    assert_eq!(
+        pg("SELECT * FROM t WHERE a = 1 AND b IN ('x', 'y') FOR SHARE SKIP LOCKED").describe(),
+        "read t[a=1, b in ('x','y')] (FOR SHARE) SKIP LOCKED"
+    );
+    assert_eq!(
+        pg("UPDATE accounts SET balance = 0 WHERE name = 'o''brien'").describe(),
+        "write accounts[name='o''brien'] (row lock)"
+    );
+    assert_eq!(pg("SET search_path TO public").describe(), "other");
+    assert_eq!(pg("CALL f()").describe(), "may touch any table");
 }

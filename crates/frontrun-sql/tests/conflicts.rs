@@ -193,3 +193,20 @@ fn resources_never_miss_a_conflict_on_any_pair() {
         }
     }
 }
+
+#[test]
+fn null_pinned_writes_stay_visible_as_resources() {
+    let mut keys = KeyColumns::new();
+    keys.declare("accounts", "name");
+    let ins = analyse(
+        "INSERT INTO accounts (name, balance) VALUES (%s, 0)",
+        &[Param::Null],
+        Dialect::PostgreSql,
+    );
+    let all = pg("SELECT sum(balance) FROM accounts");
+    assert!(ins.conflicts(&all));
+    assert!(resources_conflict(
+        &ins.resources(&mut keys),
+        &all.resources(&mut keys)
+    ));
+}
