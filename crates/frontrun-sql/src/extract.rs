@@ -63,6 +63,9 @@ pub(crate) struct Extractor<'a> {
     global: bool,
     /// CTE names in scope, innermost last.
     ctes: Vec<String>,
+    /// Inside a sub-query that may refer to outer columns: an unqualified
+    /// column there may be an outer one, so it pins nothing.
+    in_correlated: bool,
 }
 
 impl<'a> Extractor<'a> {
@@ -73,6 +76,7 @@ impl<'a> Extractor<'a> {
             accesses: Vec::new(),
             global: false,
             ctes: Vec::new(),
+            in_correlated: false,
         }
     }
 
@@ -315,6 +319,15 @@ impl<'a> Extractor<'a> {
 
     // ---- queries -------------------------------------------------------------
 
+    /// Analyses a nested query, which may (`true`) or may not see the
+    /// columns of the enclosing one.
+    fn correlated(&mut self, q: &Query, may_correlate: bool) {
+        let saved = self.in_correlated;
+        self.in_correlated = may_correlate;
+        self.query(q);
+        self.in_correlated = saved;
+    }
+
     fn query(&mut self, q: &Query) {
         let depth = self.ctes.len();
         if let Some(with) = &q.with {
@@ -323,7 +336,7 @@ impl<'a> Extractor<'a> {
                 if with.recursive {
                     self.ctes.push(name.clone());
                 }
-                self.query(&cte.query);
+                self.correlated(&cte.query, false);
                 if !with.recursive {
                     self.ctes.push(name);
                 }
@@ -488,7 +501,9 @@ impl<'a> Extractor<'a> {
                     pins: Vec::new(),
                 });
             }
-            TableFactor::Derived { subquery, .. } => self.query(subquery),
+            TableFactor::Derived {
+                subquery, lateral, ..
+            } => self.correlated(subquery, *lateral),
             TableFactor::NestedJoin {
                 table_with_joins, ..
             } => self.table_with_joins(table_with_joins, rels),
@@ -702,7 +717,7 @@ impl<'a> Extractor<'a> {
             };
             let target = match qual {
                 Some(q) => rels.iter().position(|r| r.qualifier == q || r.table == q),
-                None if rels.len() == 1 => Some(0),
+                None if rels.len() == 1 && !self.in_correlated => Some(0),
                 None => None,
             };
             if let Some(i) = target {
@@ -865,11 +880,11 @@ impl<'a> Extractor<'a> {
             | Expr::Wildcard(_)
             | Expr::QualifiedWildcard(..)
             | Expr::Interval(_) => {}
-            Expr::Subquery(q) => self.query(q),
-            Expr::Exists { subquery, .. } => self.query(subquery),
+            Expr::Subquery(q) => self.correlated(q, true),
+            Expr::Exists { subquery, .. } => self.correlated(subquery, true),
             Expr::InSubquery { expr, subquery, .. } => {
                 self.walk(expr);
-                self.query(subquery);
+                self.correlated(subquery, true);
             }
             Expr::BinaryOp { left, right, .. }
             | Expr::AnyOp { left, right, .. }
@@ -938,7 +953,7 @@ impl<'a> Extractor<'a> {
             Expr::Function(f) => {
                 match &f.args {
                     FunctionArguments::None => {}
-                    FunctionArguments::Subquery(q) => self.query(q),
+                    FunctionArguments::Subquery(q) => self.correlated(q, true),
                     FunctionArguments::List(list) => {
                         for a in &list.args {
                             let arg = match a {

@@ -482,6 +482,13 @@ fn subqueries_are_read() {
     let fp = pg("SELECT * FROM accounts WHERE name IN (SELECT name FROM vips WHERE level = 3) AND EXISTS (SELECT 1 FROM audit) AND balance > (SELECT avg(balance) FROM accounts)");
     assert_eq!(
         access(&fp, "vips", AccessMode::Read).rows,
+        Rows::All,
+        "`level` may be a column of the outer accounts"
+    );
+    let qualified =
+        pg("SELECT * FROM accounts WHERE name IN (SELECT v.name FROM vips v WHERE v.level = 3)");
+    assert_eq!(
+        access(&qualified, "vips", AccessMode::Read).rows,
         keys(&[("level", Value::Int(3))])
     );
     access(&fp, "audit", AccessMode::Read);
