@@ -20,6 +20,24 @@
 //! - [`LockTable`] — predicts whether a statement would wait for a row or
 //!   table lock of another open transaction.
 //!
+//! ```
+//! use frontrun_sql::{analyse, Dialect, LockTable, Param, Prediction};
+//!
+//! let pg = Dialect::PostgreSql;
+//! let read = analyse("SELECT balance FROM accounts WHERE name='alice'", &[], pg);
+//! let write = analyse("UPDATE accounts SET balance=%s WHERE name=%s",
+//!                     &[Param::Int(1100), Param::Text("alice".into())], pg);
+//! let other = analyse("UPDATE accounts SET balance=%s WHERE name=%s",
+//!                     &[Param::Int(5), Param::Text("bob".into())], pg);
+//! assert!(read.conflicts(&write) && !read.conflicts(&other));
+//! assert_eq!(write.describe(), "write accounts[name='alice'] (row lock)");
+//!
+//! let mut locks = LockTable::new();
+//! locks.apply(1, &write);
+//! assert_eq!(locks.predict(2, &write), Prediction::Blocks(vec![1]));
+//! assert_eq!(locks.predict(2, &other), Prediction::Proceeds);
+//! ```
+//!
 //! # Soundness
 //!
 //! A footprint over-approximates: rows not pinned by an equality in the

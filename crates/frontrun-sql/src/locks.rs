@@ -51,6 +51,8 @@ struct Txn {
     tables: Vec<HeldTable>,
     savepoints: Vec<String>,
     footprint: Footprint,
+    /// It ran a statement whose locks are unknown (unparsed SQL, `CALL`…).
+    opaque: bool,
 }
 
 /// Locks held by open transactions, as predicted from their statements.
@@ -70,6 +72,7 @@ impl LockTable {
     pub fn apply(&mut self, txn: TxnId, fp: &Footprint) {
         let state = self.txns.entry(txn).or_default();
         let depth = state.savepoints.len();
+        state.opaque |= fp.global;
         for a in &fp.accesses {
             // A plain INSERT holds its new rows until commit: a concurrent
             // insert of the same unique key waits for it.
@@ -142,7 +145,7 @@ impl LockTable {
     pub fn holders(&self) -> Vec<TxnId> {
         self.txns
             .iter()
-            .filter(|(_, t)| !t.rows.is_empty() || !t.tables.is_empty())
+            .filter(|(_, t)| t.opaque || !t.rows.is_empty() || !t.tables.is_empty())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -162,10 +165,10 @@ impl LockTable {
         let mut nowait_hit = false;
         let mut unknown = false;
         for (&other, held) in &self.txns {
-            if other == txn || (held.rows.is_empty() && held.tables.is_empty()) {
+            if other == txn || (held.rows.is_empty() && held.tables.is_empty() && !held.opaque) {
                 continue;
             }
-            if fp.global {
+            if fp.global || held.opaque {
                 unknown = true;
                 continue;
             }

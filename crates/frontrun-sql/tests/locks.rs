@@ -124,6 +124,14 @@ fn unpinned_or_differently_pinned_rows_are_unknown() {
         "id = 1 may or may not be alice"
     );
     assert_eq!(locks.predict(B, &pg("SELEKT")), Prediction::Unknown);
+    let mut opaque = LockTable::new();
+    opaque.apply(A, &pg("CALL lock_everything()"));
+    assert_eq!(opaque.holders(), [A]);
+    assert_eq!(
+        opaque.predict(B, &pg(LOCK_ALICE)),
+        Prediction::Unknown,
+        "A's locks are unknown"
+    );
 }
 
 #[test]
