@@ -751,6 +751,11 @@ impl<'a> Extractor<'a> {
                 negated: false,
             } => {
                 let (q, c) = self.column(expr)?;
+                if let [one] = list.as_slice() {
+                    if let Some(slot) = self.list_slot(one) {
+                        return Some((q, c, vec![Operand::ParamList(slot)]));
+                    }
+                }
                 let ops: Option<Vec<Operand>> = list.iter().map(|x| self.operand(x)).collect();
                 Some((q, c, ops?))
             }
@@ -834,6 +839,24 @@ impl<'a> Extractor<'a> {
             V::Placeholder(p) => Operand::Param(self.slot(p)?),
             _ => return None,
         })
+    }
+
+    /// The slot of an `IN %s` the pre-pass parenthesised.
+    fn list_slot(&self, e: &Expr) -> Option<Slot> {
+        let text = match strip(e) {
+            Expr::Value(v) => match &v.value {
+                ast::Value::Placeholder(p) => p.as_str(),
+                _ => return None,
+            },
+            Expr::Identifier(id) if is_slot_ident(id) => id.value.as_str(),
+            _ => return None,
+        };
+        let n: usize = text.strip_prefix('$')?.parse().ok()?;
+        if self.piece.list_slots.contains(&n) {
+            self.slot(text)
+        } else {
+            None
+        }
     }
 
     /// Maps `$n` (and SQLite's `:name`, `@name`) to where its value comes from.

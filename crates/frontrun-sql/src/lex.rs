@@ -31,6 +31,9 @@ pub(crate) struct Piece {
     pub lock_strengths: Vec<RowLockMode>,
     /// Upper-cased first word (`LOCK`, `SELECT`…), empty when there is none.
     pub first_word: String,
+    /// The `n` of slots written as `IN %s`: psycopg expands a tuple there,
+    /// so the slot holds a list and was parenthesised for the parser.
+    pub list_slots: Vec<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -79,14 +82,14 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
                     cur.text.push_str(&sql[copied..i]);
                     let n = cur.positional;
                     cur.positional += 1;
-                    cur.push_slot(Slot::Positional(n));
+                    cur.push_pyformat_slot(Slot::Positional(n));
                     i += 2;
                     copied = i;
                 } else if bytes.get(i + 1) == Some(&b'(') {
                     match named_pyformat(sql, i) {
                         Some((name, end)) => {
                             cur.text.push_str(&sql[copied..i]);
-                            cur.push_slot(Slot::Named(name.to_string()));
+                            cur.push_pyformat_slot(Slot::Named(name.to_string()));
                             i = end;
                             copied = i;
                         }
@@ -162,6 +165,7 @@ struct Builder {
     slots: Vec<Slot>,
     positional: usize,
     words: Vec<Word>,
+    list_slots: Vec<usize>,
 }
 
 impl Builder {
@@ -169,6 +173,20 @@ impl Builder {
         self.slots.push(slot);
         // A leading space keeps `x=%s` from becoming one token with the slot.
         self.text.push_str(&format!(" ${} ", self.slots.len()));
+    }
+
+    /// `IN %s` becomes `IN ($n)`, remembered as a list slot.
+    fn push_pyformat_slot(&mut self, slot: Slot) {
+        let after_in = self.words.last().is_some_and(|w| {
+            self.text[w.start..w.end].eq_ignore_ascii_case("IN")
+                && self.text[w.end..].trim().is_empty()
+        });
+        if !after_in {
+            return self.push_slot(slot);
+        }
+        self.slots.push(slot);
+        self.list_slots.push(self.slots.len());
+        self.text.push_str(&format!(" (${}) ", self.slots.len()));
     }
 
     fn finish(mut self) -> Option<Piece> {
@@ -186,6 +204,7 @@ impl Builder {
             slots: self.slots,
             lock_strengths,
             first_word,
+            list_slots: self.list_slots,
         })
     }
 
@@ -398,6 +417,30 @@ mod tests {
         assert_eq!(n.slots, vec![Slot::Positional(1), Slot::Positional(0)]);
         let s = one("SELECT * FROM t WHERE a = :who", Dialect::Sqlite);
         assert_eq!(s.slots, vec![Slot::Named("who".into())]);
+    }
+
+    #[test]
+    fn in_pyformat_is_a_list_slot() {
+        let p = one(
+            "SELECT * FROM t WHERE a IN %s AND b = %s",
+            Dialect::PostgreSql,
+        );
+        assert_eq!(p.text, "SELECT * FROM t WHERE a IN  ($1)  AND b =  $2 ");
+        assert_eq!(p.list_slots, vec![1]);
+    }
+
+    #[test]
+    fn escape_strings_dollar_quotes_and_comments_hide_placeholders() {
+        let p = one(
+            "SELECT E'it\\'s %s', $fn$ ' %s $fn$, /* /* %s */ ; */ x FROM t WHERE a = %s",
+            Dialect::PostgreSql,
+        );
+        assert_eq!(p.slots, vec![Slot::Positional(0)]);
+        let m = one(
+            "SELECT 'a\\' %s', `x%s` FROM t # %s ;\n WHERE a = %s",
+            Dialect::MySql,
+        );
+        assert_eq!(m.slots, vec![Slot::Positional(0)]);
     }
 
     #[test]

@@ -645,3 +645,27 @@ fn descriptions() {
     assert_eq!(pg("SET search_path TO public").describe(), "other");
     assert_eq!(pg("CALL f()").describe(), "may touch any table");
 }
+
+#[test]
+fn psycopg_tuple_in_expands_to_a_list() {
+    let tuple = Param::List(vec![Param::Text("alice".into()), Param::Text("bob".into())]);
+    for d in [Dialect::PostgreSql, Dialect::MySql] {
+        let fp = analyse(
+            "SELECT * FROM accounts WHERE name IN %s FOR UPDATE",
+            std::slice::from_ref(&tuple),
+            d,
+        );
+        assert!(!fp.unparsed, "{d:?}: {:?}", fp.parse_error);
+        assert_eq!(
+            only(&fp).rows,
+            keys(&[("name", text("alice")), ("name", text("bob"))]),
+            "{d:?}"
+        );
+    }
+    let scalar = analyse(
+        "SELECT * FROM accounts WHERE name IN %s",
+        &[Param::Int(1)],
+        PG,
+    );
+    assert_eq!(only(&scalar).rows, Rows::All);
+}
