@@ -669,3 +669,58 @@ fn psycopg_tuple_in_expands_to_a_list() {
     );
     assert_eq!(only(&scalar).rows, Rows::All);
 }
+
+#[test]
+fn mysql_and_sqlite_forms() {
+    let my = Dialect::MySql;
+    let lock = analyse("LOCK TABLES accounts WRITE, counts READ", &[], my);
+    assert_eq!(lock.kind, StatementKind::Lock);
+    let modes: Vec<_> = lock
+        .table_locks
+        .iter()
+        .map(|l| (l.table.as_str(), l.mode))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("accounts", TableLockMode::AccessExclusive),
+            ("counts", TableLockMode::Share)
+        ]
+    );
+    let fu = analyse(
+        "SELECT * FROM `Accounts` WHERE name = %s FOR UPDATE",
+        &[Param::Text("Bob".into())],
+        my,
+    );
+    let a = only(&fu);
+    assert_eq!(
+        (a.table.as_str(), a.lock.map(|l| l.mode)),
+        ("accounts", Some(RowLockMode::Update))
+    );
+    assert_eq!(a.rows, keys(&[("name", text("bob"))]));
+    let upsert = analyse(
+        "INSERT INTO counts (id, counter) VALUES (%s, 1) ON DUPLICATE KEY UPDATE counter = counter + 1",
+        &[Param::Int(1)],
+        my,
+    );
+    let u = only(&upsert);
+    assert_eq!(
+        (u.mode, &u.rows),
+        (AccessMode::Write, &Rows::All),
+        "the unique key is not known"
+    );
+    let lite = analyse(
+        "UPDATE accounts SET balance = ?1 WHERE name = :who",
+        &[Param::Int(5)],
+        Dialect::Sqlite,
+    );
+    assert!(!lite.unparsed, "{:?}", lite.parse_error);
+    assert_eq!(only(&lite).rows, Rows::All, ":who has no value here");
+    let named = vec![("who".to_string(), Param::Text("alice".into()))];
+    let lite_named = analyse_with(
+        "DELETE FROM accounts WHERE name = :who",
+        Params::named(&named),
+        Dialect::Sqlite,
+    );
+    assert_eq!(only(&lite_named).rows, keys(&[("name", text("alice"))]));
+}
