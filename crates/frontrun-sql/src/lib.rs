@@ -48,9 +48,11 @@
 //! (a conservative merge); MySQL's case-insensitive collations are handled
 //! by folding text values to lower case for that dialect.
 
+mod describe;
 mod extract;
 mod footprint;
 mod lex;
+mod lock_stmt;
 mod locks;
 pub mod resources;
 mod value;
@@ -141,7 +143,7 @@ fn templates(sql: &str, dialect: Dialect) -> Vec<Template> {
         .iter()
         .map(|piece| {
             if piece.first_word == "LOCK" && dialect != Dialect::MySql {
-                return match extract::parse_pg_lock(&piece.text, dialect) {
+                return match lock_stmt::parse_pg_lock(&piece.text, dialect) {
                     Ok(locks) => {
                         let mut base = Footprint {
                             kind: StatementKind::Lock,
