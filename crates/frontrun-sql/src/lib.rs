@@ -46,7 +46,9 @@
 //! Known gaps: user-defined functions and triggers are assumed not to touch
 //! other tables; the schema of a table is ignored when matching tables
 //! (a conservative merge); MySQL's case-insensitive collations are handled
-//! by folding text values to lower case for that dialect.
+//! by folding text values to lower case for that dialect; a `%s` inside a
+//! quoted literal is left alone, although psycopg would substitute it (and
+//! so number later parameters differently).
 
 mod describe;
 mod extract;
