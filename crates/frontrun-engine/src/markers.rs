@@ -6,6 +6,11 @@
 //! where CPython reports the line event that starts the statement; pausing on a
 //! continuation line would stop a thread in the middle of an expression.
 //!
+//! A name may tag several lines, in different functions: the seed's `txn_a`
+//! and `txn_b` both carry `# frontrun: pg_select`, and a step stops its thread
+//! at whichever of them it reaches. Within one function (or at module level)
+//! a repeated name is almost surely a copy-paste slip, so it is reported.
+//!
 //! The lexer is small but real: it knows string literals (quotes, triple
 //! quotes, prefixes, escapes, f-string replacement fields), comments, bracket
 //! nesting and backslash continuations, so a `#` inside a string is never
@@ -23,8 +28,10 @@ const MARKER_PREFIX: &str = "frontrun:";
 pub struct FileMarkers {
     /// Tagged line (1-based, first line of a statement) to the names on it.
     by_line: HashMap<u32, Vec<Arc<str>>>,
-    /// Name to (tagged line, line of the comment).
+    /// Name to (first tagged line, its comment line).
     by_name: HashMap<Arc<str>, (u32, u32)>,
+    /// (scope, name) to the comment line, to find repeats within a scope.
+    by_scope: HashMap<(u32, Arc<str>), u32>,
 }
 
 impl FileMarkers {
@@ -33,7 +40,7 @@ impl FileMarkers {
         self.by_line.get(&line).map(Vec::as_slice)
     }
 
-    /// The line tagged by marker `name`.
+    /// The first line tagged by marker `name`.
     pub fn line_of(&self, name: &str) -> Option<u32> {
         self.by_name.get(name).map(|&(tagged, _)| tagged)
     }
@@ -55,23 +62,50 @@ impl FileMarkers {
         names
     }
 
-    fn add(&mut self, name: &str, tagged: u32, comment_line: u32) -> Result<(), DuplicateMarker> {
-        if let Some(&(_, first)) = self.by_name.get(name) {
+    /// The lines tagged by marker `name`, sorted.
+    pub fn lines_of(&self, name: &str) -> Vec<u32> {
+        let mut lines: Vec<u32> = self
+            .by_line
+            .iter()
+            .filter(|(_, names)| names.iter().any(|n| &**n == name))
+            .map(|(&line, _)| line)
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    fn add(
+        &mut self,
+        scope: u32,
+        name: &str,
+        tagged: u32,
+        comment_line: u32,
+    ) -> Result<(), DuplicateMarker> {
+        let name: Arc<str> = match self.by_name.get_key_value(name) {
+            Some((n, _)) => n.clone(),
+            None => Arc::from(name),
+        };
+        if let Some(&first) = self.by_scope.get(&(scope, name.clone())) {
             return Err(DuplicateMarker {
-                name: name.to_owned(),
+                name: name.to_string(),
                 first_line: first,
                 second_line: comment_line,
             });
         }
-        let name: Arc<str> = Arc::from(name);
-        self.by_name.insert(name.clone(), (tagged, comment_line));
-        self.by_line.entry(tagged).or_default().push(name);
+        self.by_scope.insert((scope, name.clone()), comment_line);
+        self.by_name
+            .entry(name.clone())
+            .or_insert((tagged, comment_line));
+        let names = self.by_line.entry(tagged).or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
         Ok(())
     }
 }
 
-/// The same marker name appears twice in one file, so a step naming it would
-/// be ambiguous.
+/// The same marker name appears twice in one function (or twice at module
+/// level): almost surely a copy-paste slip.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DuplicateMarker {
     /// The repeated name.
@@ -86,8 +120,8 @@ impl fmt::Display for DuplicateMarker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "marker '{}' is defined twice, on lines {} and {}; marker names must be unique \
-             within a file, rename one of them",
+            "marker '{}' is defined twice in the same function, on lines {} and {}; \
+             rename one of them (a name may repeat only in different functions)",
             self.name, self.first_line, self.second_line
         )
     }
@@ -127,6 +161,20 @@ struct Lexer<'a> {
     continued: bool,
     /// Own-line markers waiting for the next code line: (name, comment line).
     pending: Vec<(&'a str, u32)>,
+    /// Byte offset where the current physical line starts.
+    line_start: usize,
+    /// Enclosing `def`s: (indent of the `def` line, scope id).
+    scopes: Vec<(u32, u32)>,
+    /// Scope of the current statement.
+    scope: u32,
+    /// Scopes handed out so far; 0 is the module.
+    next_scope: u32,
+    /// Indent of the current statement.
+    stmt_indent: u32,
+    /// Still at the first word(s) of the statement (`async` may precede `def`).
+    at_stmt_head: bool,
+    /// The current statement is a `def`: its body opens a scope.
+    stmt_is_def: bool,
     out: FileMarkers,
 }
 
@@ -142,6 +190,13 @@ impl<'a> Lexer<'a> {
             line_has_code: false,
             continued: false,
             pending: Vec::new(),
+            line_start: 0,
+            scopes: Vec::new(),
+            scope: 0,
+            next_scope: 1,
+            stmt_indent: 0,
+            at_stmt_head: false,
+            stmt_is_def: false,
             out: FileMarkers::default(),
         }
     }
@@ -197,14 +252,48 @@ impl<'a> Lexer<'a> {
         }
         self.line += 1;
         self.line_has_code = false;
+        self.line_start = self.pos;
     }
 
     fn newline(&mut self) {
         self.newline_chars();
         if self.depth == 0 && !self.continued {
-            self.stmt_start = None;
+            self.end_statement();
         }
         self.continued = false;
+    }
+
+    fn end_statement(&mut self) {
+        if self.stmt_start.take().is_some() && self.stmt_is_def {
+            let id = self.next_scope;
+            self.next_scope += 1;
+            self.scopes.push((self.stmt_indent, id));
+        }
+        self.stmt_is_def = false;
+        self.at_stmt_head = false;
+    }
+
+    /// Enter a statement at the current position: find its indent and scope.
+    fn begin_statement(&mut self) {
+        let mut indent = 0u32;
+        for &b in &self.src[self.line_start..self.pos] {
+            match b {
+                b'\t' => indent = (indent / 8 + 1) * 8,
+                b'\x0c' => indent = 0,
+                _ => indent += 1,
+            }
+        }
+        while self
+            .scopes
+            .last()
+            .is_some_and(|&(def_indent, _)| def_indent >= indent)
+        {
+            self.scopes.pop();
+        }
+        self.scope = self.scopes.last().map_or(0, |&(_, id)| id);
+        self.stmt_indent = indent;
+        self.at_stmt_head = true;
+        self.stmt_start = Some(self.line);
     }
 
     /// A code token starts at the current position.
@@ -213,9 +302,12 @@ impl<'a> Lexer<'a> {
             return Ok(());
         }
         self.line_has_code = true;
-        let start = *self.stmt_start.get_or_insert(self.line);
+        if self.stmt_start.is_none() {
+            self.begin_statement();
+        }
+        let start = self.stmt_start.unwrap_or(self.line);
         for (name, comment_line) in std::mem::take(&mut self.pending) {
-            self.out.add(name, start, comment_line)?;
+            self.out.add(self.scope, name, start, comment_line)?;
         }
         Ok(())
     }
@@ -231,7 +323,7 @@ impl<'a> Lexer<'a> {
         if let Some(name) = marker_name(text) {
             if self.line_has_code {
                 let tagged = self.stmt_start.unwrap_or(self.line);
-                self.out.add(name, tagged, self.line)?;
+                self.out.add(self.scope, name, tagged, self.line)?;
             } else {
                 if let Some(&(_, first)) = self.pending.iter().find(|(n, _)| *n == name) {
                     return Err(DuplicateMarker {
@@ -256,8 +348,13 @@ impl<'a> Lexer<'a> {
                 break;
             }
         }
+        let word = &self.src[start..self.pos];
+        if self.at_stmt_head {
+            self.stmt_is_def = word == b"def";
+            // `async def`: the next word still decides.
+            self.at_stmt_head = word == b"async";
+        }
         if matches!(self.peek(0), Some(b'\'' | b'"')) {
-            let word = &self.src[start..self.pos];
             if word.len() <= 2 && word.iter().all(|c| b"rRbBuUfF".contains(c)) {
                 let fstring = word.iter().any(|c| matches!(c, b'f' | b'F'));
                 return self.string(fstring);
@@ -455,6 +552,63 @@ mod tests {
         let src = "# frontrun: m\n# frontrun: m\nx = 1\n";
         let err = scan(src).unwrap_err();
         assert_eq!((err.first_line, err.second_line), (1, 2));
+    }
+
+    #[test]
+    fn same_name_in_different_functions_is_allowed() {
+        let src = concat!(
+            "def txn_a():\n",
+            "    cur.execute(q)  # frontrun: pg_select\n",
+            "    x = 1\n",
+            "\n",
+            "async def txn_b():\n",
+            "    # frontrun: pg_select\n",
+            "    cur.execute(q)\n",
+        );
+        let m = scan(src).unwrap();
+        assert_eq!(m.lines_of("pg_select"), vec![2, 7]);
+        assert_eq!(m.line_of("pg_select"), Some(2));
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn same_name_twice_in_one_function_is_an_error() {
+        let src = concat!(
+            "def f():\n",
+            "    a = 1  # frontrun: m\n",
+            "    def inner():\n",
+            "        b = 2  # frontrun: m\n",
+            "    c = 3  # frontrun: m\n",
+        );
+        let err = scan(src).unwrap_err();
+        assert_eq!((err.first_line, err.second_line), (2, 5));
+    }
+
+    #[test]
+    fn methods_are_separate_scopes_and_module_level_resumes() {
+        let src = concat!(
+            "class C:\n",
+            "    def a(self):\n",
+            "        x = 1  # frontrun: m\n",
+            "    def b(self):\n",
+            "        x = 2  # frontrun: m\n",
+            "y = 1  # frontrun: m\n",
+            "z = 2  # frontrun: m\n",
+        );
+        let err = scan(src).unwrap_err();
+        assert_eq!((err.first_line, err.second_line), (6, 7));
+    }
+
+    #[test]
+    fn multiline_def_signature_opens_one_scope() {
+        let src = concat!(
+            "def f(a,\n",
+            "      b):\n",
+            "    x = 1  # frontrun: m\n",
+            "def g():\n",
+            "    x = 1  # frontrun: m\n",
+        );
+        assert_eq!(scan(src).unwrap().lines_of("m"), vec![3, 5]);
     }
 
     #[test]
