@@ -354,11 +354,12 @@ impl<'a> Lexer<'a> {
             // `async def`: the next word still decides.
             self.at_stmt_head = word == b"async";
         }
-        if matches!(self.peek(0), Some(b'\'' | b'"')) {
-            if word.len() <= 2 && word.iter().all(|c| b"rRbBuUfF".contains(c)) {
-                let fstring = word.iter().any(|c| matches!(c, b'f' | b'F'));
-                return self.string(fstring);
-            }
+        if matches!(self.peek(0), Some(b'\'' | b'"'))
+            && word.len() <= 2
+            && word.iter().all(|c| b"rRbBuUfF".contains(c))
+        {
+            let fstring = word.iter().any(|c| matches!(c, b'f' | b'F'));
+            return self.string(fstring);
         }
         Ok(())
     }
