@@ -1,0 +1,194 @@
+"""The throwaway PostgreSQL helper: start, connect, isolate, stop leaving nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+import frontrun.testing as pgt
+from frontrun.testing import PostgresNotFound, PostgresServer, postgres_server
+
+
+def _pids_with_data_dir(data_dir: Path) -> list[int]:
+    """Live processes whose command line mentions ``data_dir`` (the postmaster does)."""
+    found = []
+    needle = str(data_dir).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if needle in cmdline and pgt._alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def _select_one(dsn: str) -> int:
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _assert_gone(pids: list[int], data_dir: Path) -> None:
+    assert pids, "the server had no processes to check"
+    assert [p for p in pids if pgt._alive(p)] == []
+    assert _pids_with_data_dir(data_dir) == []
+    assert not data_dir.exists()
+
+
+def test_starts_accepts_connections_and_stops_cleanly() -> None:
+    with postgres_server(use_env=False) as pg:
+        assert pg.owned and pg.data_dir is not None and pg.socket_dir is not None
+        assert _select_one(pg.dsn) == 1
+        # The unix socket in the temp dir works too.
+        assert _select_one(f"host={pg.socket_dir} port={pg.port} user=postgres dbname=postgres")
+        conn = pg.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW deadlock_timeout")
+                assert cur.fetchone()[0] == "50ms"
+                cur.execute("SHOW fsync")
+                assert cur.fetchone()[0] == "off"
+        finally:
+            conn.close()
+        pids = pg.pids()
+        assert pg.process is not None and pg.process.pid in pids
+        assert _pids_with_data_dir(pg.data_dir) == [pg.process.pid]
+        data_dir = pg.data_dir
+        assert pg in pgt.running_servers()
+    _assert_gone(pids, data_dir)
+    assert pg not in pgt.running_servers()
+
+
+def test_stops_and_cleans_up_when_the_body_raises() -> None:
+    with pytest.raises(RuntimeError, match="boom"), postgres_server(use_env=False) as pg:
+        pids, data_dir = pg.pids(), pg.data_dir
+        assert data_dir is not None
+        raise RuntimeError("boom")
+    _assert_gone(pids, data_dir)
+
+
+def test_kills_a_server_that_ignores_shutdown_requests() -> None:
+    with postgres_server(use_env=False, stop_timeout=0.5) as pg:
+        pids, data_dir = pg.pids(), pg.data_dir
+        assert pg.process is not None and data_dir is not None
+        # A stopped postmaster cannot act on SIGINT/SIGQUIT: only the SIGKILL fallback works.
+        os.kill(pg.process.pid, signal.SIGSTOP)
+    _assert_gone(pids, data_dir)
+
+
+def test_honours_database_url(monkeypatch: pytest.MonkeyPatch, pg_dsn: str) -> None:
+    monkeypatch.delenv("FRONTRUN_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL", pg_dsn)
+    with postgres_server() as pg:
+        assert not pg.owned and pg.process is None and pg.dsn == pg_dsn
+        assert _select_one(pg.dsn) == 1
+    # Nothing was started, so leaving must not have stopped the external server.
+    assert _select_one(pg_dsn) == 1
+
+
+def test_frontrun_database_url_wins(monkeypatch: pytest.MonkeyPatch, pg_dsn: str) -> None:
+    monkeypatch.setenv("FRONTRUN_DATABASE_URL", pg_dsn)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    with postgres_server() as pg:
+        assert pg.dsn == pg_dsn
+
+
+def test_fresh_databases_are_isolated_and_dropped(pg_server: PostgresServer) -> None:
+    with pg_server.fresh_database("iso") as dsn_a, pg_server.fresh_database("iso") as dsn_b:
+        assert dsn_a != dsn_b
+        conn = psycopg2.connect(dsn_a)
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute("CREATE TABLE only_in_a (x int)")
+        finally:
+            conn.close()
+        conn = psycopg2.connect(dsn_b)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('only_in_a') IS NULL")
+                assert cur.fetchone()[0] is True
+        finally:
+            conn.close()
+        name_a = dsn_a.rsplit("/", 1)[1]
+    with pytest.raises(psycopg2.OperationalError, match="does not exist"):
+        psycopg2.connect(pg_server.dsn_for(name_a)).close()
+
+
+def test_create_database_rejects_unsafe_names(pg_server: PostgresServer) -> None:
+    with pytest.raises(ValueError, match="lowercase letters"):
+        pg_server.create_database('x"; DROP DATABASE postgres; --')
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        ("postgresql://u:p@h:5/old?sslmode=disable", "postgresql://u:p@h:5/new?sslmode=disable"),
+        ("host=h port=5 dbname=old user=u", "host=h port=5 dbname=new user=u"),
+        ("host=h port=5", "host=h port=5 dbname=new"),
+    ],
+)
+def test_dsn_for_rewrites_only_the_database(dsn: str, expected: str) -> None:
+    assert PostgresServer(dsn=dsn, owned=False).dsn_for("new") == expected
+
+
+def _fake_bindir(tmp_path: Path) -> Path:
+    for name in ("initdb", "postgres"):
+        exe = tmp_path / name
+        exe.write_text("#!/bin/sh\nexit 1\n")
+        exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return tmp_path
+
+
+def test_frontrun_pg_bin_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FRONTRUN_PG_BIN", str(_fake_bindir(tmp_path)))
+    assert pgt.find_pg_bindir() == tmp_path
+
+
+def test_missing_binaries_error_names_every_place_searched(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FRONTRUN_PG_BIN", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(pgt.shutil, "which", lambda _name: None)
+    monkeypatch.setattr(pgt.glob, "glob", lambda _pattern: [])
+    monkeypatch.setattr(pgt.importlib.util, "find_spec", lambda _name: None)
+    with pytest.raises(PostgresNotFound) as info:
+        pgt.find_pg_bindir()
+    msg = str(info.value)
+    for place in ("$FRONTRUN_PG_BIN", "pg_config --bindir", "/usr/lib/postgresql", "PATH"):
+        assert place in msg
+    assert "DATABASE_URL" in msg and "apt-get install postgresql" in msg
+
+
+def test_start_failure_reports_the_log_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An invalid setting makes the real postgres exit during start-up.
+    monkeypatch.setitem(pgt.SERVER_SETTINGS, "deadlock_timeout", "not-a-duration")
+    made: list[str] = []
+    real_mkdtemp = pgt.tempfile.mkdtemp
+
+    def recording_mkdtemp(*args: str, **kwargs: str) -> str:
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(pgt.tempfile, "mkdtemp", recording_mkdtemp)
+    with (
+        pytest.raises(pgt.PostgresStartError, match="deadlock_timeout"),
+        postgres_server(use_env=False),
+    ):
+        pytest.fail("the server should not have started")
+    assert made, "postgres_server made no temp dir"
+    assert [d for d in made if os.path.exists(d)] == []
