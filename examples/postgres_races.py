@@ -124,25 +124,28 @@ def run_lost_update(
     conn_b = psycopg2.connect(dsn)
     try:
 
-        def make_txn(conn: Any, amount: int, who: str) -> Callable[[], None]:
-            # One body for both transactions ("txn_b is identical but adds 200"):
-            # a marker names one line, and each thread's steps pause it there.
-            def txn() -> None:
-                with conn.cursor() as cur:
-                    cur.execute(select_sql)  # frontrun: pg_select
-                    old = cur.fetchone()[0]
-                    new = old + amount
-                seen[f"read_{who}"] = old
-                with conn.cursor() as cur2:
-                    cur2.execute(UPDATE_SQL, (new,))  # frontrun: pg_update
-                    cur2.execute("SELECT balance FROM accounts WHERE name='alice'")
-                    seen[f"{who}_after_update"] = cur2.fetchone()[0]
-                conn.commit()  # frontrun: pg_commit
+        def txn_a() -> None:
+            with conn_a.cursor() as cur:
+                cur.execute(select_sql)  # frontrun: pg_select
+                old = cur.fetchone()[0]
+                new = old + 100
+            seen["read_a"] = old
+            with conn_a.cursor() as cur2:
+                cur2.execute(UPDATE_SQL, (new,))  # frontrun: pg_update
+            conn_a.commit()  # frontrun: pg_commit
 
-            return txn
+        def txn_b() -> None:  # identical but adds 200, and reads back its own write
+            with conn_b.cursor() as cur:
+                cur.execute(select_sql)  # frontrun: pg_select
+                old = cur.fetchone()[0]
+                new = old + 200
+            seen["read_b"] = old
+            with conn_b.cursor() as cur2:
+                cur2.execute(UPDATE_SQL, (new,))  # frontrun: pg_update
+                cur2.execute("SELECT balance FROM accounts WHERE name='alice'")
+                seen["b_after_update"] = cur2.fetchone()[0]
+            conn_b.commit()  # frontrun: pg_commit
 
-        txn_a = make_txn(conn_a, 100, "a")
-        txn_b = make_txn(conn_b, 200, "b")
         executor = TraceExecutor(Schedule(schedule))
         executor.run("txn_a", txn_a)
         executor.run("txn_b", txn_b)
