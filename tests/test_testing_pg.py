@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2
@@ -192,3 +194,28 @@ def test_start_failure_reports_the_log_and_leaves_nothing(
         pytest.fail("the server should not have started")
     assert made, "postgres_server made no temp dir"
     assert [d for d in made if os.path.exists(d)] == []
+
+
+def test_plugin_fails_a_session_that_leaks_a_server(tmp_path: Path) -> None:
+    pidfile = tmp_path / "postmaster.pid.txt"
+    (tmp_path / "test_leak.py").write_text(
+        "from frontrun.testing import postgres_server\n"
+        "LEAKED = []\n"
+        "def test_leak():\n"
+        "    cm = postgres_server(use_env=False)\n"
+        "    LEAKED.append(cm)\n"
+        "    server = cm.__enter__()\n"
+        f"    open({str(pidfile)!r}, 'w').write(str(server.process.pid))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_leak.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert res.returncode == pytest.ExitCode.TESTS_FAILED, res.stdout + res.stderr
+    assert "PostgreSQL server(s) still running at session end" in res.stdout
+    pid = int(pidfile.read_text())
+    assert not pgt._alive(pid)

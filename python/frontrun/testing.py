@@ -174,6 +174,7 @@ class PostgresServer:
     port: int | None = None
     socket_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    stopped: bool = False
 
     def dsn_for(self, dbname: str) -> str:
         """DSN of database ``dbname`` on this server."""
@@ -396,7 +397,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, log: Path, timeou
 def _stop(server: PostgresServer, timeout: float = 15.0) -> None:
     """Stop the postmaster: fast shutdown, then immediate, then SIGKILL of the whole tree."""
     proc = server.process
-    if proc is None:
+    if proc is None or server.stopped:
         return
     tree = _process_tree(proc.pid)
     for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, min(timeout, 5.0))):
@@ -419,6 +420,7 @@ def _stop(server: PostgresServer, timeout: float = 15.0) -> None:
     left = [p for p in tree if _alive(p)]
     if left:
         raise PostgresStartError(f"postgres processes {left} survived SIGKILL")
+    server.stopped = True
 
 
 def _start(bindir: Path, root: Path, user: str | None, timeout: float) -> PostgresServer:
