@@ -237,8 +237,7 @@ impl Gate {
             }
             _ => {
                 if let Err(e) = finished {
-                    let failure = marker_failure(&st, e);
-                    record(&mut st, failure);
+                    record(&mut st, Failure::Schedule(e));
                     self.abort_locked(&mut st, "the schedule cannot be completed");
                 }
             }
@@ -273,6 +272,16 @@ impl Gate {
                     .0;
             }
         })
+    }
+
+    /// Take the run's first failure. A step left untaken is reported as a
+    /// missing marker when no file seen during the whole run defines it.
+    pub fn take_failure(&self) -> Option<Failure> {
+        let mut st = self.lock();
+        match st.failure.take()? {
+            Failure::Schedule(e) => Some(marker_failure(&st, e)),
+            other => Some(other),
+        }
     }
 }
 

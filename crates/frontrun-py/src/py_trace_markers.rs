@@ -52,7 +52,7 @@ pyo3::create_exception!(
 );
 
 /// How long `wait` lets the other threads unwind after a failure.
-const UNWIND_GRACE: Duration = Duration::from_secs(2);
+const UNWIND_GRACE: Duration = Duration::from_secs(1);
 
 /// Turn-taking for one run of a trace-marker schedule.
 #[pyclass(module = "frontrun._native", name = "MarkerGate", frozen)]
@@ -138,7 +138,7 @@ impl PyMarkerGate {
             drop(st);
         }
         let all_done = self.gate.wait_all(py, timeout, UNWIND_GRACE);
-        let failure = self.gate.lock().failure.take();
+        let failure = self.gate.take_failure();
         if let Some(failure) = failure {
             return Err(failure_to_err(py, failure));
         }
@@ -251,12 +251,13 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
             ),
             None => "schedule exhausted, threads running freely".to_owned(),
         };
-        let threads: Vec<(String, String, Option<u64>)> = (0..st.sched.thread_count())
+        let threads: Vec<(String, String, Option<u64>, bool)> = (0..st.sched.thread_count())
             .map(|t| {
                 (
                     st.sched.name(t).to_owned(),
                     describe_state(st.sched.state(t), st.paused_at[t].as_deref()),
                     st.idents[t],
+                    st.paused_at[t].is_some(),
                 )
             })
             .collect();
@@ -269,13 +270,13 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
         "TraceExecutor.wait timed out after {:.1} s; {pending}.",
         timeout.as_secs_f64()
     );
-    for (name, state, ident) in threads {
+    for (name, state, ident, paused) in threads {
         out.push_str(&format!("\n  {name}: {state}"));
         let stack = match (&frames, ident) {
             (Ok(frames), Some(ident)) => frames.get_item(ident).ok().map(|f| stack_summary(py, &f)),
             _ => None,
         };
-        if let Some(stack) = stack.filter(|s| !s.is_empty()) {
+        if let Some(stack) = stack.filter(|s| !s.is_empty() && !paused) {
             out.push_str(&format!("; at {stack}"));
         }
     }
@@ -287,11 +288,23 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
     out
 }
 
-/// `file:line (function)` of the innermost frames, innermost first.
+/// `file:line (function)` of the innermost frames, innermost first, down to
+/// the first frame outside the standard library (the user's line).
 fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String {
+    const MAX_FRAMES: usize = 6;
+    let stdlib: Vec<String> = py
+        .import("sysconfig")
+        .and_then(|m| {
+            let paths = m.getattr("get_paths")?.call0()?;
+            Ok(["stdlib", "platstdlib"]
+                .iter()
+                .filter_map(|k| paths.get_item(k).ok()?.extract::<String>().ok())
+                .collect())
+        })
+        .unwrap_or_default();
     let mut parts = Vec::new();
     let mut f = frame.clone();
-    while parts.len() < 3 && !f.is_none() {
+    while parts.len() < MAX_FRAMES && !f.is_none() {
         let line: i64 = f
             .getattr(pyo3::intern!(py, "f_lineno"))
             .and_then(|l| l.extract())
@@ -306,6 +319,10 @@ fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String {
             })
             .unwrap_or_default();
         parts.push(format!("{file}:{line} ({func})"));
+        let in_stdlib = stdlib.iter().any(|p| file.starts_with(p.as_str()));
+        if !in_stdlib {
+            break;
+        }
         match f.getattr(pyo3::intern!(py, "f_back")) {
             Ok(back) => f = back,
             Err(_) => break,
