@@ -75,10 +75,12 @@ def test_starts_accepts_connections_and_stops_cleanly() -> None:
 
 
 def test_stops_and_cleans_up_when_the_body_raises() -> None:
+    seen: list[tuple[list[int], Path | None]] = []
     with pytest.raises(RuntimeError, match="boom"), postgres_server(use_env=False) as pg:
-        pids, data_dir = pg.pids(), pg.data_dir
-        assert data_dir is not None
+        seen.append((pg.pids(), pg.data_dir))
         raise RuntimeError("boom")
+    [(pids, data_dir)] = seen
+    assert data_dir is not None
     _assert_gone(pids, data_dir)
 
 

@@ -141,10 +141,10 @@ def _with_dbname(dsn: str, dbname: str) -> str:
 def _connect(dsn: str) -> Any:
     """Open a DB-API connection with psycopg2, or psycopg 3 if that is what is installed."""
     try:
-        import psycopg2
+        import psycopg2  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         try:
-            import psycopg
+            import psycopg  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise ImportError(
                 "a PostgreSQL driver is needed: `pip install psycopg2-binary` "
