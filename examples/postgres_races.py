@@ -110,7 +110,11 @@ class LostUpdateOutcome:
 
 
 def run_lost_update(
-    dsn: str, *, for_update: bool = False, schedule: list[Step] | None = None
+    dsn: str,
+    *,
+    for_update: bool = False,
+    schedule: list[Step] | None = None,
+    timeout: float = THREAD_TIMEOUT,
 ) -> LostUpdateOutcome:
     """Run Txn A (+100) and Txn B (+200) under a schedule; return what each saw."""
     if schedule is None:
@@ -149,7 +153,7 @@ def run_lost_update(
         executor = TraceExecutor(Schedule(schedule))
         executor.run("txn_a", txn_a)
         executor.run("txn_b", txn_b)
-        executor.wait(timeout=THREAD_TIMEOUT)
+        executor.wait(timeout=timeout)
     finally:
         conn_a.close()
         conn_b.close()

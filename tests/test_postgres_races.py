@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from _examples import load_example, run_example
@@ -35,6 +38,23 @@ def test_for_update_fix_gives_1300_every_time(pg_dsn: str) -> None:
         assert out.read_b == 1100, "Txn B must wait for Txn A's lock and read its commit"
         assert out.final == 1300
         assert out.as_expected
+
+
+def test_seed_schedule_with_for_update_reports_the_stuck_turn(pg_dsn: str) -> None:
+    # Step 4 asks Txn B to reach its UPDATE, but B blocks in SELECT ... FOR UPDATE
+    # on the row lock of Txn A, which is paused: a clear error, never a hang.
+    threads_before = threading.active_count()
+    with pytest.raises(TimeoutError) as info:
+        races.run_lost_update(pg_dsn, for_update=True, schedule=races.SEED_SCHEDULE, timeout=2.0)
+    msg = str(info.value)
+    assert 'Step("txn_b", "pg_update")' in msg
+    assert "postgres_races.py:" in msg
+    deadline = time.monotonic() + 10.0
+    while threading.active_count() > threads_before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads_before, "executor threads outlived the run"
+    # Nothing is left holding the row: a normal run works right after.
+    assert races.run_lost_update(pg_dsn, for_update=True).final == 1300
 
 
 def test_deadlock_reproduces_every_time(pg_dsn: str) -> None:
