@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 
 import psycopg2
@@ -148,12 +149,17 @@ def test_dsn_for_rewrites_only_the_database(dsn: str, expected: str) -> None:
     assert PostgresServer(dsn=dsn, owned=False).dsn_for("new") == expected
 
 
-def _fake_bindir(tmp_path: Path) -> Path:
+def _fake_bindir_at(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
     for name in ("initdb", "postgres"):
-        exe = tmp_path / name
+        exe = path / name
         exe.write_text("#!/bin/sh\nexit 1\n")
         exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return tmp_path
+    return path
+
+
+def _fake_bindir(tmp_path: Path) -> Path:
+    return _fake_bindir_at(tmp_path)
 
 
 def test_frontrun_pg_bin_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -161,17 +167,51 @@ def test_frontrun_pg_bin_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert pgt.find_pg_bindir() == tmp_path
 
 
-def test_missing_binaries_error_names_every_place_searched(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("FRONTRUN_PG_BIN", str(tmp_path / "nowhere"))
+def _hide_system_binaries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FRONTRUN_PG_BIN", raising=False)
     monkeypatch.setattr(pgt.shutil, "which", lambda _name: None)
     monkeypatch.setattr(pgt.glob, "glob", lambda _pattern: [])
     monkeypatch.setattr(pgt.importlib.util, "find_spec", lambda _name: None)
+
+
+def test_debian_dirs_prefer_the_highest_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _hide_system_binaries(monkeypatch)
+    dirs = [str(_fake_bindir_at(tmp_path / v / "bin")) for v in ("9", "15", "10")]
+    monkeypatch.setattr(pgt.glob, "glob", lambda _pattern: list(dirs))
+    assert pgt.find_pg_bindir() == tmp_path / "15" / "bin"
+
+
+def test_pgserver_package_is_the_last_resort(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _hide_system_binaries(monkeypatch)
+    init = tmp_path / "pgserver" / "__init__.py"
+    bindir = _fake_bindir_at(tmp_path / "pgserver" / "pginstall" / "bin")
+    init.write_text("")
+    spec = ModuleSpec("pgserver", None, origin=str(init))
+    monkeypatch.setattr(
+        pgt.importlib.util, "find_spec", lambda name: spec if name == "pgserver" else None
+    )
+    assert pgt.find_pg_bindir() == bindir
+
+
+def test_missing_binaries_error_names_every_place_searched(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _hide_system_binaries(monkeypatch)
+    monkeypatch.setenv("FRONTRUN_PG_BIN", str(tmp_path / "nowhere"))
     with pytest.raises(PostgresNotFound) as info:
         pgt.find_pg_bindir()
     msg = str(info.value)
-    for place in ("$FRONTRUN_PG_BIN", "pg_config --bindir", "/usr/lib/postgresql", "PATH"):
+    for place in (
+        "$FRONTRUN_PG_BIN",
+        "pg_config --bindir",
+        "/usr/lib/postgresql",
+        "PATH",
+        "pgserver",
+    ):
         assert place in msg
     assert "DATABASE_URL" in msg and "apt-get install postgresql" in msg
 
