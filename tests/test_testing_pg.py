@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 
@@ -261,3 +263,48 @@ def test_plugin_fails_a_session_that_leaks_a_server(tmp_path: Path) -> None:
     assert "PostgreSQL server(s) still running at session end" in res.stdout
     pid = int(pidfile.read_text())
     assert not pgt._alive(pid)
+
+
+@pytest.fixture
+def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temp root readable by the `postgres` user (pytest's tmp_path is root-only)."""
+    root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-"))
+    root.chmod(0o755)
+    monkeypatch.setattr(pgt.tempfile, "gettempdir", lambda: str(root))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_template_is_cached_and_copied(private_tmp: Path) -> None:
+    with postgres_server(use_env=False):
+        pass
+    [template] = list(private_tmp.glob("frontrun-pg-template-*"))
+    # A file planted in the template must show up in the next server's data dir.
+    (template / "planted").write_text("x")
+    with postgres_server(use_env=False) as pg:
+        assert pg.data_dir is not None and (pg.data_dir / "planted").is_file()
+        assert _select_one(pg.dsn) == 1
+
+
+def test_template_cache_can_be_turned_off(
+    private_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(pgt.TEMPLATE_ENV_VAR, "0")
+    with postgres_server(use_env=False) as pg:
+        assert _select_one(pg.dsn) == 1
+    assert list(private_tmp.glob("frontrun-pg-template-*")) == []
+
+
+def test_a_symlinked_template_is_not_trusted(private_tmp: Path) -> None:
+    with postgres_server(use_env=False):
+        pass
+    [template] = list(private_tmp.glob("frontrun-pg-template-*"))
+    elsewhere = private_tmp / "elsewhere"
+    template.rename(elsewhere)
+    (elsewhere / "planted").write_text("x")
+    template.symlink_to(elsewhere)
+    with postgres_server(use_env=False) as pg:
+        assert pg.data_dir is not None and not (pg.data_dir / "planted").exists()
+        assert _select_one(pg.dsn) == 1

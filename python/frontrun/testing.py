@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -349,7 +350,7 @@ def _template_dir(bindir: Path, user: str | None) -> Path | None:
     key = re.sub(r"[^A-Za-z0-9.]+", "_", _server_version(bindir))
     owner = user or str(os.geteuid())
     cache = Path(tempfile.gettempdir()) / f"frontrun-pg-template-{key}-{owner}"
-    if (cache / "PG_VERSION").is_file():
+    if _usable_template(cache, user):
         return cache
     staging = Path(tempfile.mkdtemp(prefix="frontrun-pg-template-staging-"))
     try:
@@ -360,7 +361,24 @@ def _template_dir(bindir: Path, user: str | None) -> Path | None:
             os.rename(staging / "data", cache)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return cache if (cache / "PG_VERSION").is_file() else None
+    return cache if _usable_template(cache, user) else None
+
+
+def _usable_template(cache: Path, user: str | None) -> bool:
+    """A complete template that we (or ``user``) made: not a symlink or someone else's dir."""
+    import pwd
+
+    try:
+        st = os.lstat(cache)
+    except OSError:
+        return False
+    uid = pwd.getpwnam(user).pw_uid if user else os.geteuid()
+    return (
+        stat.S_ISDIR(st.st_mode)
+        and st.st_uid == uid
+        and (cache / "PG_VERSION").is_file()
+        and (cache / "global" / "pg_control").is_file()
+    )
 
 
 def _read_log(log: Path, limit: int = 4000) -> str:
@@ -470,6 +488,11 @@ def _start(bindir: Path, root: Path, user: str | None, timeout: float) -> Postgr
             last_error = exc
             if "already in use" in str(exc):
                 continue
+            if template is not None:
+                raise PostgresStartError(
+                    f"{exc}\n(the data dir was copied from the cached template {template}; "
+                    f"if it is damaged, delete it or set {TEMPLATE_ENV_VAR}=0)"
+                ) from None
             raise
         return server
     assert last_error is not None
