@@ -226,3 +226,26 @@ def test_abort_is_a_base_exception() -> None:
     assert not issubclass(ScheduleAborted, Exception)
     assert issubclass(TraceTimeoutError, TimeoutError)
     assert issubclass(MarkerNotFoundError, ScheduleError)
+
+
+def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
+    import _thread
+
+    gate = threading.Event()
+    log: list[str] = []
+    executor = TraceExecutor(
+        Schedule([Step("holder", "holder_start"), Step("holder", "holder_after")])
+    )
+    executor.run("holder", blocked_holder, gate, log)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            executor.wait(timeout=30.0)
+    finally:
+        timer.join(timeout=5.0)
+        gate.set()
+    for t in executor.threads:
+        t.join(timeout=5.0)
+    # Aborted: the holder unwound before its next line once unblocked.
+    assert log == ["start"]

@@ -17,6 +17,9 @@ use frontrun_engine::marker_schedule::{
 use frontrun_engine::markers::{DuplicateMarker, FileMarkers};
 use pyo3::prelude::*;
 
+/// How often `wait` wakes up to let Python handle signals such as Ctrl-C.
+const SIGNAL_SLICE: Duration = Duration::from_millis(100);
+
 /// Why a run cannot complete; the first one recorded is what `wait` raises.
 pub enum Failure {
     /// A thread raised.
@@ -247,31 +250,42 @@ impl Gate {
 
     /// Wait, with the GIL released, until every thread has finished or the
     /// deadline passes. Once a failure is recorded, waits at most `grace`
-    /// more for the others to unwind. Returns whether all finished.
-    pub fn wait_all(&self, py: Python<'_>, timeout: Duration, grace: Duration) -> bool {
-        py.allow_threads(|| {
-            let deadline = Instant::now() + timeout;
-            let mut failed_deadline: Option<Instant> = None;
-            let mut st = self.lock();
-            loop {
-                if st.sched.all_finished() {
-                    return true;
+    /// more for the others to unwind. Returns whether all finished. Signals
+    /// (Ctrl-C) are checked every [`SIGNAL_SLICE`]; their error is returned.
+    pub fn wait_all(&self, py: Python<'_>, timeout: Duration, grace: Duration) -> PyResult<bool> {
+        let deadline = Instant::now() + timeout;
+        let mut failed_deadline: Option<Instant> = None;
+        loop {
+            let outcome = py.allow_threads(|| {
+                let slice_end = Instant::now() + SIGNAL_SLICE;
+                let mut st = self.lock();
+                loop {
+                    if st.sched.all_finished() {
+                        return Some(true);
+                    }
+                    if st.failure.is_some() && failed_deadline.is_none() {
+                        failed_deadline = Some(Instant::now() + grace);
+                    }
+                    let limit = failed_deadline.map_or(deadline, |d| d.min(deadline));
+                    let now = Instant::now();
+                    if now >= limit {
+                        return Some(false);
+                    }
+                    if now >= slice_end {
+                        return None;
+                    }
+                    st = self
+                        .cv
+                        .wait_timeout(st, limit.min(slice_end) - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
                 }
-                if st.failure.is_some() && failed_deadline.is_none() {
-                    failed_deadline = Some(Instant::now() + grace);
-                }
-                let limit = failed_deadline.map_or(deadline, |d| d.min(deadline));
-                let now = Instant::now();
-                if now >= limit {
-                    return false;
-                }
-                st = self
-                    .cv
-                    .wait_timeout(st, limit - now)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
+            });
+            if let Some(all_finished) = outcome {
+                return Ok(all_finished);
             }
-        })
+            py.check_signals()?;
+        }
     }
 
     /// Take the run's first failure. A step left untaken is reported as a

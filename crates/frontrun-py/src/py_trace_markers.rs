@@ -137,7 +137,13 @@ impl PyMarkerGate {
             }
             drop(st);
         }
-        let all_done = self.gate.wait_all(py, timeout, UNWIND_GRACE);
+        let all_done = match self.gate.wait_all(py, timeout, UNWIND_GRACE) {
+            Ok(done) => done,
+            Err(interrupt) => {
+                self.gate.abort("TraceExecutor.wait was interrupted");
+                return Err(interrupt);
+            }
+        };
         let failure = self.gate.take_failure();
         if let Some(failure) = failure {
             return Err(failure_to_err(py, failure));
