@@ -6,4 +6,6 @@
 //! which thread goes next. Strategies never see execution state beyond that.
 
 pub mod event;
+pub mod marker_schedule;
+pub mod markers;
 pub mod strategy;
