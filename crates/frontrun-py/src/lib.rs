@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod db;
 pub mod hooks;
 pub mod line_tracer;
 pub mod marker_files;
@@ -12,5 +13,6 @@ pub mod py_trace_markers;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     py_trace_markers::register(m)?;
+    db::register(m)?;
     Ok(())
 }

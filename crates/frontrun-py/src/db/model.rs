@@ -1,0 +1,170 @@
+//! `DbModel`: one database's key columns and predicted row/table locks,
+//! kept for a whole exploration so that resource ids stay stable.
+
+use std::sync::{Mutex, MutexGuard};
+
+use frontrun_engine::event::{Access, AccessKind, Key};
+use frontrun_sql::resources::fnv1a;
+use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction, Resource, ResourceMode};
+use pyo3::prelude::*;
+
+use super::footprint::PyFootprint;
+
+struct Model {
+    keys: KeyColumns,
+    locks: LockTable,
+}
+
+/// Key columns and lock table of one database (one per DSN).
+#[pyclass(module = "frontrun._native", name = "DbModel", frozen)]
+pub struct PyDbModel {
+    inner: Mutex<Model>,
+    /// Mixed into resource ids so that two databases never share objects.
+    salt: u64,
+}
+
+/// An engine access as Python sees it: `(object, key or None, "read"|"write")`.
+pub type PyAccess = (u64, Option<u64>, &'static str);
+
+impl PyDbModel {
+    fn lock(&self) -> MutexGuard<'_, Model> {
+        // A poisoned mutex only means a panic elsewhere; the maps stay valid.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn to_access(&self, r: &Resource, promote_reads: bool) -> Access {
+        let kind = match r.mode {
+            ResourceMode::Write => AccessKind::Write,
+            ResourceMode::Read if promote_reads => AccessKind::Write,
+            ResourceMode::Read => AccessKind::Read,
+        };
+        Access {
+            obj: r.id ^ self.salt,
+            key: r.key.map_or(Key::Any, Key::Exact),
+            kind,
+        }
+    }
+
+    /// The engine accesses of `fp` run by transaction `txn`.
+    ///
+    /// `COMMIT`/`ROLLBACK` use the footprint of everything the transaction
+    /// did (what the commit publishes and which locks it releases) instead
+    /// of conflicting with every statement. Under SERIALIZABLE a commit can
+    /// also abort others through their reads, so its reads count as writes.
+    pub fn event_accesses(&self, txn: u64, fp: &Footprint, serializable: bool) -> Vec<Access> {
+        let mut m = self.lock();
+        if fp.ends_transaction() && !fp.global && fp.accesses.is_empty() {
+            let Model { keys, locks } = &mut *m;
+            let Some(done) = locks.transaction_footprint(txn) else {
+                return Vec::new();
+            };
+            return done
+                .resources(keys)
+                .iter()
+                .map(|r| self.to_access(r, serializable))
+                .collect();
+        }
+        fp.resources(&mut m.keys)
+            .iter()
+            .map(|r| self.to_access(r, false))
+            .collect()
+    }
+
+    pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
+        self.lock().locks.predict(txn, fp)
+    }
+}
+
+fn kind_str(k: AccessKind) -> &'static str {
+    match k {
+        AccessKind::Read => "read",
+        _ => "write",
+    }
+}
+
+#[pymethods]
+impl PyDbModel {
+    /// `database` names the database (its DSN, say); it salts resource ids.
+    #[new]
+    #[pyo3(signature = (database = ""))]
+    fn new(database: &str) -> Self {
+        PyDbModel {
+            inner: Mutex::new(Model {
+                keys: KeyColumns::new(),
+                locks: LockTable::new(),
+            }),
+            salt: if database.is_empty() {
+                0
+            } else {
+                fnv1a(database.as_bytes())
+            },
+        }
+    }
+
+    /// Fix the column that identifies rows of `table` (its primary key).
+    fn declare_key(&self, table: &str, column: &str) {
+        self.lock().keys.declare(table, column);
+    }
+
+    /// The key column used for `table`, declared or learnt.
+    fn key_column(&self, table: &str) -> Option<String> {
+        self.lock().keys.get(table).map(str::to_owned)
+    }
+
+    /// Engine accesses of `fp` run by `txn` (see the module docs).
+    #[pyo3(signature = (txn, fp, serializable = false))]
+    fn accesses(&self, txn: u64, fp: &PyFootprint, serializable: bool) -> Vec<PyAccess> {
+        self.event_accesses(txn, &fp.fp, serializable)
+            .iter()
+            .map(|a| {
+                let key = match a.key {
+                    Key::Any => None,
+                    Key::Exact(k) => Some(k),
+                };
+                (a.obj, key, kind_str(a.kind))
+            })
+            .collect()
+    }
+
+    /// Whether `fp`, run now by `txn`, would wait for another open
+    /// transaction: `("proceeds", [])`, `("blocks", [txn…])`,
+    /// `("fails_nowait", [txn…])` or `("unknown", [])`.
+    fn predict(&self, txn: u64, fp: &PyFootprint) -> (&'static str, Vec<u64>) {
+        match self.predict_fp(txn, &fp.fp) {
+            Prediction::Proceeds => ("proceeds", Vec::new()),
+            Prediction::Blocks(b) => ("blocks", b),
+            Prediction::FailsNowait(b) => ("fails_nowait", b),
+            Prediction::Unknown => ("unknown", Vec::new()),
+        }
+    }
+
+    /// Record that `txn` executed `fp` (its locks are now held; a
+    /// `COMMIT`/`ROLLBACK` releases them).
+    fn apply(&self, txn: u64, fp: &PyFootprint) {
+        self.lock().locks.apply(txn, &fp.fp);
+    }
+
+    /// Forget `txn`'s locks (autocommit statement done, connection closed,
+    /// transaction ended by the driver).
+    fn end(&self, txn: u64) {
+        self.lock().locks.end(txn);
+    }
+
+    /// Transactions currently holding locks, sorted.
+    fn holders(&self) -> Vec<u64> {
+        self.lock().locks.holders()
+    }
+
+    /// Forget every open transaction (between executions); key columns stay.
+    fn reset_locks(&self) {
+        self.lock().locks = LockTable::new();
+    }
+
+    /// What `txn` has done since it began, or `None`.
+    fn transaction_describe(&self, txn: u64) -> Option<String> {
+        self.lock()
+            .locks
+            .transaction_footprint(txn)
+            .map(Footprint::describe)
+    }
+}
