@@ -1,0 +1,53 @@
+"""``instrument()``: wrap every connection opened while it is active."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from frontrun.db._proxy import wrap
+from frontrun.db._session import DbSession, pop_session, push_session
+
+__all__ = ["instrument"]
+
+# (module, attribute) pairs that open connections.
+_TARGETS = (("psycopg2", "connect"), ("psycopg", "connect"), ("sqlite3", "connect"))
+
+
+def _wrapping(original: Callable[..., Any], session: DbSession) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        return wrap(original(*args, **kwargs), session=session)
+
+    connect.__frontrun_original__ = original  # type: ignore[attr-defined]
+    return connect
+
+
+@contextlib.contextmanager
+def instrument(session: DbSession | None = None) -> Iterator[DbSession]:
+    """Patch ``psycopg2.connect``, ``psycopg.connect`` and ``sqlite3.connect``.
+
+    While active, every connection they open (in ``setup()`` or in a
+    thread) is wrapped with :func:`frontrun.db.wrap`. Drivers that are not
+    installed are skipped. Everything is restored on exit, also on error.
+    """
+    session = session or DbSession()
+    patched: list[tuple[Any, str, Any]] = []
+    try:
+        for module_name, attr in _TARGETS:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError:
+                continue
+            original = getattr(module, attr)
+            setattr(module, attr, _wrapping(original, session))
+            patched.append((module, attr, original))
+        push_session(session)
+        yield session
+    finally:
+        pop_session(session)
+        for module, attr, original in reversed(patched):
+            setattr(module, attr, original)

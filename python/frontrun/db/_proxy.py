@@ -1,0 +1,319 @@
+"""Connection and cursor proxies that turn every statement into a scheduling point.
+
+Each ``execute``/``executemany``/``commit``/``rollback`` computes the
+statement's footprint in Rust, emits it as an event of the current thread
+(parking it if an exploration says so) and only then runs the real call.
+psycopg2's connection and cursor are C types, so these are proxies that
+delegate every other attribute to the real object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from frontrun import _native
+from frontrun.db import _drivers
+from frontrun.db._session import DbSession, current_session, describe_params
+
+__all__ = ["ConnectionProxy", "CursorProxy", "wrap"]
+
+_MAX_ROWS_SHOWN = 5
+
+
+def _show_row(row: Any) -> str:
+    if isinstance(row, tuple | list) and len(row) == 1:
+        return repr(row[0])
+    if hasattr(row, "keys") and not isinstance(row, tuple | list):
+        with contextlib.suppress(Exception):
+            return repr(dict(row))
+    return repr(tuple(row)) if isinstance(row, list) else repr(row)
+
+
+def _show_rows(rows: list[Any]) -> str:
+    shown = ", ".join(_show_row(r) for r in rows[:_MAX_ROWS_SHOWN])
+    if len(rows) > _MAX_ROWS_SHOWN:
+        shown += f", … ({len(rows)} rows)"
+    return f"[{shown}]"
+
+
+class ConnectionProxy:
+    """A wrapped DB-API connection; see :func:`frontrun.db.wrap`."""
+
+    def __init__(self, conn: Any, session: DbSession, label: str | None = None) -> None:
+        driver = _drivers.driver_of(conn)
+        txn, default_label = session.next_connection()
+        database = _drivers.connection_database(driver, conn)
+        d = self.__dict__
+        d["_conn"] = conn
+        d["_driver"] = driver
+        d["_dialect"] = _drivers.dialect_of(driver)
+        d["_session"] = session
+        d["_database"] = database
+        d["_model"] = session.model(database)
+        d["_txn"] = txn
+        d["label"] = label or default_label
+        d["_explicit"] = False
+        d["_txn_level"] = None
+        d["_session_level"] = None
+
+    # --- delegation -------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_conn"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__:
+            self.__dict__[name] = value
+        else:
+            setattr(self._conn, name, value)
+
+    def __repr__(self) -> str:
+        return f"<frontrun {self.label} {self._conn!r}>"
+
+    @property
+    def wrapped(self) -> Any:
+        """The real driver connection."""
+        return self._conn
+
+    # --- transaction state -------------------------------------------------
+
+    @property
+    def isolation(self) -> str:
+        """Isolation level of the current (or next) transaction, lower-case."""
+        if self._txn_level is not None:
+            return str(self._txn_level)
+        if self._session_level is not None:
+            return str(self._session_level)
+        return _drivers.isolation_of(self._driver, self._conn)
+
+    def _autocommit(self) -> bool:
+        return _drivers.is_autocommit(self._driver, self._conn)
+
+    def _before(self, fp: _native.SqlFootprint, sql: str, params: Any) -> int:
+        """Announce ``fp`` as the current thread's next event; return its site."""
+        if fp.unparsed:
+            self._session.warn_unparsed(self._database, sql, fp.parse_error)
+        if fp.isolation is not None:
+            if fp.isolation_for_session:
+                self.__dict__["_session_level"] = fp.isolation
+            else:
+                self.__dict__["_txn_level"] = fp.isolation
+        site = _native.db_site(self.label, sql, describe_params(params))
+        _native.db_event(
+            self._model, self._txn, fp, site, serializable=self.isolation == "serializable"
+        )
+        return site
+
+    def _after(self, fp: _native.SqlFootprint) -> None:
+        """The statement ran: update the lock model and the transaction state."""
+        if fp.begins:
+            self.__dict__["_explicit"] = True
+        # Also for SQLite: the model accumulates what the commit publishes
+        # (its lock predictions are used for PostgreSQL only).
+        self._model.apply(self._txn, fp)
+        if fp.ends_transaction:
+            self._ended()
+        elif self._autocommit() and not self._explicit:
+            self._model.end(self._txn)
+            self.__dict__["_txn_level"] = None
+
+    def _ended(self) -> None:
+        self._model.end(self._txn)
+        self.__dict__["_explicit"] = False
+        self.__dict__["_txn_level"] = None
+
+    def _sql_text(self, sql: Any) -> str:
+        if isinstance(sql, str):
+            return sql
+        if isinstance(sql, bytes):
+            return sql.decode()
+        as_string = getattr(sql, "as_string", None)
+        if as_string is not None:  # psycopg's sql.Composed
+            return str(as_string(self._conn))
+        return str(sql)
+
+    def _end(self, word: str, real: Any) -> None:
+        fp = _native.sql_footprint(word, None, self._dialect)
+        site = self._before(fp, word, None)
+        try:
+            real()
+        except BaseException as exc:
+            _record_error(site, exc)
+            raise
+        self._ended()
+
+    # --- DB-API ------------------------------------------------------------
+
+    def cursor(self, *args: Any, **kwargs: Any) -> CursorProxy:
+        return CursorProxy(self._conn.cursor(*args, **kwargs), self)
+
+    def execute(self, sql: Any, params: Any = None, *args: Any, **kwargs: Any) -> CursorProxy:
+        """``conn.execute`` of sqlite3 and psycopg 3."""
+        cur = self.cursor()
+        cur.execute(sql, params, *args, **kwargs)
+        return cur
+
+    def executemany(self, sql: Any, seq: Any, *args: Any, **kwargs: Any) -> CursorProxy:
+        cur = self.cursor()
+        cur.executemany(sql, seq, *args, **kwargs)
+        return cur
+
+    def commit(self) -> None:
+        self._end("COMMIT", self._conn.commit)
+
+    def rollback(self) -> None:
+        self._end("ROLLBACK", self._conn.rollback)
+
+    def close(self) -> None:
+        self._model.end(self._txn)
+        self._conn.close()
+
+    def __enter__(self) -> ConnectionProxy:
+        self._conn.__enter__()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        # psycopg2 and sqlite3 commit or roll back here (psycopg 3 also
+        # closes): announce it first, then let the driver do the rest.
+        with contextlib.suppress(Exception):
+            if exc_type is None:
+                self.commit()
+            else:
+                self.rollback()
+        return self._conn.__exit__(exc_type, exc, tb)
+
+    @contextlib.contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """psycopg 3's ``conn.transaction()``: its commit is a scheduling point too."""
+        outer = not self._in_transaction()
+        with self._conn.transaction(*args, **kwargs) as tx:
+            try:
+                yield tx
+            except BaseException:
+                if outer:
+                    self._announce("ROLLBACK")
+                raise
+            if outer:
+                self._announce("COMMIT")
+        if outer:
+            self._ended()
+
+    def _announce(self, word: str) -> None:
+        self._before(_native.sql_footprint(word, None, self._dialect), word, None)
+
+    def _in_transaction(self) -> bool:
+        if self._driver == "psycopg":
+            return int(self._conn.info.transaction_status) != 0
+        if self._driver == "sqlite3":
+            return bool(self._conn.in_transaction)
+        return int(self._conn.info.transaction_status) != 0
+
+
+def _record_error(site: int, exc: BaseException) -> None:
+    state = _drivers.error_sqlstate(exc)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    _native.db_site_result(site, f"error {state}: {first}" if state else f"error: {first}")
+
+
+class CursorProxy:
+    """A wrapped cursor: statements are scheduling points, fetched rows are recorded."""
+
+    def __init__(self, cur: Any, conn: ConnectionProxy) -> None:
+        d = self.__dict__
+        d["_cur"] = cur
+        d["_conn"] = conn
+        d["_site"] = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_cur"], name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__:
+            self.__dict__[name] = value
+        else:
+            setattr(self._cur, name, value)
+
+    @property
+    def connection(self) -> ConnectionProxy:
+        conn: ConnectionProxy = self.__dict__["_conn"]
+        return conn
+
+    @property
+    def wrapped(self) -> Any:
+        """The real driver cursor."""
+        return self._cur
+
+    def _run(self, fp: _native.SqlFootprint, sql: str, shown: Any, call: Any) -> CursorProxy:
+        conn = self._conn
+        site = conn._before(fp, sql, shown)
+        self.__dict__["_site"] = site
+        try:
+            call()
+        except BaseException as exc:
+            _record_error(site, exc)
+            # A failed statement still holds the locks taken so far (until
+            # rollback), and an aborted transaction still needs one.
+            conn._model.apply(conn._txn, fp)
+            raise
+        conn._after(fp)
+        if self._cur.description is None and getattr(self._cur, "rowcount", -1) >= 0:
+            _native.db_site_result(site, f"{self._cur.rowcount} row(s)")
+        return self
+
+    def execute(self, sql: Any, params: Any = None, *args: Any, **kwargs: Any) -> CursorProxy:
+        conn = self._conn
+        text = conn._sql_text(sql)
+        fp = _native.sql_footprint(text, params, conn._dialect)
+        if params is None and not args and not kwargs:
+            return self._run(fp, text, None, lambda: self._cur.execute(sql))
+        return self._run(fp, text, params, lambda: self._cur.execute(sql, params, *args, **kwargs))
+
+    def executemany(self, sql: Any, seq: Any, *args: Any, **kwargs: Any) -> CursorProxy:
+        conn = self._conn
+        text = conn._sql_text(sql)
+        seq = list(seq)
+        fp = _native.sql_footprint_many(text, seq, conn._dialect)
+        return self._run(fp, text, seq, lambda: self._cur.executemany(sql, seq, *args, **kwargs))
+
+    def fetchone(self) -> Any:
+        row = self._cur.fetchone()
+        _native.db_site_result(self._site, "no row" if row is None else _show_row(row))
+        return row
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        rows = self._cur.fetchmany(*args, **kwargs)
+        _native.db_site_result(self._site, _show_rows(list(rows)))
+        return rows
+
+    def fetchall(self) -> Any:
+        rows = self._cur.fetchall()
+        _native.db_site_result(self._site, _show_rows(list(rows)))
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        shown = 0
+        for row in self._cur:
+            if shown < _MAX_ROWS_SHOWN:
+                _native.db_site_result(self._site, _show_row(row))
+            shown += 1
+            yield row
+
+    def __enter__(self) -> CursorProxy:
+        self._cur.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self._cur.__exit__(*exc)
+
+
+def wrap(conn: Any, *, label: str | None = None, session: DbSession | None = None) -> Any:
+    """Wrap an existing connection so its statements become scheduling points.
+
+    ``label`` names its transactions in explanations (default ``Txn A``,
+    ``Txn B``… in wrapping order). Wrapping a wrapped connection returns it.
+    """
+    if isinstance(conn, ConnectionProxy):
+        return conn
+    return ConnectionProxy(conn, session or current_session(), label)

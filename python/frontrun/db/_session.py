@@ -1,0 +1,117 @@
+"""One interception session: the lock models, connection numbering and warnings."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any
+
+from frontrun import _native
+
+__all__ = ["DbSession", "UnparsedSqlWarning", "current_session"]
+
+
+class UnparsedSqlWarning(UserWarning):
+    """A statement could not be analysed: it is treated as touching everything."""
+
+
+def _label(index: int) -> str:
+    """``Txn A``, ``Txn B``, … ``Txn Z``, ``Txn AA``…"""
+    letters = ""
+    n = index
+    while True:
+        letters = chr(ord("A") + n % 26) + letters
+        n = n // 26 - 1
+        if n < 0:
+            return f"Txn {letters}"
+
+
+class DbSession:
+    """State shared by the wrapped connections of one exploration.
+
+    It keeps one lock model per database for the whole exploration (so that
+    statements map to the same engine objects in every execution); call
+    :meth:`new_execution` between executions.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, _native.DbModel] = {}
+        self._keys: dict[str, str] = {}
+        self._next = 0
+        self._warned: set[str] = set()
+
+    def declare_key(self, table: str, column: str) -> None:
+        """Fix the column that identifies rows of ``table`` (its primary key)."""
+        with self._lock:
+            self._keys[table] = column
+            for model in self._models.values():
+                model.declare_key(table, column)
+
+    def model(self, database: str) -> _native.DbModel:
+        with self._lock:
+            model = self._models.get(database)
+            if model is None:
+                model = _native.DbModel(database)
+                for table, column in self._keys.items():
+                    model.declare_key(table, column)
+                self._models[database] = model
+            return model
+
+    def next_connection(self) -> tuple[int, str]:
+        """A transaction id and an explanation label for a new connection."""
+        with self._lock:
+            index = self._next
+            self._next += 1
+        return index + 1, _label(index)
+
+    def new_execution(self) -> None:
+        """Forget open transactions, connection numbers and statement sites."""
+        with self._lock:
+            self._next = 0
+            for model in self._models.values():
+                model.reset_locks()
+        _native.db_sites_clear()
+
+    def warn_unparsed(self, database: str, sql: str, error: str | None) -> None:
+        """Warn once per database that a statement conflicts with everything."""
+        with self._lock:
+            if database in self._warned:
+                return
+            self._warned.add(database)
+        warnings.warn(
+            f"frontrun could not analyse this SQL ({error or 'unknown error'}); it is treated "
+            f"as conflicting with every statement on {database}, which makes exploration "
+            f"slower but stays correct: {sql[:200]!r}",
+            UnparsedSqlWarning,
+            stacklevel=4,
+        )
+
+
+_default = DbSession()
+_stack: list[DbSession] = []
+_stack_lock = threading.Lock()
+
+
+def current_session() -> DbSession:
+    """The innermost :func:`frontrun.db.instrument` session, else a process-wide one."""
+    with _stack_lock:
+        return _stack[-1] if _stack else _default
+
+
+def push_session(session: DbSession) -> None:
+    with _stack_lock:
+        _stack.append(session)
+
+
+def pop_session(session: DbSession) -> None:
+    with _stack_lock:
+        if session in _stack:
+            _stack.remove(session)
+
+
+def describe_params(params: Any) -> str | None:
+    if params is None:
+        return None
+    text = repr(params)
+    return text if len(text) <= 120 else text[:119] + "…"
