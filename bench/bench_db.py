@@ -1,0 +1,123 @@
+"""Database interception and fresh-state costs.
+
+- statements/s through raw and wrapped psycopg2, psycopg 3 and sqlite3
+  connections (a primary-key SELECT + UPDATE pair), and the wrapper overhead
+  per statement;
+- footprint analysis alone (cached SQL text);
+- resets/s: snapshot restore (DELETE or TRUNCATE + INSERT, one round trip)
+  vs a new database copied from a template.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg2
+
+import frontrun.db
+from frontrun import _native
+from frontrun.db.reset import SnapshotReset, TemplateReset
+from frontrun.testing import postgres_server
+
+N = 2000
+
+
+def _per_second(fn: Callable[[], None], n: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return n / (time.perf_counter() - t0)
+
+
+def _workload(conn: Any, placeholder: str) -> Callable[[], None]:
+    select = f"SELECT balance FROM accounts WHERE name={placeholder}"
+    update = f"UPDATE accounts SET balance={placeholder} WHERE name={placeholder}"
+
+    def step() -> None:
+        cur = conn.cursor()
+        cur.execute(select, ("alice",))
+        (b,) = cur.fetchone()
+        cur.execute(update, (b + 1, "alice"))
+        cur.close()
+
+    return step
+
+
+def _compare(name: str, raw: Any, wrapped: Any, placeholder: str) -> None:
+    r = _per_second(_workload(raw, placeholder), N) * 2
+    w = _per_second(_workload(wrapped, placeholder), N) * 2
+    overhead_us = (1 / w - 1 / r) * 1e6
+    print(
+        f"{name:10s} raw {r:9.0f} stmt/s   wrapped {w:9.0f} stmt/s   "
+        f"ratio {r / w:4.2f}x   overhead {overhead_us:6.1f} us/stmt"
+    )
+
+
+def _pg_bank(dsn: str) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE accounts (name text PRIMARY KEY, balance int)")
+        cur.execute("INSERT INTO accounts VALUES ('alice', 1000), ('bob', 1000)")
+    conn.close()
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    for _ in range(N):
+        _native.sql_footprint(
+            "UPDATE accounts SET balance=%s WHERE name=%s", (1, "alice")
+        ).describe()
+    print(f"footprint (cached text) + describe: {(time.perf_counter() - t0) / N * 1e6:.1f} us")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "b.db"
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("CREATE TABLE accounts (name TEXT PRIMARY KEY, balance INTEGER)")
+        raw.execute("INSERT INTO accounts VALUES ('alice', 1000)")
+        plain = sqlite3.connect(path, isolation_level=None)
+        for c in (raw, plain):
+            # Measure the wrapper, not the disk.
+            c.execute("PRAGMA synchronous = OFF")
+            c.execute("PRAGMA journal_mode = MEMORY")
+        wrapped = frontrun.db.wrap(plain)
+        _compare("sqlite3", raw, wrapped, "?")
+        raw.close()
+        wrapped.close()
+
+    with postgres_server() as server, server.fresh_database("bench") as dsn:
+        _pg_bank(dsn)
+        for name, connect in (("psycopg2", psycopg2.connect), ("psycopg3", psycopg.connect)):
+            raw = connect(dsn)
+            raw.autocommit = True
+            wrapped = frontrun.db.wrap(connect(dsn))
+            wrapped.autocommit = True
+            _compare(name, raw, wrapped, "%s")
+            raw.close()
+            wrapped.close()
+
+        resets = 300
+        rates: dict[str, float] = {}
+        for method in ("delete", "truncate"):
+            with SnapshotReset(lambda: psycopg2.connect(dsn), ["accounts"], method=method) as r:
+                rates[method] = _per_second(r.reset, resets)
+        template = dsn.rsplit("/", 1)[1]
+        with TemplateReset(server.connect, template) as t:
+            rates["template"] = _per_second(lambda: (t.fresh(), None)[1], 20)
+        for k, v in rates.items():
+            print(f"reset by {k:9s}: {v:8.0f} resets/s")
+        print(
+            f"snapshot(delete) is {rates['delete'] / rates['template']:.0f}x faster than "
+            f"template copies; truncate/delete = {rates['truncate'] / rates['delete']:.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
