@@ -21,6 +21,12 @@ __all__ = ["ConnectionProxy", "CursorProxy", "wrap"]
 
 _MAX_ROWS_SHOWN = 5
 
+LOCK_NOT_AVAILABLE = "55P03"
+# Long enough to never fire without a conflicting lock (acquiring a free lock
+# does not wait at all); a wait means the holder is a paused transaction.
+_PROBE_TIMEOUT = "5ms"
+_SAVEPOINT = "frontrun_probe"
+
 
 def _show_row(row: Any) -> str:
     if isinstance(row, tuple | list) and len(row) == 1:
@@ -200,6 +206,48 @@ class ConnectionProxy:
         if outer:
             self._ended()
 
+    def _probed(self, fp: _native.SqlFootprint, site: int, call: Any) -> None:
+        """Run ``call`` so that a wait for a row lock fails fast, is undone and
+        retried once the session says so (see ``DbSession.probe_locks``)."""
+        in_txn = not self._autocommit() or self._explicit
+        while True:
+            with self._conn.cursor() as cur:
+                if in_txn:
+                    cur.execute(
+                        f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{_PROBE_TIMEOUT}'"
+                    )
+                else:
+                    cur.execute(f"SET lock_timeout = '{_PROBE_TIMEOUT}'")
+            try:
+                call()
+            except Exception as exc:
+                if _drivers.error_sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                    if not in_txn:
+                        # (In a transaction the error aborted it: the
+                        # setting goes with the rollback.)
+                        self._reset_timeout()
+                    raise
+                with self._conn.cursor() as cur:
+                    if in_txn:
+                        cur.execute(
+                            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}; "
+                            "SET LOCAL lock_timeout = DEFAULT"
+                        )
+                    else:
+                        self._reset_timeout()
+                self._session.wait_for_release(self, fp, site, self._model.epoch + 1)
+                continue
+            with self._conn.cursor() as cur:
+                if in_txn:
+                    cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = DEFAULT")
+            if not in_txn:
+                self._reset_timeout()
+            return
+
+    def _reset_timeout(self) -> None:
+        with self._conn.cursor() as cur:
+            cur.execute("SET lock_timeout = DEFAULT")
+
     def _announce(self, word: str) -> None:
         self._before(_native.sql_footprint(word, None, self._dialect), word, None)
 
@@ -250,7 +298,15 @@ class CursorProxy:
         site = conn._before(fp, sql, shown)
         self.__dict__["_site"] = site
         try:
-            call()
+            if (
+                conn._dialect == "postgresql"
+                and not fp.inert
+                and conn._session.probing()
+                and conn._model.predict(conn._txn, fp)[0] != "proceeds"
+            ):
+                conn._probed(fp, site, call)
+            else:
+                call()
         except BaseException as exc:
             _record_error(site, exc)
             # A failed statement still holds the locks taken so far (until

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import threading
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from frontrun import _native
+
+if TYPE_CHECKING:
+    from frontrun.db._proxy import ConnectionProxy
+
+#: Called when a statement found a row locked by a paused transaction:
+#: ``(connection, footprint, site, min_epoch)``; it returns once the
+#: statement may be tried again (some transaction ended: ``model.epoch >=
+#: min_epoch``).
+BlockedHandler = Callable[["ConnectionProxy", _native.SqlFootprint, int, int], None]
 
 __all__ = ["DbSession", "UnparsedSqlWarning", "current_session"]
 
@@ -34,7 +44,16 @@ class DbSession:
     :meth:`new_execution` between executions.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, probe_locks: bool | None = None, on_blocked: BlockedHandler | None = None
+    ) -> None:
+        """``probe_locks``: run PostgreSQL statements whose lock waits the
+        model cannot predict with a short ``lock_timeout`` inside a savepoint,
+        so that waiting for a paused transaction is seen, undone and retried
+        (default: only on explored threads). ``on_blocked`` decides how to
+        wait before retrying (default: an exploration scheduling point)."""
+        self.probe_locks = probe_locks
+        self.on_blocked = on_blocked
         self._lock = threading.Lock()
         self._models: dict[str, _native.DbModel] = {}
         self._keys: dict[str, str] = {}
@@ -64,6 +83,28 @@ class DbSession:
             index = self._next
             self._next += 1
         return index + 1, _label(index)
+
+    def probing(self) -> bool:
+        """Whether statements of the current thread are probed for lock waits."""
+        if self.probe_locks is not None:
+            return self.probe_locks
+        scheduled = getattr(_native, "_coop_scheduled", None)
+        return bool(scheduled is not None and scheduled())
+
+    def wait_for_release(
+        self, conn: ConnectionProxy, fp: _native.SqlFootprint, site: int, min_epoch: int
+    ) -> None:
+        """Return once ``fp`` may be tried again on ``conn``."""
+        if self.on_blocked is not None:
+            self.on_blocked(conn, fp, site, min_epoch)
+            return
+        wait = getattr(_native, "db_wait", None)
+        if wait is None:
+            raise RuntimeError(
+                f"{conn.label}: a statement waits for a row lock of a paused transaction "
+                "and this build of frontrun has no exploration driver to schedule others"
+            )
+        wait(conn._model, conn._txn, fp, site, min_epoch)
 
     def new_execution(self) -> None:
         """Forget open transactions, connection numbers and statement sites."""

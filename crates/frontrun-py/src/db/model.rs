@@ -13,6 +13,9 @@ use super::footprint::PyFootprint;
 struct Model {
     keys: KeyColumns,
     locks: LockTable,
+    /// Transactions ended so far: a statement that found a row locked may
+    /// succeed only after some transaction ended since.
+    epoch: u64,
 }
 
 /// Key columns and lock table of one database (one per DSN).
@@ -54,7 +57,7 @@ impl PyDbModel {
     pub fn event_accesses(&self, txn: u64, fp: &Footprint, serializable: bool) -> Vec<Access> {
         let mut m = self.lock();
         if fp.ends_transaction() && !fp.global && fp.accesses.is_empty() {
-            let Model { keys, locks } = &mut *m;
+            let Model { keys, locks, .. } = &mut *m;
             let Some(done) = locks.transaction_footprint(txn) else {
                 return Vec::new();
             };
@@ -72,6 +75,13 @@ impl PyDbModel {
 
     pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
         self.lock().locks.predict(txn, fp)
+    }
+
+    /// Whether `txn` may try `fp` now: no predicted lock wait, and (after a
+    /// failed attempt at epoch `min_epoch - 1`) some transaction has ended.
+    pub fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
+        let m = self.lock();
+        m.epoch >= min_epoch && !matches!(m.locks.predict(txn, fp), Prediction::Blocks(_))
     }
 }
 
@@ -92,6 +102,7 @@ impl PyDbModel {
             inner: Mutex::new(Model {
                 keys: KeyColumns::new(),
                 locks: LockTable::new(),
+                epoch: 0,
             }),
             salt: if database.is_empty() {
                 0
@@ -141,13 +152,32 @@ impl PyDbModel {
     /// Record that `txn` executed `fp` (its locks are now held; a
     /// `COMMIT`/`ROLLBACK` releases them).
     fn apply(&self, txn: u64, fp: &PyFootprint) {
-        self.lock().locks.apply(txn, &fp.fp);
+        let mut m = self.lock();
+        m.locks.apply(txn, &fp.fp);
+        if fp.fp.ends_transaction() {
+            m.epoch += 1;
+        }
     }
 
     /// Forget `txn`'s locks (autocommit statement done, connection closed,
     /// transaction ended by the driver).
     fn end(&self, txn: u64) {
-        self.lock().locks.end(txn);
+        let mut m = self.lock();
+        m.locks.end(txn);
+        m.epoch += 1;
+    }
+
+    /// Number of transaction ends seen (see `may_run`).
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    /// Whether `txn` may try `fp` now: no predicted lock wait and, when
+    /// `min_epoch` is given, some transaction ended since a failed attempt.
+    #[pyo3(signature = (txn, fp, min_epoch = 0))]
+    fn ready(&self, txn: u64, fp: &PyFootprint, min_epoch: u64) -> bool {
+        self.may_run(txn, &fp.fp, min_epoch)
     }
 
     /// Transactions currently holding locks, sorted.
