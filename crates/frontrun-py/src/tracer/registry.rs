@@ -117,7 +117,8 @@ struct Registry {
     refs: Vec<Py<PyAny>>,
     roots: u64,
     prims: u64,
-    /// Kept across executions: ids are stable, so names stay right.
+    /// Kept after an execution ends, for explanations; overwritten when an id
+    /// is reused.
     type_names: HashMap<ObjId, String>,
 }
 
@@ -138,7 +139,7 @@ impl Registry {
         self.by_addr.insert(addr, id);
         self.taken.insert(id, addr);
         self.refs.push(obj.clone().unbind());
-        self.type_names.entry(id).or_insert_with(type_name);
+        self.type_names.insert(id, type_name());
     }
 }
 

@@ -124,3 +124,29 @@ pub fn _trace_describe(
 pub fn _tracer_supported() -> bool {
     supported()
 }
+
+/// `_trace_events(fn, roots)`: `(kind, object id, key)` per access, to check
+/// that ids are stable across executions.
+#[pyfunction]
+pub fn _trace_events(
+    py: Python<'_>,
+    f: &Bound<'_, PyAny>,
+    roots: &Bound<'_, PyList>,
+) -> PyResult<Vec<(String, u64, String)>> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+    registry::end_execution(py);
+    run?;
+    Ok(events
+        .iter()
+        .flat_map(|e| e.accesses.iter())
+        .map(|a| {
+            (
+                format!("{:?}", a.kind).to_lowercase(),
+                a.obj,
+                key_text(a.key),
+            )
+        })
+        .collect())
+}
