@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use super::decode::{decode, Instr, PrefixEvents};
+use super::describe::{self, KeyText};
 use super::keys::attr_key;
 use super::ops::{method_use, MethodUse, OpTable};
 
@@ -76,8 +77,10 @@ pub struct Name {
 
 impl Name {
     fn new(text: String) -> Self {
+        let key = attr_key(&text);
+        describe::remember_key(key, || Some(KeyText::Name(text.clone())));
         Name {
-            key: attr_key(&text),
+            key,
             method: method_use(&text),
             text,
         }

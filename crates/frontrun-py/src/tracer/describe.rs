@@ -1,6 +1,5 @@
 //! Human-readable accesses and source locations, for explanations.
 
-use std::collections::HashMap;
 use std::os::raw::c_int;
 use std::sync::{LazyLock, Mutex};
 
@@ -8,6 +7,7 @@ use frontrun_engine::event::{Access, AccessKind, Key};
 use pyo3::ffi;
 use pyo3::prelude::*;
 
+use super::keys::FastMap;
 use super::registry;
 
 /// How a key hash reads in a description.
@@ -19,7 +19,7 @@ pub enum KeyText {
     Item(String),
 }
 
-static KEYS: LazyLock<Mutex<HashMap<u64, KeyText>>> = LazyLock::new(Mutex::default);
+static KEYS: LazyLock<Mutex<FastMap<u64, KeyText>>> = LazyLock::new(Mutex::default);
 
 /// Remember how `hash` reads (first one wins: the hashes are by content).
 pub fn remember_key(hash: u64, text: impl FnOnce() -> Option<KeyText>) {

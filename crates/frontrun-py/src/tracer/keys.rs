@@ -100,3 +100,29 @@ mod tests {
         assert_ne!(index_key(0), index_key(1));
     }
 }
+
+/// A cheap hasher for maps keyed by addresses or by ids that are already
+/// hashes (SipHash's DoS resistance buys nothing there).
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fnv_from(self.0 ^ OFFSET, bytes);
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci multiplication spreads aligned addresses over the buckets.
+        self.0 = (self.0 ^ n)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;

@@ -19,7 +19,7 @@
 //! content, otherwise by iteration position, which may differ between
 //! executions for identity-hashed elements (a known imprecision).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{LazyLock, Mutex, OnceLock};
 
 use frontrun_engine::event::ObjId;
@@ -27,7 +27,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
-use super::keys::{attr_key, fnv_tagged, index_key, item_key, mix};
+use super::keys::{attr_key, fnv_tagged, index_key, item_key, mix, FastMap};
 
 const MAX_DEPTH: usize = 6;
 const MAX_NODES: usize = 4096;
@@ -68,41 +68,55 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Classify `obj` (a live object; the GIL is held).
+/// Classify `obj` (a live object; the GIL is held). Called per access on
+/// values being loaded, so the common cases are decided from type flags.
 pub fn kind(obj: *mut ffi::PyObject) -> Kind {
     let Some(t) = TYPES.get() else {
         return Kind::Immutable;
     };
-    // SAFETY: `obj` is a live object and the GIL is held; these are type
-    // checks that read only the type and its flags.
+    // SAFETY: `obj` is a live object and the GIL is held; only its type, the
+    // type's flags and its MRO (for subtype checks) are read.
     unsafe {
         let ty = ffi::Py_TYPE(obj);
-        let is = |addr: usize| ffi::PyObject_TypeCheck(obj, addr as *mut ffi::PyTypeObject) != 0;
-        if ffi::PyList_Check(obj) != 0
-            || ffi::PyDict_Check(obj) != 0
-            || ffi::PySet_Check(obj) != 0
-            || ffi::PyByteArray_Check(obj) != 0
-            || is(t.deque)
+        let flags = (*ty).tp_flags;
+        if flags
+            & (ffi::Py_TPFLAGS_LONG_SUBCLASS
+                | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
+                | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
+            != 0
+        {
+            return Kind::Immutable;
+        }
+        if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
+            return Kind::Container;
+        }
+        if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
+            return Kind::Transparent;
+        }
+        if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
+            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
+            return if heap { Kind::Object } else { Kind::Immutable };
+        }
+        let is = |base: *mut ffi::PyTypeObject| {
+            ty == base
+                || (flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 && ffi::PyType_IsSubtype(ty, base) != 0)
+        };
+        if is(&raw mut ffi::PySet_Type)
+            || is(&raw mut ffi::PyByteArray_Type)
+            || is(t.deque as *mut ffi::PyTypeObject)
         {
             return Kind::Container;
         }
-        if ffi::PyTuple_Check(obj) != 0 || ffi::PyFrozenSet_Check(obj) != 0 {
+        if is(&raw mut ffi::PyFrozenSet_Type) {
             return Kind::Transparent;
         }
         if ty as usize == t.cell || ty as usize == t.namespace {
             return Kind::Object;
         }
-        if ffi::PyType_Check(obj) != 0 {
-            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
-            return if heap { Kind::Object } else { Kind::Immutable };
-        }
-        let heap = ffi::PyType_HasFeature(ty, ffi::Py_TPFLAGS_HEAPTYPE) != 0;
-        let immutable_base = ffi::PyLong_Check(obj) != 0
-            || ffi::PyUnicode_Check(obj) != 0
-            || ffi::PyBytes_Check(obj) != 0
-            || ffi::PyFloat_Check(obj) != 0
-            || ffi::PyModule_Check(obj) != 0;
-        if heap && !immutable_base {
+        if flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
+            && ffi::PyFloat_Check(obj) == 0
+            && ffi::PyModule_Check(obj) == 0
+        {
             Kind::Object
         } else {
             Kind::Immutable
@@ -112,14 +126,14 @@ pub fn kind(obj: *mut ffi::PyObject) -> Kind {
 
 #[derive(Default)]
 struct Registry {
-    by_addr: HashMap<usize, ObjId>,
-    taken: HashMap<ObjId, usize>,
+    by_addr: FastMap<usize, (ObjId, Kind)>,
+    taken: FastMap<ObjId, usize>,
     refs: Vec<Py<PyAny>>,
     roots: u64,
     prims: u64,
     /// Kept after an execution ends, for explanations; overwritten when an id
     /// is reused.
-    type_names: HashMap<ObjId, String>,
+    type_names: FastMap<ObjId, String>,
 }
 
 impl Registry {
@@ -136,7 +150,7 @@ impl Registry {
 
     fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, type_name: impl FnOnce() -> String) {
         let addr = obj.as_ptr() as usize;
-        self.by_addr.insert(addr, id);
+        self.by_addr.insert(addr, (id, kind(obj.as_ptr())));
         self.taken.insert(id, addr);
         self.refs.push(obj.clone().unbind());
         self.type_names.insert(id, type_name());
@@ -202,7 +216,7 @@ pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 /// other primitives the driver models itself.
 pub fn id_of(_py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
     let mut r = reg();
-    if let Some(&id) = r.by_addr.get(&(obj.as_ptr() as usize)) {
+    if let Some(&(id, _)) = r.by_addr.get(&(obj.as_ptr() as usize)) {
         return id;
     }
     r.prims += 1;
@@ -213,6 +227,11 @@ pub fn id_of(_py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 
 /// The id of a registered object, by address.
 pub fn lookup(obj: *mut ffi::PyObject) -> Option<ObjId> {
+    lookup_kind(obj).map(|(id, _)| id)
+}
+
+/// The id and kind of a registered object, by address.
+pub fn lookup_kind(obj: *mut ffi::PyObject) -> Option<(ObjId, Kind)> {
     reg().by_addr.get(&(obj as usize)).copied()
 }
 
@@ -228,10 +247,14 @@ pub fn adopt(py: Python<'_>, parent: ObjId, key: u64, obj: &Bound<'_, PyAny>) ->
 }
 
 fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Option<ObjId> {
+    let k = kind(obj.as_ptr());
+    if k == Kind::Immutable {
+        return None;
+    }
     if let Some(id) = lookup(obj.as_ptr()) {
         return Some(id);
     }
-    let id = match kind(obj.as_ptr()) {
+    let id = match k {
         Kind::Immutable => return None,
         Kind::Transparent => None,
         Kind::Container | Kind::Object => {
@@ -266,7 +289,7 @@ pub fn module_globals(py: Python<'_>, globals: &Bound<'_, PyAny>) -> ObjId {
 /// The id of a closure cell for variable `name` (registering it if new).
 pub fn cell(cell: &Bound<'_, PyAny>, name_key: u64) -> ObjId {
     let mut r = reg();
-    if let Some(&id) = r.by_addr.get(&(cell.as_ptr() as usize)) {
+    if let Some(&(id, _)) = r.by_addr.get(&(cell.as_ptr() as usize)) {
         return id;
     }
     let id = r.claim(mix(fnv_tagged(CELL_TAG, &[]), name_key));

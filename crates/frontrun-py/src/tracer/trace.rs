@@ -134,13 +134,34 @@ fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
 }
 
 fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
-    let info = code_info(py, view)?;
-    if !info.traced {
-        return Ok(());
-    }
     let Some(unit) = view.unit() else {
         return Ok(());
     };
+    let code = view.code() as usize;
+    // Fast path, one thread-local access: same code object as last time, an
+    // instruction that touches nothing, no load to follow up.
+    let cached = STATE.with(|s| {
+        let s = s.borrow();
+        match &s.last {
+            Some((c, info)) if *c == code => {
+                let idle = info.instrs.get(unit).is_none_or(|i| i.op == Op::Skip);
+                if !info.traced || (idle && s.pending.is_empty()) {
+                    Err(())
+                } else {
+                    Ok(Some(info.clone()))
+                }
+            }
+            _ => Ok(None),
+        }
+    });
+    let info = match cached {
+        Err(()) => return Ok(()),
+        Ok(Some(info)) => info,
+        Ok(None) => code_info(py, view)?,
+    };
+    if !info.traced {
+        return Ok(());
+    }
     let Some(&ins) = info.instrs.get(unit) else {
         return Ok(());
     };
@@ -235,8 +256,8 @@ fn peek<'py>(py: Python<'py>, stack: &Stack, i: u32) -> Option<Bound<'py, PyAny>
 /// A shared owner: its id and kind. Modules stand for their globals dict,
 /// once that dict is shared.
 fn owner(obj: &Bound<'_, PyAny>) -> Option<(ObjId, Kind)> {
-    if let Some(id) = registry::lookup(obj.as_ptr()) {
-        return Some((id, registry::kind(obj.as_ptr())));
+    if let Some(found) = registry::lookup_kind(obj.as_ptr()) {
+        return Some(found);
     }
     // SAFETY: live object, GIL held.
     if unsafe { ffi::PyModule_Check(obj.as_ptr()) } != 0 {
@@ -272,7 +293,6 @@ fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
 
 fn name_key(info: &CodeInfo, idx: usize) -> Option<(u64, MethodUse)> {
     let n = info.names.get(idx)?;
-    describe::remember_key(n.key, || Some(KeyText::Name(n.text.clone())));
     Some((n.key, n.method))
 }
 
@@ -284,7 +304,6 @@ fn cell_id(py: Python<'_>, view: &FrameView, info: &CodeInfo, idx: usize) -> Opt
         return None;
     }
     let name = info.cells.get(idx)?;
-    describe::remember_key(name.key, || Some(KeyText::Name(name.text.clone())));
     let id = match registry::lookup(p) {
         Some(id) => id,
         // A free variable's cell was made by an enclosing frame: possibly
