@@ -125,7 +125,13 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
         return Ok(s);
     }
     let dis = py.import("dis")?;
-    let opmap: HashMap<String, u8> = dis.getattr("opmap")?.extract()?;
+    // 3.12+ also lists pseudo-instructions (numbered from 256) that never
+    // appear in bytecode.
+    let opmap: HashMap<String, u32> = dis.getattr("opmap")?.extract()?;
+    let opmap: HashMap<String, u8> = opmap
+        .into_iter()
+        .filter_map(|(k, v)| u8::try_from(v).ok().map(|v| (k, v)))
+        .collect();
     let table = OpTable::from_opmap(&opmap).ok_or_else(|| {
         pyo3::exceptions::PyRuntimeError::new_err(
             "dis.opmap has no EXTENDED_ARG: unsupported interpreter",
