@@ -1,7 +1,7 @@
 """Cost of the C-level tracer: code with no shared access, and shared accesses.
 
 (a) a loop over locals only, traced (with a sink) vs untraced: the ratio
-    (target ≤ 10×);
+    (target <= 10x);
 (b) a loop of `t = c.value; c.value = t + 1` on a shared object, traced with a
     counting sink vs untraced: ns per recorded access.
 
@@ -58,7 +58,9 @@ def main() -> None:
 
     plain = median_seconds(locals_loop)
     traced = median_seconds(lambda: _native._trace_count(locals_loop, []))
-    print(f"(a) locals-only loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, ratio {traced / plain:.1f}x (target <= 10x)")
+    print(
+        f"(a) locals-only loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, ratio {traced / plain:.1f}x (target <= 10x)"
+    )
 
     c = Counter()
     plain = median_seconds(lambda: shared_loop(c))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import copy
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -243,7 +244,12 @@ def test_comprehensions() -> None:
 
     events = record(body, c, d)
     assert on(events, "Counter") == [("read", "value"), ("read", "value"), ("read", "lst")]
-    assert on(events, "dict") == [("read", "'a'"), ("read", "'a'"), ("read", "'b'"), ("read", "'b'")]
+    assert on(events, "dict") == [
+        ("read", "'a'"),
+        ("read", "'a'"),
+        ("read", "'b'"),
+        ("read", "'b'"),
+    ]
     assert on(events, "list") == [("write", "*")]
 
 
@@ -253,7 +259,11 @@ def test_method_calls_trace_the_callee() -> None:
     def body() -> None:
         c.incr()
 
-    assert on(record(body, c), "Counter") == [("read", "incr"), ("read", "value"), ("write", "value")]
+    assert on(record(body, c), "Counter") == [
+        ("read", "incr"),
+        ("read", "value"),
+        ("write", "value"),
+    ]
     assert c.value == 1
 
 
@@ -287,7 +297,12 @@ def test_slices_and_negative_indices_touch_the_whole_list() -> None:
         b = lst[-1]
         lst[0] = b
 
-    assert on(record(body, lst), "list") == [("read", "*"), ("write", "*"), ("read", "*"), ("write", "0")]
+    assert on(record(body, lst), "list") == [
+        ("read", "*"),
+        ("write", "*"),
+        ("read", "*"),
+        ("write", "0"),
+    ]
 
 
 def test_no_events_from_stdlib_code() -> None:
@@ -321,7 +336,11 @@ def test_describe_access_text() -> None:
 def test_extended_arg_names() -> None:
     # Over 256 names forces EXTENDED_ARG before the attribute loads below.
     names = [f"a{i}" for i in range(300)]
-    src = "def body(o):\n    " + "\n    ".join(f"o.{n} = 1" for n in names) + "\n    o.value = o.a299\n"
+    src = (
+        "def body(o):\n    "
+        + "\n    ".join(f"o.{n} = 1" for n in names)
+        + "\n    o.value = o.a299\n"
+    )
     ns: dict[str, Any] = {}
     exec(compile(src, "<extended>", "exec"), ns)
     c = Counter()
@@ -352,3 +371,39 @@ def test_object_ids_are_stable_across_executions() -> None:
 def test_tracer_is_uninstalled_afterwards() -> None:
     record(lambda: None)
     assert sys.gettrace() is None
+
+
+def test_tracing_covers_only_the_calling_thread() -> None:
+    c = Counter()
+
+    def other() -> None:
+        c.value += 10
+
+    def body() -> None:
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(timeout=10)
+        if t.is_alive():
+            raise TimeoutError("helper thread did not finish within 10 s")
+        c.lst.append(1)
+
+    events = record(body, c)
+    assert on(events, "Counter") == [("read", "lst")]
+    assert c.value == 10
+
+
+def test_exceptions_propagate_and_tracer_recovers() -> None:
+    c = Counter()
+
+    def body() -> None:
+        c.value = 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        record(body, c)
+    assert sys.gettrace() is None
+
+    def after() -> None:
+        c.value = 2
+
+    assert on(record(after, c), "Counter") == [("write", "value")]
