@@ -3,3 +3,7 @@
 from frontrun._native import __version__
 
 __all__ = ["__version__"]
+
+from frontrun._explore import ExploreResult, explore, replay
+
+__all__ += ["ExploreResult", "explore", "replay"]

@@ -6,4 +6,5 @@
 //! which thread goes next. Strategies never see execution state beyond that.
 
 pub mod event;
+pub mod explain;
 pub mod strategy;

@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod driver;
 pub mod hooks;
 pub mod tracer;
 
@@ -13,5 +14,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
+    driver::register(m)?;
     Ok(())
 }
