@@ -190,6 +190,9 @@ impl Program<'_> {
                     v.repr()?
                 ),
             },
+            // KeyboardInterrupt, SystemExit, test-runner timeouts: not a
+            // verdict about the code under test.
+            Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => return Err(e),
             Err(e) => Verdict::Failed {
                 kind: "invariant",
                 message: format!("the invariant raised:\n{}", error_text(py, &e)),
