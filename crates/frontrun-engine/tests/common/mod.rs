@@ -188,14 +188,14 @@ pub fn run_one(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
 
 /// Canonical form of a trace: how many events each thread ran, and the order
 /// of every pair of conflicting events of different threads.
-pub fn canonical(p: &Program, steps: &[(ThreadId, usize)]) -> Vec<(usize, usize, usize, usize)> {
+pub fn canonical(p: &Program, steps: &[(ThreadId, usize)]) -> Canonical {
+    let events: Vec<Event> = steps.iter().map(|&(t, i)| p.event(t, i)).collect();
     let mut out = Vec::new();
     let mut counts = vec![0usize; p.threads.len()];
     for (a, &(ta, ia)) in steps.iter().enumerate() {
         counts[ta] += 1;
-        let ea = p.event(ta, ia);
-        for &(tb, ib) in &steps[a + 1..] {
-            if tb != ta && ea.conflicts(&p.event(tb, ib)) {
+        for (b, &(tb, ib)) in steps.iter().enumerate().skip(a + 1) {
+            if tb != ta && events[a].conflicts(&events[b]) {
                 out.push((ta, ia, tb, ib));
             }
         }
@@ -207,10 +207,13 @@ pub fn canonical(p: &Program, steps: &[(ThreadId, usize)]) -> Vec<(usize, usize,
     out
 }
 
-/// What brute force finds over every interleaving.
+pub type Canonical = Vec<(usize, usize, usize, usize)>;
+
 #[derive(Debug)]
 pub struct Brute {
     pub traces: usize,
+    /// One interleaving per trace, keyed by canonical form.
+    pub reps: std::collections::HashMap<Canonical, Vec<(ThreadId, usize)>>,
     pub interleavings: usize,
     pub violation: bool,
 }
@@ -256,15 +259,15 @@ pub fn violates(p: &Program, st: &State, serial: &HashSet<Vec<i64>>) -> bool {
 
 pub fn brute_force(p: &Program) -> Brute {
     let serial = serial_outcomes(p);
-    let mut seen = HashSet::new();
     let mut b = Brute {
+        reps: Default::default(),
         traces: 0,
         interleavings: 0,
         violation: false,
     };
     let mut steps = Vec::new();
-    dfs(p, &State::new(p), &mut steps, &serial, &mut seen, &mut b);
-    b.traces = seen.len();
+    dfs(p, &State::new(p), &mut steps, &serial, &mut b);
+    b.traces = b.reps.len();
     b
 }
 
@@ -273,7 +276,6 @@ fn dfs(
     st: &State,
     steps: &mut Vec<(ThreadId, usize)>,
     serial: &HashSet<Vec<i64>>,
-    seen: &mut HashSet<Vec<(usize, usize, usize, usize)>>,
     b: &mut Brute,
 ) {
     let mut any = false;
@@ -283,13 +285,15 @@ fn dfs(
             let mut next = st.clone();
             steps.push((t, st.pcs[t]));
             next.step(p, t);
-            dfs(p, &next, steps, serial, seen, b);
+            dfs(p, &next, steps, serial, b);
             steps.pop();
         }
     }
     if !any {
         b.interleavings += 1;
-        seen.insert(canonical(p, steps));
+        b.reps
+            .entry(canonical(p, steps))
+            .or_insert_with(|| steps.clone());
         if violates(p, st, serial) {
             b.violation = true;
         }

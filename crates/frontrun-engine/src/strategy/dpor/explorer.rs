@@ -6,7 +6,7 @@ use super::path::Node;
 use super::race::{TraceClocks, TraceView};
 use super::wakeup::WakeupTree;
 use super::{DporConfig, DporStats, SearchOrder};
-use crate::event::ThreadId;
+use crate::event::{Event, ThreadId};
 use crate::rng::SplitMix64;
 use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
 
@@ -31,6 +31,9 @@ pub struct Dpor {
     rng: SplitMix64,
     /// Which threads had finished when the execution ended (unknown = false).
     finished: Vec<bool>,
+    /// Pending events of the threads left blocked by a deadlock: they never
+    /// run, so they are analysed as if appended to the trace.
+    blocked: Vec<(ThreadId, Event)>,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
 }
@@ -54,6 +57,7 @@ impl Dpor {
             schedule: Vec::new(),
             rng: SplitMix64::new(seed),
             finished: Vec::new(),
+            blocked: Vec::new(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
         }
@@ -91,6 +95,12 @@ impl Dpor {
             Choice::AllFinished
         } else {
             self.stats.deadlocks += 1;
+            self.blocked.clear();
+            for (t, s) in threads.iter().enumerate() {
+                if let ThreadStatus::Disabled(ev) = s {
+                    self.blocked.push((t, (*ev).clone()));
+                }
+            }
             Choice::Deadlock
         }
     }
@@ -176,24 +186,40 @@ impl Dpor {
     fn analyze(&mut self) {
         let mut races = std::mem::take(&mut self.races);
         races.clear();
-        self.clocks.analyze(&self.stack, self.new_from, &mut races);
+        let real_len = self.stack.len();
+        for (thread, event) in self.blocked.drain(..) {
+            self.stack.push(Node {
+                thread,
+                event,
+                ..Node::default()
+            });
+        }
+        self.clocks
+            .analyze(&self.stack, real_len, self.new_from, &mut races);
         for &(i, j) in &races {
+            if i >= real_len {
+                // Two blocked events: neither ran, nothing to reverse.
+                continue;
+            }
             self.stats.races += 1;
             let view = TraceView {
                 trace: &self.stack,
                 clocks: &self.clocks,
             };
-            let mut v: Vec<usize> = (i + 1..j).filter(|&k| !view.hb(i, k)).collect();
+            let mut v: Vec<usize> = (i + 1..j.min(real_len))
+                .filter(|&k| !view.hb(i, k))
+                .collect();
             v.push(j);
+            let seq = view.sequence(v);
             if self.stack[i]
                 .sleep
                 .iter()
-                .any(|(q, ev)| view.weak_initial(*q, ev, &v).is_some())
+                .any(|(q, ev)| view.weak_initial(*q, ev, &seq).is_some())
             {
                 continue;
             }
             if let Some(bound) = self.config.preemption_bound {
-                if self.preemptions_of(i, &v) > bound {
+                if self.preemptions_of(i, &seq.pos) > bound {
                     self.stats.pruned_by_bound += 1;
                     continue;
                 }
@@ -203,11 +229,12 @@ impl Dpor {
                 trace: &self.stack,
                 clocks: &self.clocks,
             };
-            if wut.insert(v, &view) {
+            if wut.insert(seq, &view) {
                 self.stats.branches += 1;
             }
             self.stack[i].wut = wut;
         }
+        self.stack.truncate(real_len);
         self.races = races;
     }
 
@@ -245,6 +272,7 @@ impl Strategy for Dpor {
         self.depth = 0;
         self.schedule.clear();
         self.finished.clear();
+        self.blocked.clear();
         true
     }
 

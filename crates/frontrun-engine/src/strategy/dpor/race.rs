@@ -28,8 +28,17 @@ pub(crate) struct TraceClocks {
 }
 
 impl TraceClocks {
-    /// Analyse `trace`; races `(i, j)` with `j >= from` are appended to `races`.
-    pub fn analyze(&mut self, trace: &[Node], from: usize, races: &mut Vec<(usize, usize)>) {
+    /// Analyse `trace`; races `(i, j)` with `j >= from` are appended to
+    /// `races`. Events from `real_len` on are the pending events of blocked
+    /// threads (one per thread): they never ran, so they order nothing, not
+    /// even each other.
+    pub fn analyze(
+        &mut self,
+        trace: &[Node],
+        real_len: usize,
+        from: usize,
+        races: &mut Vec<(usize, usize)>,
+    ) {
         let n = thread_count(trace);
         let len = trace.len();
         self.stride = n;
@@ -65,7 +74,7 @@ impl TraceClocks {
                 }
             }
             if !ev.accesses.is_empty() {
-                for i in (0..j).rev() {
+                for i in (0..j.min(real_len)).rev() {
                     let ti = trace[i].thread;
                     if ti == t || !trace[i].event.conflicts(ev) {
                         continue;
@@ -160,24 +169,69 @@ impl TraceView<'_> {
         self.clocks.hb(self.trace, i, j)
     }
 
+    /// The sequence `v` (trace positions, in trace order) with its own
+    /// happens-before relation. It must be recomputed inside `v`: in the
+    /// whole trace two events of `v` may be ordered only through events that
+    /// `v` leaves out (those after the reversed race), which no longer order
+    /// them once `v` runs on its own.
+    pub fn sequence(&self, v: Vec<usize>) -> Sequence {
+        let k = v.len();
+        let words = k.div_ceil(64).max(1);
+        let mut preds = vec![0u64; k * words];
+        for b in 0..k {
+            for a in (0..b).rev() {
+                let direct = self.thread(v[a]) == self.thread(v[b])
+                    || interferes(
+                        self.event(v[a]),
+                        self.thread(v[a]),
+                        self.event(v[b]),
+                        self.thread(v[b]),
+                    );
+                if direct && preds[b * words + a / 64] & (1 << (a % 64)) == 0 {
+                    preds[b * words + a / 64] |= 1 << (a % 64);
+                    for w in 0..words {
+                        let x = preds[a * words + w];
+                        preds[b * words + w] |= x;
+                    }
+                }
+            }
+        }
+        Sequence {
+            pos: v,
+            live: vec![true; k],
+            preds,
+            words,
+        }
+    }
+
     /// Weak-initial test of the paper: can thread `p`, whose next event is
-    /// `ev`, be taken first when the sequence `v` (trace positions, in order)
-    /// is to be run? `None`: no. `Some(Some(k))`: yes, it is `v[k]`, the first
-    /// event of `p` in `v`, with nothing before it in `v` happening before it.
-    /// `Some(None)`: yes, `p` is absent from `v` and `ev` is independent of
-    /// every event of `v`.
-    pub fn weak_initial(&self, p: ThreadId, ev: &Event, v: &[usize]) -> Option<Option<usize>> {
-        match v.iter().position(|&k| self.thread(k) == p) {
+    /// `ev`, be taken first when `seq` is to be run? `None`: no.
+    /// `Some(Some(k))`: yes, it is `seq.pos[k]`, the first live event of `p`,
+    /// with no live event before it happening before it. `Some(None)`: yes,
+    /// `p` is absent from `seq` and `ev` is independent of all of it.
+    pub fn weak_initial(&self, p: ThreadId, ev: &Event, seq: &Sequence) -> Option<Option<usize>> {
+        let mut first = None;
+        for k in 0..seq.pos.len() {
+            if seq.live[k] && self.thread(seq.pos[k]) == p {
+                first = Some(k);
+                break;
+            }
+        }
+        match first {
             Some(k) => {
-                let target = v[k];
-                if v[..k].iter().any(|&m| self.hb(m, target)) {
+                let before = (0..k).any(|m| seq.live[m] && seq.pred(k, m));
+                if before {
                     None
                 } else {
                     Some(Some(k))
                 }
             }
             None => {
-                if v.iter().any(|&k| self.event(k).conflicts(ev)) {
+                let dep = (0..seq.pos.len()).any(|k| {
+                    seq.live[k]
+                        && interferes(ev, p, self.event(seq.pos[k]), self.thread(seq.pos[k]))
+                });
+                if dep {
                     None
                 } else {
                     Some(None)
@@ -185,4 +239,56 @@ impl TraceView<'_> {
             }
         }
     }
+}
+
+/// A sequence of trace events with its internal happens-before relation;
+/// events are removed (made not live) as a wakeup-tree walk consumes them.
+pub(crate) struct Sequence {
+    pub pos: Vec<usize>,
+    pub live: Vec<bool>,
+    preds: Vec<u64>,
+    words: usize,
+}
+
+impl Sequence {
+    /// Whether element `a` happens before element `b` within the sequence.
+    fn pred(&self, b: usize, a: usize) -> bool {
+        self.preds[b * self.words + a / 64] & (1 << (a % 64)) != 0
+    }
+    pub fn is_empty(&self) -> bool {
+        !self.live.iter().any(|&l| l)
+    }
+    pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pos
+            .iter()
+            .zip(&self.live)
+            .filter(|(_, &l)| l)
+            .map(|(&p, _)| p)
+    }
+}
+
+/// Whether event `a` of thread `ta` must stay before event `b` of thread
+/// `tb` (`ta != tb`) when it comes first: a conflict, a lock handed over
+/// (release then acquire), a spawn of `tb`, or `b` joining `ta`.
+fn interferes(a: &Event, ta: ThreadId, b: &Event, tb: ThreadId) -> bool {
+    if ta == tb {
+        return true;
+    }
+    if a.conflicts(b) {
+        return true;
+    }
+    let lock_handover = |x: &Event, y: &Event| {
+        x.accesses.iter().any(|r| {
+            r.kind == AccessKind::Release
+                && y.accesses
+                    .iter()
+                    .any(|q| q.kind == AccessKind::Acquire && q.obj == r.obj)
+        })
+    };
+    let spawns = |x: &Event, child: ThreadId| {
+        x.accesses.iter().any(|r| {
+            matches!(r.kind, AccessKind::Spawn | AccessKind::Join) && r.obj as usize == child
+        })
+    };
+    lock_handover(a, b) || lock_handover(b, a) || spawns(a, tb) || spawns(b, ta)
 }

@@ -3,7 +3,7 @@
 //! explore from a node. Children are kept in insertion order, which is the
 //! order they are explored in.
 
-use super::race::TraceView;
+use super::race::{Sequence, TraceView};
 use crate::event::{Event, ThreadId};
 
 /// The branches still to explore below one point.
@@ -39,7 +39,7 @@ impl WakeupTree {
     /// initials of what remains of `v`; reaching a leaf means some explored
     /// continuation is equivalent to an extension of `v`. Returns whether a
     /// new branch was added.
-    pub fn insert(&mut self, mut v: Vec<usize>, view: &TraceView<'_>) -> bool {
+    pub fn insert(&mut self, mut v: Sequence, view: &TraceView<'_>) -> bool {
         let mut node = self;
         loop {
             let hit =
@@ -52,13 +52,14 @@ impl WakeupTree {
                         return false;
                     }
                     if let Some(k) = k {
-                        v.remove(k);
+                        v.live[k] = false;
                     }
                     node = &mut node.children[idx].sub;
                 }
                 None if v.is_empty() => return false,
                 None => {
-                    node.children.push(chain(&v, view));
+                    let rest: Vec<usize> = v.remaining().collect();
+                    node.children.push(chain(&rest, view));
                     return true;
                 }
             }
