@@ -57,10 +57,18 @@ pub struct Access {
 
 impl Access {
     pub fn read(obj: ObjId, key: Key) -> Self {
-        Access { obj, key, kind: AccessKind::Read }
+        Access {
+            obj,
+            key,
+            kind: AccessKind::Read,
+        }
     }
     pub fn write(obj: ObjId, key: Key) -> Self {
-        Access { obj, key, kind: AccessKind::Write }
+        Access {
+            obj,
+            key,
+            kind: AccessKind::Write,
+        }
     }
 
     /// Whether two accesses by *different* threads must not be reordered.
