@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import queue
 import threading
 import time
@@ -293,7 +294,7 @@ def test_lock_order_deadlock_reports_cycle_with_file_and_line() -> None:
     assert r.property_holds is False and r.failure_kind == "deadlock"
     text = r.explanation
     assert "wait-for cycle 'ab' -> 'ba' -> 'ab'" in text, text
-    src = open(__file__).read().splitlines()
+    src = pathlib.Path(__file__).read_text().splitlines()
     line_ab = next(i for i, s in enumerate(src, 1) if s.strip().endswith("# line AB"))
     line_ba = next(i for i, s in enumerate(src, 1) if s.strip().endswith("# line BA"))
     assert f"test_coop.py:{line_ab}" in text and f"test_coop.py:{line_ba}" in text, text

@@ -20,6 +20,8 @@ use crate::tracer::{self, registry};
 /// How one execution ended.
 enum Verdict {
     Passed,
+    /// Cut by DPOR before completion: no verdict, not counted.
+    Pruned,
     Failed { kind: &'static str, message: String },
     TimedOut(String),
 }
@@ -120,7 +122,7 @@ impl Program<'_> {
             .expect("the gate hands the strategy back");
         let schedule = strategy.schedule().to_vec();
         strategy.end_execution(match verdict {
-            Verdict::Passed => Outcome::Passed,
+            Verdict::Passed | Verdict::Pruned => Outcome::Passed,
             Verdict::Failed { .. } => Outcome::Failed,
             Verdict::TimedOut(_) => Outcome::Aborted,
         });
@@ -171,6 +173,10 @@ impl Program<'_> {
                 })
             }
             Some(Abort::Timeout(m)) => return Ok(Verdict::TimedOut(m)),
+            Some(Abort::Pruned) => {
+                self.teardown(state)?;
+                return Ok(Verdict::Pruned);
+            }
             None => {}
         }
         if let Some((name, err)) = gate.take_error(py) {
@@ -304,6 +310,9 @@ pub fn _explore<'py>(
     max_ops: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
+    // `add_root` classifies objects by type, which needs the registry's types
+    // loaded before the first `setup()` state is walked.
+    registry::init(py)?;
     let seed = seed.unwrap_or(0x5EED);
     let kind = match (replay, strategy) {
         (Some(tok), _) => Kind::Replay {
@@ -373,9 +382,11 @@ pub fn _explore<'py>(
         }
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
-        explored += 1;
+        if !matches!(exec.verdict, Verdict::Pruned) {
+            explored += 1;
+        }
         match &exec.verdict {
-            Verdict::Passed => {}
+            Verdict::Passed | Verdict::Pruned => {}
             Verdict::TimedOut(m) => {
                 stopped = Some(format!("execution {explored}: {m}"));
                 break;

@@ -63,6 +63,8 @@ struct Thread {
 pub enum Abort {
     Deadlock(String),
     Timeout(String),
+    /// DPOR: every continuation repeats an explored trace; not a verdict.
+    Pruned,
 }
 
 /// One thread of a deadlock report.
@@ -332,6 +334,7 @@ fn start_slot() -> Slot {
 fn abort_error(a: &Abort) -> PyErr {
     match a {
         Abort::Deadlock(m) | Abort::Timeout(m) => ExplorationAborted::new_err(m.clone()),
+        Abort::Pruned => ExplorationAborted::new_err("execution pruned by DPOR (sleep set)"),
     }
 }
 
@@ -381,6 +384,11 @@ fn decide(st: &mut State) -> Decision {
         Choice::AllFinished => {
             st.turn = None;
             Decision::Done
+        }
+        Choice::SleepBlocked => {
+            st.abort = Some(Abort::Pruned);
+            st.turn = None;
+            Decision::Stop
         }
         Choice::Deadlock => {
             let timed = st.threads.iter().position(|t| match &t.slot {

@@ -1,11 +1,12 @@
 //! Strategy construction and replay tokens for the driver.
 //!
-//! The engine crate owns DPOR, random, PCT and the token format; until its
-//! strategies are available this module provides small stand-ins with the
-//! same contract: an exhaustive depth-first search over every interleaving, a
-//! seeded random walk and a replayer.
+//! DPOR is the engine's. The engine crate also owns random, PCT and the token
+//! format; until those land this module provides small stand-ins with the
+//! same contract: a seeded random walk and a replayer (and a plain
+//! depth-first search over every interleaving, kept as a cross-check).
 
 use frontrun_engine::event::ThreadId;
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
 use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
 
 /// What the user asked for.
@@ -19,7 +20,13 @@ pub enum Kind {
 
 pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
     match kind {
-        Kind::Dpor { preemption_bound } => Box::new(Dfs::new(*preemption_bound)),
+        Kind::Dpor { preemption_bound } => {
+            let mut config = DporConfig::default();
+            if let Some(b) = preemption_bound {
+                config = config.with_preemption_bound(*b);
+            }
+            Box::new(Dpor::new(config))
+        }
         Kind::Random { seed, max_ops } => Box::new(RandomWalk::new(*seed, *max_ops)),
         Kind::Pct { seed, .. } => Box::new(RandomWalk::new(*seed, None)),
         Kind::Replay { schedule } => Box::new(Replay::new(schedule.clone())),
