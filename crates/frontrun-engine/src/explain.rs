@@ -146,15 +146,18 @@ pub fn classify(lines: &[TraceLine], deadlock: bool) -> (BugKind, Option<usize>)
     (BugKind::Unknown, None)
 }
 
-/// Indices of lines with an access that conflicts with another thread's.
+/// Indices of lines with an access that conflicts with another thread's,
+/// and of synchronisation steps described only in words (no accesses: a
+/// wake-up, a notify), which explain how the threads handed over.
 pub fn conflicting(lines: &[TraceLine]) -> Vec<usize> {
     (0..lines.len())
         .filter(|&i| {
-            lines[i].accesses.iter().any(|a| {
-                lines
-                    .iter()
-                    .any(|o| o.tid != lines[i].tid && o.accesses.iter().any(|b| a.conflicts(b)))
-            })
+            lines[i].accesses.is_empty() && !lines[i].description.is_empty()
+                || lines[i].accesses.iter().any(|a| {
+                    lines
+                        .iter()
+                        .any(|o| o.tid != lines[i].tid && o.accesses.iter().any(|b| a.conflicts(b)))
+                })
         })
         .collect()
 }

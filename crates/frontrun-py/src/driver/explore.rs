@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use frontrun_engine::event::ThreadId;
+use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, TraceLine};
 use frontrun_engine::strategy::{Outcome, Strategy};
 use pyo3::exceptions::PyValueError;
@@ -258,7 +258,17 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
                 .get(step.tid)
                 .cloned()
                 .unwrap_or_else(|| format!("thread {}", step.tid)),
-            accesses: step.event.accesses.clone(),
+            // A primitive's internal state is not data the user's code
+            // shares: only lock order shows for those steps.
+            accesses: step
+                .event
+                .accesses
+                .iter()
+                .filter(|a| {
+                    step.what.is_none() || !matches!(a.kind, AccessKind::Read | AccessKind::Write)
+                })
+                .copied()
+                .collect(),
             description,
             location: file.map(|f| format!("{}:{line}", short_path(&f))),
             source,

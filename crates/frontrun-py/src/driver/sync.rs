@@ -91,15 +91,17 @@ fn timeout_arg(blocking: bool, timeout: f64) -> PyResult<Option<Option<Duration>
     ))
 }
 
+/// The key of a primitive's own state (waiters, flags), distinct from the
+/// attribute keys the tracer records: reading `cond.wait` must not conflict
+/// with a notify.
+const STATE_KEY: Key = Key::Exact(0x5EED_C00F_0000_0001);
+
 fn one(obj: u64, kind: AccessKind) -> Event {
-    Event::new(
-        vec![Access {
-            obj,
-            key: Key::Any,
-            kind,
-        }],
-        0,
-    )
+    let key = match kind {
+        AccessKind::Read | AccessKind::Write => STATE_KEY,
+        _ => Key::Any,
+    };
+    Event::new(vec![Access { obj, key, kind }], 0)
 }
 
 struct AcquireOp {
