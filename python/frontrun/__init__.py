@@ -5,3 +5,7 @@ from frontrun.common import Schedule, Step
 from frontrun.trace_markers import TraceExecutor
 
 __all__ = ["Schedule", "Step", "TraceExecutor", "__version__"]
+
+from frontrun._explore import ExploreResult, explore, replay
+
+__all__ += ["ExploreResult", "explore", "replay"]

@@ -5,7 +5,10 @@
 //! thread is about to do ([`event::Event`]) and asks a [`strategy::Strategy`]
 //! which thread goes next. Strategies never see execution state beyond that.
 
+pub mod clock;
 pub mod event;
+pub mod explain;
 pub mod marker_schedule;
 pub mod markers;
+pub mod rng;
 pub mod strategy;

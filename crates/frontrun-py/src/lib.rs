@@ -3,16 +3,24 @@
 use pyo3::prelude::*;
 
 pub mod db;
+pub mod driver;
 pub mod hooks;
 pub mod line_tracer;
 pub mod marker_files;
 pub mod marker_gate;
 pub mod py_trace_markers;
+pub mod tracer;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     py_trace_markers::register(m)?;
     db::register(m)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
+    driver::register(m)?;
     Ok(())
 }

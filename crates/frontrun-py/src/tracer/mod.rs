@@ -1,0 +1,86 @@
+//! The C-level opcode tracer: sees each thread's accesses to shared Python
+//! state and hands them, as engine events, to the thread's sink
+//! ([`crate::hooks`]).
+//!
+//! # API for the driver
+//!
+//! - [`install`]`(py)` / [`uninstall`]`(py)`: start/stop tracing the *current
+//!   thread* (`PyEval_SetTrace` is per thread). Frames entered after
+//!   `install` are traced; events are only produced while the thread has a
+//!   sink (`hooks::set_sink`).
+//! - [`registry`]: `begin_execution(py)`, `add_root(py, &state) -> ObjId`,
+//!   `id_of(py, &obj) -> ObjId` (register on demand: locks, primitives),
+//!   `end_execution(py)`. Only registered (shared) objects produce events;
+//!   ids are stable across executions (see the module docs).
+//! - [`describe_access`]`(&Access) -> String`: `read Counter.value`,
+//!   `write dict['k']`, `write list[*]`.
+//! - [`site_location`]`(py, event.site) -> Option<SiteLocation>`: file, line,
+//!   function of an event the tracer produced.
+//!
+//! Each event holds exactly one access and is emitted *before* the opcode
+//! executes.
+
+pub mod code;
+pub mod decode;
+pub mod describe;
+pub mod frame;
+pub mod keys;
+pub mod ops;
+pub mod registry;
+pub mod testing;
+mod trace;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+pub use describe::{describe_access, site_location, SiteLocation};
+
+/// Whether this build can trace (CPython 3.10–3.13 with the GIL).
+pub fn supported() -> bool {
+    frame::SUPPORTED
+}
+
+static OPCODE_EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// Start tracing the current thread.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    if !frame::SUPPORTED {
+        let v = py.version();
+        return Err(PyRuntimeError::new_err(format!(
+            "frontrun's tracer supports CPython 3.10-3.13 with the GIL; this is {v}. \
+             Use one of those interpreters (free-threaded builds are not supported yet)."
+        )));
+    }
+    frame::self_check().map_err(|e| {
+        PyRuntimeError::new_err(format!(
+            "frontrun's tracer cannot run here: {e}; rebuild frontrun for this interpreter"
+        ))
+    })?;
+    code::statics(py)?;
+    registry::init(py)?;
+    if !OPCODE_EVENTS.swap(true, Ordering::Relaxed) {
+        // 3.12 turns opcode events on for `PyEval_SetTrace` only once some
+        // frame has had `f_trace_opcodes` set; doing it once is harmless on
+        // the other versions.
+        py.run(
+            c"import sys\n_f = sys._getframe()\n_f.f_trace_opcodes = True\n_f.f_trace_opcodes = False\n",
+            None,
+            None,
+        )?;
+    }
+    trace::reset_thread();
+    // SAFETY: GIL held; `trace::trace` matches `Py_tracefunc` and needs no
+    // argument object.
+    unsafe { ffi::PyEval_SetTrace(Some(trace::trace), std::ptr::null_mut()) };
+    Ok(())
+}
+
+/// Stop tracing the current thread.
+pub fn uninstall(_py: Python<'_>) {
+    // SAFETY: GIL held (the token proves it); NULL removes the trace function.
+    unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+    trace::reset_thread();
+}

@@ -1,0 +1,465 @@
+//! The C-level trace function: opcode → access → `hooks::emit`.
+//!
+//! No Python code runs per access: the path is Rust reading the frame, a
+//! registry lookup, and the sink. Python runs only on first sight of a code
+//! object (cache fill) and when a newly shared object graph is walked.
+
+use std::cell::RefCell;
+use std::os::raw::c_int;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use frontrun_engine::event::{Access, Event, Key, ObjId};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::code::{self, CodeInfo};
+use super::decode::Instr;
+use super::describe::{self, KeyText};
+use super::frame::{FrameView, Stack, StackDepth};
+use super::keys::item_key;
+use super::ops::{MethodUse, Op};
+use super::registry::{self, Kind};
+use crate::hooks;
+
+/// A value about to be loaded from a shared place: at the next opcode event
+/// of the same frame, if it is at `unit`, the loaded value is on top of the
+/// stack and is registered as `parent`'s child under `key`.
+struct Pending {
+    frame: usize,
+    unit: u32,
+    parent: ObjId,
+    key: u64,
+    /// How many slots the load pushed (a NULL may accompany the value).
+    slots: u8,
+}
+
+#[derive(Default)]
+struct ThreadState {
+    last: Option<(usize, Arc<CodeInfo>)>,
+    pending: Vec<Pending>,
+}
+
+thread_local! {
+    static STATE: RefCell<ThreadState> = RefCell::default();
+}
+
+/// Forget this thread's cached code and pending loads.
+pub fn reset_thread() {
+    STATE.with(|s| *s.borrow_mut() = ThreadState::default());
+}
+
+/// Installed with `PyEval_SetTrace`.
+///
+/// # Safety
+/// Called by CPython with the GIL held and a live `frame`.
+pub unsafe extern "C" fn trace(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _arg: *mut ffi::PyObject,
+) -> c_int {
+    if !matches!(
+        what,
+        ffi::PyTrace_CALL | ffi::PyTrace_OPCODE | ffi::PyTrace_RETURN
+    ) || frame.is_null()
+    {
+        return 0;
+    }
+    if !hooks::has_sink() {
+        return 0;
+    }
+    // SAFETY: CPython calls trace functions with the GIL held.
+    let py = unsafe { Python::assume_gil_acquired() };
+    // SAFETY: `frame` is the live frame of this event, and the view does not
+    // escape this call.
+    let view = unsafe { FrameView::new(frame) };
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| match what {
+        ffi::PyTrace_CALL => on_call(py, &view),
+        ffi::PyTrace_OPCODE => on_opcode(py, &view, frame as usize),
+        _ => {
+            let f = frame as usize;
+            STATE.with(|s| s.borrow_mut().pending.retain(|p| p.frame != f));
+            Ok(())
+        }
+    }));
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(e)) => {
+            e.restore(py);
+            -1
+        }
+        Err(_) => {
+            PyRuntimeError::new_err("frontrun tracer: internal panic while tracing").restore(py);
+            -1
+        }
+    }
+}
+
+fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
+    let code = view.code() as usize;
+    if let Some(hit) = STATE.with(|s| {
+        s.borrow()
+            .last
+            .as_ref()
+            .and_then(|(c, i)| (*c == code).then(|| i.clone()))
+    }) {
+        return Ok(hit);
+    }
+    // SAFETY: the frame holds a strong reference to its code object.
+    let bound = unsafe { Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject) };
+    let info = code::info(py, &bound)?;
+    STATE.with(|s| s.borrow_mut().last = Some((code, info.clone())));
+    Ok(info)
+}
+
+fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
+    let info = code_info(py, view)?;
+    // SAFETY: `Py_False`/`Py_True` are immortal singletons.
+    let (t, f) = unsafe { (ffi::Py_True(), ffi::Py_False()) };
+    view.set_attr(c"f_trace_lines", f);
+    if info.traced {
+        // 3.13 enables per-code opcode events only if `f_trace` is set.
+        if cfg!(Py_3_13) {
+            view.set_attr(c"f_trace", t);
+        }
+        if !view.set_attr(c"f_trace_opcodes", t) {
+            return Err(PyErr::take(py)
+                .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
+        }
+    }
+    Ok(())
+}
+
+fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
+    let Some(unit) = view.unit() else {
+        return Ok(());
+    };
+    let code = view.code() as usize;
+    // Fast path, one thread-local access: same code object as last time, an
+    // instruction that touches nothing, no load to follow up.
+    let cached = STATE.with(|s| {
+        let s = s.borrow();
+        match &s.last {
+            Some((c, info)) if *c == code => {
+                let idle = info.instrs.get(unit).is_none_or(|i| i.op == Op::Skip);
+                if !info.traced || (idle && s.pending.is_empty()) {
+                    Err(())
+                } else {
+                    Ok(Some(info.clone()))
+                }
+            }
+            _ => Ok(None),
+        }
+    });
+    let info = match cached {
+        Err(()) => return Ok(()),
+        Ok(Some(info)) => info,
+        Ok(None) => code_info(py, view)?,
+    };
+    if !info.traced {
+        return Ok(());
+    }
+    let Some(&ins) = info.instrs.get(unit) else {
+        return Ok(());
+    };
+    let stack = || {
+        let depth = if cfg!(Py_3_12) {
+            StackDepth::Known(info.depths.get(unit).and_then(|&d| u32::try_from(d).ok()))
+        } else {
+            StackDepth::Live
+        };
+        view.stack(depth, info.nlocalsplus, info.stacksize)
+    };
+    resolve_pending(py, frame, unit, &stack);
+    if ins.op == Op::Skip {
+        return Ok(());
+    }
+    let Some(stack) = stack() else { return Ok(()) };
+    let Some((access, pending)) = classify(py, view, &info, ins, &stack) else {
+        return Ok(());
+    };
+    if let Some(mut p) = pending {
+        p.frame = frame;
+        p.unit = ins.next;
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.pending.len() >= 64 {
+                s.pending.remove(0);
+            }
+            s.pending.push(p);
+        });
+    }
+    let site = site_of(py, &info, unit);
+    hooks::emit(
+        py,
+        Event {
+            accesses: vec![access],
+            site,
+        },
+    )
+}
+
+fn site_of(py: Python<'_>, info: &CodeInfo, unit: usize) -> u64 {
+    let cell = &info.sites[unit];
+    match cell.load(Ordering::Relaxed) {
+        0 => {
+            let id = describe::new_site(
+                info.code.clone_ref(py),
+                u32::try_from(unit * 2).unwrap_or(u32::MAX),
+            );
+            cell.store(id, Ordering::Relaxed);
+            id
+        }
+        id => id,
+    }
+}
+
+/// Register the value produced by a load from a shared place.
+fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -> Option<Stack>) {
+    let mine = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.pending.is_empty() {
+            return None;
+        }
+        let pos = s.pending.iter().rposition(|p| p.frame == frame)?;
+        let p = s.pending.remove(pos);
+        s.pending.retain(|q| q.frame != frame);
+        Some(p)
+    });
+    let Some(p) = mine else { return };
+    if p.unit as usize != unit {
+        return; // the load raised or jumped: nothing was pushed
+    }
+    let Some(stack) = stack() else { return };
+    let values: Vec<_> = (1..=u32::from(p.slots))
+        .filter_map(|i| stack.peek(i))
+        .collect();
+    if let [value] = values[..] {
+        // SAFETY: a live stack value; the frame holds the reference.
+        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+        registry::adopt(py, p.parent, p.key, &value);
+    }
+}
+
+/// Borrow a stack slot as a `Bound`.
+fn peek<'py>(py: Python<'py>, stack: &Stack, i: u32) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: `peek` only yields non-NULL pointers to live values in the
+    // frame's stack, which holds a reference for this whole call.
+    stack
+        .peek(i)
+        .map(|p| unsafe { Bound::from_borrowed_ptr(py, p) })
+}
+
+/// A shared owner: its id and kind. Modules stand for their globals dict,
+/// once that dict is shared.
+fn owner(obj: &Bound<'_, PyAny>) -> Option<(ObjId, Kind)> {
+    if let Some(found) = registry::lookup_kind(obj.as_ptr()) {
+        return Some(found);
+    }
+    // SAFETY: live object, GIL held.
+    if unsafe { ffi::PyModule_Check(obj.as_ptr()) } != 0 {
+        // SAFETY: a module; returns its borrowed dict (or NULL).
+        let d = unsafe { ffi::PyModule_GetDict(obj.as_ptr()) };
+        return registry::lookup(d).map(|id| (id, Kind::Object));
+    }
+    None
+}
+
+/// The key of `container[key]`.
+fn item(container: Kind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
+    let _ = container;
+    match item_key(key) {
+        Some(k) if seq && k.int.is_some_and(|i| i < 0) => Key::Any,
+        Some(k) => {
+            describe::remember_key(k.hash, || {
+                key.repr().ok().map(|r| KeyText::Item(r.to_string()))
+            });
+            Key::Exact(k.hash)
+        }
+        None => Key::Any,
+    }
+}
+
+fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: live object, GIL held; type checks only.
+    let builtin = unsafe {
+        ffi::PyList_Check(obj.as_ptr()) != 0 || ffi::PyByteArray_Check(obj.as_ptr()) != 0
+    };
+    builtin || obj.get_type().name().is_ok_and(|n| n == "deque")
+}
+
+fn name_key(info: &CodeInfo, idx: usize) -> Option<(u64, MethodUse)> {
+    let n = info.names.get(idx)?;
+    Some((n.key, n.method))
+}
+
+fn cell_id(py: Python<'_>, view: &FrameView, info: &CodeInfo, idx: usize) -> Option<(ObjId, u64)> {
+    let p = view.cell_slot(idx, info.nlocalsplus, info.ncellfree)?;
+    // SAFETY: a non-NULL slot of the live frame's locals.
+    let cell = unsafe { Bound::from_borrowed_ptr(py, p) };
+    if cell.get_type().name().ok()? != "cell" {
+        return None;
+    }
+    let name = info.cells.get(idx)?;
+    let id = match registry::lookup(p) {
+        Some(id) => id,
+        // A free variable's cell was made by an enclosing frame: possibly
+        // another thread's, so it is shared from first use.
+        None if idx >= info.free_start => registry::cell(&cell, name.key),
+        None => return None,
+    };
+    Some((id, name.key))
+}
+
+fn pending(parent: ObjId, key: u64, slots: u8) -> Option<Pending> {
+    Some(Pending {
+        frame: 0,
+        unit: 0,
+        parent,
+        key,
+        slots,
+    })
+}
+
+/// The access an instruction is about to make, if it touches shared state,
+/// and the load to follow up.
+fn classify(
+    py: Python<'_>,
+    view: &FrameView,
+    info: &CodeInfo,
+    ins: Instr,
+    stack: &Stack,
+) -> Option<(Access, Option<Pending>)> {
+    let arg = ins.arg as usize;
+    let v312 = cfg!(Py_3_12);
+    match ins.op {
+        Op::LoadAttr | Op::LoadMethod => {
+            let method = ins.op == Op::LoadMethod || (v312 && arg & 1 == 1);
+            let idx = if v312 && ins.op == Op::LoadAttr {
+                arg >> 1
+            } else {
+                arg
+            };
+            let obj = peek(py, stack, 1)?;
+            let (id, kind) = owner(&obj)?;
+            let (key, use_) = name_key(info, idx)?;
+            if kind == Kind::Container {
+                let access = match use_ {
+                    MethodUse::Write => Access::write(id, Key::Any),
+                    MethodUse::Read => Access::read(id, Key::Any),
+                };
+                return Some((access, None));
+            }
+            let follow = if method { None } else { pending(id, key, 1) };
+            Some((Access::read(id, Key::Exact(key)), follow))
+        }
+        Op::StoreAttr | Op::DeleteAttr => {
+            let obj = peek(py, stack, 1)?;
+            let (id, _) = owner(&obj)?;
+            let (key, _) = name_key(info, arg)?;
+            if ins.op == Op::StoreAttr {
+                if let Some(v) = peek(py, stack, 2) {
+                    registry::adopt(py, id, key, &v);
+                }
+            }
+            Some((Access::write(id, Key::Exact(key)), None))
+        }
+        Op::BinarySubscr | Op::StoreSubscr | Op::DeleteSubscr | Op::ContainsOp => {
+            let (c, k) = if ins.op == Op::ContainsOp {
+                (1, 2)
+            } else {
+                (2, 1)
+            };
+            let container = peek(py, stack, c)?;
+            let (id, kind) = owner(&container)?;
+            let key_obj = peek(py, stack, k)?;
+            let key = if ins.op == Op::ContainsOp && is_sequence(&container) {
+                Key::Any
+            } else {
+                item(kind, is_sequence(&container), &key_obj)
+            };
+            match ins.op {
+                Op::BinarySubscr => {
+                    let follow = match key {
+                        Key::Exact(h) => pending(id, h, 1),
+                        Key::Any => None,
+                    };
+                    Some((Access::read(id, key), follow))
+                }
+                Op::ContainsOp => Some((Access::read(id, key), None)),
+                _ => {
+                    if let (Op::StoreSubscr, Key::Exact(h), Some(v)) =
+                        (ins.op, key, peek(py, stack, 3))
+                    {
+                        registry::adopt(py, id, h, &v);
+                    }
+                    Some((Access::write(id, key), None))
+                }
+            }
+        }
+        Op::BinarySlice | Op::StoreSlice => {
+            let (id, _) = owner(&peek(py, stack, 3)?)?;
+            let access = if ins.op == Op::BinarySlice {
+                Access::read(id, Key::Any)
+            } else {
+                Access::write(id, Key::Any)
+            };
+            Some((access, None))
+        }
+        Op::GetIter => {
+            let (id, _) = owner(&peek(py, stack, 1)?)?;
+            Some((Access::read(id, Key::Any), None))
+        }
+        Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
+            let g = view.globals();
+            if g.is_null() {
+                return None;
+            }
+            // SAFETY: the running frame holds its globals dict.
+            let globals = unsafe { Bound::from_borrowed_ptr(py, g) };
+            let id = registry::module_globals(py, &globals);
+            let v311 = cfg!(Py_3_11);
+            let idx = if ins.op == Op::LoadGlobal && v311 {
+                arg >> 1
+            } else {
+                arg
+            };
+            let (key, _) = name_key(info, idx)?;
+            match ins.op {
+                Op::LoadGlobal => {
+                    let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
+                    Some((Access::read(id, Key::Exact(key)), pending(id, key, slots)))
+                }
+                Op::StoreGlobal => {
+                    if let Some(v) = peek(py, stack, 1) {
+                        registry::adopt(py, id, key, &v);
+                    }
+                    Some((Access::write(id, Key::Exact(key)), None))
+                }
+                _ => Some((Access::write(id, Key::Exact(key)), None)),
+            }
+        }
+        Op::LoadDeref | Op::LoadClassDeref => {
+            let (id, key) = cell_id(py, view, info, arg)?;
+            let follow = if ins.op == Op::LoadDeref {
+                pending(id, key, 1)
+            } else {
+                None
+            };
+            Some((Access::read(id, Key::Exact(key)), follow))
+        }
+        Op::StoreDeref | Op::DeleteDeref => {
+            let (id, key) = cell_id(py, view, info, arg)?;
+            if ins.op == Op::StoreDeref {
+                if let Some(v) = peek(py, stack, 1) {
+                    registry::adopt(py, id, key, &v);
+                }
+            }
+            Some((Access::write(id, Key::Exact(key)), None))
+        }
+        Op::Skip => None,
+    }
+}
