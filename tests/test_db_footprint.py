@@ -171,7 +171,12 @@ def test_db_event_is_a_noop_without_a_sink_and_reaches_one() -> None:
             n._db_capture_start()
     finally:
         events = n._db_capture_stop()
-    assert events == [(7, m.accesses(1, fp))]
+    # A fresh model: `m` now counts the row lock as held by transaction 1.
+    assert events == [(7, n.DbModel("db").accesses(1, fp))]
+    kinds = {k for _, _, k in events[0][1]}
+    assert kinds == {"read", "write", "acquire"}
+    assert "acquire" not in {k for _, _, k in m.accesses(1, fp)}, "held locks are not re-acquired"
+    assert "release" in {k for _, _, k in m.accesses(1, n.sql_footprint("COMMIT"))}
     with pytest.raises(RuntimeError, match="without _db_capture_start"):
         n._db_capture_stop()
 

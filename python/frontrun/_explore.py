@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from frontrun import _coop, _native
+from frontrun.db import _hooks as _db_hooks
 
 Strategy = Literal["dpor", "random", "pct"]
 _STRATEGIES = ("dpor", "random", "pct")
@@ -118,10 +119,10 @@ def _run(
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
     workers = _Workers()
     try:
-        with _coop.cooperative(workers.pool):
+        with _coop.cooperative(workers.pool), _db_hooks.exploring() as db:
             raw = _native._explore(
                 workers.pool,
-                setup,
+                db.wrap_setup(setup),
                 list(threads),
                 invariant,
                 teardown,

@@ -88,8 +88,23 @@ def sql_footprint_many(
     sql: str, seq_of_params: Any, dialect: str = "postgresql"
 ) -> SqlFootprint: ...
 def db_event(
-    model: DbModel, txn: int, fp: SqlFootprint, site: int = 0, serializable: bool = False
+    model: DbModel,
+    txn: int,
+    fp: SqlFootprint,
+    site: int = 0,
+    serializable: bool = False,
+    lock_model: bool = True,
+    loc: tuple[str, int, str] | None = None,
 ) -> bool: ...
+def db_wait(
+    model: DbModel,
+    txn: int,
+    fp: SqlFootprint,
+    site: int,
+    min_epoch: int,
+    serializable: bool = False,
+    loc: tuple[str, int, str] | None = None,
+) -> None: ...
 def db_site(label: str, sql: str, params: str | None = None) -> int: ...
 def db_site_result(site: int, text: str) -> None: ...
 def db_site_text(site: int) -> str | None: ...

@@ -10,6 +10,8 @@ delegate every other attribute to the real object.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +28,17 @@ LOCK_NOT_AVAILABLE = "55P03"
 # does not wait at all); a wait means the holder is a paused transaction.
 _PROBE_TIMEOUT = "5ms"
 _SAVEPOINT = "frontrun_probe"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_location() -> tuple[str, int, str] | None:
+    """``(file, line, function)`` of the innermost caller outside frontrun.db."""
+    f = sys._getframe(1)
+    while f is not None and f.f_code.co_filename.startswith(_HERE):
+        f = f.f_back  # type: ignore[assignment]
+    if f is None:
+        return None
+    return f.f_code.co_filename, f.f_lineno, f.f_code.co_name
 
 
 def _show_row(row: Any) -> str:
@@ -47,7 +60,13 @@ def _show_rows(rows: list[Any]) -> str:
 class ConnectionProxy:
     """A wrapped DB-API connection; see :func:`frontrun.db.wrap`."""
 
-    def __init__(self, conn: Any, session: DbSession, label: str | None = None) -> None:
+    def __init__(
+        self,
+        conn: Any,
+        session: DbSession,
+        label: str | None = None,
+        pool_key: tuple[Any, ...] | None = None,
+    ) -> None:
         driver = _drivers.driver_of(conn)
         txn, default_label = session.next_connection()
         database = _drivers.connection_database(driver, conn)
@@ -63,10 +82,18 @@ class ConnectionProxy:
         d["_explicit"] = False
         d["_txn_level"] = None
         d["_session_level"] = None
+        d["_pool_key"] = pool_key
+        d["_released"] = False
+        session.track(self)
 
     # --- delegation -------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
+        if self.__dict__["_released"]:
+            raise RuntimeError(
+                f"{self.label}: this connection was closed (frontrun keeps the real one "
+                "for the next execution); open a new one"
+            )
         return getattr(self.__dict__["_conn"], name)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -76,7 +103,11 @@ class ConnectionProxy:
             setattr(self._conn, name, value)
 
     def __repr__(self) -> str:
-        return f"<frontrun {self.label} {self._conn!r}>"
+        return f"<frontrun {self.label} {self.__dict__['_conn']!r}>"
+
+    @property
+    def closed(self) -> Any:
+        return True if self._released else self._conn.closed
 
     @property
     def wrapped(self) -> Any:
@@ -108,7 +139,13 @@ class ConnectionProxy:
                 self.__dict__["_txn_level"] = fp.isolation
         site = _native.db_site(self.label, sql, describe_params(params))
         _native.db_event(
-            self._model, self._txn, fp, site, serializable=self.isolation == "serializable"
+            self._model,
+            self._txn,
+            fp,
+            site,
+            serializable=self.isolation == "serializable",
+            lock_model=self._dialect == "postgresql",
+            loc=user_location(),
         )
         return site
 
@@ -173,7 +210,19 @@ class ConnectionProxy:
         self._end("ROLLBACK", self._conn.rollback)
 
     def close(self) -> None:
+        if self._released:
+            return
         self._model.end(self._txn)
+        key = self._pool_key
+        if key is not None and self._session.give_back(key, self._driver, self._conn):
+            self.__dict__["_released"] = True
+            return
+        if self._dialect == "postgresql" and not self._conn.closed:
+            # Give the locks back at once: closing alone may leave the
+            # server-side session around for a moment.
+            with contextlib.suppress(Exception):
+                if self._in_transaction():
+                    self._conn.rollback()
         self._conn.close()
 
     def __enter__(self) -> ConnectionProxy:
@@ -364,7 +413,13 @@ class CursorProxy:
         return self._cur.__exit__(*exc)
 
 
-def wrap(conn: Any, *, label: str | None = None, session: DbSession | None = None) -> Any:
+def wrap(
+    conn: Any,
+    *,
+    label: str | None = None,
+    session: DbSession | None = None,
+    pool_key: tuple[Any, ...] | None = None,
+) -> Any:
     """Wrap an existing connection so its statements become scheduling points.
 
     ``label`` names its transactions in explanations (default ``Txn A``,
@@ -372,4 +427,4 @@ def wrap(conn: Any, *, label: str | None = None, session: DbSession | None = Non
     """
     if isinstance(conn, ConnectionProxy):
         return conn
-    return ConnectionProxy(conn, session or current_session(), label)
+    return ConnectionProxy(conn, session or current_session(), label, pool_key)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,20 +47,31 @@ class DbSession:
     """
 
     def __init__(
-        self, *, probe_locks: bool | None = None, on_blocked: BlockedHandler | None = None
+        self,
+        *,
+        probe_locks: bool | None = None,
+        on_blocked: BlockedHandler | None = None,
+        pooling: bool = False,
     ) -> None:
         """``probe_locks``: run PostgreSQL statements whose lock waits the
         model cannot predict with a short ``lock_timeout`` inside a savepoint,
         so that waiting for a paused transaction is seen, undone and retried
         (default: only on explored threads). ``on_blocked`` decides how to
-        wait before retrying (default: an exploration scheduling point)."""
+        wait before retrying (default: an exploration scheduling point).
+        ``pooling``: a connection opened through :func:`instrument` and closed
+        is reset and kept for the next identical ``connect()`` call, since
+        opening a PostgreSQL connection costs several milliseconds per
+        execution."""
         self.probe_locks = probe_locks
+        self.pooling = pooling
+        self._pool: dict[tuple[Any, ...], list[Any]] = {}
         self.on_blocked = on_blocked
         self._lock = threading.Lock()
         self._models: dict[str, _native.DbModel] = {}
         self._keys: dict[str, str] = {}
         self._next = 0
         self._warned: set[str] = set()
+        self._conns: list[weakref.ref[ConnectionProxy]] = []
 
     def declare_key(self, table: str, column: str) -> None:
         """Fix the column that identifies rows of ``table`` (its primary key)."""
@@ -104,10 +117,77 @@ class DbSession:
                 f"{conn.label}: a statement waits for a row lock of a paused transaction "
                 "and this build of frontrun has no exploration driver to schedule others"
             )
-        wait(conn._model, conn._txn, fp, site, min_epoch)
+        from frontrun.db._proxy import user_location
+
+        wait(
+            conn._model,
+            conn._txn,
+            fp,
+            site,
+            min_epoch,
+            conn.isolation == "serializable",
+            user_location(),
+        )
+
+    def track(self, conn: ConnectionProxy) -> None:
+        """Remember ``conn`` so that :meth:`close_connections` can close it."""
+        with self._lock:
+            self._conns.append(weakref.ref(conn))
+
+    def close_connections(self, *, pooled: bool = False) -> None:
+        """Close every tracked connection still open (back to the pool if
+        pooling); with ``pooled``, also really close the pooled ones."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for ref in conns:
+            conn = ref()
+            if conn is not None:
+                # Best effort: a broken connection is closed all the same.
+                with contextlib.suppress(Exception):
+                    conn.close()
+        if pooled:
+            with self._lock:
+                pool, self._pool = self._pool, {}
+            for reals in pool.values():
+                for real in reals:
+                    with contextlib.suppress(Exception):
+                        real.close()
+
+    def take_pooled(self, key: tuple[Any, ...]) -> Any:
+        """A kept connection opened with the same arguments, or ``None``."""
+        with self._lock:
+            reals = self._pool.get(key)
+            return reals.pop() if reals else None
+
+    def give_back(self, key: tuple[Any, ...], driver: str, real: Any) -> bool:
+        """Reset ``real`` to a new connection's state and keep it; ``False``
+        (caller closes it) if pooling is off or the reset failed."""
+        if not self.pooling or driver == "sqlite3":
+            return False
+        try:
+            if real.closed:
+                return False
+            real.rollback()
+            real.autocommit = True
+            with real.cursor() as cur:
+                cur.execute("DISCARD ALL")
+            if driver == "psycopg2":
+                real.reset()
+            else:
+                real.autocommit = False
+                real.isolation_level = None
+                real.read_only = None
+                real.deferrable = None
+        except Exception:
+            return False
+        with self._lock:
+            self._pool.setdefault(key, []).append(real)
+        return True
 
     def new_execution(self) -> None:
-        """Forget open transactions, connection numbers and statement sites."""
+        """Close the previous execution's connections; forget open
+        transactions, connection numbers and statement sites."""
+        self.close_connections()
         with self._lock:
             self._next = 0
             for model in self._models.values():

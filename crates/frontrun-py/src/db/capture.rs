@@ -66,6 +66,8 @@ pub fn _db_capture_stop() -> PyResult<Vec<PyEvent>> {
                     let kind = match a.kind {
                         AccessKind::Read => "read",
                         AccessKind::Write => "write",
+                        AccessKind::Acquire => "acquire",
+                        AccessKind::Release => "release",
                         _ => "other",
                     };
                     (a.obj, key, kind)

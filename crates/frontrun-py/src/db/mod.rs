@@ -2,12 +2,14 @@
 //! (`frontrun-sql`), the per-database lock model, and the event each
 //! intercepted `execute`/`commit` emits through [`crate::hooks::emit`].
 
+mod accesses;
 mod capture;
 mod event;
 mod footprint;
 mod model;
 mod params;
 pub mod sites;
+mod wait;
 
 use pyo3::prelude::*;
 
@@ -21,6 +23,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(footprint::sql_footprint, m)?)?;
     m.add_function(wrap_pyfunction!(footprint::sql_footprint_many, m)?)?;
     m.add_function(wrap_pyfunction!(event::db_event, m)?)?;
+    m.add_function(wrap_pyfunction!(event::db_wait, m)?)?;
     m.add_function(wrap_pyfunction!(sites::db_site, m)?)?;
     m.add_function(wrap_pyfunction!(sites::db_site_result, m)?)?;
     m.add_function(wrap_pyfunction!(sites::db_site_text, m)?)?;

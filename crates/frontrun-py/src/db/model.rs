@@ -1,27 +1,54 @@
 //! `DbModel`: one database's key columns and predicted row/table locks,
 //! kept for a whole exploration so that resource ids stay stable.
 
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use frontrun_engine::event::{Access, AccessKind, Key};
 use frontrun_sql::resources::fnv1a;
-use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction, Resource, ResourceMode};
+use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction};
 use pyo3::prelude::*;
 
+use super::accesses;
 use super::footprint::PyFootprint;
 
-struct Model {
+pub(crate) struct Model {
     keys: KeyColumns,
     locks: LockTable,
     /// Transactions ended so far: a statement that found a row locked may
     /// succeed only after some transaction ended since.
     epoch: u64,
+    /// Row-lock objects acquired by each open transaction.
+    held: accesses::Held,
+    /// The explored thread that last ran a statement of each transaction,
+    /// to name lock holders in deadlock reports.
+    threads: HashMap<u64, usize>,
+}
+
+impl Model {
+    /// Whether `txn` may try `fp` now (see [`PyDbModel::may_run`]).
+    pub(crate) fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
+        self.epoch >= min_epoch && !matches!(self.locks.predict(txn, fp), Prediction::Blocks(_))
+    }
+
+    /// Remember that explored thread `tid` runs transaction `txn`.
+    pub(crate) fn note_thread(&mut self, txn: u64, tid: usize) {
+        self.threads.insert(txn, tid);
+    }
+
+    /// The explored threads whose transactions `fp` would wait for.
+    pub(crate) fn blockers(&self, txn: u64, fp: &Footprint) -> Vec<Option<usize>> {
+        match self.locks.predict(txn, fp) {
+            Prediction::Blocks(b) => b.iter().map(|t| self.threads.get(t).copied()).collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Key columns and lock table of one database (one per DSN).
 #[pyclass(module = "frontrun._native", name = "DbModel", frozen)]
 pub struct PyDbModel {
-    inner: Mutex<Model>,
+    inner: Arc<Mutex<Model>>,
     /// Mixed into resource ids so that two databases never share objects.
     salt: u64,
 }
@@ -35,19 +62,6 @@ impl PyDbModel {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn to_access(&self, r: &Resource, promote_reads: bool) -> Access {
-        let kind = match r.mode {
-            ResourceMode::Write => AccessKind::Write,
-            ResourceMode::Read if promote_reads => AccessKind::Write,
-            ResourceMode::Read => AccessKind::Read,
-        };
-        Access {
-            obj: r.id ^ self.salt,
-            key: r.key.map_or(Key::Any, Key::Exact),
-            kind,
-        }
-    }
-
     /// The engine accesses of `fp` run by transaction `txn`.
     ///
     /// `COMMIT`/`ROLLBACK` use the footprint of everything the transaction
@@ -56,21 +70,17 @@ impl PyDbModel {
     /// also abort others through their reads, so its reads count as writes.
     pub fn event_accesses(&self, txn: u64, fp: &Footprint, serializable: bool) -> Vec<Access> {
         let mut m = self.lock();
+        let Model {
+            keys, locks, held, ..
+        } = &mut *m;
         if fp.ends_transaction() && !fp.global && fp.accesses.is_empty() {
-            let Model { keys, locks, .. } = &mut *m;
-            let Some(done) = locks.transaction_footprint(txn) else {
-                return Vec::new();
-            };
-            return done
-                .resources(keys)
-                .iter()
-                .map(|r| self.to_access(r, serializable))
-                .collect();
+            let done = locks.transaction_footprint(txn);
+            return accesses::end(done, keys, held, txn, self.salt, serializable);
         }
-        fp.resources(&mut m.keys)
-            .iter()
-            .map(|r| self.to_access(r, false))
-            .collect()
+        if fp.global {
+            return accesses::global(fp, keys, self.salt);
+        }
+        accesses::statement(fp, keys, held, txn, self.salt)
     }
 
     pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
@@ -80,14 +90,20 @@ impl PyDbModel {
     /// Whether `txn` may try `fp` now: no predicted lock wait, and (after a
     /// failed attempt at epoch `min_epoch - 1`) some transaction has ended.
     pub fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
-        let m = self.lock();
-        m.epoch >= min_epoch && !matches!(m.locks.predict(txn, fp), Prediction::Blocks(_))
+        self.lock().may_run(txn, fp, min_epoch)
+    }
+
+    /// The model, for conditions evaluated by the scheduler.
+    pub(crate) fn shared(&self) -> Arc<Mutex<Model>> {
+        Arc::clone(&self.inner)
     }
 }
 
 fn kind_str(k: AccessKind) -> &'static str {
     match k {
         AccessKind::Read => "read",
+        AccessKind::Acquire => "acquire",
+        AccessKind::Release => "release",
         _ => "write",
     }
 }
@@ -99,11 +115,13 @@ impl PyDbModel {
     #[pyo3(signature = (database = ""))]
     fn new(database: &str) -> Self {
         PyDbModel {
-            inner: Mutex::new(Model {
+            inner: Arc::new(Mutex::new(Model {
                 keys: KeyColumns::new(),
                 locks: LockTable::new(),
                 epoch: 0,
-            }),
+                threads: HashMap::new(),
+                held: accesses::Held::new(),
+            })),
             salt: if database.is_empty() {
                 0
             } else {
@@ -164,6 +182,7 @@ impl PyDbModel {
     fn end(&self, txn: u64) {
         let mut m = self.lock();
         m.locks.end(txn);
+        m.held.remove(&txn);
         m.epoch += 1;
     }
 
@@ -187,7 +206,10 @@ impl PyDbModel {
 
     /// Forget every open transaction (between executions); key columns stay.
     fn reset_locks(&self) {
-        self.lock().locks = LockTable::new();
+        let mut m = self.lock();
+        m.locks = LockTable::new();
+        m.threads.clear();
+        m.held.clear();
     }
 
     /// What `txn` has done since it began, or `None`.

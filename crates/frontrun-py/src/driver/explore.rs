@@ -22,7 +22,10 @@ enum Verdict {
     Passed,
     /// Cut by DPOR before completion: no verdict, not counted.
     Pruned,
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
     TimedOut(String),
 }
 
@@ -241,9 +244,11 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
             ),
             None => None,
         };
-        let description = match &step.what {
-            Some(w) => w.clone(),
-            None => step
+        // Database statements render as `Txn A | SQL → values` (db/sites.rs).
+        let description = match (crate::db::sites::describe(step.event.site), &step.what) {
+            (Some(sql), _) => sql,
+            (None, Some(w)) => w.clone(),
+            (None, None) => step
                 .event
                 .accesses
                 .iter()
