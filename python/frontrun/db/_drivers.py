@@ -49,6 +49,19 @@ def isolation_of(driver: str, conn: Any) -> str:
     return str(name).replace("_", " ").lower()
 
 
+def set_isolation(driver: str, conn: Any, level: str) -> None:
+    """Make ``conn``'s next transactions run at ``level`` (PostgreSQL only)."""
+    if driver == "sqlite3":
+        return
+    name = level.upper()
+    if driver == "psycopg2":
+        conn.set_session(isolation_level=name)
+        return
+    import psycopg  # type: ignore[import-not-found,unused-ignore]
+
+    conn.isolation_level = psycopg.IsolationLevel[name.replace(" ", "_")]
+
+
 def is_autocommit(driver: str, conn: Any) -> bool:
     if driver == "sqlite3":
         # Python 3.12 `autocommit` attribute first; the legacy

@@ -10,7 +10,29 @@ from typing import Any
 from frontrun.db._patch import instrument
 from frontrun.db._session import DbSession
 
-__all__ = ["exploring"]
+__all__ = ["exploring", "overrides"]
+
+# Set by `overrides()` for the explorations it encloses (they are never
+# concurrent: `frontrun.explore` runs one at a time).
+_isolation: str | None = None
+_last: DbSession | None = None
+
+
+@contextlib.contextmanager
+def overrides(*, isolation: str | None = None) -> Iterator[None]:
+    """Run enclosed explorations with every connection at ``isolation``."""
+    global _isolation
+    previous, _isolation = _isolation, isolation
+    try:
+        yield
+    finally:
+        _isolation = previous
+
+
+def last_session() -> DbSession | None:
+    """The session of the most recent exploration (its models keep the last
+    execution's statement log)."""
+    return _last
 
 
 class _Exploring:
@@ -31,7 +53,9 @@ class _Exploring:
 @contextlib.contextmanager
 def exploring() -> Iterator[_Exploring]:
     """Patch the drivers already imported; close leftover connections at the end."""
-    session = DbSession(pooling=True)
+    global _last
+    session = DbSession(pooling=True, isolation=_isolation)
+    _last = session
     with instrument(session, import_drivers=False):
         try:
             yield _Exploring(session)

@@ -85,6 +85,9 @@ class ConnectionProxy:
         d["_pool_key"] = pool_key
         d["_released"] = False
         session.track(self)
+        session.note_label(database, txn, d["label"])
+        if session.isolation is not None:
+            _drivers.set_isolation(driver, conn, session.isolation)
 
     # --- delegation -------------------------------------------------------
 
@@ -184,7 +187,11 @@ class ConnectionProxy:
             real()
         except BaseException as exc:
             _record_error(site, exc)
+            # A failed COMMIT (serialization failure…) ended the transaction.
+            self._model.apply(self._txn, _native.sql_footprint("ROLLBACK", None, self._dialect))
+            self._ended()
             raise
+        self._model.apply(self._txn, fp)
         self._ended()
 
     # --- DB-API ------------------------------------------------------------
@@ -253,6 +260,7 @@ class ConnectionProxy:
             if outer:
                 self._announce("COMMIT")
         if outer:
+            self._model.apply(self._txn, _native.sql_footprint("COMMIT", None, self._dialect))
             self._ended()
 
     def _probed(self, fp: _native.SqlFootprint, site: int, call: Any) -> None:

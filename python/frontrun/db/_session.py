@@ -52,6 +52,7 @@ class DbSession:
         probe_locks: bool | None = None,
         on_blocked: BlockedHandler | None = None,
         pooling: bool = False,
+        isolation: str | None = None,
     ) -> None:
         """``probe_locks``: run PostgreSQL statements whose lock waits the
         model cannot predict with a short ``lock_timeout`` inside a savepoint,
@@ -64,6 +65,8 @@ class DbSession:
         execution."""
         self.probe_locks = probe_locks
         self.pooling = pooling
+        self.isolation = isolation
+        self._labels: dict[tuple[str, int], str] = {}
         self._pool: dict[tuple[Any, ...], list[Any]] = {}
         self.on_blocked = on_blocked
         self._lock = threading.Lock()
@@ -79,6 +82,18 @@ class DbSession:
             self._keys[table] = column
             for model in self._models.values():
                 model.declare_key(table, column)
+
+    def models(self) -> dict[str, _native.DbModel]:
+        with self._lock:
+            return dict(self._models)
+
+    def note_label(self, database: str, txn: int, label: str) -> None:
+        with self._lock:
+            self._labels[(database, txn)] = label
+
+    def label_of(self, database: str, txn: int) -> str:
+        with self._lock:
+            return self._labels.get((database, txn), f"txn {txn}")
 
     def model(self, database: str) -> _native.DbModel:
         with self._lock:

@@ -3,6 +3,7 @@
 //! intercepted `execute`/`commit` emits through [`crate::hooks::emit`].
 
 mod accesses;
+mod anomaly;
 mod capture;
 mod event;
 mod footprint;

@@ -10,6 +10,7 @@ use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction};
 use pyo3::prelude::*;
 
 use super::accesses;
+use super::anomaly;
 use super::footprint::PyFootprint;
 
 pub(crate) struct Model {
@@ -18,6 +19,8 @@ pub(crate) struct Model {
     /// Transactions ended so far: a statement that found a row locked may
     /// succeed only after some transaction ended since.
     epoch: u64,
+    /// Statements applied in this execution, for naming anomalies.
+    log: Vec<anomaly::Entry>,
     /// Row-lock objects acquired by each open transaction.
     held: accesses::Held,
     /// The explored thread that last ran a statement of each transaction,
@@ -121,6 +124,7 @@ impl PyDbModel {
                 epoch: 0,
                 threads: HashMap::new(),
                 held: accesses::Held::new(),
+                log: Vec::new(),
             })),
             salt: if database.is_empty() {
                 0
@@ -172,6 +176,12 @@ impl PyDbModel {
     fn apply(&self, txn: u64, fp: &PyFootprint) {
         let mut m = self.lock();
         m.locks.apply(txn, &fp.fp);
+        if !fp.fp.is_inert() || fp.fp.ends_transaction() {
+            m.log.push(anomaly::Entry {
+                txn,
+                fp: fp.fp.clone(),
+            });
+        }
         if fp.fp.ends_transaction() {
             m.epoch += 1;
         }
@@ -210,6 +220,13 @@ impl PyDbModel {
         m.locks = LockTable::new();
         m.threads.clear();
         m.held.clear();
+        m.log.clear();
+    }
+
+    /// The isolation anomaly among the transactions committed since the
+    /// last `reset_locks`: `(kind, first txn, second txn, rows)` or `None`.
+    fn anomaly(&self) -> Option<(&'static str, u64, u64, String)> {
+        anomaly::classify(&self.lock().log).map(|a| (a.kind, a.first, a.second, a.detail))
     }
 
     /// What `txn` has done since it began, or `None`.
