@@ -5,7 +5,9 @@
   per statement;
 - footprint analysis alone (cached SQL text);
 - resets/s: snapshot restore (DELETE or TRUNCATE + INSERT, one round trip)
-  vs a new database copied from a template.
+  vs a new database copied from a template;
+- executions/s of ``frontrun.explore`` on the seed's two-transaction
+  workloads (target: >= 50/s), connections pooled across executions.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import psycopg
 import psycopg2
 
+import frontrun
 import frontrun.db
 from frontrun import _native
 from frontrun.db.reset import SnapshotReset, TemplateReset
@@ -69,6 +72,46 @@ def _pg_bank(dsn: str) -> None:
     conn.close()
 
 
+def _explore_rate(dsn: str, reset: SnapshotReset, for_update: bool) -> tuple[int, float]:
+    lock = " FOR UPDATE" if for_update else ""
+
+    def deposit(conn: Any, amount: int) -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT balance FROM accounts WHERE name='alice'{lock}")
+            (old,) = cur.fetchone()
+            cur.execute("UPDATE accounts SET balance=%s WHERE name='alice'", (old + amount,))
+        conn.commit()
+
+    def setup() -> list[Any]:
+        reset.reset()
+        return [psycopg2.connect(dsn), psycopg2.connect(dsn)]
+
+    def teardown(conns: list[Any]) -> None:
+        for c in conns:
+            c.close()
+
+    def invariant(conns: list[Any]) -> bool:
+        with conns[0].cursor() as cur:
+            cur.execute("SELECT balance FROM accounts WHERE name='alice'")
+            ok = bool(cur.fetchone()[0] == 2300)
+        conns[0].rollback()
+        return ok
+
+    t0 = time.perf_counter()
+    runs = 0
+    for _ in range(5):
+        r = frontrun.explore(
+            setup,
+            [lambda s: deposit(s[0], 100), lambda s: deposit(s[1], 200)],
+            invariant,
+            teardown=teardown,
+            stop_on_first=False,
+            reproduce_on_failure=0,
+        )
+        runs += r.executions_explored
+    return runs, runs / (time.perf_counter() - t0)
+
+
 def main() -> None:
     t0 = time.perf_counter()
     for _ in range(N):
@@ -111,6 +154,12 @@ def main() -> None:
         template = dsn.rsplit("/", 1)[1]
         with TemplateReset(server.connect, template) as t:
             rates["template"] = _per_second(lambda: (t.fresh(), None)[1], 20)
+        reset = SnapshotReset(lambda: psycopg2.connect(dsn), ["accounts"])
+        for fu in (False, True):
+            n, rate = _explore_rate(dsn, reset, fu)
+            name = "FOR UPDATE fix" if fu else "lost update"
+            print(f"explore, seed {name:15s}: {n:3d} executions, {rate:6.0f} executions/s")
+        reset.close()
         for k, v in rates.items():
             print(f"reset by {k:9s}: {v:8.0f} resets/s")
         print(
