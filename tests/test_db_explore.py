@@ -189,3 +189,35 @@ def test_counter_race_and_fix(bank: tuple[str, SnapshotReset], workers: int) -> 
     assert "SELECT counter FROM counts → 0" in racy.explanation
     fixed = run(for_update=True)
     assert fixed.property_holds is True and fixed.exhausted is True, fixed.explanation
+
+
+def test_psycopg3_lost_update_replays_and_fix_is_proved(bank: tuple[str, SnapshotReset]) -> None:
+    import psycopg
+
+    dsn, reset = bank
+
+    def setup() -> Bank:
+        reset.reset()
+        return Bank(psycopg.connect(dsn), psycopg.connect(dsn))
+
+    def invariant(_: Bank) -> bool:
+        return bool(_query(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
+
+    for for_update in (False, True):
+        deposit = _deposit(for_update)
+        result = frontrun.explore(
+            setup,
+            [lambda s, d=deposit: d(s.a, 100), lambda s, d=deposit: d(s.b, 200)],
+            invariant,
+            teardown=_teardown,
+            max_executions=10,
+            reproduce_on_failure=5,
+        )
+        if for_update:
+            assert result.property_holds is True and result.exhausted is True, result.explanation
+        else:
+            assert result.property_holds is False, result.explanation
+            assert result.reproduced == 5, result.explanation
+            assert "Txn B | SELECT balance FROM accounts WHERE name='alice' → 1000" in (
+                result.explanation
+            )

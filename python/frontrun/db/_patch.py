@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from frontrun import _native
 from frontrun.db._proxy import wrap
 from frontrun.db._session import DbSession, pop_session, push_session
 
@@ -22,11 +23,12 @@ def _wrapping(original: Callable[..., Any], session: DbSession) -> Callable[...,
     @functools.wraps(original)
     def connect(*args: Any, **kwargs: Any) -> Any:
         if not session.pooling:
-            return wrap(original(*args, **kwargs), session=session)
+            return wrap(_native._db_call(original, *args, **kwargs), session=session)
         key = (id(original), repr(args), repr(sorted(kwargs.items())))
         real = session.take_pooled(key)
         if real is None:
-            real = original(*args, **kwargs)
+            # Real primitives inside: psycopg 3 creates its connection lock here.
+            real = _native._db_call(original, *args, **kwargs)
         return wrap(real, session=session, pool_key=key)
 
     connect.__frontrun_original__ = original  # type: ignore[attr-defined]

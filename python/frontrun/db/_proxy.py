@@ -29,6 +29,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 _PROBE_TIMEOUT = "5ms"
 _SAVEPOINT = "frontrun_probe"
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# Driver calls run as one opaque step: no traced accesses or cooperative
+# locks inside them (see crates/frontrun-py/src/db/opaque.rs).
+_call = _native._db_call
 
 
 def user_location() -> tuple[str, int, str] | None:
@@ -57,8 +60,24 @@ def _show_rows(rows: list[Any]) -> str:
     return f"[{shown}]"
 
 
+def _new_fields(proxy: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    # A function is opaque to the exploration's object walk, so the driver
+    # objects behind a proxy are not registered as shared state (psycopg 3's
+    # internals would otherwise produce events of their own).
+    object.__setattr__(proxy, "_st", lambda: fields)
+    return fields
+
+
+def _fields(proxy: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = object.__getattribute__(proxy, "_st")()
+    return fields
+
+
 class ConnectionProxy:
     """A wrapped DB-API connection; see :func:`frontrun.db.wrap`."""
+
+    __slots__ = ("__weakref__", "_st")
 
     def __init__(
         self,
@@ -70,7 +89,7 @@ class ConnectionProxy:
         driver = _drivers.driver_of(conn)
         txn, default_label = session.next_connection()
         database = _drivers.connection_database(driver, conn)
-        d = self.__dict__
+        d = _new_fields(self)
         d["_conn"] = conn
         d["_driver"] = driver
         d["_dialect"] = _drivers.dialect_of(driver)
@@ -92,21 +111,24 @@ class ConnectionProxy:
     # --- delegation -------------------------------------------------------
 
     def __getattr__(self, name: str) -> Any:
-        if self.__dict__["_released"]:
+        fields = _fields(self)
+        if name in fields:
+            return fields[name]
+        if fields["_released"]:
             raise RuntimeError(
                 f"{self.label}: this connection was closed (frontrun keeps the real one "
                 "for the next execution); open a new one"
             )
-        return getattr(self.__dict__["_conn"], name)
+        return _call(getattr, _fields(self)["_conn"], name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__:
-            self.__dict__[name] = value
+        if name in _fields(self):
+            _fields(self)[name] = value
         else:
-            setattr(self._conn, name, value)
+            _call(setattr, self._conn, name, value)
 
     def __repr__(self) -> str:
-        return f"<frontrun {self.label} {self.__dict__['_conn']!r}>"
+        return f"<frontrun {self.label} {_fields(self)['_conn']!r}>"
 
     @property
     def closed(self) -> Any:
@@ -126,10 +148,10 @@ class ConnectionProxy:
             return str(self._txn_level)
         if self._session_level is not None:
             return str(self._session_level)
-        return _drivers.isolation_of(self._driver, self._conn)
+        return str(_call(_drivers.isolation_of, self._driver, self._conn))
 
     def _autocommit(self) -> bool:
-        return _drivers.is_autocommit(self._driver, self._conn)
+        return bool(_call(_drivers.is_autocommit, self._driver, self._conn))
 
     def _before(self, fp: _native.SqlFootprint, sql: str, params: Any) -> int:
         """Announce ``fp`` as the current thread's next event; return its site."""
@@ -137,9 +159,9 @@ class ConnectionProxy:
             self._session.warn_unparsed(self._database, sql, fp.parse_error)
         if fp.isolation is not None:
             if fp.isolation_for_session:
-                self.__dict__["_session_level"] = fp.isolation
+                _fields(self)["_session_level"] = fp.isolation
             else:
-                self.__dict__["_txn_level"] = fp.isolation
+                _fields(self)["_txn_level"] = fp.isolation
         site = _native.db_site(self.label, sql, describe_params(params))
         _native.db_event(
             self._model,
@@ -155,7 +177,7 @@ class ConnectionProxy:
     def _after(self, fp: _native.SqlFootprint) -> None:
         """The statement ran: update the lock model and the transaction state."""
         if fp.begins:
-            self.__dict__["_explicit"] = True
+            _fields(self)["_explicit"] = True
         # Also for SQLite: the model accumulates what the commit publishes
         # (its lock predictions are used for PostgreSQL only).
         self._model.apply(self._txn, fp)
@@ -163,12 +185,12 @@ class ConnectionProxy:
             self._ended()
         elif self._autocommit() and not self._explicit:
             self._model.end(self._txn)
-            self.__dict__["_txn_level"] = None
+            _fields(self)["_txn_level"] = None
 
     def _ended(self) -> None:
         self._model.end(self._txn)
-        self.__dict__["_explicit"] = False
-        self.__dict__["_txn_level"] = None
+        _fields(self)["_explicit"] = False
+        _fields(self)["_txn_level"] = None
 
     def _sql_text(self, sql: Any) -> str:
         if isinstance(sql, str):
@@ -184,7 +206,7 @@ class ConnectionProxy:
         fp = _native.sql_footprint(word, None, self._dialect)
         site = self._before(fp, word, None)
         try:
-            real()
+            _call(real)
         except BaseException as exc:
             _record_error(site, exc)
             # A failed COMMIT (serialization failure…) ended the transaction.
@@ -197,7 +219,7 @@ class ConnectionProxy:
     # --- DB-API ------------------------------------------------------------
 
     def cursor(self, *args: Any, **kwargs: Any) -> CursorProxy:
-        return CursorProxy(self._conn.cursor(*args, **kwargs), self)
+        return CursorProxy(_call(self._conn.cursor, *args, **kwargs), self)
 
     def execute(self, sql: Any, params: Any = None, *args: Any, **kwargs: Any) -> CursorProxy:
         """``conn.execute`` of sqlite3 and psycopg 3."""
@@ -222,18 +244,18 @@ class ConnectionProxy:
         self._model.end(self._txn)
         key = self._pool_key
         if key is not None and self._session.give_back(key, self._driver, self._conn):
-            self.__dict__["_released"] = True
+            _fields(self)["_released"] = True
             return
         if self._dialect == "postgresql" and not self._conn.closed:
             # Give the locks back at once: closing alone may leave the
             # server-side session around for a moment.
             with contextlib.suppress(Exception):
                 if self._in_transaction():
-                    self._conn.rollback()
-        self._conn.close()
+                    _call(self._conn.rollback)
+        _call(self._conn.close)
 
     def __enter__(self) -> ConnectionProxy:
-        self._conn.__enter__()
+        _call(self._conn.__enter__)
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -244,7 +266,7 @@ class ConnectionProxy:
                 self.commit()
             else:
                 self.rollback()
-        return self._conn.__exit__(exc_type, exc, tb)
+        return _call(self._conn.__exit__, exc_type, exc, tb)
 
     @contextlib.contextmanager
     def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
@@ -268,15 +290,12 @@ class ConnectionProxy:
         retried once the session says so (see ``DbSession.probe_locks``)."""
         in_txn = not self._autocommit() or self._explicit
         while True:
-            with self._conn.cursor() as cur:
-                if in_txn:
-                    cur.execute(
-                        f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{_PROBE_TIMEOUT}'"
-                    )
-                else:
-                    cur.execute(f"SET lock_timeout = '{_PROBE_TIMEOUT}'")
+            if in_txn:
+                self._plain(f"SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = '{_PROBE_TIMEOUT}'")
+            else:
+                self._plain(f"SET lock_timeout = '{_PROBE_TIMEOUT}'")
             try:
-                call()
+                _call(call)
             except Exception as exc:
                 if _drivers.error_sqlstate(exc) != LOCK_NOT_AVAILABLE:
                     if not in_txn:
@@ -284,36 +303,53 @@ class ConnectionProxy:
                         # setting goes with the rollback.)
                         self._reset_timeout()
                     raise
-                with self._conn.cursor() as cur:
-                    if in_txn:
-                        cur.execute(
-                            f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}; "
-                            "SET LOCAL lock_timeout = DEFAULT"
-                        )
-                    else:
-                        self._reset_timeout()
+                if in_txn:
+                    self._plain(
+                        f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}; RELEASE SAVEPOINT {_SAVEPOINT}; "
+                        "SET LOCAL lock_timeout = DEFAULT"
+                    )
+                else:
+                    self._reset_timeout()
                 self._session.wait_for_release(self, fp, site, self._model.epoch + 1)
                 continue
-            with self._conn.cursor() as cur:
-                if in_txn:
-                    cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = DEFAULT")
-            if not in_txn:
+            if in_txn:
+                self._plain(f"RELEASE SAVEPOINT {_SAVEPOINT}; SET LOCAL lock_timeout = DEFAULT")
+            else:
                 self._reset_timeout()
             return
 
+    def _plain(self, sql: str) -> None:
+        """Run frontrun's own statement (no event, not recorded)."""
+
+        def run() -> None:
+            with self._conn.cursor() as cur:
+                cur.execute(sql)
+
+        _call(run)
+
     def _reset_timeout(self) -> None:
-        with self._conn.cursor() as cur:
-            cur.execute("SET lock_timeout = DEFAULT")
+        self._plain("SET lock_timeout = DEFAULT")
 
     def _announce(self, word: str) -> None:
         self._before(_native.sql_footprint(word, None, self._dialect), word, None)
 
     def _in_transaction(self) -> bool:
+        return bool(_call(self._in_transaction_now))
+
+    def _in_transaction_now(self) -> bool:
         if self._driver == "psycopg":
             return int(self._conn.info.transaction_status) != 0
         if self._driver == "sqlite3":
             return bool(self._conn.in_transaction)
         return int(self._conn.info.transaction_status) != 0
+
+
+def _affected(cur: Any) -> int | None:
+    """Rows changed by a statement that returns none, if the driver says."""
+    if cur.description is not None:
+        return None
+    count = getattr(cur, "rowcount", -1)
+    return int(count) if count >= 0 else None
 
 
 def _record_error(site: int, exc: BaseException) -> None:
@@ -325,24 +361,29 @@ def _record_error(site: int, exc: BaseException) -> None:
 class CursorProxy:
     """A wrapped cursor: statements are scheduling points, fetched rows are recorded."""
 
+    __slots__ = ("__weakref__", "_st")
+
     def __init__(self, cur: Any, conn: ConnectionProxy) -> None:
-        d = self.__dict__
+        d = _new_fields(self)
         d["_cur"] = cur
         d["_conn"] = conn
         d["_site"] = 0
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.__dict__["_cur"], name)
+        fields = _fields(self)
+        if name in fields:
+            return fields[name]
+        return _call(getattr, fields["_cur"], name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in self.__dict__:
-            self.__dict__[name] = value
+        if name in _fields(self):
+            _fields(self)[name] = value
         else:
-            setattr(self._cur, name, value)
+            _call(setattr, self._cur, name, value)
 
     @property
     def connection(self) -> ConnectionProxy:
-        conn: ConnectionProxy = self.__dict__["_conn"]
+        conn: ConnectionProxy = _fields(self)["_conn"]
         return conn
 
     @property
@@ -353,7 +394,7 @@ class CursorProxy:
     def _run(self, fp: _native.SqlFootprint, sql: str, shown: Any, call: Any) -> CursorProxy:
         conn = self._conn
         site = conn._before(fp, sql, shown)
-        self.__dict__["_site"] = site
+        _fields(self)["_site"] = site
         try:
             if (
                 conn._dialect == "postgresql"
@@ -363,7 +404,7 @@ class CursorProxy:
             ):
                 conn._probed(fp, site, call)
             else:
-                call()
+                _call(call)
         except BaseException as exc:
             _record_error(site, exc)
             # A failed statement still holds the locks taken so far (until
@@ -371,8 +412,9 @@ class CursorProxy:
             conn._model.apply(conn._txn, fp)
             raise
         conn._after(fp)
-        if self._cur.description is None and getattr(self._cur, "rowcount", -1) >= 0:
-            _native.db_site_result(site, f"{self._cur.rowcount} row(s)")
+        affected = _call(_affected, self._cur)
+        if affected is not None:
+            _native.db_site_result(site, f"{affected} row(s)")
         return self
 
     def execute(self, sql: Any, params: Any = None, *args: Any, **kwargs: Any) -> CursorProxy:
@@ -391,17 +433,17 @@ class CursorProxy:
         return self._run(fp, text, seq, lambda: self._cur.executemany(sql, seq, *args, **kwargs))
 
     def fetchone(self) -> Any:
-        row = self._cur.fetchone()
+        row = _call(self._cur.fetchone)
         _native.db_site_result(self._site, "no row" if row is None else _show_row(row))
         return row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        rows = self._cur.fetchmany(*args, **kwargs)
+        rows = _call(self._cur.fetchmany, *args, **kwargs)
         _native.db_site_result(self._site, _show_rows(list(rows)))
         return rows
 
     def fetchall(self) -> Any:
-        rows = self._cur.fetchall()
+        rows = _call(self._cur.fetchall)
         _native.db_site_result(self._site, _show_rows(list(rows)))
         return rows
 
@@ -414,11 +456,11 @@ class CursorProxy:
             yield row
 
     def __enter__(self) -> CursorProxy:
-        self._cur.__enter__()
+        _call(self._cur.__enter__)
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        return self._cur.__exit__(*exc)
+        return _call(self._cur.__exit__, *exc)
 
 
 def wrap(

@@ -172,7 +172,7 @@ class DbSession:
         """A kept connection opened with the same arguments, or ``None``."""
         with self._lock:
             reals = self._pool.get(key)
-            return reals.pop() if reals else None
+            return reals.pop(0) if reals else None
 
     def give_back(self, key: tuple[Any, ...], driver: str, real: Any) -> bool:
         """Reset ``real`` to a new connection's state and keep it; ``False``
@@ -182,17 +182,7 @@ class DbSession:
         try:
             if real.closed:
                 return False
-            real.rollback()
-            real.autocommit = True
-            with real.cursor() as cur:
-                cur.execute("DISCARD ALL")
-            if driver == "psycopg2":
-                real.reset()
-            else:
-                real.autocommit = False
-                real.isolation_level = None
-                real.read_only = None
-                real.deferrable = None
+            _native._db_call(_reset, driver, real)
         except Exception:
             return False
         with self._lock:
@@ -222,6 +212,29 @@ class DbSession:
             UnparsedSqlWarning,
             stacklevel=4,
         )
+
+
+_RESET_SQL = (
+    "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; "
+    "SELECT pg_advisory_unlock_all(); DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES"
+)
+
+
+def _reset(driver: str, real: Any) -> None:
+    """Give ``real`` the state of a new connection."""
+    real.rollback()
+    real.autocommit = True
+    with real.cursor() as cur:
+        # DISCARD ALL minus DEALLOCATE ALL: psycopg 3 keeps track of the
+        # statements it prepared and would not know they were dropped.
+        cur.execute(_RESET_SQL)
+    if driver == "psycopg2":
+        real.reset()
+    else:
+        real.autocommit = False
+        real.isolation_level = None
+        real.read_only = None
+        real.deferrable = None
 
 
 _default = DbSession()

@@ -8,6 +8,7 @@ mod capture;
 mod event;
 mod footprint;
 mod model;
+mod opaque;
 mod params;
 pub mod sites;
 mod wait;
@@ -31,5 +32,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sites::db_sites_clear, m)?)?;
     m.add_function(wrap_pyfunction!(capture::_db_capture_start, m)?)?;
     m.add_function(wrap_pyfunction!(capture::_db_capture_stop, m)?)?;
+    m.add_function(wrap_pyfunction!(opaque::_db_call, m)?)?;
     Ok(())
 }
