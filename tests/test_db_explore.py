@@ -221,3 +221,57 @@ def test_psycopg3_lost_update_replays_and_fix_is_proved(bank: tuple[str, Snapsho
             assert "Txn B | SELECT balance FROM accounts WHERE name='alice' → 1000" in (
                 result.explanation
             )
+
+
+def test_sqlite_lost_update_and_atomic_fix(tmp_path: Any) -> None:
+    import sqlite3
+
+    path = tmp_path / "bank.db"
+    init = sqlite3.connect(path)
+    init.execute("CREATE TABLE accounts (name TEXT PRIMARY KEY, balance INTEGER)")
+    init.execute("INSERT INTO accounts VALUES ('alice', 1000)")
+    init.commit()
+    init.close()
+
+    def setup() -> Bank:
+        c = sqlite3.connect(path)
+        c.execute("UPDATE accounts SET balance = 1000")
+        c.commit()
+        c.close()
+        # A short busy timeout: a lock wait the model failed to prevent
+        # would show up as an error instead of a slow pass.
+        return Bank(
+            sqlite3.connect(path, timeout=0.2, check_same_thread=False),
+            sqlite3.connect(path, timeout=0.2, check_same_thread=False),
+        )
+
+    def invariant(_: Bank) -> bool:
+        c = sqlite3.connect(path)
+        try:
+            return bool(c.execute("SELECT balance FROM accounts").fetchone()[0] == 1300)
+        finally:
+            c.close()
+
+    def racy(conn: Any, amount: int) -> None:
+        (old,) = conn.execute("SELECT balance FROM accounts WHERE name='alice'").fetchone()
+        conn.execute("UPDATE accounts SET balance=? WHERE name='alice'", (old + amount,))
+        conn.commit()
+
+    def atomic(conn: Any, amount: int) -> None:
+        conn.execute("UPDATE accounts SET balance=balance+? WHERE name='alice'", (amount,))
+        conn.execute("SELECT balance FROM accounts WHERE name='alice'").fetchone()
+        conn.commit()
+
+    for body, holds in ((racy, False), (atomic, True)):
+        result = frontrun.explore(
+            setup,
+            [lambda s, f=body: f(s.a, 100), lambda s, f=body: f(s.b, 200)],
+            invariant,
+            teardown=_teardown,
+            stop_on_first=False,
+            reproduce_on_failure=0,
+        )
+        assert result.property_holds is holds, result.explanation
+        assert result.failure_kind in (None, "invariant"), "no 'database is locked' errors"
+        if holds:
+            assert result.exhausted is True

@@ -169,7 +169,7 @@ class ConnectionProxy:
             fp,
             site,
             serializable=self.isolation == "serializable",
-            lock_model=self._dialect == "postgresql",
+            lock_model=True,
             loc=user_location(),
         )
         return site

@@ -169,3 +169,15 @@ pub(crate) fn global(fp: &Footprint, keys: &mut KeyColumns, salt: u64) -> Vec<Ac
         .map(|r| data_access(r, salt, false))
         .collect()
 }
+
+/// SQLite's database write lock, taken by a transaction's first write.
+pub(crate) fn acquire_database(held: &mut Held, txn: u64, salt: u64, out: &mut Vec<Access>) {
+    let obj = fnv1a(b"sqlite:write-lock") ^ salt;
+    if held.entry(txn).or_default().insert(obj) {
+        out.push(Access {
+            obj,
+            key: Key::Any,
+            kind: AccessKind::Acquire,
+        });
+    }
+}

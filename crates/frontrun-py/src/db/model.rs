@@ -19,6 +19,9 @@ pub(crate) struct Model {
     /// Transactions ended so far: a statement that found a row locked may
     /// succeed only after some transaction ended since.
     epoch: u64,
+    /// SQLite locks the whole database for writing: one writing
+    /// transaction at a time (`None` for PostgreSQL's row locks).
+    sqlite_writer: Option<Option<u64>>,
     /// Statements applied in this execution, for naming anomalies.
     log: Vec<anomaly::Entry>,
     /// Row-lock objects acquired by each open transaction.
@@ -31,7 +34,13 @@ pub(crate) struct Model {
 impl Model {
     /// Whether `txn` may try `fp` now (see [`PyDbModel::may_run`]).
     pub(crate) fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
-        self.epoch >= min_epoch && !matches!(self.locks.predict(txn, fp), Prediction::Blocks(_))
+        if self.epoch < min_epoch {
+            return false;
+        }
+        match self.sqlite_writer {
+            Some(writer) => !writes(fp) || writer.is_none_or(|w| w == txn),
+            None => !matches!(self.locks.predict(txn, fp), Prediction::Blocks(_)),
+        }
     }
 
     /// Remember that explored thread `tid` runs transaction `txn`.
@@ -41,11 +50,26 @@ impl Model {
 
     /// The explored threads whose transactions `fp` would wait for.
     pub(crate) fn blockers(&self, txn: u64, fp: &Footprint) -> Vec<Option<usize>> {
+        if let Some(writer) = self.sqlite_writer {
+            return match writer {
+                Some(w) if w != txn && writes(fp) => vec![self.threads.get(&w).copied()],
+                _ => Vec::new(),
+            };
+        }
         match self.locks.predict(txn, fp) {
             Prediction::Blocks(b) => b.iter().map(|t| self.threads.get(t).copied()).collect(),
             _ => Vec::new(),
         }
     }
+}
+
+/// Whether `fp` changes data (and so needs SQLite's write lock).
+fn writes(fp: &Footprint) -> bool {
+    fp.global
+        || fp
+            .accesses
+            .iter()
+            .any(|a| a.mode == frontrun_sql::AccessMode::Write)
 }
 
 /// Key columns and lock table of one database (one per DSN).
@@ -83,7 +107,11 @@ impl PyDbModel {
         if fp.global {
             return accesses::global(fp, keys, self.salt);
         }
-        accesses::statement(fp, keys, held, txn, self.salt)
+        let mut out = accesses::statement(fp, keys, held, txn, self.salt);
+        if m.sqlite_writer.is_some() && writes(fp) {
+            accesses::acquire_database(&mut m.held, txn, self.salt, &mut out);
+        }
+        out
     }
 
     pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
@@ -125,6 +153,7 @@ impl PyDbModel {
                 threads: HashMap::new(),
                 held: accesses::Held::new(),
                 log: Vec::new(),
+                sqlite_writer: database.starts_with("sqlite").then_some(None),
             })),
             salt: if database.is_empty() {
                 0
@@ -176,6 +205,12 @@ impl PyDbModel {
     fn apply(&self, txn: u64, fp: &PyFootprint) {
         let mut m = self.lock();
         m.locks.apply(txn, &fp.fp);
+        if m.sqlite_writer == Some(None) && writes(&fp.fp) && !fp.fp.ends_transaction() {
+            m.sqlite_writer = Some(Some(txn));
+        }
+        if fp.fp.ends_transaction() && m.sqlite_writer == Some(Some(txn)) {
+            m.sqlite_writer = Some(None);
+        }
         if !fp.fp.is_inert() || fp.fp.ends_transaction() {
             m.log.push(anomaly::Entry {
                 txn,
@@ -193,6 +228,9 @@ impl PyDbModel {
         let mut m = self.lock();
         m.locks.end(txn);
         m.held.remove(&txn);
+        if m.sqlite_writer == Some(Some(txn)) {
+            m.sqlite_writer = Some(None);
+        }
         m.epoch += 1;
     }
 
@@ -221,6 +259,9 @@ impl PyDbModel {
         m.threads.clear();
         m.held.clear();
         m.log.clear();
+        if m.sqlite_writer.is_some() {
+            m.sqlite_writer = Some(None);
+        }
     }
 
     /// The isolation anomaly among the transactions committed since the

@@ -76,7 +76,7 @@ pub fn point(py: Python<'_>, event: Event, op: LockWaitOp, loc: Option<PyLoc>) -
         py,
         tid,
         event,
-        Some(Box::new(op)),
+        Some(Box::new(op) as Box<dyn Op>),
         loc.map_or_else(
             || crate::driver::ctx::caller_loc(py),
             |(file, line, function)| {
