@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg2
+import psycopg2  # type: ignore[import-untyped,unused-ignore]
 
 import frontrun
 from frontrun.db.reset import SnapshotReset
@@ -116,6 +116,15 @@ def increment(for_update: bool) -> Callable[[Any], None]:
     return txn
 
 
+def on(txn: Callable[..., None], i: int, *args: Any) -> Callable[[State], None]:
+    """Thread body: run ``txn`` on connection ``i`` of the state."""
+
+    def body(s: State) -> None:
+        txn(s.conns[i], *args)
+
+    return body
+
+
 def show(title: str, result: frontrun.ExploreResult, expect_holds: bool) -> bool:
     print(RULE)
     print(title)
@@ -139,7 +148,7 @@ def run_all(dsn: str, report: bool) -> bool:
         txn = deposit(fix)
         result = frontrun.explore(
             make_setup(dsn, reset, 2),
-            [lambda s, t=txn: t(s.conns[0], 100), lambda s, t=txn: t(s.conns[1], 200)],
+            [on(txn, 0, 100), on(txn, 1, 200)],
             lambda _: query(dsn, alice) == 1300,
             teardown=teardown,
             max_executions=None if fix else 10,
@@ -155,7 +164,7 @@ def run_all(dsn: str, report: bool) -> bool:
         )
         result = frontrun.explore(
             make_setup(dsn, reset, 2),
-            [lambda s, t=a: t(s.conns[0]), lambda s, t=b: t(s.conns[1])],
+            [on(a, 0), on(b, 1)],
             lambda _: query(dsn, "SELECT sum(balance) FROM accounts") == 2000,
             teardown=teardown,
         )
@@ -165,20 +174,20 @@ def run_all(dsn: str, report: bool) -> bool:
             ok &= result.failure_kind == "deadlock"
     for workers in (2, 3):
         for fix in (False, True):
-            txn = increment(fix)
+            inc = increment(fix)
             result = frontrun.explore(
                 make_setup(dsn, reset, workers),
-                [lambda s, i=i, t=txn: t(s.conns[i]) for i in range(workers)],
+                [on(inc, i) for i in range(workers)],
                 lambda _, n=workers: query(dsn, "SELECT counter FROM counts") == n,
                 teardown=teardown,
             )
             what = "fix: FOR UPDATE" if fix else "counter race"
             ok &= show(f"Seed 2, {workers} workers: {what}", result, expect_holds=fix)
     if report:
-        txn = deposit(False)
+        racy = deposit(False)
         rep = isolation_report(
             make_setup(dsn, reset, 2),
-            [lambda s: retrying(txn, s.conns[0], 100), lambda s: retrying(txn, s.conns[1], 200)],
+            [on(retrying, 0, racy, 100), on(retrying, 1, racy, 200)],
             lambda _: query(dsn, alice) == 1300,
             teardown=teardown,
             max_executions=50,
@@ -192,7 +201,7 @@ def run_all(dsn: str, report: bool) -> bool:
     return ok
 
 
-def retrying(txn: Callable[[Any, int], None], conn: Any, amount: int) -> None:
+def retrying(conn: Any, txn: Callable[[Any, int], None], amount: int) -> None:
     for _ in range(5):
         try:
             txn(conn, amount)
