@@ -125,6 +125,10 @@ def on(txn: Callable[..., None], i: int, *args: Any) -> Callable[[State], None]:
     return body
 
 
+def counter_is(dsn: str, n: int) -> Callable[[State], bool]:
+    return lambda _: bool(query(dsn, "SELECT counter FROM counts") == n)
+
+
 def show(title: str, result: frontrun.ExploreResult, expect_holds: bool) -> bool:
     print(RULE)
     print(title)
@@ -178,7 +182,7 @@ def run_all(dsn: str, report: bool) -> bool:
             result = frontrun.explore(
                 make_setup(dsn, reset, workers),
                 [on(inc, i) for i in range(workers)],
-                lambda _, n=workers: query(dsn, "SELECT counter FROM counts") == n,
+                counter_is(dsn, workers),
                 teardown=teardown,
             )
             what = "fix: FOR UPDATE" if fix else "counter race"
