@@ -282,9 +282,17 @@ impl FrameView {
 
     /// Set a frame attribute through its Python setter (which keeps each
     /// version's own bookkeeping, e.g. 3.13's per-code instrumentation).
-    pub fn set_attr(&self, name: &std::ffi::CStr, value: *mut ffi::PyObject) -> bool {
-        // SAFETY: live frame object, valid C string, GIL held.
-        unsafe { ffi::PyObject_SetAttrString(self.frame.cast(), name.as_ptr(), value) == 0 }
+    pub fn set_flag(&self, name: &std::ffi::CStr, value: bool) -> bool {
+        // SAFETY: live frame object, valid C string, GIL held; `Py_True` and
+        // `Py_False` are immortal singletons.
+        unsafe {
+            let v = if value {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            };
+            ffi::PyObject_SetAttrString(self.frame.cast(), name.as_ptr(), v) == 0
+        }
     }
 }
 
@@ -333,4 +341,61 @@ pub fn self_check() -> Result<(), String> {
         return Err("the frame layout does not match this interpreter build".into());
     }
     Ok(())
+}
+
+/// Classify an object for sharing from its type's flags (cheap: called per
+/// loaded value). `deque`, `cell`, `namespace` are those type objects.
+pub fn object_kind(
+    obj: &pyo3::Bound<'_, pyo3::PyAny>,
+    deque: usize,
+    cell: usize,
+    namespace: usize,
+) -> super::registry::Kind {
+    use super::registry::Kind;
+    let obj = obj.as_ptr();
+    // SAFETY: `obj` is alive (borrowed from a `Bound`) and the GIL is held;
+    // only its type, the type's flags and, for heap types, the MRO are read.
+    unsafe {
+        let ty = ffi::Py_TYPE(obj);
+        let flags = (*ty).tp_flags;
+        if flags
+            & (ffi::Py_TPFLAGS_LONG_SUBCLASS
+                | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
+                | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
+            != 0
+        {
+            return Kind::Immutable;
+        }
+        if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
+            return Kind::Container;
+        }
+        if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
+            return Kind::Transparent;
+        }
+        if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
+            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
+            return if heap { Kind::Object } else { Kind::Immutable };
+        }
+        let heap_type = flags & ffi::Py_TPFLAGS_HEAPTYPE != 0;
+        let is = |base: *mut ffi::PyTypeObject| {
+            ty == base || (heap_type && ffi::PyType_IsSubtype(ty, base) != 0)
+        };
+        if is(&raw mut ffi::PySet_Type)
+            || is(&raw mut ffi::PyByteArray_Type)
+            || is(deque as *mut ffi::PyTypeObject)
+        {
+            return Kind::Container;
+        }
+        if is(&raw mut ffi::PyFrozenSet_Type) {
+            return Kind::Transparent;
+        }
+        if ty as usize == cell || ty as usize == namespace {
+            return Kind::Object;
+        }
+        if heap_type && ffi::PyFloat_Check(obj) == 0 && ffi::PyModule_Check(obj) == 0 {
+            Kind::Object
+        } else {
+            Kind::Immutable
+        }
+    }
 }

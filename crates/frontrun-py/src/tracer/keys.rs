@@ -3,7 +3,6 @@
 //! FNV-1a 64 is used because it is fixed: Python's `hash()` of a `str` is
 //! salted per process, and ids must be comparable across executions.
 
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
@@ -62,11 +61,8 @@ pub fn item_key(key: &Bound<'_, PyAny>) -> Option<ItemKey> {
         });
     }
     if key.downcast::<PyInt>().is_ok() {
-        // SAFETY: `key` is a live int (checked above) and the GIL is held.
-        let v = unsafe { ffi::PyLong_AsLongLong(key.as_ptr()) };
-        if v == -1 && PyErr::take(key.py()).is_some() {
-            return None;
-        }
+        // Ints beyond i64 have no stable key here: `Key::Any`.
+        let v: i64 = key.extract().ok()?;
         return Some(ItemKey {
             hash: index_key(v),
             int: Some(v),

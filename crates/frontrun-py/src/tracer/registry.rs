@@ -68,59 +68,11 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Classify `obj` (a live object; the GIL is held). Called per access on
-/// values being loaded, so the common cases are decided from type flags.
-pub fn kind(obj: *mut ffi::PyObject) -> Kind {
-    let Some(t) = TYPES.get() else {
-        return Kind::Immutable;
-    };
-    // SAFETY: `obj` is a live object and the GIL is held; only its type, the
-    // type's flags and its MRO (for subtype checks) are read.
-    unsafe {
-        let ty = ffi::Py_TYPE(obj);
-        let flags = (*ty).tp_flags;
-        if flags
-            & (ffi::Py_TPFLAGS_LONG_SUBCLASS
-                | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
-                | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
-            != 0
-        {
-            return Kind::Immutable;
-        }
-        if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
-            return Kind::Container;
-        }
-        if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
-            return Kind::Transparent;
-        }
-        if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
-            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
-            return if heap { Kind::Object } else { Kind::Immutable };
-        }
-        let is = |base: *mut ffi::PyTypeObject| {
-            ty == base
-                || (flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 && ffi::PyType_IsSubtype(ty, base) != 0)
-        };
-        if is(&raw mut ffi::PySet_Type)
-            || is(&raw mut ffi::PyByteArray_Type)
-            || is(t.deque as *mut ffi::PyTypeObject)
-        {
-            return Kind::Container;
-        }
-        if is(&raw mut ffi::PyFrozenSet_Type) {
-            return Kind::Transparent;
-        }
-        if ty as usize == t.cell || ty as usize == t.namespace {
-            return Kind::Object;
-        }
-        if flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
-            && ffi::PyFloat_Check(obj) == 0
-            && ffi::PyModule_Check(obj) == 0
-        {
-            Kind::Object
-        } else {
-            Kind::Immutable
-        }
+/// Classify `obj` for sharing.
+pub fn kind(obj: &Bound<'_, PyAny>) -> Kind {
+    match TYPES.get() {
+        Some(t) => super::frame::object_kind(obj, t.deque, t.cell, t.namespace),
+        None => Kind::Immutable,
     }
 }
 
@@ -150,7 +102,7 @@ impl Registry {
 
     fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, type_name: impl FnOnce() -> String) {
         let addr = obj.as_ptr() as usize;
-        self.by_addr.insert(addr, (id, kind(obj.as_ptr())));
+        self.by_addr.insert(addr, (id, kind(obj)));
         self.taken.insert(id, addr);
         self.refs.push(obj.clone().unbind());
         self.type_names.insert(id, type_name());
@@ -247,7 +199,7 @@ pub fn adopt(py: Python<'_>, parent: ObjId, key: u64, obj: &Bound<'_, PyAny>) ->
 }
 
 fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Option<ObjId> {
-    let k = kind(obj.as_ptr());
+    let k = kind(obj);
     if k == Kind::Immutable {
         return None;
     }
@@ -319,7 +271,7 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
     }
     let Some(types) = TYPES.get() else { return out };
     let ty = obj.get_type().as_ptr() as usize;
-    let k = kind(obj.as_ptr());
+    let k = kind(obj);
     if ty == types.cell {
         if let Ok(v) = obj.getattr("cell_contents") {
             out.push((attr_key("cell_contents"), v));
@@ -404,7 +356,7 @@ fn walk(_py: Python<'_>, id: ObjId, obj: &Bound<'_, PyAny>) {
         for (key, child) in children(&node) {
             seen += 1;
             let base = mix(pid, key);
-            match kind(child.as_ptr()) {
+            match kind(&child) {
                 Kind::Immutable => {}
                 Kind::Transparent => queue.push_back((base, child, depth + 1)),
                 Kind::Container | Kind::Object => {
