@@ -32,6 +32,7 @@ def localsplus(co):
 
 _NOFALL = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
            "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT") if n in dis.opmap}
+_RETURN_GENERATOR = dis.opmap.get("RETURN_GENERATOR", -1)
 _JUMPS = set(dis.hasjrel) | set(dis.hasjabs) | set(getattr(dis, "hasjump", ()))
 
 def depths(co):
@@ -53,7 +54,10 @@ def depths(co):
                 work.append((i.argval, d + dis.stack_effect(i.opcode, i.arg, jump=True)))
             if i.opcode in _NOFALL:
                 break
-            d += dis.stack_effect(i.opcode, i.arg, jump=False)
+            if i.opcode == _RETURN_GENERATOR:
+                d += 1  # resumed with the sent value pushed (dis says 0)
+            else:
+                d += dis.stack_effect(i.opcode, i.arg, jump=False)
             k += 1
     return out
 

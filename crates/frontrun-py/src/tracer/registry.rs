@@ -100,12 +100,14 @@ impl Registry {
         id
     }
 
-    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, type_name: impl FnOnce() -> String) {
+    /// `type_name` and `kind` are computed by the caller before taking the
+    /// lock: the lock is never held while Python code might run.
+    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, kind: Kind, type_name: String) {
         let addr = obj.as_ptr() as usize;
-        self.by_addr.insert(addr, (id, kind(obj)));
+        self.by_addr.insert(addr, (id, kind));
         self.taken.insert(id, addr);
         self.refs.push(obj.clone().unbind());
-        self.type_names.insert(id, type_name());
+        self.type_names.insert(id, type_name);
     }
 }
 
@@ -167,13 +169,14 @@ pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 /// The id of `obj`, registering it (without walking) if new: for locks and
 /// other primitives the driver models itself.
 pub fn id_of(_py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
-    let mut r = reg();
-    if let Some(&(id, _)) = r.by_addr.get(&(obj.as_ptr() as usize)) {
+    if let Some(id) = lookup(obj.as_ptr()) {
         return id;
     }
+    let (k, name) = (kind(obj), type_name_of(obj));
+    let mut r = reg();
     r.prims += 1;
     let id = r.claim(fnv_tagged(PRIM_TAG, &r.prims.to_le_bytes()));
-    r.insert(obj, id, || type_name_of(obj));
+    r.insert(obj, id, k, name);
     id
 }
 
@@ -210,9 +213,10 @@ fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Optio
         Kind::Immutable => return None,
         Kind::Transparent => None,
         Kind::Container | Kind::Object => {
+            let name = type_name_of(obj);
             let mut r = reg();
             let id = r.claim(base);
-            r.insert(obj, id, || type_name_of(obj));
+            r.insert(obj, id, k, name);
             Some(id)
         }
     };
@@ -234,7 +238,7 @@ pub fn module_globals(py: Python<'_>, globals: &Bound<'_, PyAny>) -> ObjId {
     let _ = py;
     let mut r = reg();
     let id = r.claim(fnv_tagged(MODULE_TAG, name.as_bytes()));
-    r.insert(globals, id, || name.clone());
+    r.insert(globals, id, Kind::Object, name);
     id
 }
 
@@ -245,7 +249,7 @@ pub fn cell(cell: &Bound<'_, PyAny>, name_key: u64) -> ObjId {
         return id;
     }
     let id = r.claim(mix(fnv_tagged(CELL_TAG, &[]), name_key));
-    r.insert(cell, id, || "closure".into());
+    r.insert(cell, id, Kind::Object, "closure".into());
     id
 }
 
@@ -359,13 +363,14 @@ fn walk(_py: Python<'_>, id: ObjId, obj: &Bound<'_, PyAny>) {
             match kind(&child) {
                 Kind::Immutable => {}
                 Kind::Transparent => queue.push_back((base, child, depth + 1)),
-                Kind::Container | Kind::Object => {
-                    let mut r = reg();
-                    if r.by_addr.contains_key(&(child.as_ptr() as usize)) {
+                k @ (Kind::Container | Kind::Object) => {
+                    if lookup(child.as_ptr()).is_some() {
                         continue;
                     }
+                    let name = type_name_of(&child);
+                    let mut r = reg();
                     let cid = r.claim(base);
-                    r.insert(&child, cid, || type_name_of(&child));
+                    r.insert(&child, cid, k, name);
                     drop(r);
                     queue.push_back((cid, child, depth + 1));
                 }

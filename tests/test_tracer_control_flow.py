@@ -1,0 +1,115 @@
+"""Stack reads stay correct through control flow that changes the stack
+depth: with-blocks, generators, match, nested handlers, long expressions."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from frontrun import _native
+
+pytestmark = pytest.mark.skipif(not _native._tracer_supported(), reason="tracer unsupported")
+
+
+class Box:
+    def __init__(self) -> None:
+        self.value = 0
+        self.items: list[int] = [1, 2, 3]
+
+
+def on(fn: Callable[[], object], owner: str, *roots: object) -> list[tuple[str, str]]:
+    return [(k, key) for k, o, key, _ in _native._trace_record(fn, list(roots)) if o == owner]
+
+
+def test_with_block_and_its_exit_path() -> None:
+    b = Box()
+
+    def body(suppress: Callable[..., contextlib.suppress] = contextlib.suppress) -> None:
+        with suppress(KeyError):
+            b.value = b.value + 1
+            raise KeyError("x")
+        b.items[0] = b.value
+
+    # `b.items[0] = b.value` evaluates the value first.
+    assert on(body, "Box", b) == [
+        ("read", "value"),
+        ("write", "value"),
+        ("read", "value"),
+        ("read", "items"),
+    ]
+    assert on(body, "list", b) == [("write", "0")]
+
+
+def test_generator_resumes_are_traced() -> None:
+    b = Box()
+
+    def gen() -> Iterator[int]:
+        for i in range(2):
+            b.value += i
+            yield b.value
+
+    def body() -> None:
+        for v in gen():
+            b.items.append(v)
+
+    assert (
+        on(body, "Box", b)
+        == [
+            ("read", "value"),
+            ("write", "value"),
+            ("read", "value"),
+            ("read", "items"),
+        ]
+        * 2
+    )
+    assert b.items[-2:] == [0, 1]
+
+
+def test_match_statement() -> None:
+    b = Box()
+    d = {"kind": "add", "n": 2}
+
+    def body() -> None:
+        match d:
+            case {"kind": "add", "n": n}:
+                b.value = b.value + n
+            case _:
+                b.value = -1
+
+    assert on(body, "Box", b, d) == [("read", "value"), ("write", "value")]
+    assert b.value == 2
+
+
+def test_nested_handlers_and_reraise() -> None:
+    b = Box()
+
+    def body() -> None:
+        try:
+            try:
+                b.items[10] = 1
+            except IndexError:
+                b.value = len(b.items)
+                raise
+        except IndexError:
+            b.items.append(b.value)
+
+    assert on(body, "Box", b) == [
+        ("read", "items"),
+        ("read", "items"),
+        ("write", "value"),
+        ("read", "items"),
+        ("read", "value"),
+    ]
+    assert on(body, "list", b) == [("write", "10"), ("write", "*")]
+
+
+def test_deep_expression_stack() -> None:
+    b = Box()
+
+    def body() -> int:
+        return (1 + (2 * (3 + (4 * (5 + b.items[b.value]))))) + len([b.value, b.value, (b.value,)])
+
+    assert on(body, "Box", b) == [("read", "items"), ("read", "value")] + [("read", "value")] * 3
+    assert on(body, "list", b) == [("read", "0")]
