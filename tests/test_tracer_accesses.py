@@ -407,3 +407,17 @@ def test_exceptions_propagate_and_tracer_recovers() -> None:
         c.value = 2
 
     assert on(record(after, c), "Counter") == [("write", "value")]
+
+
+def test_sink_error_aborts_before_the_access_executes() -> None:
+    c = Counter()
+
+    def body() -> None:
+        c.value = 1
+        c.value = 2
+
+    # Accesses: read cell c, write value, read cell c, write value (refused).
+    with pytest.raises(RuntimeError, match="sink refused"):
+        _native._trace_fail_at(body, [c], 3)
+    assert c.value == 1
+    assert sys.gettrace() is None

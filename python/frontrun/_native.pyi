@@ -23,3 +23,6 @@ def _trace_describe(fn: Callable[[], object], roots: list[object]) -> list[tuple
 
 def _trace_count(fn: Callable[[], object], roots: list[object]) -> int:
     """Number of accesses `fn()` makes to shared state (for benchmarks)."""
+
+def _trace_fail_at(fn: Callable[[], object], roots: list[object], n: int) -> None:
+    """Trace `fn()` with a sink that refuses the `n`-th access (RuntimeError)."""

@@ -19,6 +19,21 @@ impl EventSink for Recorder {
     }
 }
 
+/// Refuses the `n`-th event (0-based), as a driver does to abort a thread.
+struct FailAt(u64);
+
+impl EventSink for FailAt {
+    fn on_event(&mut self, _py: Python<'_>, _event: Event) -> PyResult<()> {
+        if self.0 == 0 {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "sink refused the event",
+            ));
+        }
+        self.0 -= 1;
+        Ok(())
+    }
+}
+
 struct Counter(Arc<Mutex<u64>>);
 
 impl EventSink for Counter {
@@ -149,4 +164,18 @@ pub fn _trace_events(
             )
         })
         .collect())
+}
+
+/// `_trace_fail_at(fn, roots, n)`: trace `fn()` with a sink that refuses the
+/// `n`-th access (0-based); the sink's error propagates out of `fn`.
+#[pyfunction]
+pub fn _trace_fail_at(
+    py: Python<'_>,
+    f: &Bound<'_, PyAny>,
+    roots: &Bound<'_, PyList>,
+    n: u64,
+) -> PyResult<()> {
+    let run = traced(py, f, roots, Box::new(FailAt(n)));
+    registry::end_execution(py);
+    run
 }

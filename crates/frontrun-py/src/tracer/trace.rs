@@ -19,7 +19,7 @@ use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
-use super::keys::item_key;
+use super::keys::{item_key, FastMap};
 use super::ops::{MethodUse, Op};
 use super::registry::{self, Kind};
 use crate::hooks;
@@ -39,6 +39,9 @@ struct Pending {
 #[derive(Default)]
 struct ThreadState {
     last: Option<(usize, Arc<CodeInfo>)>,
+    /// Per-thread view of the global code cache (which keeps the code
+    /// objects alive, so addresses here are never reused).
+    codes: FastMap<usize, Arc<CodeInfo>>,
     pending: Vec<Pending>,
 }
 
@@ -100,18 +103,28 @@ pub unsafe extern "C" fn trace(
 
 fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
     let code = view.code() as usize;
-    if let Some(hit) = STATE.with(|s| {
-        s.borrow()
-            .last
-            .as_ref()
-            .and_then(|(c, i)| (*c == code).then(|| i.clone()))
-    }) {
+    let hit = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((c, i)) = &s.last {
+            if *c == code {
+                return Some(i.clone());
+            }
+        }
+        let found = s.codes.get(&code).cloned()?;
+        s.last = Some((code, found.clone()));
+        Some(found)
+    });
+    if let Some(hit) = hit {
         return Ok(hit);
     }
     // SAFETY: the frame holds a strong reference to its code object.
     let bound = unsafe { Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject) };
     let info = code::info(py, &bound)?;
-    STATE.with(|s| s.borrow_mut().last = Some((code, info.clone())));
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.codes.insert(code, info.clone());
+        s.last = Some((code, info.clone()));
+    });
     Ok(info)
 }
 
