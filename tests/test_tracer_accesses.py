@@ -423,3 +423,10 @@ def test_sink_error_aborts_before_the_access_executes() -> None:
         _native._trace_fail_at(body, [c], 3)
     assert c.value == 1
     assert sys.gettrace() is None
+
+
+def test_builtins_are_not_scheduling_points() -> None:
+    def body() -> int:
+        return len(range(3)) + shared_total * 0
+
+    assert on(record(body), MODULE) == [("read", "shared_total")]

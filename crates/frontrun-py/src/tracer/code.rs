@@ -74,20 +74,24 @@ def skip_dirs():
 
 /// A name from `co_names` or a closure variable, pre-hashed.
 pub struct Name {
+    /// The name as a Python string (for dict lookups without allocating).
+    pub obj: Py<PyAny>,
     pub key: u64,
     pub text: String,
     pub method: MethodUse,
 }
 
 impl Name {
-    fn new(text: String) -> Self {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text: String = obj.extract()?;
         let key = attr_key(&text);
         describe::remember_key(key, || Some(KeyText::Name(text.clone())));
-        Name {
+        Ok(Name {
+            obj: obj.clone().unbind(),
             key,
             method: method_use(&text),
             text,
-        }
+        })
     }
 }
 
@@ -202,14 +206,15 @@ fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
             depths = helper.getattr("depths")?.call1((code,))?.extract()?;
         }
         for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
-            names.push(Name::new(n.extract()?));
+            names.push(Name::new(&n)?);
         }
-        let plus: Vec<String> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
+        let plus: Vec<Bound<'_, PyAny>> =
+            helper.getattr("localsplus")?.call1((code,))?.extract()?;
         let nfree = code.getattr("co_freevars")?.len()?;
         ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
         nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
         free_start = plus.len().saturating_sub(nfree);
-        cells = plus.into_iter().map(Name::new).collect();
+        cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
         stacksize = code.getattr("co_stacksize")?.extract()?;
     }
     let sites = (0..instrs.len()).map(|_| AtomicU64::new(0)).collect();

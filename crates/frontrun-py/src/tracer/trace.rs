@@ -14,6 +14,7 @@ use frontrun_engine::event::{Access, Event, Key, ObjId};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::code::{self, CodeInfo};
 use super::decode::Instr;
@@ -441,6 +442,15 @@ fn classify(
             let (key, _) = name_key(info, idx)?;
             match ins.op {
                 Op::LoadGlobal => {
+                    // A name missing from the globals is a builtin: constant
+                    // for all practical purposes, so not a scheduling point.
+                    let name = &info.names.get(idx)?.obj;
+                    let present = globals
+                        .downcast::<PyDict>()
+                        .map_or(true, |d| d.contains(name.bind(py)).unwrap_or(true));
+                    if !present {
+                        return None;
+                    }
                     let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
                     Some((Access::read(id, Key::Exact(key)), pending(id, key, slots)))
                 }
