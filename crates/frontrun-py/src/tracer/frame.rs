@@ -14,10 +14,17 @@ use std::os::raw::{c_char, c_int};
 
 use pyo3::ffi;
 
-#[cfg(not(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED))))]
-pub const SUPPORTED: bool = false;
-#[cfg(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED)))]
-pub const SUPPORTED: bool = true;
+// The layouts below exist for these builds only; refuse others outright
+// rather than read memory with a guessed layout.
+#[cfg(Py_GIL_DISABLED)]
+compile_error!("frontrun's tracer does not support free-threaded CPython builds yet; build with a GIL interpreter (3.10-3.13)");
+#[cfg(any(Py_3_14, not(Py_3_10)))]
+compile_error!(
+    "frontrun's tracer supports CPython 3.10-3.13 only; build with one of those interpreters"
+);
+
+/// Whether this build has a known frame layout (always, given the guards above).
+pub const SUPPORTED: bool = cfg!(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED)));
 
 /// CPython 3.10 `PyFrameObject` (Include/cpython/frameobject.h), up to the
 /// fields read here.
