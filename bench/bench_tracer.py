@@ -40,13 +40,23 @@ def shared_loop(c: Counter) -> None:
         c.value = t + 1
 
 
-def median_seconds(run: Callable[[], object]) -> float:
-    samples = []
+def timed(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def paired(plain: Callable[[], object], traced: Callable[[], object]) -> tuple[float, float, float]:
+    """Median untraced time, median traced time, median of per-pair ratios.
+
+    Runs alternate so that load from other processes hits both sides alike.
+    """
+    a, b = [], []
     for _ in range(REPS):
-        start = time.perf_counter()
-        run()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        a.append(timed(plain))
+        b.append(timed(traced))
+    ratio = statistics.median(y / x for x, y in zip(a, b, strict=True))
+    return statistics.median(a), statistics.median(b), ratio
 
 
 def main() -> None:
@@ -54,22 +64,23 @@ def main() -> None:
         print("tracer unsupported on this interpreter; skipped")
         return
     v = sys.version_info
-    print(f"CPython {v.major}.{v.minor}.{v.micro}, N={N}, median of {REPS}")
+    print(f"CPython {v.major}.{v.minor}.{v.micro}, N={N}, median of {REPS} alternating runs")
 
-    plain = median_seconds(locals_loop)
-    traced = median_seconds(lambda: _native._trace_count(locals_loop, []))
+    plain, traced, ratio = paired(locals_loop, lambda: _native._trace_count(locals_loop, []))
     print(
-        f"(a) locals-only loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, ratio {traced / plain:.1f}x (target <= 10x)"
+        f"(a) locals-only loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, "
+        f"ratio {ratio:.1f}x (target <= 10x)"
     )
 
     c = Counter()
-    plain = median_seconds(lambda: shared_loop(c))
     events = _native._trace_count(lambda: shared_loop(c), [c])
-    traced = median_seconds(lambda: _native._trace_count(lambda: shared_loop(c), [c]))
+    plain, traced, ratio = paired(
+        lambda: shared_loop(c), lambda: _native._trace_count(lambda: shared_loop(c), [c])
+    )
     per_access = (traced - plain) / events * 1e9
     print(
         f"(b) shared counter loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, "
-        f"ratio {traced / plain:.1f}x, {events} accesses, {per_access:.0f} ns added per access"
+        f"ratio {ratio:.1f}x, {events} accesses, {per_access:.0f} ns added per access"
     )
 
 

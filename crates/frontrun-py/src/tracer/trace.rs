@@ -72,7 +72,8 @@ pub unsafe extern "C" fn trace(
     {
         return 0;
     }
-    if !hooks::has_sink() {
+    // Opcode events check for a sink after their (cheaper) idle fast path.
+    if what != ffi::PyTrace_OPCODE && !hooks::has_sink() {
         return 0;
     }
     // SAFETY: CPython calls trace functions with the GIL held.
@@ -166,10 +167,12 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
             _ => Ok(None),
         }
     });
+    if matches!(cached, Err(())) || !hooks::has_sink() {
+        return Ok(());
+    }
     let info = match cached {
-        Err(()) => return Ok(()),
         Ok(Some(info)) => info,
-        Ok(None) => code_info(py, view)?,
+        _ => code_info(py, view)?,
     };
     if !info.traced {
         return Ok(());
