@@ -1,0 +1,117 @@
+"""Which objects count as shared, and how they are named."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from frontrun import _native
+
+pytestmark = pytest.mark.skipif(not _native._tracer_supported(), reason="tracer unsupported")
+
+MODULE = __name__
+counter_global = 0
+
+
+class Item:
+    shared_count = 0
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def on(fn: Callable[[], object], owner: str, *roots: object) -> list[tuple[str, str]]:
+    return [(k, key) for k, o, key, _ in _native._trace_record(fn, list(roots)) if o == owner]
+
+
+def test_objects_beyond_the_walk_depth_are_shared_when_loaded() -> None:
+    nested: list[Any] = [Item()]
+    for _ in range(12):
+        nested = [nested]
+
+    def body() -> None:
+        node = nested
+        while isinstance(node, list):
+            node = node[0]
+        node.value += 1
+
+    assert on(body, "Item", nested) == [("read", "value"), ("write", "value")]
+
+
+def test_items_inserted_by_untraced_code_are_shared_when_loaded() -> None:
+    d: dict[str, Item] = {}
+
+    def body(make: type = Item) -> None:
+        d.update({"x": make()})  # C code: the tracer sees only the write of d
+        d["x"].value = 1
+
+    assert on(body, "dict", d) == [("write", "*"), ("read", "'x'")]
+    assert on(body, "Item", d) == [("write", "value")]
+
+
+def test_module_attributes_are_the_module_globals() -> None:
+    def body(mod: ModuleType = sys.modules[__name__]) -> None:
+        global counter_global
+        counter_global = 1
+        mod.counter_global = 2
+
+    events = _native._trace_events(body, [])
+    writes = [(obj, key) for kind, obj, key in events if kind == "write"]
+    assert len(writes) == 2 and writes[0] == writes[1] and writes[0][1] == "counter_global"
+
+
+def test_class_attributes_are_shared_through_the_class() -> None:
+    def body() -> None:
+        Item.shared_count += 1
+
+    assert on(body, "Item") == [("read", "shared_count"), ("write", "shared_count")]
+
+
+def test_own_cells_are_private_until_an_inner_function_uses_them() -> None:
+    def body() -> int:
+        x = 0
+
+        def inner() -> int:
+            return x
+
+        return inner()
+
+    assert on(body, "closure") == [("read", "x")]
+
+
+def test_an_object_reached_by_two_paths_has_one_id() -> None:
+    item = Item()
+    state = {"a": item, "b": [item]}
+
+    def body() -> None:
+        state["a"].value = 1
+        state["b"][0].value = 2
+
+    events = _native._trace_events(body, [state])
+    owners = {obj for kind, obj, key in events if key == "value"}
+    assert len(owners) == 1
+
+
+def test_ids_do_not_depend_on_which_thread_met_an_object_first() -> None:
+    def setup() -> dict[str, Any]:
+        return {"x": Item(), "y": Item()}
+
+    def ids(order: tuple[str, str]) -> dict[str, int]:
+        state = setup()
+        seen: dict[str, int] = {}
+
+        def body() -> None:
+            for k in order:
+                state[k].value = 1
+
+        events = _native._trace_events(body, [state])
+        writes = [obj for kind, obj, key in events if kind == "write"]
+        for k, obj in zip(order, writes, strict=True):
+            seen[k] = obj
+        return seen
+
+    assert ids(("x", "y")) == ids(("y", "x"))
