@@ -115,3 +115,51 @@ def test_ids_do_not_depend_on_which_thread_met_an_object_first() -> None:
         return seen
 
     assert ids(("x", "y")) == ids(("y", "x"))
+
+
+def test_items_met_by_iteration_are_shared() -> None:
+    lst: list[Item] = []
+
+    def body(make: type = Item) -> None:
+        lst.extend(map(lambda _: make(), range(2)))  # items never seen by the tracer
+        for it in lst:
+            it.value += 1
+
+    assert on(body, "Item", lst) == [("read", "value"), ("write", "value")] * 2
+
+
+def test_results_of_container_methods_are_shared() -> None:
+    d: dict[str, Item] = {}
+
+    def body(make: type = Item) -> None:
+        d.update(zip(["x"], map(lambda _: make(), [0]), strict=True))  # the Item is never seen
+        d.get("x").value = 1  # type: ignore[union-attr]
+
+    assert on(body, "Item", d) == [("write", "value")]
+
+
+def test_arguments_of_mutators_are_published() -> None:
+    lst: list[Item] = []
+
+    def body(make: type = Item) -> None:
+        it = make()
+        lst.append(it)
+        it.value = 1  # shared from the append on
+
+    assert on(body, "Item", lst) == [("write", "value")]
+
+
+def test_method_result_ids_are_stable_across_executions() -> None:
+    def run() -> list[tuple[str, int, str]]:
+        d = {"x": Item(), "y": Item()}
+
+        def body() -> None:
+            d.get("y").value = 1  # type: ignore[union-attr]
+            d.get("x").value = 2  # type: ignore[union-attr]
+
+        return _native._trace_events(body, [d])
+
+    first = run()
+    assert first == run()
+    owners = [obj for kind, obj, key in first if key == "value"]
+    assert len(set(owners)) == 2

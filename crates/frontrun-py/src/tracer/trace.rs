@@ -20,21 +20,55 @@ use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
-use super::keys::{item_key, FastMap};
+use super::keys::{fnv_tagged, index_key, item_key, mix, FastMap};
 use super::ops::{MethodUse, Op};
 use super::registry::{self, Kind};
 use crate::hooks;
 
-/// A value about to be loaded from a shared place: at the next opcode event
-/// of the same frame, if it is at `unit`, the loaded value is on top of the
-/// stack and is registered as `parent`'s child under `key`.
+/// Something an instruction is about to push: at the next opcode event of
+/// the same frame, if it is at `unit`, the value is on top of the stack.
 struct Pending {
     frame: usize,
     unit: u32,
+    then: Then,
+}
+
+/// What to do with the pushed value.
+enum Then {
+    /// Register it as `parent`'s child under `key`. `slots`: how many slots
+    /// the load pushed (a NULL may accompany the value).
+    Adopt { parent: ObjId, key: u64, slots: u8 },
+    /// It is an iterator over shared `parent`: its items are shared.
+    Iterator { parent: ObjId },
+}
+
+/// A method of a shared container loaded and not yet called.
+struct MethodLoad {
+    frame: usize,
+    container: usize,
     parent: ObjId,
-    key: u64,
-    /// How many slots the load pushed (a NULL may accompany the value).
-    slots: u8,
+    name: u64,
+    use_: MethodUse,
+}
+
+/// An iterator over a shared container, alive in `frame`.
+struct SharedIter {
+    frame: usize,
+    /// Held so its address is not reused while tracked.
+    iter: Py<PyAny>,
+    parent: ObjId,
+    next: i64,
+}
+
+/// Bound on each follow-up list: beyond it the oldest entries are dropped
+/// (a missed follow-up only loses precision, never safety).
+const MAX_FOLLOW: usize = 32;
+
+fn push_bounded<T>(v: &mut Vec<T>, item: T) {
+    if v.len() >= MAX_FOLLOW {
+        v.remove(0);
+    }
+    v.push(item);
 }
 
 #[derive(Default)]
@@ -44,6 +78,8 @@ struct ThreadState {
     /// objects alive, so addresses here are never reused).
     codes: FastMap<usize, Arc<CodeInfo>>,
     pending: Vec<Pending>,
+    methods: Vec<MethodLoad>,
+    iters: Vec<SharedIter>,
 }
 
 thread_local! {
@@ -86,7 +122,18 @@ pub unsafe extern "C" fn trace(
         ffi::PyTrace_OPCODE => on_opcode(py, &view, frame as usize),
         _ => {
             let f = frame as usize;
-            STATE.with(|s| s.borrow_mut().pending.retain(|p| p.frame != f));
+            let dropped = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                s.pending.retain(|p| p.frame != f);
+                s.methods.retain(|m| m.frame != f);
+                let (gone, kept) = std::mem::take(&mut s.iters)
+                    .into_iter()
+                    .partition(|i| i.frame == f);
+                s.iters = kept;
+                gone
+            });
+            // Released outside the borrow: dropping may run finalizers.
+            drop::<Vec<SharedIter>>(dropped);
             Ok(())
         }
     }));
@@ -157,7 +204,12 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         let s = s.borrow();
         match &s.last {
             Some((c, info)) if *c == code => {
-                let idle = info.instrs.get(unit).is_none_or(|i| i.op == Op::Skip);
+                let idle = info.instrs.get(unit).is_none_or(|i| match i.op {
+                    Op::Skip => true,
+                    Op::Call => s.methods.is_empty(),
+                    Op::ForIter => s.iters.is_empty(),
+                    _ => false,
+                });
                 if !info.traced || (idle && s.pending.is_empty()) {
                     Err(())
                 } else {
@@ -193,20 +245,16 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         return Ok(());
     }
     let Some(stack) = stack() else { return Ok(()) };
-    let Some((access, pending)) = classify(py, view, &info, ins, &stack) else {
-        return Ok(());
-    };
-    if let Some(mut p) = pending {
-        p.frame = frame;
-        p.unit = ins.next;
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.pending.len() >= 64 {
-                s.pending.remove(0);
-            }
-            s.pending.push(p);
-        });
+    let (access, then) = classify(py, view, &info, ins, &stack, frame);
+    if let Some(then) = then {
+        let p = Pending {
+            frame,
+            unit: ins.next,
+            then,
+        };
+        STATE.with(|s| push_bounded(&mut s.borrow_mut().pending, p));
     }
+    let Some(access) = access else { return Ok(()) };
     let site = site_of(py, &info, unit);
     hooks::emit(
         py,
@@ -249,13 +297,28 @@ fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -
         return; // the load raised or jumped: nothing was pushed
     }
     let Some(stack) = stack() else { return };
-    let values: Vec<_> = (1..=u32::from(p.slots))
-        .filter_map(|i| stack.peek(i))
-        .collect();
-    if let [value] = values[..] {
-        // SAFETY: a live stack value; the frame holds the reference.
-        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-        registry::adopt(py, p.parent, p.key, &value);
+    match p.then {
+        Then::Adopt { parent, key, slots } => {
+            let values: Vec<_> = (1..=u32::from(slots))
+                .filter_map(|i| stack.peek(i))
+                .collect();
+            if let [value] = values[..] {
+                // SAFETY: a live stack value; the frame holds the reference.
+                let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+                registry::adopt(py, parent, key, &value);
+            }
+        }
+        Then::Iterator { parent } => {
+            if let Some(it) = peek(py, &stack, 1) {
+                let entry = SharedIter {
+                    frame,
+                    iter: it.unbind(),
+                    parent,
+                    next: 0,
+                };
+                STATE.with(|s| push_bounded(&mut s.borrow_mut().iters, entry));
+            }
+        }
     }
 }
 
@@ -329,14 +392,50 @@ fn cell_id(py: Python<'_>, view: &FrameView, info: &CodeInfo, idx: usize) -> Opt
     Some((id, name.key))
 }
 
-fn pending(parent: ObjId, key: u64, slots: u8) -> Option<Pending> {
-    Some(Pending {
-        frame: 0,
-        unit: 0,
-        parent,
-        key,
-        slots,
-    })
+fn pending(parent: ObjId, key: u64, slots: u8) -> Option<Then> {
+    Some(Then::Adopt { parent, key, slots })
+}
+
+/// Key under which a call result or a published argument of method `name`
+/// is adopted when no item key applies.
+fn call_key(name: u64, position: u64) -> u64 {
+    mix(fnv_tagged(b'c', &name.to_le_bytes()), position)
+}
+
+/// `container.method(args…)` is about to be called: publish the arguments
+/// of mutators and follow up the result.
+fn on_method_call(py: Python<'_>, stack: &Stack, frame: usize, nargs: u32) -> Option<Then> {
+    let this = stack.peek(nargs + 1)?;
+    let load = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let pos = s
+            .methods
+            .iter()
+            .rposition(|m| m.frame == frame && m.container == this as usize)?;
+        Some(s.methods.remove(pos))
+    })?;
+    let first = if nargs >= 1 {
+        peek(py, stack, nargs)
+    } else {
+        None
+    };
+    if load.use_ == MethodUse::Write {
+        for i in 1..=nargs {
+            if let Some(arg) = peek(py, stack, i) {
+                registry::adopt(
+                    py,
+                    load.parent,
+                    call_key(load.name, u64::from(nargs - i)),
+                    &arg,
+                );
+            }
+        }
+    }
+    let key = first
+        .as_ref()
+        .and_then(item_key)
+        .map_or_else(|| call_key(load.name, u64::MAX), |k| k.hash);
+    pending(load.parent, key, 1)
 }
 
 /// The access an instruction is about to make, if it touches shared state,
@@ -347,7 +446,24 @@ fn classify(
     info: &CodeInfo,
     ins: Instr,
     stack: &Stack,
-) -> Option<(Access, Option<Pending>)> {
+    frame: usize,
+) -> (Option<Access>, Option<Then>) {
+    match classify_inner(py, view, info, ins, stack, frame) {
+        Some((access, then)) => (access, then),
+        None => (None, None),
+    }
+}
+
+type Classified = (Option<Access>, Option<Then>);
+
+fn classify_inner(
+    py: Python<'_>,
+    view: &FrameView,
+    info: &CodeInfo,
+    ins: Instr,
+    stack: &Stack,
+    frame: usize,
+) -> Option<Classified> {
     let arg = ins.arg as usize;
     let v312 = cfg!(Py_3_12);
     match ins.op {
@@ -362,14 +478,24 @@ fn classify(
             let (id, kind) = owner(&obj)?;
             let (key, use_) = name_key(info, idx)?;
             if kind == Kind::Container {
+                if method {
+                    let load = MethodLoad {
+                        frame,
+                        container: obj.as_ptr() as usize,
+                        parent: id,
+                        name: key,
+                        use_,
+                    };
+                    STATE.with(|s| push_bounded(&mut s.borrow_mut().methods, load));
+                }
                 let access = match use_ {
                     MethodUse::Write => Access::write(id, Key::Any),
                     MethodUse::Read => Access::read(id, Key::Any),
                 };
-                return Some((access, None));
+                return Some((Some(access), None));
             }
             let follow = if method { None } else { pending(id, key, 1) };
-            Some((Access::read(id, Key::Exact(key)), follow))
+            Some((Some(Access::read(id, Key::Exact(key))), follow))
         }
         Op::StoreAttr | Op::DeleteAttr => {
             let obj = peek(py, stack, 1)?;
@@ -380,7 +506,7 @@ fn classify(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Access::write(id, Key::Exact(key)), None))
+            Some((Some(Access::write(id, Key::Exact(key))), None))
         }
         Op::BinarySubscr | Op::StoreSubscr | Op::DeleteSubscr | Op::ContainsOp => {
             let (c, k) = if ins.op == Op::ContainsOp {
@@ -402,16 +528,16 @@ fn classify(
                         Key::Exact(h) => pending(id, h, 1),
                         Key::Any => None,
                     };
-                    Some((Access::read(id, key), follow))
+                    Some((Some(Access::read(id, key)), follow))
                 }
-                Op::ContainsOp => Some((Access::read(id, key), None)),
+                Op::ContainsOp => Some((Some(Access::read(id, key)), None)),
                 _ => {
                     if let (Op::StoreSubscr, Key::Exact(h), Some(v)) =
                         (ins.op, key, peek(py, stack, 3))
                     {
                         registry::adopt(py, id, h, &v);
                     }
-                    Some((Access::write(id, key), None))
+                    Some((Some(Access::write(id, key)), None))
                 }
             }
         }
@@ -422,12 +548,30 @@ fn classify(
             } else {
                 Access::write(id, Key::Any)
             };
-            Some((access, None))
+            Some((Some(access), None))
         }
         Op::GetIter => {
             let (id, _) = owner(&peek(py, stack, 1)?)?;
-            Some((Access::read(id, Key::Any), None))
+            Some((
+                Some(Access::read(id, Key::Any)),
+                Some(Then::Iterator { parent: id }),
+            ))
         }
+        Op::ForIter => {
+            let it = stack.peek(1)? as usize;
+            let (parent, n) = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                let e = s
+                    .iters
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.frame == frame && e.iter.as_ptr() as usize == it)?;
+                e.next += 1;
+                Some((e.parent, e.next - 1))
+            })?;
+            Some((None, pending(parent, index_key(n), 1)))
+        }
+        Op::Call => Some((None, on_method_call(py, stack, frame, ins.arg))),
         Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
             let g = view.globals();
             if g.is_null() {
@@ -455,15 +599,18 @@ fn classify(
                         return None;
                     }
                     let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
-                    Some((Access::read(id, Key::Exact(key)), pending(id, key, slots)))
+                    Some((
+                        Some(Access::read(id, Key::Exact(key))),
+                        pending(id, key, slots),
+                    ))
                 }
                 Op::StoreGlobal => {
                     if let Some(v) = peek(py, stack, 1) {
                         registry::adopt(py, id, key, &v);
                     }
-                    Some((Access::write(id, Key::Exact(key)), None))
+                    Some((Some(Access::write(id, Key::Exact(key))), None))
                 }
-                _ => Some((Access::write(id, Key::Exact(key)), None)),
+                _ => Some((Some(Access::write(id, Key::Exact(key))), None)),
             }
         }
         Op::LoadDeref | Op::LoadClassDeref => {
@@ -473,7 +620,7 @@ fn classify(
             } else {
                 None
             };
-            Some((Access::read(id, Key::Exact(key)), follow))
+            Some((Some(Access::read(id, Key::Exact(key))), follow))
         }
         Op::StoreDeref | Op::DeleteDeref => {
             let (id, key) = cell_id(py, view, info, arg)?;
@@ -482,7 +629,7 @@ fn classify(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Access::write(id, Key::Exact(key)), None))
+            Some((Some(Access::write(id, Key::Exact(key))), None))
         }
         Op::Skip => None,
     }
