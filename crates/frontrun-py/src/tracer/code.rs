@@ -190,47 +190,50 @@ pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> 
 fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
     let st = statics(py)?;
     let filename: String = code.getattr("co_filename")?.extract()?;
-    let traced = is_traced_file(&filename, &st.skip_dirs);
-    let helper = st.helper.bind(py);
-    let (mut instrs, mut depths, mut names, mut cells) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut free_start, mut nlocalsplus, mut ncellfree, mut stacksize) = (0, 0, 0, 0);
-    if traced {
-        let bytes = code.getattr("co_code")?;
-        instrs = decode(
-            bytes.downcast::<PyBytes>()?.as_bytes(),
-            &st.table,
-            st.prefixes,
-        );
-        if cfg!(Py_3_12) {
-            depths = helper.getattr("depths")?.call1((code,))?.extract()?;
-        }
-        for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
-            names.push(Name::new(&n)?);
-        }
-        let plus: Vec<Bound<'_, PyAny>> =
-            helper.getattr("localsplus")?.call1((code,))?.extract()?;
-        let nfree = code.getattr("co_freevars")?.len()?;
-        ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
-        nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
-        free_start = plus.len().saturating_sub(nfree);
-        cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
-        stacksize = code.getattr("co_stacksize")?.extract()?;
-    }
-    let sites = (0..instrs.len()).map(|_| AtomicU64::new(0)).collect();
-    Ok(CodeInfo {
+    let mut info = CodeInfo {
         code: code.clone().unbind(),
-        traced,
-        instrs,
-        depths,
-        names,
-        cells,
-        free_start,
-        nlocalsplus,
-        ncellfree,
-        stacksize,
-        sites,
-    })
+        traced: false,
+        instrs: Vec::new(),
+        depths: Vec::new(),
+        names: Vec::new(),
+        cells: Vec::new(),
+        free_start: 0,
+        nlocalsplus: 0,
+        ncellfree: 0,
+        stacksize: 0,
+        sites: Vec::new(),
+    };
+    // Code that cannot be analysed is left untraced rather than failing the
+    // user's program from inside the trace function.
+    if is_traced_file(&filename, &st.skip_dirs) && analyse(code, st, &mut info).is_ok() {
+        info.traced = true;
+        info.sites = (0..info.instrs.len()).map(|_| AtomicU64::new(0)).collect();
+    }
+    Ok(info)
+}
+
+fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResult<()> {
+    let helper = st.helper.bind(code.py());
+    let bytes = code.getattr("co_code")?;
+    info.instrs = decode(
+        bytes.downcast::<PyBytes>()?.as_bytes(),
+        &st.table,
+        st.prefixes,
+    );
+    if cfg!(Py_3_12) {
+        info.depths = helper.getattr("depths")?.call1((code,))?.extract()?;
+    }
+    for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
+        info.names.push(Name::new(&n)?);
+    }
+    let plus: Vec<Bound<'_, PyAny>> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
+    let nfree = code.getattr("co_freevars")?.len()?;
+    info.ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
+    info.nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
+    info.free_start = plus.len().saturating_sub(nfree);
+    info.cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
+    info.stacksize = code.getattr("co_stacksize")?.extract()?;
+    Ok(())
 }
 
 #[cfg(test)]

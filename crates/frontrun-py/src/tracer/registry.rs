@@ -8,9 +8,11 @@
 //! name, primitives registered by the driver from registration order.
 //!
 //! Shared = registered. The roots are walked (breadth first, depth and size
-//! limited); objects met later are registered when loaded from or stored into
-//! a registered object. Everything else is thread-private and produces no
-//! events. Immutable objects (numbers, strings, bytes, tuples, frozensets,
+//! limited); objects met later are registered when they are loaded from or
+//! stored into a registered object (attribute, item, global, closure cell),
+//! produced by iterating a registered container, returned by a method of
+//! one, or passed to one of its mutators (`append`, `update`…). Everything
+//! else is thread-private and produces no events. Immutable objects (numbers, strings, bytes, tuples, frozensets,
 //! functions, code, builtin types, modules) are never owners: tuples and
 //! frozensets are walked *through*, modules map to their globals dict.
 //!
