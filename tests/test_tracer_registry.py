@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -163,3 +164,22 @@ def test_method_result_ids_are_stable_across_executions() -> None:
     assert first == run()
     owners = [obj for kind, obj, key in first if key == "value"]
     assert len(set(owners)) == 2
+
+
+def test_roots_get_root_ids_in_a_fresh_interpreter() -> None:
+    # The type table must be loaded by `add_root` itself, before any install.
+    code = (
+        "from frontrun import _native\n"
+        "class C:\n"
+        "    def __init__(self): self.v = 0\n"
+        "a, b = C(), C()\n"
+        "def body(a=a, b=b):\n"
+        "    a.v = 1\n"
+        "    b.v = 2\n"
+        "ev = _native._trace_events(body, [a, b])\n"
+        "print(len({obj for _, obj, _ in ev}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "2"

@@ -139,7 +139,18 @@ fn type_name_of(obj: &Bound<'_, PyAny>) -> String {
 
 /// Start an execution: forget every object of the previous one.
 pub fn begin_execution(py: Python<'_>) {
+    ensure_init(py);
     end_execution(py);
+}
+
+/// `init`, for entry points that cannot return an error: the imports it
+/// needs (`collections`, `types`) are always available.
+fn ensure_init(py: Python<'_>) {
+    if TYPES.get().is_none() {
+        if let Err(e) = init(py) {
+            e.write_unraisable(py, None);
+        }
+    }
 }
 
 /// Release the references of the execution and forget its objects.
@@ -160,6 +171,7 @@ pub fn end_execution(_py: Python<'_>) {
 /// Register the `n`-th root of this execution and everything reachable from
 /// it (within limits). Returns its id.
 pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
+    ensure_init(py);
     let base = {
         let mut r = reg();
         r.roots += 1;
@@ -170,7 +182,8 @@ pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 
 /// The id of `obj`, registering it (without walking) if new: for locks and
 /// other primitives the driver models itself.
-pub fn id_of(_py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
+pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
+    ensure_init(py);
     if let Some(id) = lookup(obj.as_ptr()) {
         return id;
     }
