@@ -3,7 +3,9 @@
 (a) a loop over locals only, traced (with a sink) vs untraced: the ratio
     (target <= 10x);
 (b) a loop of `t = c.value; c.value = t + 1` on a shared object, traced with a
-    counting sink vs untraced: ns per recorded access.
+    counting sink vs untraced: ns per recorded access;
+(c) a loop calling a small function (call and return events), traced vs
+    untraced.
 
 Medians of several repetitions, all measured in this run.
 """
@@ -31,6 +33,17 @@ def locals_loop() -> int:
     for i in range(N):
         x = i * 2
         total += x - i
+    return total
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def calls_loop() -> int:
+    total = 0
+    for i in range(N):
+        total = add(total, i)
     return total
 
 
@@ -81,6 +94,12 @@ def main() -> None:
     print(
         f"(b) shared counter loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, "
         f"ratio {ratio:.1f}x, {events} accesses, {per_access:.0f} ns added per access"
+    )
+
+    plain, traced, ratio = paired(calls_loop, lambda: _native._trace_count(calls_loop, []))
+    print(
+        f"(c) function-call loop: untraced {plain * 1e3:.1f} ms, traced {traced * 1e3:.1f} ms, "
+        f"ratio {ratio:.1f}x"
     )
 
 

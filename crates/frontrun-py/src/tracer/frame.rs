@@ -287,18 +287,19 @@ impl FrameView {
         }
     }
 
-    /// Set a frame attribute through its Python setter (which keeps each
-    /// version's own bookkeeping, e.g. 3.13's per-code instrumentation).
-    pub fn set_flag(&self, name: &std::ffi::CStr, value: bool) -> bool {
-        // SAFETY: live frame object, valid C string, GIL held; `Py_True` and
-        // `Py_False` are immortal singletons.
+    /// Set a frame attribute (an interned name) through its Python setter,
+    /// which keeps each version's own bookkeeping (e.g. 3.13's per-code
+    /// instrumentation).
+    pub fn set_flag(&self, name: &pyo3::Bound<'_, pyo3::types::PyString>, value: bool) -> bool {
+        // SAFETY: live frame object, a live str name, GIL held; `Py_True`
+        // and `Py_False` are immortal singletons.
         unsafe {
             let v = if value {
                 ffi::Py_True()
             } else {
                 ffi::Py_False()
             };
-            ffi::PyObject_SetAttrString(self.frame.cast(), name.as_ptr(), v) == 0
+            ffi::PyObject_SetAttr(self.frame.cast(), name.as_ptr(), v) == 0
         }
     }
 }

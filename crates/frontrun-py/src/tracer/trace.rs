@@ -179,13 +179,13 @@ fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
 
 fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
     let info = code_info(py, view)?;
-    view.set_flag(c"f_trace_lines", false);
+    view.set_flag(pyo3::intern!(py, "f_trace_lines"), false);
     if info.traced {
         // 3.13 enables per-code opcode events only if `f_trace` is set.
         if cfg!(Py_3_13) {
-            view.set_flag(c"f_trace", true);
+            view.set_flag(pyo3::intern!(py, "f_trace"), true);
         }
-        if !view.set_flag(c"f_trace_opcodes", true) {
+        if !view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true) {
             return Err(PyErr::take(py)
                 .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
         }
