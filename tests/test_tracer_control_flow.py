@@ -3,8 +3,10 @@ depth: with-blocks, generators, match, nested handlers, long expressions."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -113,3 +115,45 @@ def test_deep_expression_stack() -> None:
 
     assert on(body, "Box", b) == [("read", "items"), ("read", "value")] + [("read", "value")] * 3
     assert on(body, "list", b) == [("read", "0")]
+
+
+def test_long_jumps_need_extended_args() -> None:
+    # A loop body and an if-block longer than 256 code units: their jumps
+    # carry EXTENDED_ARG prefixes, which the decoder and depth table follow.
+    filler = "\n".join(f"            x{i} = {i}" for i in range(150))
+    src = (
+        "def body(b):\n"
+        "    for _ in range(2):\n"
+        "        if b.value >= 0:\n"
+        f"{filler}\n"
+        "        b.value = b.value + 1\n"
+        "    b.items.append(b.value)\n"
+    )
+    ns: dict[str, Any] = {}
+    exec(compile(src, "<long-jumps>", "exec"), ns)
+    b = Box()
+    events = on(lambda: ns["body"](b), "Box", b)
+    assert events == [("read", "value"), ("read", "value"), ("write", "value")] * 2 + [
+        ("read", "items"),
+        ("read", "value"),
+    ]
+
+
+def test_coroutines() -> None:
+    b = Box()
+
+    async def work() -> None:
+        b.value = b.value + 1
+        await asyncio.sleep(0)
+        b.items.append(b.value)
+
+    def body(run: Callable[..., Any] = asyncio.run) -> None:
+        run(work())
+
+    assert on(body, "Box", b) == [
+        ("read", "value"),
+        ("write", "value"),
+        ("read", "items"),
+        ("read", "value"),
+    ]
+    assert on(body, "list", b) == [("write", "*")]
