@@ -29,6 +29,7 @@ use crate::hooks;
 /// the same frame, if it is at `unit`, the value is on top of the stack.
 struct Pending {
     frame: usize,
+    code: usize,
     unit: u32,
     then: Then,
 }
@@ -108,8 +109,9 @@ pub unsafe extern "C" fn trace(
     {
         return 0;
     }
-    // Opcode events check for a sink after their (cheaper) idle fast path.
-    if what != ffi::PyTrace_OPCODE && !hooks::has_sink() {
+    // Opcode events check for a sink after their (cheaper) idle fast path;
+    // return events always clean up the frame's follow-ups.
+    if what == ffi::PyTrace_CALL && !hooks::has_sink() {
         return 0;
     }
     // SAFETY: CPython calls trace functions with the GIL held.
@@ -240,7 +242,8 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         };
         view.stack(depth, info.nlocalsplus, info.stacksize)
     };
-    resolve_pending(py, frame, unit, &stack);
+    let code = view.code() as usize;
+    resolve_pending(py, frame, code, unit, &stack);
     if ins.op == Op::Skip {
         return Ok(());
     }
@@ -249,6 +252,7 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
     if let Some(then) = then {
         let p = Pending {
             frame,
+            code,
             unit: ins.next,
             then,
         };
@@ -281,7 +285,13 @@ fn site_of(py: Python<'_>, info: &CodeInfo, unit: usize) -> u64 {
 }
 
 /// Register the value produced by a load from a shared place.
-fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -> Option<Stack>) {
+fn resolve_pending(
+    py: Python<'_>,
+    frame: usize,
+    code: usize,
+    unit: usize,
+    stack: &dyn Fn() -> Option<Stack>,
+) {
     let mine = STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.pending.is_empty() {
@@ -293,7 +303,7 @@ fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -
         Some(p)
     });
     let Some(p) = mine else { return };
-    if p.unit as usize != unit {
+    if p.unit as usize != unit || p.code != code {
         return; // the load raised or jumped: nothing was pushed
     }
     let Some(stack) = stack() else { return };
