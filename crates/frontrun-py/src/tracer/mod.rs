@@ -18,7 +18,25 @@
 //!   function of an event the tracer produced.
 //!
 //! Each event holds exactly one access and is emitted *before* the opcode
-//! executes.
+//! executes; if the sink returns `Err`, that exception is raised in the
+//! user's code at that point, before the access happens.
+//!
+//! # What is an access
+//!
+//! Attribute load/store/delete, subscript load/store/delete (and 3.12+
+//! slices), globals (builtins are not scheduling points), closure cells that
+//! are free variables or already shared, method loads on list/dict/set/
+//! deque/bytearray (mutators write `Key::Any`, everything else reads it),
+//! `iter()` of a shared container and `in` tests. Only accesses whose owner is
+//! shared (see [`registry`]) are emitted.
+//!
+//! # Per version
+//!
+//! Frame layouts are in [`frame`] (checked at build time and against the
+//! public API at `install`). The live stack depth is read from the frame on
+//! 3.10/3.11 and precomputed per code object on 3.12/3.13 (where the frame
+//! does not record it). Code from the stdlib, `<frozen …>` and frontrun's own
+//! package is not traced; site-packages is.
 
 pub mod code;
 pub mod decode;
