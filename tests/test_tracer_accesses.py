@@ -430,3 +430,18 @@ def test_builtins_are_not_scheduling_points() -> None:
         return len(range(3)) + shared_total * 0
 
     assert on(record(body), MODULE) == [("read", "shared_total")]
+
+
+def test_a_python_tracer_is_restored_afterwards() -> None:
+    calls: list[str] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        calls.append(event)
+
+    sys.settrace(tracer)
+    try:
+        record(lambda: None)
+        restored = sys.gettrace()
+    finally:
+        sys.settrace(None)
+    assert restored is tracer

@@ -90,15 +90,31 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
         )?;
     }
     trace::reset_thread();
+    // A Python-level tracer (debugger, coverage) is put back by `uninstall`.
+    let previous = py.import("sys")?.call_method0("gettrace")?;
+    PREVIOUS.with(|p| *p.borrow_mut() = (!previous.is_none()).then(|| previous.unbind()));
     // SAFETY: GIL held; `trace::trace` matches `Py_tracefunc` and needs no
     // argument object.
     unsafe { ffi::PyEval_SetTrace(Some(trace::trace), std::ptr::null_mut()) };
     Ok(())
 }
 
-/// Stop tracing the current thread.
-pub fn uninstall(_py: Python<'_>) {
+thread_local! {
+    static PREVIOUS: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stop tracing the current thread (restoring a Python-level tracer that
+/// was active at `install`).
+pub fn uninstall(py: Python<'_>) {
     // SAFETY: GIL held (the token proves it); NULL removes the trace function.
     unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
     trace::reset_thread();
+    if let Some(previous) = PREVIOUS.with(|p| p.borrow_mut().take()) {
+        let restored = py
+            .import("sys")
+            .and_then(|sys| sys.call_method1("settrace", (previous,)));
+        if let Err(e) = restored {
+            e.write_unraisable(py, None);
+        }
+    }
 }
