@@ -183,3 +183,19 @@ def test_roots_get_root_ids_in_a_fresh_interpreter() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "2"
+
+
+def test_tuple_keys_are_exact_and_other_keys_still_publish() -> None:
+    d: dict[object, Item] = {}
+    marker = object()
+
+    def body(make: type = Item) -> None:
+        d[(1, "a")] = make()
+        d[(1, "a")].value = 1
+        d[marker] = make()
+        d[marker].value = 2
+
+    events = on(body, "dict", d)
+    assert events[:2] == [("write", "(1, 'a')"), ("read", "(1, 'a')")]
+    assert events[2:] == [("write", "*"), ("read", "*")]
+    assert on(body, "Item", d) == [("write", "value"), ("write", "value")]

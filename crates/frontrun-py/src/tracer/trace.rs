@@ -20,7 +20,7 @@ use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
-use super::keys::{fnv_tagged, index_key, item_key, mix, FastMap};
+use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
 use super::ops::{MethodUse, Op};
 use super::registry::{self, Kind};
 use crate::hooks;
@@ -536,15 +536,17 @@ fn classify_inner(
                 Op::BinarySubscr => {
                     let follow = match key {
                         Key::Exact(h) => pending(id, h, 1),
-                        Key::Any => None,
+                        Key::Any => pending(id, unkeyed(), 1),
                     };
                     Some((Some(Access::read(id, key)), follow))
                 }
                 Op::ContainsOp => Some((Some(Access::read(id, key)), None)),
                 _ => {
-                    if let (Op::StoreSubscr, Key::Exact(h), Some(v)) =
-                        (ins.op, key, peek(py, stack, 3))
-                    {
+                    if let (Op::StoreSubscr, Some(v)) = (ins.op, peek(py, stack, 3)) {
+                        let h = match key {
+                            Key::Exact(h) => h,
+                            Key::Any => unkeyed(),
+                        };
                         registry::adopt(py, id, h, &v);
                     }
                     Some((Some(Access::write(id, key)), None))
