@@ -199,3 +199,14 @@ def test_tuple_keys_are_exact_and_other_keys_still_publish() -> None:
     assert events[:2] == [("write", "(1, 'a')"), ("read", "(1, 'a')")]
     assert events[2:] == [("write", "*"), ("read", "*")]
     assert on(body, "Item", d) == [("write", "value"), ("write", "value")]
+
+
+def test_true_and_one_are_the_same_dict_key() -> None:
+    d = {1: "x"}
+
+    def body() -> None:
+        d[True] = "y"
+        d[1] = "z"
+
+    keys = [key for kind, _, key in _native._trace_events(body, [d]) if kind == "write"]
+    assert len(keys) == 2 and keys[0] == keys[1]
