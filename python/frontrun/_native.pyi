@@ -26,3 +26,12 @@ def _trace_count(fn: Callable[[], object], roots: list[object]) -> int:
 
 def _trace_fail_at(fn: Callable[[], object], roots: list[object], n: int) -> None:
     """Trace `fn()` with a sink that refuses the `n`-th access (RuntimeError)."""
+
+def _trace_begin(roots: list[object]) -> None:
+    """Start an execution with `roots` shared, for `_trace_thread`."""
+
+def _trace_thread(fn: Callable[[], object]) -> list[tuple[str, int, str]]:
+    """Trace `fn()` on the calling thread in the current execution."""
+
+def _trace_end() -> None:
+    """End the execution started by `_trace_begin`."""

@@ -13,6 +13,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_fail_at, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_begin, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_thread, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_end, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
     Ok(())
 }

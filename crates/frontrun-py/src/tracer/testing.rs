@@ -179,3 +179,46 @@ pub fn _trace_fail_at(
     registry::end_execution(py);
     run
 }
+
+/// `_trace_begin(roots)`: start an execution with `roots` shared (for tests
+/// that trace several threads with `_trace_thread`).
+#[pyfunction]
+pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) {
+    registry::begin_execution(py);
+    for r in roots.iter() {
+        registry::add_root(py, &r);
+    }
+}
+
+/// `_trace_thread(fn)`: trace `fn()` on the calling thread within the
+/// current execution; `(kind, object id, key)` per access.
+#[pyfunction]
+pub fn _trace_thread(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u64, String)>> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let previous = hooks::set_sink(Some(Box::new(Recorder(events.clone()))));
+    let result = install(py).and_then(|()| {
+        let r = f.call0();
+        uninstall(py);
+        r
+    });
+    hooks::set_sink(previous);
+    result?;
+    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(events
+        .iter()
+        .flat_map(|e| e.accesses.iter())
+        .map(|a| {
+            (
+                format!("{:?}", a.kind).to_lowercase(),
+                a.obj,
+                key_text(a.key),
+            )
+        })
+        .collect())
+}
+
+/// `_trace_end()`: end the execution started by `_trace_begin`.
+#[pyfunction]
+pub fn _trace_end(py: Python<'_>) {
+    registry::end_execution(py);
+}
