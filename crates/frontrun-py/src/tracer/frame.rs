@@ -51,6 +51,7 @@ const _: () = {
     assert!(offset_of!(Frame, f_globals) == 48);
     assert!(offset_of!(Frame, f_valuestack) == 64);
     assert!(offset_of!(Frame, f_stackdepth) == 80);
+    assert!(offset_of!(Frame, f_trace_lines) == 84);
     assert!(offset_of!(Frame, f_trace_opcodes) == 85);
     assert!(offset_of!(Frame, f_lasti) == 96);
 };
@@ -63,9 +64,17 @@ struct Frame {
     ob_base: ffi::PyObject,
     f_back: *mut ffi::PyObject,
     f_frame: *mut IFrame,
+    f_trace: *mut ffi::PyObject,
+    f_lineno: c_int,
+    f_trace_lines: c_char,
+    f_trace_opcodes: c_char,
 }
 #[cfg(Py_3_11)]
-const _: () = assert!(offset_of!(Frame, f_frame) == 24);
+const _: () = {
+    assert!(offset_of!(Frame, f_frame) == 24);
+    assert!(offset_of!(Frame, f_trace_lines) == 44);
+    assert!(offset_of!(Frame, f_trace_opcodes) == 45);
+};
 
 /// CPython 3.11 `_PyInterpreterFrame` (Include/internal/pycore_frame.h).
 #[cfg(all(Py_3_11, not(Py_3_12)))]
@@ -287,6 +296,30 @@ impl FrameView {
         }
     }
 
+    /// The frame's `(f_trace_lines, f_trace_opcodes)` fields.
+    pub fn trace_flags(&self) -> (bool, bool) {
+        // SAFETY: live frame (type invariant); the two `char` fields are at
+        // the offsets asserted above for this version.
+        let f = unsafe { &*self.frame.cast::<Frame>() };
+        (f.f_trace_lines != 0, f.f_trace_opcodes != 0)
+    }
+
+    /// Write `f_trace_lines` / `f_trace_opcodes` directly. Equivalent to the
+    /// attribute setters up to 3.12 (once `install` has set the interpreter's
+    /// opcode-trace flag on 3.12); 3.13 must use [`Self::set_flag`] for
+    /// opcodes, whose setter also instruments the code object.
+    pub fn write_trace_flags(&self, lines: bool, opcodes: Option<bool>) {
+        // SAFETY: live frame (type invariant), fields at asserted offsets;
+        // plain `char` flags read by the interpreter at the next event.
+        unsafe {
+            let f = &mut *self.frame.cast::<Frame>();
+            f.f_trace_lines = c_char::from(lines);
+            if let Some(op) = opcodes {
+                f.f_trace_opcodes = c_char::from(op);
+            }
+        }
+    }
+
     /// Set a frame attribute (an interned name) through its Python setter,
     /// which keeps each version's own bookkeeping (e.g. 3.13's per-code
     /// instrumentation).
@@ -347,6 +380,25 @@ pub fn self_check() -> Result<(), String> {
     let globals = unsafe { ffi::PyEval_GetGlobals() };
     if !same_code || !std::ptr::eq(globals, view.globals()) {
         return Err("the frame layout does not match this interpreter build".into());
+    }
+    // The flag fields must move with the Python attribute.
+    let name = c"f_trace_lines";
+    let before = view.trace_flags().0;
+    let mut agrees = true;
+    for value in [!before, before] {
+        // SAFETY: live frame, valid C string, GIL held; immortal bools.
+        let ok = unsafe {
+            let v = if value {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            };
+            ffi::PyObject_SetAttrString(frame.cast(), name.as_ptr(), v) == 0
+        };
+        agrees &= ok && view.trace_flags().0 == value;
+    }
+    if !agrees {
+        return Err("the frame flag layout does not match this interpreter build".into());
     }
     Ok(())
 }

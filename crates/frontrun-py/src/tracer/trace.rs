@@ -181,16 +181,20 @@ fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
 
 fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
     let info = code_info(py, view)?;
-    view.set_flag(pyo3::intern!(py, "f_trace_lines"), false);
-    if info.traced {
-        // 3.13 enables per-code opcode events only if `f_trace` is set.
-        if cfg!(Py_3_13) {
+    // Line events are not needed: opcodes are enough.
+    if cfg!(Py_3_13) {
+        view.write_trace_flags(false, None);
+        if info.traced {
+            // 3.13 instruments the code for opcode events in the
+            // `f_trace_opcodes` setter, and only if `f_trace` is set.
             view.set_flag(pyo3::intern!(py, "f_trace"), true);
+            if !view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true) {
+                return Err(PyErr::take(py)
+                    .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
+            }
         }
-        if !view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true) {
-            return Err(PyErr::take(py)
-                .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
-        }
+    } else {
+        view.write_trace_flags(false, Some(info.traced));
     }
     Ok(())
 }
