@@ -445,3 +445,14 @@ def test_a_python_tracer_is_restored_afterwards() -> None:
     finally:
         sys.settrace(None)
     assert restored is tracer
+
+
+def helper() -> int:
+    return 1
+
+
+def test_globals_bound_to_code_are_not_scheduling_points() -> None:
+    def body() -> int:
+        return helper() + len([Counter, copy]) + shared_total
+
+    assert on(record(body), MODULE) == [("read", "shared_total")]

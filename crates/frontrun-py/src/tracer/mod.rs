@@ -24,7 +24,9 @@
 //! # What is an access
 //!
 //! Attribute load/store/delete, subscript load/store/delete (and 3.12+
-//! slices), globals (builtins are not scheduling points), closure cells that
+//! slices), globals (builtins, and globals bound to functions, classes or
+//! modules, are not scheduling points: rebinding code concurrently is not
+//! modelled), closure cells that
 //! are free variables or already shared, method loads on list/dict/set/
 //! deque/bytearray (mutators write `Key::Any`, everything else reads it),
 //! `iter()` of a shared container and `in` tests. Only accesses whose owner is

@@ -128,6 +128,9 @@ pub unsafe extern "C" fn trace(
                 let mut s = s.borrow_mut();
                 s.pending.retain(|p| p.frame != f);
                 s.methods.retain(|m| m.frame != f);
+                if s.iters.is_empty() {
+                    return Vec::new();
+                }
                 let (gone, kept) = std::mem::take(&mut s.iters)
                     .into_iter()
                     .partition(|i| i.frame == f);
@@ -375,6 +378,18 @@ fn item(container: Kind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
     }
 }
 
+/// Functions, classes, modules and builtin functions.
+fn is_code_like(obj: &Bound<'_, PyAny>) -> bool {
+    let p = obj.as_ptr();
+    // SAFETY: live object, GIL held; type checks only.
+    unsafe {
+        ffi::PyFunction_Check(p) != 0
+            || ffi::PyType_Check(p) != 0
+            || ffi::PyModule_Check(p) != 0
+            || ffi::PyCFunction_Check(p) != 0
+    }
+}
+
 fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: live object, GIL held; type checks only.
     let builtin = unsafe {
@@ -605,20 +620,20 @@ fn classify_inner(
             let (key, _) = name_key(info, idx)?;
             match ins.op {
                 Op::LoadGlobal => {
-                    // A name missing from the globals is a builtin: constant
-                    // for all practical purposes, so not a scheduling point.
+                    // A name missing from the globals is a builtin, and a
+                    // global bound to a function, class or module is code,
+                    // not data: rebinding those concurrently is not modelled,
+                    // so their loads are not scheduling points. The loaded
+                    // value is still followed (a class may hold shared state).
                     let name = &info.names.get(idx)?.obj;
-                    let present = globals
-                        .downcast::<PyDict>()
-                        .map_or(true, |d| d.contains(name.bind(py)).unwrap_or(true));
-                    if !present {
-                        return None;
-                    }
+                    let value = match globals.downcast::<PyDict>() {
+                        Ok(d) => d.get_item(name.bind(py)).ok().flatten(),
+                        Err(_) => None,
+                    };
+                    let value = value?;
                     let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
-                    Some((
-                        Some(Access::read(id, Key::Exact(key))),
-                        pending(id, key, slots),
-                    ))
+                    let access = (!is_code_like(&value)).then(|| Access::read(id, Key::Exact(key)));
+                    Some((access, pending(id, key, slots)))
                 }
                 Op::StoreGlobal => {
                     if let Some(v) = peek(py, stack, 1) {
