@@ -120,3 +120,27 @@ pub fn site_location(py: Python<'_>, site: u64) -> Option<SiteLocation> {
         function: code.getattr(function_attr).ok()?.extract().ok()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_names_items_and_wholes() {
+        remember_key(11, || Some(KeyText::Name("value".into())));
+        remember_key(12, || Some(KeyText::Item("'k'".into())));
+        remember_key(11, || Some(KeyText::Name("ignored".into())));
+        let read = Access::read(0xab, Key::Exact(11));
+        assert_eq!(describe_access(&read), "read object#ab.value");
+        assert_eq!(
+            describe_access(&Access::write(0xab, Key::Exact(12))),
+            "write object#ab['k']"
+        );
+        assert_eq!(
+            describe_access(&Access::write(0xab, Key::Any)),
+            "write object#ab[*]"
+        );
+        assert_eq!(key_text(Key::Exact(12)), "'k'");
+        assert_eq!(key_text(Key::Any), "*");
+    }
+}
