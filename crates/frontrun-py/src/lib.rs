@@ -8,14 +8,6 @@ pub mod tracer;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_fail_at, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_begin, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_thread, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_trace_end, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
+    tracer::testing::register(m)?;
     Ok(())
 }
