@@ -10,17 +10,14 @@ use super::describe::key_text;
 use super::{install, registry, site_location, supported, uninstall};
 use crate::hooks::{self, EventSink};
 
-/// Add the `_trace_*` and `_tracer_supported` functions to `_native`.
+/// Add the `_trace_*` hooks not listed in `lib.rs` (`_trace_record`,
+/// `_trace_count`, `_trace_describe`, `_trace_events` and
+/// `_tracer_supported` are added there).
 pub fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_trace_record, m)?)?;
-    m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
-    m.add_function(wrap_pyfunction!(_trace_describe, m)?)?;
-    m.add_function(wrap_pyfunction!(_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_fail_at, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_begin, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_thread, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_end, m)?)?;
-    m.add_function(wrap_pyfunction!(_tracer_supported, m)?)?;
     Ok(())
 }
 
