@@ -210,3 +210,32 @@ def test_true_and_one_are_the_same_dict_key() -> None:
 
     keys = [key for kind, _, key in _native._trace_events(body, [d]) if kind == "write"]
     assert len(keys) == 2 and keys[0] == keys[1]
+
+
+def test_walking_roots_runs_no_user_attribute_hooks() -> None:
+    calls: list[str] = []
+
+    class Proxy:
+        __slots__ = ("__dict__", "inner")
+
+        def __init__(self) -> None:
+            object.__setattr__(self, "inner", Item())
+            object.__setattr__(self, "other", Item())
+
+        def __getattribute__(self, name: str) -> Any:
+            calls.append(name)
+            return object.__getattribute__(self, name)
+
+    p = Proxy()
+    calls.clear()
+    events = _native._trace_events(lambda: None, [p])
+    assert events == [] and calls == []
+
+    inner, other = object.__getattribute__(p, "inner"), object.__getattribute__(p, "other")
+
+    def body(inner: Item = inner, other: Item = other) -> None:
+        inner.value = 1  # locals here: shared only because the walk reached them
+        other.value = 2
+
+    assert on(body, "Item", p) == [("write", "value"), ("write", "value")]
+    assert calls == []

@@ -459,3 +459,25 @@ pub fn object_kind(
         }
     }
 }
+
+/// The instance dict of `obj` if its type has one, read without running
+/// any `__getattribute__` (walks must not execute user code).
+pub fn instance_dict<'py>(
+    obj: &pyo3::Bound<'py, pyo3::PyAny>,
+) -> Option<pyo3::Bound<'py, pyo3::PyAny>> {
+    let p = obj.as_ptr();
+    // SAFETY: `p` is alive (borrowed from a `Bound`), GIL held. The generic
+    // getter is only called on types that declare a dict slot, which is what
+    // it requires; it returns a new reference or NULL with an error set.
+    unsafe {
+        if (*ffi::Py_TYPE(p)).tp_dictoffset == 0 {
+            return None;
+        }
+        let d = ffi::PyObject_GenericGetDict(p, std::ptr::null_mut());
+        if d.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(pyo3::Bound::from_owned_ptr(obj.py(), d))
+    }
+}

@@ -314,7 +314,14 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         return out;
     }
     if k == Kind::Object {
-        if let Ok(d) = obj.getattr("__dict__") {
+        // Instances: the dict itself, not `obj.__dict__`, so a custom
+        // `__getattribute__` never runs during a walk.
+        let d = if obj.downcast::<PyType>().is_ok() {
+            obj.getattr("__dict__").ok()
+        } else {
+            super::frame::instance_dict(obj)
+        };
+        if let Some(d) = d {
             if let Ok(items) = d.call_method0("items").and_then(|i| i.try_iter()) {
                 for (name, v) in items.flatten().filter_map(|kv| {
                     kv.extract::<(Bound<'py, PyString>, Bound<'py, PyAny>)>()
@@ -356,7 +363,12 @@ fn slot_values<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
             if n == "__dict__" || n == "__weakref__" {
                 continue;
             }
-            if let Ok(v) = obj.getattr(n.as_str()) {
+            // Through the slot's member descriptor: no `__getattribute__`.
+            let value = cls
+                .getattr("__dict__")
+                .and_then(|d| d.get_item(n.as_str()))
+                .and_then(|descr| descr.call_method1("__get__", (obj, obj.get_type())));
+            if let Ok(v) = value {
                 out.push((attr_key(&n), v));
             }
         }
