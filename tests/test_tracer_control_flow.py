@@ -157,3 +157,19 @@ def test_coroutines() -> None:
         ("read", "value"),
     ]
     assert on(body, "list", b) == [("write", "*")]
+
+
+def test_iteration_inside_a_generator_survives_yields() -> None:
+    lst: list[Box] = []
+
+    def gen() -> Iterator[None]:
+        for it in lst:
+            it.value += 1
+            yield
+
+    def body(make: type = Box) -> None:
+        lst.extend(map(lambda _: make(), range(3)))  # items never seen by the tracer
+        for _ in gen():
+            pass
+
+    assert on(body, "Box", lst) == [("read", "value"), ("write", "value")] * 3

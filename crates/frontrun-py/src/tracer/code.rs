@@ -100,6 +100,8 @@ pub struct CodeInfo {
     /// Keeps the code object (and thus its address) alive while cached.
     pub code: Py<PyAny>,
     pub traced: bool,
+    /// A generator or coroutine: its frame "returns" at every yield.
+    pub suspends: bool,
     pub instrs: Vec<Instr>,
     /// Stack depth before each code unit (3.12+); -1 where unknown.
     pub depths: Vec<i32>,
@@ -193,6 +195,7 @@ fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
     let mut info = CodeInfo {
         code: code.clone().unbind(),
         traced: false,
+        suspends: false,
         instrs: Vec::new(),
         depths: Vec::new(),
         names: Vec::new(),
@@ -233,6 +236,9 @@ fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResu
     info.free_start = plus.len().saturating_sub(nfree);
     info.cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
     info.stacksize = code.getattr("co_stacksize")?.extract()?;
+    // CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    info.suspends = flags & (0x20 | 0x80 | 0x200) != 0;
     Ok(())
 }
 

@@ -123,22 +123,7 @@ pub unsafe extern "C" fn trace(
         ffi::PyTrace_CALL => on_call(py, &view),
         ffi::PyTrace_OPCODE => on_opcode(py, &view, frame as usize),
         _ => {
-            let f = frame as usize;
-            let dropped = STATE.with(|s| {
-                let mut s = s.borrow_mut();
-                s.pending.retain(|p| p.frame != f);
-                s.methods.retain(|m| m.frame != f);
-                if s.iters.is_empty() {
-                    return Vec::new();
-                }
-                let (gone, kept) = std::mem::take(&mut s.iters)
-                    .into_iter()
-                    .partition(|i| i.frame == f);
-                s.iters = kept;
-                gone
-            });
-            // Released outside the borrow: dropping may run finalizers.
-            drop::<Vec<SharedIter>>(dropped);
+            on_return(py, &view, frame as usize);
             Ok(())
         }
     }));
@@ -153,6 +138,33 @@ pub unsafe extern "C" fn trace(
             -1
         }
     }
+}
+
+/// A frame returns: forget its follow-ups, unless it is a generator or
+/// coroutine suspending at a yield (its entries stay, bounded, and match only
+/// this frame and code object).
+fn on_return(py: Python<'_>, view: &FrameView, f: usize) {
+    let busy = STATE.with(|s| {
+        let s = s.borrow();
+        s.pending.iter().any(|p| p.frame == f)
+            || s.methods.iter().any(|m| m.frame == f)
+            || s.iters.iter().any(|i| i.frame == f)
+    });
+    if !busy || code_info(py, view).is_ok_and(|info| info.suspends) {
+        return;
+    }
+    let dropped = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.pending.retain(|p| p.frame != f);
+        s.methods.retain(|m| m.frame != f);
+        let (gone, kept) = std::mem::take(&mut s.iters)
+            .into_iter()
+            .partition(|i| i.frame == f);
+        s.iters = kept;
+        gone
+    });
+    // Released outside the borrow: dropping may run finalizers.
+    drop::<Vec<SharedIter>>(dropped);
 }
 
 fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
