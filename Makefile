@@ -5,7 +5,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 MATURIN_FLAGS ?= --release
 
-.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean
+.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean test-versions
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -42,6 +42,17 @@ fmt:  ## format Rust and Python sources
 	cargo fmt --all
 	$(VENV)/bin/ruff format python tests examples bench
 	$(VENV)/bin/ruff check --fix -q python tests examples bench
+
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+TRACER_VERSIONS ?= 3.10.13 3.12.1 3.13.0
+
+test-versions:  ## tracer tests on CPython 3.10, 3.12 and 3.13 (one venv each)
+	@set -e; for v in $(TRACER_VERSIONS); do \
+	  short=$${v%.*}; \
+	  echo "== CPython $$v =="; \
+	  CARGO_TARGET_DIR=target/py$$short $(MAKE) -s dev PYTHON=$(PYENV_ROOT)/versions/$$v/bin/python3 VENV=.venv-$$short; \
+	  .venv-$$short/bin/python -m pytest -q -p no:cacheprovider tests/test_tracer_*.py; \
+	done
 
 bench: dev  ## run every benchmark and print ratios
 	$(VPY) bench/run.py

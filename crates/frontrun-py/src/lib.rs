@@ -3,9 +3,16 @@
 use pyo3::prelude::*;
 
 pub mod hooks;
+pub mod tracer;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    tracer::testing::register(m)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
     Ok(())
 }

@@ -1,0 +1,265 @@
+//! Everything the tracer needs about one code object, computed once on first
+//! sight and cached: whether to trace it, its decoded instructions, the stack
+//! depth at each offset (3.12+), and its names pre-hashed.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use super::decode::{decode, Instr, PrefixEvents};
+use super::describe::{self, KeyText};
+use super::keys::attr_key;
+use super::ops::{method_use, MethodUse, OpTable};
+
+/// Python run once per *code object* (never per access): the stack depth
+/// at each code unit on 3.12+, where the frame does not record it, derived
+/// from the compiler's own stack effects, jumps and exception table.
+const HELPER: &std::ffi::CStr = cr#"
+import dis, sys, sysconfig, os
+
+def localsplus(co):
+    names = []
+    if sys.version_info >= (3, 11):
+        while True:
+            try:
+                names.append(co._varname_from_oparg(len(names)))
+            except Exception:
+                return names
+    return list(co.co_cellvars) + list(co.co_freevars)
+
+_NOFALL = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
+           "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT") if n in dis.opmap}
+_RETURN_GENERATOR = dis.opmap.get("RETURN_GENERATOR", -1)
+_JUMPS = set(dis.hasjrel) | set(dis.hasjabs) | set(getattr(dis, "hasjump", ()))
+
+def depths(co):
+    ins = list(dis.get_instructions(co))
+    at = {i.offset: k for k, i in enumerate(ins)}
+    out = [-1] * (len(co.co_code) // 2)
+    work = [(0, 0)]
+    for e in dis._parse_exception_table(co):
+        work.append((e.target, e.depth + 1 + (1 if e.lasti else 0)))
+    while work:
+        off, d = work.pop()
+        k = at.get(off)
+        while k is not None and k < len(ins):
+            i = ins[k]
+            if out[i.offset // 2] >= 0:
+                break
+            out[i.offset // 2] = d
+            if i.opcode in _JUMPS:
+                work.append((i.argval, d + dis.stack_effect(i.opcode, i.arg, jump=True)))
+            if i.opcode in _NOFALL:
+                break
+            if i.opcode == _RETURN_GENERATOR:
+                d += 1  # resumed with the sent value pushed (dis says 0)
+            else:
+                d += dis.stack_effect(i.opcode, i.arg, jump=False)
+            k += 1
+    return out
+
+def skip_dirs():
+    paths = sysconfig.get_paths()
+    dirs = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
+    dirs |= {paths[k] for k in ("stdlib", "platstdlib") if k in paths}
+    fr = sys.modules.get("frontrun")
+    if fr is not None and getattr(fr, "__file__", None):
+        d = os.path.dirname(fr.__file__)
+        dirs |= {d, os.path.realpath(d)}
+    return sorted(d.rstrip(os.sep) + os.sep for d in dirs)
+"#;
+
+/// A name from `co_names` or a closure variable, pre-hashed.
+pub struct Name {
+    /// The name as a Python string (for dict lookups without allocating).
+    pub obj: Py<PyAny>,
+    pub key: u64,
+    pub text: String,
+    pub method: MethodUse,
+}
+
+impl Name {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text: String = obj.extract()?;
+        let key = attr_key(&text);
+        describe::remember_key(key, || Some(KeyText::Name(text.clone())));
+        Ok(Name {
+            obj: obj.clone().unbind(),
+            key,
+            method: method_use(&text),
+            text,
+        })
+    }
+}
+
+/// The cached facts of one code object.
+pub struct CodeInfo {
+    /// Keeps the code object (and thus its address) alive while cached.
+    pub code: Py<PyAny>,
+    pub traced: bool,
+    /// A generator or coroutine: its frame "returns" at every yield.
+    pub suspends: bool,
+    pub instrs: Vec<Instr>,
+    /// Stack depth before each code unit (3.12+); -1 where unknown.
+    pub depths: Vec<i32>,
+    pub names: Vec<Name>,
+    /// Closure-variable names by `LOAD_DEREF` argument.
+    pub cells: Vec<Name>,
+    /// `LOAD_DEREF` arguments from here on are free variables (cells created
+    /// by an enclosing frame, hence possibly shared).
+    pub free_start: usize,
+    pub nlocalsplus: usize,
+    pub ncellfree: usize,
+    pub stacksize: u32,
+    /// Site id per code unit, assigned on first emission (0 = none yet).
+    pub sites: Vec<AtomicU64>,
+}
+
+/// Interpreter facts computed once.
+pub struct Statics {
+    pub table: OpTable,
+    prefixes: PrefixEvents,
+    helper: Py<PyModule>,
+    skip_dirs: Vec<String>,
+}
+
+static STATICS: OnceLock<Statics> = OnceLock::new();
+static CACHE: LazyLock<Mutex<HashMap<usize, Arc<CodeInfo>>>> = LazyLock::new(Mutex::default);
+
+/// Load the opcode table and the helper (idempotent).
+pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
+    if let Some(s) = STATICS.get() {
+        return Ok(s);
+    }
+    let dis = py.import("dis")?;
+    // 3.12+ also lists pseudo-instructions (numbered from 256) that never
+    // appear in bytecode.
+    let opmap: HashMap<String, u32> = dis.getattr("opmap")?.extract()?;
+    let opmap: HashMap<String, u8> = opmap
+        .into_iter()
+        .filter_map(|(k, v)| u8::try_from(v).ok().map(|v| (k, v)))
+        .collect();
+    let table = OpTable::from_opmap(&opmap).ok_or_else(|| {
+        pyo3::exceptions::PyRuntimeError::new_err(
+            "dis.opmap has no EXTENDED_ARG: unsupported interpreter",
+        )
+    })?;
+    let helper = PyModule::from_code(py, HELPER, c"<frontrun-tracer>", c"_frontrun_tracer_helper")?;
+    let skip_dirs: Vec<String> = helper.getattr("skip_dirs")?.call0()?.extract()?;
+    let prefixes = if cfg!(Py_3_12) {
+        PrefixEvents::OnBoth
+    } else {
+        PrefixEvents::OnPrefixOnly
+    };
+    let _ = STATICS.set(Statics {
+        table,
+        prefixes,
+        helper: helper.unbind(),
+        skip_dirs,
+    });
+    Ok(STATICS.get().expect("just set"))
+}
+
+/// Whether code from `filename` is user code (or site-packages) to trace.
+pub fn is_traced_file(filename: &str, skip_dirs: &[String]) -> bool {
+    if filename.starts_with('<') {
+        return !filename.starts_with("<frozen");
+    }
+    !skip_dirs.iter().any(|d| {
+        filename.strip_prefix(d.as_str()).is_some_and(|rest| {
+            !rest.starts_with("site-packages/") && !rest.starts_with("dist-packages/")
+        })
+    })
+}
+
+/// The cached facts for `code`, computing them on first sight.
+pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> {
+    let addr = code.as_ptr() as usize;
+    if let Some(i) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(&addr) {
+        return Ok(i.clone());
+    }
+    let info = Arc::new(compute(py, code)?);
+    CACHE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr, info.clone());
+    Ok(info)
+}
+
+fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
+    let st = statics(py)?;
+    let filename: String = code.getattr("co_filename")?.extract()?;
+    let mut info = CodeInfo {
+        code: code.clone().unbind(),
+        traced: false,
+        suspends: false,
+        instrs: Vec::new(),
+        depths: Vec::new(),
+        names: Vec::new(),
+        cells: Vec::new(),
+        free_start: 0,
+        nlocalsplus: 0,
+        ncellfree: 0,
+        stacksize: 0,
+        sites: Vec::new(),
+    };
+    // Code that cannot be analysed is left untraced rather than failing the
+    // user's program from inside the trace function.
+    if is_traced_file(&filename, &st.skip_dirs) && analyse(code, st, &mut info).is_ok() {
+        info.traced = true;
+        info.sites = (0..info.instrs.len()).map(|_| AtomicU64::new(0)).collect();
+    }
+    Ok(info)
+}
+
+fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResult<()> {
+    let helper = st.helper.bind(code.py());
+    let bytes = code.getattr("co_code")?;
+    info.instrs = decode(
+        bytes.downcast::<PyBytes>()?.as_bytes(),
+        &st.table,
+        st.prefixes,
+    );
+    if cfg!(Py_3_12) {
+        info.depths = helper.getattr("depths")?.call1((code,))?.extract()?;
+    }
+    for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
+        info.names.push(Name::new(&n)?);
+    }
+    let plus: Vec<Bound<'_, PyAny>> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
+    let nfree = code.getattr("co_freevars")?.len()?;
+    info.ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
+    info.nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
+    info.free_start = plus.len().saturating_sub(nfree);
+    info.cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
+    info.stacksize = code.getattr("co_stacksize")?.extract()?;
+    // CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    info.suspends = flags & (0x20 | 0x80 | 0x200) != 0;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_traced_file;
+
+    #[test]
+    fn filter() {
+        let skip = vec![
+            "/usr/lib/python3.11/".to_string(),
+            "/src/frontrun/".to_string(),
+        ];
+        assert!(!is_traced_file("/usr/lib/python3.11/threading.py", &skip));
+        assert!(is_traced_file(
+            "/usr/lib/python3.11/site-packages/sqlalchemy/orm.py",
+            &skip
+        ));
+        assert!(!is_traced_file("/src/frontrun/dpor.py", &skip));
+        assert!(is_traced_file("/home/u/test_x.py", &skip));
+        assert!(!is_traced_file("<frozen importlib._bootstrap>", &skip));
+        assert!(is_traced_file("<string>", &skip));
+    }
+}

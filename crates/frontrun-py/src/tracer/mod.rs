@@ -1,0 +1,122 @@
+//! The C-level opcode tracer: sees each thread's accesses to shared Python
+//! state and hands them, as engine events, to the thread's sink
+//! ([`crate::hooks`]).
+//!
+//! # API for the driver
+//!
+//! - [`install`]`(py)` / [`uninstall`]`(py)`: start/stop tracing the *current
+//!   thread* (`PyEval_SetTrace` is per thread). Frames entered after
+//!   `install` are traced; events are only produced while the thread has a
+//!   sink (`hooks::set_sink`).
+//! - [`registry`]: `begin_execution(py)`, `add_root(py, &state) -> ObjId`,
+//!   `id_of(py, &obj) -> ObjId` (register on demand: locks, primitives),
+//!   `end_execution(py)`. Only registered (shared) objects produce events;
+//!   ids are stable across executions (see the module docs).
+//! - [`describe_access`]`(&Access) -> String`: `read Counter.value`,
+//!   `write dict['k']`, `write list[*]`.
+//! - [`site_location`]`(py, event.site) -> Option<SiteLocation>`: file, line,
+//!   function of an event the tracer produced.
+//!
+//! Each event holds exactly one access and is emitted *before* the opcode
+//! executes; if the sink returns `Err`, that exception is raised in the
+//! user's code at that point, before the access happens.
+//!
+//! # What is an access
+//!
+//! Attribute load/store/delete, subscript load/store/delete (and 3.12+
+//! slices), globals (builtins, and globals bound to functions, classes or
+//! modules, are not scheduling points: rebinding code concurrently is not
+//! modelled), closure cells that
+//! are free variables or already shared, method loads on list/dict/set/
+//! deque/bytearray (mutators write `Key::Any`, everything else reads it),
+//! `iter()` of a shared container and `in` tests. Only accesses whose owner is
+//! shared (see [`registry`]) are emitted.
+//!
+//! # Per version
+//!
+//! Frame layouts are in [`frame`] (checked at build time and against the
+//! public API at `install`). The live stack depth is read from the frame on
+//! 3.10/3.11 and precomputed per code object on 3.12/3.13 (where the frame
+//! does not record it). Code from the stdlib, `<frozen …>` and frontrun's own
+//! package is not traced; site-packages is.
+
+pub mod code;
+pub mod decode;
+pub mod describe;
+pub mod frame;
+pub mod keys;
+pub mod ops;
+pub mod registry;
+pub mod testing;
+mod trace;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+pub use describe::{describe_access, site_location, SiteLocation};
+
+/// Whether this build can trace (CPython 3.10–3.13 with the GIL).
+pub fn supported() -> bool {
+    frame::SUPPORTED
+}
+
+static OPCODE_EVENTS: AtomicBool = AtomicBool::new(false);
+
+/// Start tracing the current thread.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    if !frame::SUPPORTED {
+        let v = py.version();
+        return Err(PyRuntimeError::new_err(format!(
+            "frontrun's tracer supports CPython 3.10-3.13 with the GIL; this is {v}. \
+             Use one of those interpreters (free-threaded builds are not supported yet)."
+        )));
+    }
+    frame::self_check().map_err(|e| {
+        PyRuntimeError::new_err(format!(
+            "frontrun's tracer cannot run here: {e}; rebuild frontrun for this interpreter"
+        ))
+    })?;
+    code::statics(py)?;
+    registry::init(py)?;
+    if !OPCODE_EVENTS.swap(true, Ordering::Relaxed) {
+        // 3.12 turns opcode events on for `PyEval_SetTrace` only once some
+        // frame has had `f_trace_opcodes` set; doing it once is harmless on
+        // the other versions.
+        py.run(
+            c"import sys\n_f = sys._getframe()\n_f.f_trace_opcodes = True\n_f.f_trace_opcodes = False\n",
+            None,
+            None,
+        )?;
+    }
+    trace::reset_thread();
+    // A Python-level tracer (debugger, coverage) is put back by `uninstall`.
+    let previous = py.import("sys")?.call_method0("gettrace")?;
+    PREVIOUS.with(|p| *p.borrow_mut() = (!previous.is_none()).then(|| previous.unbind()));
+    // SAFETY: GIL held; `trace::trace` matches `Py_tracefunc` and needs no
+    // argument object.
+    unsafe { ffi::PyEval_SetTrace(Some(trace::trace), std::ptr::null_mut()) };
+    Ok(())
+}
+
+thread_local! {
+    static PREVIOUS: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stop tracing the current thread (restoring a Python-level tracer that
+/// was active at `install`).
+pub fn uninstall(py: Python<'_>) {
+    // SAFETY: GIL held (the token proves it); NULL removes the trace function.
+    unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+    trace::reset_thread();
+    if let Some(previous) = PREVIOUS.with(|p| p.borrow_mut().take()) {
+        let restored = py
+            .import("sys")
+            .and_then(|sys| sys.call_method1("settrace", (previous,)));
+        if let Err(e) = restored {
+            e.write_unraisable(py, None);
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The opcodes the tracer acts on, by name, and how container methods are
+//! classified. Opcode *numbers* differ per version: they are looked up in
+//! `dis.opmap` once, so only names appear in the logic.
+
+use std::collections::HashMap;
+
+/// What an instruction means to the tracer. `Skip` is everything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    Skip,
+    LoadAttr,
+    LoadMethod,
+    StoreAttr,
+    DeleteAttr,
+    BinarySubscr,
+    StoreSubscr,
+    DeleteSubscr,
+    BinarySlice,
+    StoreSlice,
+    LoadGlobal,
+    StoreGlobal,
+    DeleteGlobal,
+    LoadDeref,
+    StoreDeref,
+    DeleteDeref,
+    /// `LOAD_CLASSDEREF` (≤3.11) and `LOAD_FROM_DICT_OR_DEREF` (3.12+).
+    LoadClassDeref,
+    GetIter,
+    ContainsOp,
+    /// Advancing an iterator: the item of a shared container is shared.
+    ForIter,
+    /// A positional call (`CALL_METHOD` on 3.10, `CALL` on 3.11+): follows
+    /// up method calls on shared containers.
+    Call,
+}
+
+const NAMED: &[(&str, Op)] = &[
+    ("LOAD_ATTR", Op::LoadAttr),
+    ("LOAD_METHOD", Op::LoadMethod),
+    ("STORE_ATTR", Op::StoreAttr),
+    ("DELETE_ATTR", Op::DeleteAttr),
+    ("BINARY_SUBSCR", Op::BinarySubscr),
+    ("STORE_SUBSCR", Op::StoreSubscr),
+    ("DELETE_SUBSCR", Op::DeleteSubscr),
+    ("BINARY_SLICE", Op::BinarySlice),
+    ("STORE_SLICE", Op::StoreSlice),
+    ("LOAD_GLOBAL", Op::LoadGlobal),
+    ("STORE_GLOBAL", Op::StoreGlobal),
+    ("DELETE_GLOBAL", Op::DeleteGlobal),
+    ("LOAD_DEREF", Op::LoadDeref),
+    ("STORE_DEREF", Op::StoreDeref),
+    ("DELETE_DEREF", Op::DeleteDeref),
+    ("LOAD_CLASSDEREF", Op::LoadClassDeref),
+    ("LOAD_FROM_DICT_OR_DEREF", Op::LoadClassDeref),
+    ("GET_ITER", Op::GetIter),
+    ("CONTAINS_OP", Op::ContainsOp),
+    ("FOR_ITER", Op::ForIter),
+    ("CALL_METHOD", Op::Call),
+    ("CALL", Op::Call),
+];
+
+/// Opcode number → meaning, plus the two opcodes the decoder itself needs.
+#[derive(Clone, Debug)]
+pub struct OpTable {
+    pub ops: [Op; 256],
+    pub extended_arg: u8,
+    /// Inline cache filler (3.11+); `None` before.
+    pub cache: Option<u8>,
+}
+
+impl OpTable {
+    /// Build from `dis.opmap` (name → number).
+    pub fn from_opmap(opmap: &HashMap<String, u8>) -> Option<Self> {
+        let mut ops = [Op::Skip; 256];
+        for (name, op) in NAMED {
+            if let Some(&n) = opmap.get(*name) {
+                ops[usize::from(n)] = *op;
+            }
+        }
+        Some(OpTable {
+            ops,
+            extended_arg: *opmap.get("EXTENDED_ARG")?,
+            cache: opmap.get("CACHE").copied(),
+        })
+    }
+}
+
+/// How a method looked up on a built-in container touches the container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodUse {
+    /// Mutates the container (`append`, `update`, `popleft`…).
+    Write,
+    /// Reads it (`get`, `items`, `count`… and anything unknown).
+    Read,
+}
+
+const MUTATORS: &[&str] = &[
+    "append",
+    "extend",
+    "insert",
+    "pop",
+    "remove",
+    "clear",
+    "sort",
+    "reverse",
+    "update",
+    "setdefault",
+    "popitem",
+    "add",
+    "discard",
+    "appendleft",
+    "popleft",
+    "extendleft",
+    "rotate",
+    "difference_update",
+    "intersection_update",
+    "symmetric_difference_update",
+    "__setitem__",
+    "__delitem__",
+    "__iadd__",
+    "__ior__",
+];
+
+/// Classify a method name of list/dict/set/deque/bytearray. Unknown names are
+/// conservatively reads of the whole container.
+pub fn method_use(name: &str) -> MethodUse {
+    if MUTATORS.contains(&name) {
+        MethodUse::Write
+    } else {
+        MethodUse::Read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_maps_names_not_numbers() {
+        let mut m = HashMap::new();
+        m.insert("LOAD_ATTR".to_string(), 106u8);
+        m.insert("EXTENDED_ARG".to_string(), 144u8);
+        let t = OpTable::from_opmap(&m).expect("EXTENDED_ARG present");
+        assert_eq!(t.ops[106], Op::LoadAttr);
+        assert_eq!(t.ops[107], Op::Skip);
+        assert_eq!(t.cache, None);
+        assert!(OpTable::from_opmap(&HashMap::new()).is_none());
+    }
+
+    #[test]
+    fn methods_classified() {
+        assert_eq!(method_use("append"), MethodUse::Write);
+        assert_eq!(method_use("popleft"), MethodUse::Write);
+        assert_eq!(method_use("get"), MethodUse::Read);
+        assert_eq!(method_use("frobnicate"), MethodUse::Read);
+    }
+}
