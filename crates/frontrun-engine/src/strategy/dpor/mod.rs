@@ -12,6 +12,8 @@
 //!   (`max_executions` reached while work remained).
 //! - [`DporConfig`] (`#[non_exhaustive]`, `Default` + `with_*` builders),
 //!   [`SearchOrder`], [`DporStats`].
+//! - [`find_races`]: the races of any executed trace, for explanations;
+//!   [`Dpor::last_races`]: those DPOR found in its last execution.
 //!
 //! Events are matched across executions by thread id and [`crate::event::Event`]
 //! equality; the driver keeps object ids stable across executions.
@@ -48,6 +50,28 @@ mod race;
 mod wakeup;
 
 pub use explorer::Dpor;
+
+use crate::event::{Event, ThreadId};
+
+/// The races of one executed trace (any strategy's), for explanations: pairs
+/// `(i, j)` of step indices where step `i` conflicts with step `j` of another
+/// thread and nothing else orders them (so swapping them is a different
+/// interleaving). Lock acquisitions race with each other, never with the
+/// critical sections they protect.
+pub fn find_races(trace: &[(ThreadId, Event)]) -> Vec<(usize, usize)> {
+    let nodes: Vec<path::Node> = trace
+        .iter()
+        .map(|(t, e)| path::Node {
+            thread: *t,
+            event: e.clone(),
+            ..path::Node::default()
+        })
+        .collect();
+    let mut races = Vec::new();
+    race::TraceClocks::default().analyze(&nodes, nodes.len(), 0, &mut races);
+    races.sort_unstable();
+    races
+}
 
 /// How free choices (points not dictated by a wakeup tree) are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
