@@ -148,6 +148,9 @@ impl TraceClocks {
     }
 }
 
+/// Thread ids at or above this in a spawn/join are ignored.
+const MAX_THREADS: u64 = 1 << 16;
+
 fn join_into(acc: &mut [u32], other: &[u32]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a = (*a).max(*b);
@@ -161,7 +164,9 @@ fn thread_count(trace: &[Node]) -> usize {
     for node in trace {
         n = n.max(node.thread + 1);
         for a in &node.event.accesses {
-            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) {
+            // The object of a spawn or join is a thread id; a value no
+            // thread could have is a driver bug and must not size the clocks.
+            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) && a.obj < MAX_THREADS {
                 n = n.max(a.obj as usize + 1);
             }
         }
