@@ -25,6 +25,10 @@ pub(crate) struct TraceClocks {
     spawned_at: Vec<Option<usize>>,
     last_release: Vec<(ObjId, usize)>,
     cov: Vec<u32>,
+    /// Per thread, events at positions before the current one (real only).
+    seen: Vec<u32>,
+    /// Per thread, events at positions `<= i` during a backward walk.
+    rem: Vec<u32>,
 }
 
 impl TraceClocks {
@@ -58,6 +62,8 @@ impl TraceClocks {
         self.last_release.clear();
         self.cov.clear();
         self.cov.resize(n, 0);
+        self.seen.clear();
+        self.seen.resize(n, 0);
 
         for j in 0..len {
             let t = trace[j].thread;
@@ -82,8 +88,16 @@ impl TraceClocks {
             let restricted =
                 j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
             if !ev.accesses.is_empty() {
+                self.rem.clear();
+                self.rem.extend_from_slice(&self.seen);
                 for i in (0..j.min(real_len)).rev() {
+                    // Once every earlier event happens before this one,
+                    // none of them can race with it.
+                    if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
+                        break;
+                    }
                     let ti = trace[i].thread;
+                    self.rem[ti] -= 1;
                     if ti == t || !trace[i].event.conflicts(ev) {
                         continue;
                     }
@@ -134,6 +148,9 @@ impl TraceClocks {
                 self.next_same[p] = Some(j);
             }
             self.last_of[t] = Some(j);
+            if j < real_len {
+                self.seen[t] += 1;
+            }
         }
     }
 
