@@ -5,5 +5,11 @@
 //! thread is about to do ([`event::Event`]) and asks a [`strategy::Strategy`]
 //! which thread goes next. Strategies never see execution state beyond that.
 
+pub mod clock;
+pub mod error;
 pub mod event;
+pub mod rng;
 pub mod strategy;
+pub mod token;
+pub mod verdict;
+pub mod waitfor;

@@ -7,6 +7,11 @@
 
 use crate::event::{Event, ThreadId};
 
+pub mod dpor;
+pub mod pct;
+pub mod random;
+pub mod replay;
+
 /// Where a thread stands when the driver asks for a decision.
 #[derive(Clone, Copy, Debug)]
 pub enum ThreadStatus<'a> {
@@ -28,6 +33,11 @@ pub enum Choice {
     Deadlock,
     /// Every thread has finished.
     AllFinished,
+    /// Only DPOR: every enabled thread is in the sleep set, so any
+    /// continuation repeats an explored trace. The driver ends the execution
+    /// (calling `end_execution(Outcome::Passed)`) without checking the
+    /// invariant, since the run is not complete.
+    SleepBlocked,
 }
 
 /// How an execution ended, as the driver saw it.

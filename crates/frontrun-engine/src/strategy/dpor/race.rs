@@ -1,0 +1,335 @@
+//! Happens-before and race detection over one executed trace.
+//!
+//! [`TraceClocks::analyze`] computes a vector clock per event in one forward
+//! pass and, for each event `e'`, the events `e` of other threads that race
+//! with it: `e` conflicts with `e'` and no other predecessor of `e'` (its
+//! thread's previous event, a joined thread, or another conflicting event)
+//! already happens after `e`. For a lock `Acquire`, the edge from the lock's
+//! last `Release` is added *after* race detection: that edge is exactly what a
+//! reversal of two acquisitions removes, so it must not hide the race.
+
+use super::path::Node;
+use crate::event::{AccessKind, Event, ObjId, ThreadId};
+
+/// Clocks of every event of a trace, stored flat (`stride` entries per event).
+#[derive(Debug, Default)]
+pub(crate) struct TraceClocks {
+    stride: usize,
+    clocks: Vec<u32>,
+    /// 1-based index of each event within its thread.
+    local: Vec<u32>,
+    /// Position of the next event of the same thread, if any.
+    next_same: Vec<Option<usize>>,
+    // Scratch, kept to reuse allocations between executions.
+    last_of: Vec<Option<usize>>,
+    spawned_at: Vec<Option<usize>>,
+    last_release: Vec<(ObjId, usize)>,
+    cov: Vec<u32>,
+    /// Per thread, events at positions before the current one (real only).
+    seen: Vec<u32>,
+    /// Per thread, events at positions `<= i` during a backward walk.
+    rem: Vec<u32>,
+}
+
+impl TraceClocks {
+    /// Analyse `trace`; races `(i, j)` with `j >= from` are appended to
+    /// `races`. Events from `real_len` on are the pending events of blocked
+    /// threads (one per thread): they never ran, so they order nothing, not
+    /// even each other. A blocked event that is not a lock acquisition
+    /// can only be moved to points where its thread was enabled (`changes`:
+    /// per thread, the depths at which it became disabled/enabled); other
+    /// points are invisible to its race search.
+    pub fn analyze(
+        &mut self,
+        trace: &[Node],
+        real_len: usize,
+        from: usize,
+        races: &mut Vec<(usize, usize)>,
+    ) {
+        let n = thread_count(trace);
+        let len = trace.len();
+        self.stride = n;
+        self.clocks.clear();
+        self.clocks.resize(len * n, 0);
+        self.local.clear();
+        self.local.resize(len, 0);
+        self.next_same.clear();
+        self.next_same.resize(len, None);
+        self.last_of.clear();
+        self.last_of.resize(n, None);
+        self.spawned_at.clear();
+        self.spawned_at.resize(n, None);
+        self.last_release.clear();
+        self.cov.clear();
+        self.cov.resize(n, 0);
+        self.seen.clear();
+        self.seen.resize(n, 0);
+
+        for j in 0..len {
+            let t = trace[j].thread;
+            let ev = &trace[j].event;
+            // Base: program order (or the spawn point for a thread's first event).
+            let base = self.last_of[t].or(self.spawned_at[t]);
+            match base {
+                Some(p) => self.cov.copy_from_slice(&self.clocks[p * n..(p + 1) * n]),
+                None => self.cov.iter_mut().for_each(|c| *c = 0),
+            }
+            let own_prev = self.last_of[t].map_or(0, |p| self.local[p]);
+            if let Some(p) = trace[j].enabled_by.filter(|&p| p < j) {
+                join_into(&mut self.cov, &self.clocks[p * n..(p + 1) * n]);
+            }
+            for a in &ev.accesses {
+                if a.kind == AccessKind::Join {
+                    if let Some(p) = self.last_of.get(a.obj as usize).copied().flatten() {
+                        join_into(&mut self.cov, &self.clocks[p * n..(p + 1) * n]);
+                    }
+                }
+            }
+            let restricted =
+                j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
+            if !ev.accesses.is_empty() {
+                self.rem.clear();
+                self.rem.extend_from_slice(&self.seen);
+                for i in (0..j.min(real_len)).rev() {
+                    // Once every earlier event happens before this one,
+                    // none of them can race with it.
+                    if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
+                        break;
+                    }
+                    let ti = trace[i].thread;
+                    self.rem[ti] -= 1;
+                    if ti == t || !trace[i].event.conflicts(ev) {
+                        continue;
+                    }
+                    if restricted {
+                        // Which earlier write kept this thread blocked is
+                        // unknown (it depends on values), so every write it
+                        // does not already follow is a candidate reversal;
+                        // infeasible ones are dropped when replayed.
+                        if self.cov[ti] < self.local[i] && j >= from {
+                            races.push((i, j));
+                        }
+                        continue;
+                    }
+                    if self.cov[ti] < self.local[i] {
+                        if j >= from {
+                            races.push((i, j));
+                        }
+                        let (head, _) = self.clocks.split_at(j * n);
+                        join_into(&mut self.cov, &head[i * n..(i + 1) * n]);
+                    }
+                }
+            }
+            for a in &ev.accesses {
+                match a.kind {
+                    AccessKind::Acquire => {
+                        if let Some(&(_, r)) = self.last_release.iter().find(|(o, _)| *o == a.obj) {
+                            join_into(&mut self.cov, &self.clocks[r * n..(r + 1) * n]);
+                        }
+                    }
+                    AccessKind::Release => {
+                        match self.last_release.iter_mut().find(|(o, _)| *o == a.obj) {
+                            Some(slot) => slot.1 = j,
+                            None => self.last_release.push((a.obj, j)),
+                        }
+                    }
+                    AccessKind::Spawn => {
+                        if let Some(s) = self.spawned_at.get_mut(a.obj as usize) {
+                            *s = Some(j);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            self.cov[t] = own_prev + 1;
+            self.local[j] = own_prev + 1;
+            self.clocks[j * n..(j + 1) * n].copy_from_slice(&self.cov);
+            if let Some(p) = self.last_of[t] {
+                self.next_same[p] = Some(j);
+            }
+            self.last_of[t] = Some(j);
+            if j < real_len {
+                self.seen[t] += 1;
+            }
+        }
+    }
+
+    /// Whether the event at position `i` happens before the one at `j` (`i < j`).
+    pub fn hb(&self, trace: &[Node], i: usize, j: usize) -> bool {
+        i != j && self.clocks[j * self.stride + trace[i].thread] >= self.local[i]
+    }
+
+    /// Position of the next event of the same thread after `i`.
+    pub fn next_same(&self, i: usize) -> Option<usize> {
+        self.next_same[i]
+    }
+}
+
+/// Thread ids at or above this in a spawn/join are ignored.
+const MAX_THREADS: u64 = 1 << 16;
+
+fn join_into(acc: &mut [u32], other: &[u32]) {
+    for (a, b) in acc.iter_mut().zip(other) {
+        *a = (*a).max(*b);
+    }
+}
+
+/// Number of thread slots a trace needs: every thread that ran, spawned or
+/// was joined.
+fn thread_count(trace: &[Node]) -> usize {
+    let mut n = 0;
+    for node in trace {
+        n = n.max(node.thread + 1);
+        for a in &node.event.accesses {
+            // The object of a spawn or join is a thread id; a value no
+            // thread could have is a driver bug and must not size the clocks.
+            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) && a.obj < MAX_THREADS {
+                n = n.max(a.obj as usize + 1);
+            }
+        }
+    }
+    n
+}
+
+/// A view of the analysed trace used to reason about sequences of its
+/// events (by position).
+pub(crate) struct TraceView<'a> {
+    pub trace: &'a [Node],
+    pub clocks: &'a TraceClocks,
+}
+
+impl TraceView<'_> {
+    pub fn thread(&self, k: usize) -> ThreadId {
+        self.trace[k].thread
+    }
+    pub fn event(&self, k: usize) -> &Event {
+        &self.trace[k].event
+    }
+    pub fn hb(&self, i: usize, j: usize) -> bool {
+        self.clocks.hb(self.trace, i, j)
+    }
+
+    /// The sequence `v` (trace positions, in trace order) with its own
+    /// happens-before relation. It must be recomputed inside `v`: in the
+    /// whole trace two events of `v` may be ordered only through events that
+    /// `v` leaves out (those after the reversed race), which no longer order
+    /// them once `v` runs on its own.
+    pub fn sequence(&self, v: Vec<usize>) -> Sequence {
+        let k = v.len();
+        let words = k.div_ceil(64).max(1);
+        let mut preds = vec![0u64; k * words];
+        for b in 0..k {
+            for a in (0..b).rev() {
+                let direct = self.thread(v[a]) == self.thread(v[b])
+                    || self.trace[v[b]].enabled_by == Some(v[a])
+                    || interferes(
+                        self.event(v[a]),
+                        self.thread(v[a]),
+                        self.event(v[b]),
+                        self.thread(v[b]),
+                    );
+                if direct && preds[b * words + a / 64] & (1 << (a % 64)) == 0 {
+                    preds[b * words + a / 64] |= 1 << (a % 64);
+                    for w in 0..words {
+                        let x = preds[a * words + w];
+                        preds[b * words + w] |= x;
+                    }
+                }
+            }
+        }
+        Sequence {
+            pos: v,
+            live: vec![true; k],
+            preds,
+            words,
+        }
+    }
+
+    /// Weak-initial test of the paper: can thread `p`, whose next event is
+    /// `ev`, be taken first when `seq` is to be run? `None`: no.
+    /// `Some(Some(k))`: yes, it is `seq.pos[k]`, the first live event of `p`,
+    /// with no live event before it happening before it. `Some(None)`: yes,
+    /// `p` is absent from `seq` and `ev` is independent of all of it.
+    pub fn weak_initial(&self, p: ThreadId, ev: &Event, seq: &Sequence) -> Option<Option<usize>> {
+        let mut first = None;
+        for k in 0..seq.pos.len() {
+            if seq.live[k] && self.thread(seq.pos[k]) == p {
+                first = Some(k);
+                break;
+            }
+        }
+        match first {
+            Some(k) => {
+                let before = (0..k).any(|m| seq.live[m] && seq.pred(k, m));
+                if before {
+                    None
+                } else {
+                    Some(Some(k))
+                }
+            }
+            None => {
+                let dep = (0..seq.pos.len()).any(|k| {
+                    seq.live[k]
+                        && interferes(ev, p, self.event(seq.pos[k]), self.thread(seq.pos[k]))
+                });
+                if dep {
+                    None
+                } else {
+                    Some(None)
+                }
+            }
+        }
+    }
+}
+
+/// A sequence of trace events with its internal happens-before relation;
+/// events are removed (made not live) as a wakeup-tree walk consumes them.
+pub(crate) struct Sequence {
+    pub pos: Vec<usize>,
+    pub live: Vec<bool>,
+    preds: Vec<u64>,
+    words: usize,
+}
+
+impl Sequence {
+    /// Whether element `a` happens before element `b` within the sequence.
+    fn pred(&self, b: usize, a: usize) -> bool {
+        self.preds[b * self.words + a / 64] & (1 << (a % 64)) != 0
+    }
+    pub fn is_empty(&self) -> bool {
+        !self.live.iter().any(|&l| l)
+    }
+    pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
+        self.pos
+            .iter()
+            .zip(&self.live)
+            .filter(|(_, &l)| l)
+            .map(|(&p, _)| p)
+    }
+}
+
+/// Whether event `a` of thread `ta` must stay before event `b` of thread
+/// `tb` (`ta != tb`) when it comes first: a conflict, a lock handed over
+/// (release then acquire), a spawn of `tb`, or `b` joining `ta`.
+fn interferes(a: &Event, ta: ThreadId, b: &Event, tb: ThreadId) -> bool {
+    if ta == tb {
+        return true;
+    }
+    if a.conflicts(b) {
+        return true;
+    }
+    let lock_handover = |x: &Event, y: &Event| {
+        x.accesses.iter().any(|r| {
+            r.kind == AccessKind::Release
+                && y.accesses
+                    .iter()
+                    .any(|q| q.kind == AccessKind::Acquire && q.obj == r.obj)
+        })
+    };
+    let spawns = |x: &Event, child: ThreadId| {
+        x.accesses.iter().any(|r| {
+            matches!(r.kind, AccessKind::Spawn | AccessKind::Join) && r.obj as usize == child
+        })
+    };
+    lock_handover(a, b) || lock_handover(b, a) || spawns(a, tb) || spawns(b, ta)
+}

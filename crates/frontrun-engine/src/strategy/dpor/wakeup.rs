@@ -1,0 +1,86 @@
+//! Wakeup trees (Abdulla, Aronis, Jonsson, Sagonas, "Optimal Dynamic Partial
+//! Order Reduction", POPL 2014): an ordered tree of event sequences still to
+//! explore from a node. Children are kept in insertion order, which is the
+//! order they are explored in.
+
+use super::race::{Sequence, TraceView};
+use crate::event::{Event, ThreadId};
+
+/// The branches still to explore below one point.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WakeupTree {
+    pub children: Vec<WuNode>,
+}
+
+/// One step `thread: event` of a wakeup sequence, with its continuations.
+#[derive(Clone, Debug)]
+pub(crate) struct WuNode {
+    pub thread: ThreadId,
+    pub event: Event,
+    pub sub: WakeupTree,
+}
+
+impl WakeupTree {
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// Remove and return the leftmost branch.
+    pub fn pop_first(&mut self) -> Option<WuNode> {
+        if self.children.is_empty() {
+            None
+        } else {
+            Some(self.children.remove(0))
+        }
+    }
+
+    /// Insert the sequence `v` (trace positions) unless the tree already has
+    /// a branch that covers it: walk down through children that are weak
+    /// initials of what remains of `v`; reaching a leaf means some explored
+    /// continuation is equivalent to an extension of `v`. Returns whether a
+    /// new branch was added.
+    pub fn insert(&mut self, mut v: Sequence, view: &TraceView<'_>) -> bool {
+        let mut node = self;
+        loop {
+            let hit =
+                node.children.iter().enumerate().find_map(|(idx, c)| {
+                    view.weak_initial(c.thread, &c.event, &v).map(|k| (idx, k))
+                });
+            match hit {
+                Some((idx, k)) => {
+                    if node.children[idx].sub.is_empty() {
+                        return false;
+                    }
+                    if let Some(k) = k {
+                        v.live[k] = false;
+                    }
+                    node = &mut node.children[idx].sub;
+                }
+                None if v.is_empty() => return false,
+                None => {
+                    let rest: Vec<usize> = v.remaining().collect();
+                    node.children.push(chain(&rest, view));
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// The linear branch `v[0] → v[1] → …`.
+fn chain(v: &[usize], view: &TraceView<'_>) -> WuNode {
+    let mut sub = WakeupTree::default();
+    for &k in v[1..].iter().rev() {
+        let n = WuNode {
+            thread: view.thread(k),
+            event: view.event(k).clone(),
+            sub,
+        };
+        sub = WakeupTree { children: vec![n] };
+    }
+    WuNode {
+        thread: view.thread(v[0]),
+        event: view.event(v[0]).clone(),
+        sub,
+    }
+}

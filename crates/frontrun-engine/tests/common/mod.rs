@@ -1,0 +1,323 @@
+//! A tiny abstract-program interpreter that drives a `Strategy` exactly the
+//! way the real driver does (status of every thread at every point, lock
+//! waiters reported `Disabled`), plus a brute-force enumerator of all
+//! interleavings that counts Mazurkiewicz traces.
+
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+
+use frontrun_engine::event::{Access, AccessKind, Event, Key, ThreadId};
+use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+
+/// One operation of an abstract thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `acc = acc * 31 + x + 1`
+    Read(usize),
+    /// `x = acc`
+    Write(usize),
+    Lock(usize),
+    Unlock(usize),
+    /// A scheduling point touching nothing shared.
+    Local,
+    /// Start thread `c` (which must be the next thread id to start).
+    Spawn(usize),
+    /// Wait for thread `c` to finish.
+    Join(usize),
+    /// `x = 1`
+    Set(usize),
+    /// Blocks until `x != 0`, then reads it (a condition wait: blocking that
+    /// is not a lock, so DPOR may meet infeasible reversals).
+    Await(usize),
+}
+
+const LOCK_BASE: u64 = 1000;
+
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub threads: Vec<Vec<Op>>,
+    /// Threads `0..initial` run from the start; the others wait for a `Spawn`.
+    pub initial: usize,
+    pub vars: usize,
+    pub locks: usize,
+}
+
+impl Program {
+    pub fn new(threads: Vec<Vec<Op>>, vars: usize, locks: usize) -> Self {
+        let initial = threads.len();
+        Program {
+            threads,
+            initial,
+            vars,
+            locks,
+        }
+    }
+
+    fn event(&self, t: ThreadId, pc: usize) -> Event {
+        let acc = |obj: u64, kind| Access {
+            obj,
+            key: Key::Exact(0),
+            kind,
+        };
+        let accesses = match self.threads[t][pc] {
+            Op::Read(v) | Op::Await(v) => vec![Access::read(v as u64, Key::Exact(0))],
+            Op::Write(v) | Op::Set(v) => vec![Access::write(v as u64, Key::Exact(0))],
+            Op::Lock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Acquire)],
+            Op::Unlock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Release)],
+            Op::Local => vec![],
+            Op::Spawn(c) => vec![acc(c as u64, AccessKind::Spawn)],
+            Op::Join(c) => vec![acc(c as u64, AccessKind::Join)],
+        };
+        Event::new(accesses, (t * 1000 + pc) as u64)
+    }
+}
+
+/// Mutable state of one execution.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct State {
+    pub vars: Vec<i64>,
+    pub locks: Vec<Option<ThreadId>>,
+    pub pcs: Vec<usize>,
+    pub accs: Vec<i64>,
+    /// Number of threads started (a prefix of the ids).
+    pub started: usize,
+}
+
+impl State {
+    pub fn new(p: &Program) -> Self {
+        State {
+            vars: vec![0; p.vars],
+            locks: vec![None; p.locks],
+            pcs: vec![0; p.threads.len()],
+            accs: vec![0; p.threads.len()],
+            started: p.initial,
+        }
+    }
+
+    fn finished(&self, p: &Program, t: ThreadId) -> bool {
+        self.pcs[t] >= p.threads[t].len()
+    }
+
+    pub fn enabled(&self, p: &Program, t: ThreadId) -> Option<bool> {
+        if t >= self.started || self.finished(p, t) {
+            return None;
+        }
+        Some(match p.threads[t][self.pcs[t]] {
+            Op::Lock(l) => self.locks[l].is_none(),
+            Op::Join(c) => c < self.started && self.finished(p, c),
+            Op::Await(v) => self.vars[v] != 0,
+            _ => true,
+        })
+    }
+
+    pub fn step(&mut self, p: &Program, t: ThreadId) {
+        match p.threads[t][self.pcs[t]] {
+            Op::Read(v) | Op::Await(v) => {
+                self.accs[t] = self.accs[t].wrapping_mul(31).wrapping_add(self.vars[v] + 1)
+            }
+            Op::Write(v) => self.vars[v] = self.accs[t],
+            Op::Set(v) => self.vars[v] = 1,
+            Op::Lock(l) => {
+                assert!(self.locks[l].is_none());
+                self.locks[l] = Some(t);
+            }
+            Op::Unlock(l) => {
+                assert_eq!(self.locks[l], Some(t));
+                self.locks[l] = None;
+            }
+            Op::Local | Op::Join(_) => {}
+            Op::Spawn(c) => {
+                assert_eq!(c, self.started, "threads must be spawned in id order");
+                self.started += 1;
+            }
+        }
+        self.pcs[t] += 1;
+    }
+}
+
+/// How one driven execution ended.
+#[derive(Clone, Debug)]
+pub struct Run {
+    pub state: State,
+    pub end: Choice,
+    /// `(thread, index within thread)` of each executed event, in order.
+    pub steps: Vec<(ThreadId, usize)>,
+}
+
+/// Run one execution under `strategy`; `None` when it has nothing left.
+pub fn run_one(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
+    if !strategy.begin_execution() {
+        return None;
+    }
+    let events: Vec<Vec<Event>> = (0..p.threads.len())
+        .map(|t| (0..p.threads[t].len()).map(|pc| p.event(t, pc)).collect())
+        .collect();
+    let mut st = State::new(p);
+    let mut steps = Vec::new();
+    let limit = p.threads.iter().map(Vec::len).sum::<usize>() + 1;
+    loop {
+        let statuses: Vec<ThreadStatus<'_>> = (0..st.started)
+            .map(|t| match st.enabled(p, t) {
+                None => ThreadStatus::Finished,
+                Some(true) => ThreadStatus::Enabled(&events[t][st.pcs[t]]),
+                Some(false) => ThreadStatus::Disabled(&events[t][st.pcs[t]]),
+            })
+            .collect();
+        let choice = strategy.choose(&statuses);
+        match choice {
+            Choice::Run(t) => {
+                assert_eq!(
+                    st.enabled(p, t),
+                    Some(true),
+                    "strategy chose a thread that cannot run"
+                );
+                steps.push((t, st.pcs[t]));
+                st.step(p, t);
+                assert!(steps.len() <= limit, "execution longer than the program");
+            }
+            end => {
+                let outcome = if matches!(end, Choice::Deadlock) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                };
+                strategy.end_execution(outcome);
+                return Some(Run {
+                    state: st,
+                    end,
+                    steps,
+                });
+            }
+        }
+    }
+}
+
+/// Canonical form of a trace: how many events each thread ran, and the order
+/// of every pair of conflicting events of different threads.
+pub fn canonical(p: &Program, steps: &[(ThreadId, usize)]) -> Canonical {
+    let events: Vec<Event> = steps.iter().map(|&(t, i)| p.event(t, i)).collect();
+    let mut out = Vec::new();
+    let mut counts = vec![0usize; p.threads.len()];
+    for (a, &(ta, ia)) in steps.iter().enumerate() {
+        counts[ta] += 1;
+        for (b, &(tb, ib)) in steps.iter().enumerate().skip(a + 1) {
+            if tb != ta && events[a].conflicts(&events[b]) {
+                out.push((ta, ia, tb, ib));
+            }
+        }
+    }
+    out.sort_unstable();
+    for (t, c) in counts.into_iter().enumerate() {
+        out.push((usize::MAX, t, c, 0));
+    }
+    out
+}
+
+pub type Canonical = Vec<(usize, usize, usize, usize)>;
+
+#[derive(Debug)]
+pub struct Brute {
+    pub traces: usize,
+    /// One interleaving per trace, keyed by canonical form.
+    pub reps: std::collections::HashMap<Canonical, Vec<(ThreadId, usize)>>,
+    pub interleavings: usize,
+    pub violation: bool,
+}
+
+/// Final variable states of running the threads one after another, in every
+/// order (the "serializable" outcomes).
+pub fn serial_outcomes(p: &Program) -> HashSet<Vec<i64>> {
+    let n = p.initial;
+    let mut out = HashSet::new();
+    let mut perm: Vec<usize> = (0..n).collect();
+    permutations(&mut perm, 0, &mut |order| {
+        let mut st = State::new(p);
+        for &t in order {
+            while st.enabled(p, t) == Some(true) {
+                st.step(p, t);
+            }
+        }
+        if (0..n).all(|t| st.enabled(p, t).is_none()) {
+            out.insert(st.vars.clone());
+        }
+    });
+    out
+}
+
+fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+    if k == v.len() {
+        f(v);
+        return;
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        permutations(v, k + 1, f);
+        v.swap(k, i);
+    }
+}
+
+/// Whether a final state violates the invariant: a deadlock, or variables
+/// no serial order produces.
+pub fn violates(p: &Program, st: &State, serial: &HashSet<Vec<i64>>) -> bool {
+    let stuck = (0..st.started).any(|t| st.enabled(p, t).is_some());
+    stuck || !serial.contains(&st.vars)
+}
+
+pub fn brute_force(p: &Program) -> Brute {
+    let serial = serial_outcomes(p);
+    let mut b = Brute {
+        reps: Default::default(),
+        traces: 0,
+        interleavings: 0,
+        violation: false,
+    };
+    let mut steps = Vec::new();
+    dfs(p, &State::new(p), &mut steps, &serial, &mut b);
+    b.traces = b.reps.len();
+    b
+}
+
+fn dfs(
+    p: &Program,
+    st: &State,
+    steps: &mut Vec<(ThreadId, usize)>,
+    serial: &HashSet<Vec<i64>>,
+    b: &mut Brute,
+) {
+    let mut any = false;
+    for t in 0..st.started {
+        if st.enabled(p, t) == Some(true) {
+            any = true;
+            let mut next = st.clone();
+            steps.push((t, st.pcs[t]));
+            next.step(p, t);
+            dfs(p, &next, steps, serial, b);
+            steps.pop();
+        }
+    }
+    if !any {
+        b.interleavings += 1;
+        b.reps
+            .entry(canonical(p, steps))
+            .or_insert_with(|| steps.clone());
+        if violates(p, st, serial) {
+            b.violation = true;
+        }
+    }
+}
+
+/// Drive `strategy` to the end; returns every run.
+pub fn explore(p: &Program, strategy: &mut dyn Strategy, cap: usize) -> Vec<Run> {
+    let mut runs = Vec::new();
+    while let Some(r) = run_one(p, strategy) {
+        runs.push(r);
+        assert!(runs.len() <= cap, "more than {cap} executions");
+    }
+    runs
+}
+
+/// `n` threads each doing `ops`.
+pub fn uniform(n: usize, ops: &[Op], vars: usize, locks: usize) -> Program {
+    Program::new(vec![ops.to_vec(); n], vars, locks)
+}

@@ -1,0 +1,188 @@
+//! Differential test: on random small programs, optimal DPOR runs exactly
+//! one execution per Mazurkiewicz trace that brute-force enumeration of all
+//! interleavings finds, and finds a violation iff brute force does.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{brute_force, canonical, explore, serial_outcomes, violates, Op, Program};
+use frontrun_engine::rng::SplitMix64;
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig, SearchOrder};
+use frontrun_engine::strategy::Choice;
+
+/// A random program: 2–4 threads, 1–3 variables, 0–2 locks, a few ops each;
+/// lock sections are well nested (so locks taken in different orders by
+/// different threads can deadlock).
+fn random_program(seed: u64) -> Program {
+    random_program_with(seed, false)
+}
+
+/// With `waits`, threads also set flags and wait for them (condition waits).
+fn random_program_with(seed: u64, waits: bool) -> Program {
+    let mut r = SplitMix64::new(seed);
+    let n = 2 + r.below(3) as usize;
+    let vars = 1 + r.below(3) as usize;
+    let locks = r.below(3) as usize;
+    // Keep brute force small: fewer ops with more threads.
+    let max_ops = match n {
+        2 => 5,
+        3 => 3,
+        _ => 2,
+    };
+    let mut threads = Vec::new();
+    for _ in 0..n {
+        let mut ops = Vec::new();
+        let k = 1 + r.below(max_ops) as usize;
+        for _ in 0..k {
+            let kinds = if waits { 7 } else { 5 };
+            ops.push(match r.below(kinds) {
+                0 | 1 => Op::Read(r.below(vars as u64) as usize),
+                2 | 3 => Op::Write(r.below(vars as u64) as usize),
+                5 => Op::Set(r.below(vars as u64) as usize),
+                6 => Op::Await(r.below(vars as u64) as usize),
+                _ => Op::Local,
+            });
+        }
+        if locks > 0 && r.below(2) == 0 {
+            // Wrap a slice of the ops in one lock, or two nested ones.
+            let a = r.below(locks as u64) as usize;
+            let lo = r.below(ops.len() as u64) as usize;
+            let hi = lo + 1 + r.below((ops.len() - lo) as u64) as usize;
+            let mut wrapped = ops[..lo].to_vec();
+            let nested = locks == 2 && r.below(2) == 0;
+            wrapped.push(Op::Lock(a));
+            if nested {
+                wrapped.push(Op::Lock(1 - a));
+            }
+            wrapped.extend_from_slice(&ops[lo..hi]);
+            if nested {
+                wrapped.push(Op::Unlock(1 - a));
+            }
+            wrapped.push(Op::Unlock(a));
+            wrapped.extend_from_slice(&ops[hi..]);
+            ops = wrapped;
+        }
+        threads.push(ops);
+    }
+    Program::new(threads, vars, locks)
+}
+
+fn check(seed: u64, order: SearchOrder) -> (usize, usize, bool) {
+    check_program(seed, order, random_program(seed), true)
+}
+
+/// With `exact`, one execution per trace; otherwise every trace is run at
+/// least once (condition waits may make DPOR attempt reversals that turn out
+/// infeasible, which costs extra, sleep-blocked executions).
+fn check_program(seed: u64, order: SearchOrder, p: Program, exact: bool) -> (usize, usize, bool) {
+    let b = brute_force(&p);
+    let mut d = Dpor::new(DporConfig::default().with_search_order(order));
+    let runs = explore(&p, &mut d, 100_000);
+    let serial = serial_outcomes(&p);
+    let distinct: HashSet<_> = runs.iter().map(|r| canonical(&p, &r.steps)).collect();
+    let found = runs
+        .iter()
+        .any(|r| r.end != Choice::SleepBlocked && violates(&p, &r.state, &serial));
+    assert!(
+        (exact && runs.len() == b.traces) || (!exact && runs.len() >= b.traces),
+        "seed {seed} {order:?}: {} executions vs {} traces\n{p:?}\nstats {:?}",
+        runs.len(),
+        b.traces,
+        d.stats()
+    );
+    if exact {
+        assert_eq!(
+            distinct.len(),
+            runs.len(),
+            "seed {seed}: redundant executions\n{p:?}"
+        );
+    } else {
+        // Executions cut short (sleep-blocked) are not traces.
+        let complete: HashSet<_> = runs
+            .iter()
+            .filter(|r| r.end != Choice::SleepBlocked)
+            .map(|r| canonical(&p, &r.steps))
+            .collect();
+        assert_eq!(
+            complete.len(),
+            b.traces,
+            "seed {seed}: traces missed\n{p:?}\n{:?}",
+            d.stats()
+        );
+    }
+    assert_eq!(
+        found, b.violation,
+        "seed {seed}: violation found by DPOR {found}, brute force {}\n{p:?}",
+        b.violation
+    );
+    if exact {
+        assert_eq!(d.stats().sleep_blocked, 0, "seed {seed}");
+    }
+    assert!(d.exhausted());
+    // A preemption bound only ever removes executions.
+    for bound in 0..3 {
+        let mut db = Dpor::new(
+            DporConfig::default()
+                .with_preemption_bound(bound)
+                .with_search_order(order),
+        );
+        let n = explore(&p, &mut db, 100_000).len();
+        assert!(
+            n <= runs.len(),
+            "seed {seed} bound {bound}: {n} > {}\n{p:?}",
+            runs.len()
+        );
+    }
+    (runs.len(), b.interleavings, b.violation)
+}
+
+#[test]
+fn dpor_matches_brute_force_on_random_programs() {
+    let mut total = (0, 0);
+    let mut with_violation = 0;
+    for seed in 0..300 {
+        let (t, i, violation) = check(seed, SearchOrder::LowestFirst);
+        total.0 += t;
+        total.1 += i;
+        with_violation += usize::from(violation);
+    }
+    // The generator must exercise both verdicts and real reduction.
+    assert!(
+        with_violation > 20 && with_violation < 280,
+        "{with_violation}"
+    );
+    assert!(total.0 * 2 < total.1, "{total:?}");
+}
+
+#[test]
+fn dpor_matches_brute_force_with_other_search_orders() {
+    for seed in 300..400 {
+        check(seed, SearchOrder::HighestFirst);
+        check(seed, SearchOrder::Random(seed));
+    }
+}
+
+#[test]
+fn dpor_matches_brute_force_with_condition_waits() {
+    let mut with_wait = 0;
+    let (mut execs, mut traces) = (0, 0);
+    for seed in 1000..1200 {
+        let p = random_program_with(seed, true);
+        with_wait += usize::from(
+            p.threads
+                .iter()
+                .flatten()
+                .any(|op| matches!(op, Op::Await(_))),
+        );
+        let b = brute_force(&p).traces;
+        execs += check_program(seed, SearchOrder::LowestFirst, p, false).0;
+        traces += b;
+    }
+    assert!(with_wait > 50, "{with_wait}");
+    println!("condition waits: {execs} executions for {traces} traces");
+    assert!(
+        execs * 10 < traces * 13,
+        "more than 30% redundant: {execs} for {traces}"
+    );
+}
