@@ -46,11 +46,19 @@ def _select_one(dsn: str) -> int:
         conn.close()
 
 
+def _sysv_segments_of(pid: int) -> list[int]:
+    with open("/proc/sysvipc/shm", encoding="ascii") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return [int(r[1]) for r in rows if int(r[4]) == pid]
+
+
 def _assert_gone(pids: list[int], data_dir: Path) -> None:
     assert pids, "the server had no processes to check"
     assert [p for p in pids if pgt._alive(p)] == []
     assert _pids_with_data_dir(data_dir) == []
     assert not data_dir.exists()
+    # pids[0] is the postmaster: its shared memory segment must be gone too.
+    assert _sysv_segments_of(pids[0]) == []
 
 
 def test_starts_accepts_connections_and_stops_cleanly() -> None:
@@ -270,7 +278,7 @@ def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temp root readable by the `postgres` user (pytest's tmp_path is root-only)."""
     root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-"))
     root.chmod(0o755)
-    monkeypatch.setattr(pgt.tempfile, "gettempdir", lambda: str(root))
+    monkeypatch.setenv(pgt.TMPDIR_ENV_VAR, str(root))
     try:
         yield root
     finally:
