@@ -276,7 +276,8 @@ def test_plugin_fails_a_session_that_leaks_a_server(tmp_path: Path) -> None:
 @pytest.fixture
 def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temp root readable by the `postgres` user (pytest's tmp_path is root-only)."""
-    root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-"))
+    monkeypatch.delenv(pgt.TMPDIR_ENV_VAR, raising=False)
+    root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-", dir=pgt._base_tmpdir()))
     root.chmod(0o755)
     monkeypatch.setenv(pgt.TMPDIR_ENV_VAR, str(root))
     try:
