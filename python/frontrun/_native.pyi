@@ -21,7 +21,12 @@ class ThreadFailedError(RuntimeError):
 class ScheduleAborted(BaseException): ...
 
 class MarkerGate:
-    def __init__(self, steps: list[tuple[str, str]], park_timeout: float) -> None: ...
+    def __init__(
+        self,
+        steps: list[tuple[str, str]],
+        park_timeout: float,
+        listener: Callable[[int, str], None] | None = None,
+    ) -> None: ...
     def register(self, name: str, func: Callable[..., object]) -> int: ...
     def thread_body(
         self,

@@ -22,9 +22,11 @@ from frontrun._native import (
     ThreadFailedError,
     TraceTimeoutError,
 )
+from frontrun.async_trace_markers import AsyncTraceExecutor
 from frontrun.common import Schedule, Step
 
 __all__ = [
+    "AsyncTraceExecutor",
     "DuplicateMarkerError",
     "MarkerNotFoundError",
     "ScheduleAborted",

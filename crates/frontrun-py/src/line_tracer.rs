@@ -233,6 +233,7 @@ fn stop_error(stop: Stop) -> PyErr {
     match stop {
         Stop::Aborted(reason) => abort_error(&reason),
         Stop::ParkTimeout(msg) => crate::py_trace_markers::TraceTimeoutError::new_err(msg),
+        Stop::Listener(err) => err,
     }
 }
 

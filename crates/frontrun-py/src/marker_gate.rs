@@ -57,6 +57,8 @@ pub enum Stop {
     Aborted(String),
     /// This thread waited too long for its turn.
     ParkTimeout(String),
+    /// The park listener raised.
+    Listener(PyErr),
 }
 
 /// Mutable state of a run, under [`Gate::state`].
@@ -83,11 +85,16 @@ pub struct Gate {
     /// without locking.
     aborted: AtomicBool,
     park_timeout: Duration,
+    /// Called as `listener(thread_index, what)` with the GIL held: `what` is
+    /// `"park"` just before a thread parks, then `"resume"` when it may go on
+    /// or `"abort"` when it must unwind. The async executor uses it to hand
+    /// the event loop back and forth.
+    listener: Option<Py<PyAny>>,
 }
 
 impl Gate {
     /// A gate over `steps`; a parked thread gives up after `park_timeout`.
-    pub fn new(steps: Vec<Step>, park_timeout: Duration) -> Self {
+    pub fn new(steps: Vec<Step>, park_timeout: Duration, listener: Option<Py<PyAny>>) -> Self {
         Gate {
             state: Mutex::new(GateState {
                 sched: MarkerSchedule::new(steps),
@@ -100,6 +107,7 @@ impl Gate {
             cv: Condvar::new(),
             aborted: AtomicBool::new(false),
             park_timeout,
+            listener,
         }
     }
 
@@ -194,8 +202,23 @@ impl Gate {
         parked
     }
 
-    /// Wait, with the GIL released, until `t` may proceed.
+    /// Park `t`, telling the listener (if any) before and after.
     fn park(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
+        let Some(listener) = &self.listener else {
+            return self.park_released(py, t);
+        };
+        listener.call1(py, (t, "park")).map_err(Stop::Listener)?;
+        let parked = self.park_released(py, t);
+        let what = if parked.is_ok() { "resume" } else { "abort" };
+        let woke = listener.call1(py, (t, what));
+        match (parked, woke) {
+            (Ok(()), Err(e)) => Err(Stop::Listener(e)),
+            (parked, _) => parked,
+        }
+    }
+
+    /// Wait, with the GIL released, until `t` may proceed.
+    fn park_released(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
         py.allow_threads(|| {
             let deadline = Instant::now() + self.park_timeout;
             let mut st = self.lock();

@@ -63,12 +63,16 @@ pub struct PyMarkerGate {
 #[pymethods]
 impl PyMarkerGate {
     #[new]
-    #[pyo3(signature = (steps, park_timeout))]
-    fn new(steps: Vec<(String, String)>, park_timeout: f64) -> PyResult<Self> {
+    #[pyo3(signature = (steps, park_timeout, listener=None))]
+    fn new(
+        steps: Vec<(String, String)>,
+        park_timeout: f64,
+        listener: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let park = positive_duration(park_timeout, "park_timeout")?;
         let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
         Ok(PyMarkerGate {
-            gate: Arc::new(Gate::new(steps, park)),
+            gate: Arc::new(Gate::new(steps, park, listener)),
         })
     }
 
