@@ -317,3 +317,26 @@ def test_a_symlinked_template_is_not_trusted(private_tmp: Path) -> None:
     with postgres_server(use_env=False) as pg:
         assert pg.data_dir is not None and not (pg.data_dir / "planted").exists()
         assert _select_one(pg.dsn) == 1
+
+
+def test_pg_fixtures_error_with_the_reason_when_no_server(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(
+        "import frontrun.testing as pgt\n"
+        "def _none():\n"
+        "    raise pgt.PostgresNotFound('no PostgreSQL server binaries (test)')\n"
+        "pgt.find_pg_bindir = _none\n"
+    )
+    (tmp_path / "test_needs_pg.py").write_text("def test_needs_pg(pg_dsn):\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert res.returncode == pytest.ExitCode.TESTS_FAILED, res.stdout + res.stderr
+    assert "1 error" in res.stdout and "skipped" not in res.stdout
+    assert "no PostgreSQL server binaries (test)" in res.stdout
