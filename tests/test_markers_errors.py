@@ -249,3 +249,13 @@ def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
         t.join(timeout=5.0)
     # Aborted: the holder unwound before its next line once unblocked.
     assert log == ["start"]
+
+
+def test_coroutine_functions_are_pointed_to_the_async_executor() -> None:
+    async def coro() -> None:
+        return None
+
+    executor = TraceExecutor(Schedule([]))
+    with pytest.raises(TypeError, match="AsyncTraceExecutor"):
+        executor.run("c", coro)
+    assert executor.threads == []

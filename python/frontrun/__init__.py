@@ -2,6 +2,6 @@
 
 from frontrun._native import __version__
 from frontrun.common import Schedule, Step
-from frontrun.trace_markers import TraceExecutor
+from frontrun.trace_markers import AsyncTraceExecutor, TraceExecutor
 
-__all__ = ["Schedule", "Step", "TraceExecutor", "__version__"]
+__all__ = ["AsyncTraceExecutor", "Schedule", "Step", "TraceExecutor", "__version__"]

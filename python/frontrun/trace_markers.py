@@ -8,6 +8,7 @@ in order. The tracer, the marker scanner and the turn-taking are in Rust
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -93,6 +94,11 @@ class TraceExecutor:
     ) -> None:
         if not isinstance(name, str) or not callable(fn):
             raise TypeError(f"run() needs a thread name (str) and a callable, got {name!r}, {fn!r}")
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"{fn!r} is a coroutine function: run it with AsyncTraceExecutor, "
+                "or wrap it as lambda: asyncio.run(fn())"
+            )
         idx = self._gate.register(name, fn)
         thread = threading.Thread(
             target=self._gate.thread_body,
