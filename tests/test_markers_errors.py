@@ -46,8 +46,9 @@ def test_unknown_thread_in_schedule() -> None:
     with pytest.raises(ScheduleError, match=r'"ghost".*started: "a"') as info:
         executor.wait(timeout=10.0)
     assert "step 2" in str(info.value)
-    # `a` was paused before mark_two; the abort unwound it there.
-    assert log == ["one"]
+    # wait() aborts at once, so `a` unwinds wherever it stands: before "one"
+    # or paused before mark_two, never past it.
+    assert log in ([], ["one"])
     assert not executor.threads[0].is_alive()
 
 
@@ -168,7 +169,7 @@ def test_stuck_turn_holder_times_out_with_positions() -> None:
 
 def sleepy(log: list[str]) -> None:
     log.append("a")  # frontrun: sleepy_start
-    time.sleep(1.0)
+    time.sleep(2.0)  # far longer than the wait timeout below
     log.append("b")  # frontrun: sleepy_end
 
 
