@@ -8,7 +8,7 @@ __version__: str
 # --- trace markers (crates/frontrun-py/src/py_trace_markers.rs) ---
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 class ScheduleError(RuntimeError): ...
 class MarkerNotFoundError(ScheduleError): ...
@@ -20,13 +20,16 @@ class ThreadFailedError(RuntimeError):
 
 class ScheduleAborted(BaseException): ...
 
+@final
 class MarkerGate:
-    def __init__(
-        self,
+    """Turn-taking for one trace-marker run (used by TraceExecutor)."""
+
+    def __new__(
+        cls,
         steps: list[tuple[str, str]],
         park_timeout: float,
         listener: Callable[[int, str], None] | None = None,
-    ) -> None: ...
+    ) -> MarkerGate: ...
     def register(self, name: str, func: Callable[..., object]) -> int: ...
     def thread_body(
         self,
