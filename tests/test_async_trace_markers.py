@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -161,3 +162,47 @@ def test_unknown_task_in_schedule() -> None:
     executor.run("real", transfer, Account(0), 1, [])
     with pytest.raises(ScheduleError, match='"ghost"'):
         executor.wait(timeout=10.0)
+
+
+async def parked_task(log: list[str]) -> None:
+    log.append("p1")  # frontrun: parked_one
+    await asyncio.sleep(0)
+    log.append("p2")  # frontrun: parked_two
+
+
+async def dies_holding_turn(log: list[str]) -> None:
+    log.append("d1")  # frontrun: dies_one
+    await asyncio.sleep(0)
+    raise RuntimeError("connection reset")
+    log.append("d2")  # frontrun: dies_two
+
+
+def test_failing_task_aborts_the_parked_ones() -> None:
+    log: list[str] = []
+    executor = AsyncTraceExecutor(
+        Schedule([Step("p", "parked_two"), Step("d", "dies_one"), Step("d", "dies_two")])
+    )
+    executor.run("p", parked_task, log)
+    executor.run("d", dies_holding_turn, log)
+    with pytest.raises(ThreadFailedError, match='"d" raised RuntimeError: connection reset'):
+        executor.wait(timeout=10.0)
+    # p paused before p2 and was aborted there; d ran d1 and raised.
+    assert log == ["p1", "d1"]
+
+
+async def blocks_the_loop(log: list[str]) -> None:
+    log.append("b1")  # frontrun: block_one
+    time.sleep(2.0)  # a synchronous call: the event loop cannot run meanwhile
+    log.append("b2")  # frontrun: block_two
+
+
+def test_task_blocking_the_loop_times_out() -> None:
+    log: list[str] = []
+    executor = AsyncTraceExecutor(
+        Schedule([Step("b", "block_one"), Step("p", "parked_one"), Step("b", "block_two")])
+    )
+    executor.run("b", blocks_the_loop, log)
+    executor.run("p", parked_task, [])
+    with pytest.raises(TraceTimeoutError):
+        executor.wait(timeout=0.3)
+    assert log == ["b1"]
