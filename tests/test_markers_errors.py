@@ -260,3 +260,14 @@ def test_coroutine_functions_are_pointed_to_the_async_executor() -> None:
     with pytest.raises(TypeError, match="AsyncTraceExecutor"):
         executor.run("c", coro)
     assert executor.threads == []
+
+
+def test_timeout_report_flags_a_marker_seen_nowhere() -> None:
+    gate = threading.Event()
+    executor = TraceExecutor(Schedule([Step("h", "holder_start"), Step("h", "misspelt_marker")]))
+    executor.run("h", blocked_holder, gate, [])
+    try:
+        with pytest.raises(TraceTimeoutError, match='marker "misspelt_marker" is in none of the'):
+            executor.wait(timeout=0.3)
+    finally:
+        gate.set()

@@ -254,11 +254,27 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
     let (pending, threads) = {
         let st = gate.lock();
         let pending = match st.sched.pending() {
-            Some((i, step)) => format!(
-                "pending step {} of {}: {step}",
-                i + 1,
-                st.sched.steps().len()
-            ),
+            Some((i, step)) => {
+                let seen = st
+                    .files
+                    .values()
+                    .flatten()
+                    .any(|m| m.line_of(&step.marker).is_some());
+                let note = if seen {
+                    String::new()
+                } else {
+                    format!(
+                        " (marker {:?} is in none of the {} files traced so far)",
+                        step.marker,
+                        st.files.len()
+                    )
+                };
+                format!(
+                    "pending step {} of {}: {step}{note}",
+                    i + 1,
+                    st.sched.steps().len()
+                )
+            }
             None => "schedule exhausted, threads running freely".to_owned(),
         };
         let threads: Vec<(String, String, Option<u64>, bool)> = (0..st.sched.thread_count())
