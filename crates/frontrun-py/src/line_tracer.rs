@@ -133,6 +133,16 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
             return Err(abort_error(&reason));
         }
+        if ctx.gate.is_released() && !ctx.gate.is_aborted() {
+            // Nothing left to pause for: stop paying for line events. (An
+            // abort after this point can no longer unwind the thread, but a
+            // released thread runs to its end anyway.)
+            // SAFETY: the GIL is held; removing the calling thread's own
+            // trace function from inside it is allowed (the interpreter
+            // reads the new, empty setting on the next event).
+            unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+            return Ok(None);
+        }
         // SAFETY: `frame` is valid; PyFrame_GetCode returns a new reference
         // that `Bound::from_owned_ptr` takes over and releases on drop.
         let code = unsafe {

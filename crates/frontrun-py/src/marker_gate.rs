@@ -84,6 +84,8 @@ pub struct Gate {
     /// Mirrors `abort_reason.is_some()` so the line tracer can check it
     /// without locking.
     aborted: AtomicBool,
+    /// Set once every step is taken: the tracers may step aside.
+    released: AtomicBool,
     park_timeout: Duration,
     /// Called as `listener(thread_index, what)` with the GIL held: `what` is
     /// `"park"` just before a thread parks, then `"resume"` when it may go on
@@ -95,6 +97,7 @@ pub struct Gate {
 impl Gate {
     /// A gate over `steps`; a parked thread gives up after `park_timeout`.
     pub fn new(steps: Vec<Step>, park_timeout: Duration, listener: Option<Py<PyAny>>) -> Self {
+        let steps_empty = steps.is_empty();
         Gate {
             state: Mutex::new(GateState {
                 sched: MarkerSchedule::new(steps),
@@ -106,6 +109,7 @@ impl Gate {
             }),
             cv: Condvar::new(),
             aborted: AtomicBool::new(false),
+            released: AtomicBool::new(steps_empty),
             park_timeout,
             listener,
         }
@@ -121,6 +125,11 @@ impl Gate {
     /// Whether the run was aborted.
     pub fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Whether the schedule is exhausted and every thread runs freely.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
     }
 
     /// Declare a thread.
@@ -193,6 +202,9 @@ impl Gate {
             let mut st = self.lock();
             if st.sched.on_marker(t, markers) == Decision::Run {
                 return Ok(());
+            }
+            if st.sched.is_exhausted() {
+                self.released.store(true, Ordering::Release);
             }
             st.paused_at[t] = Some(where_());
             self.cv.notify_all();
