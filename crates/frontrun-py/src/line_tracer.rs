@@ -239,15 +239,11 @@ pub fn abort_error(reason: &str) -> PyErr {
     crate::py_trace_markers::ScheduleAborted::new_err(format!("trace-marker run aborted: {reason}"))
 }
 
-fn stop_error(stop: Stop) -> PyErr {
+/// The exception a thread raises when the gate stops it.
+pub fn stop_error(stop: Stop) -> PyErr {
     match stop {
         Stop::Aborted(reason) => abort_error(&reason),
         Stop::ParkTimeout(msg) => crate::py_trace_markers::TraceTimeoutError::new_err(msg),
         Stop::Listener(err) => err,
     }
-}
-
-/// Convert a [`Stop`] met outside the tracer (at thread start).
-pub fn stop_to_err(stop: Stop) -> PyErr {
-    stop_error(stop)
 }

@@ -113,7 +113,7 @@ impl PyMarkerGate {
         let outcome = self
             .gate
             .on_start(py, idx, ident)
-            .map_err(line_tracer::stop_to_err)
+            .map_err(line_tracer::stop_error)
             .and_then(|()| func.call(args.clone(), kwargs).map(drop));
         if traced {
             line_tracer::uninstall(py);
