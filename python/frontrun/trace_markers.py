@@ -4,6 +4,24 @@ Mark lines with ``# frontrun: <name>`` comments; a :class:`~frontrun.common.Sche
 of :class:`~frontrun.common.Step` then decides which thread runs to which marker,
 in order. The tracer, the marker scanner and the turn-taking are in Rust
 (``frontrun._native.MarkerGate``); this module only starts and joins threads.
+
+A marker tags the first line of its statement: the line it ends, or, alone on
+its line, the next line of code. One name may tag lines in several functions
+(a step stops at whichever its thread reaches first); twice in one function
+is refused with :class:`DuplicateMarkerError`.
+
+:meth:`TraceExecutor.wait` raises, never hangs:
+
+- :class:`ThreadFailedError` when a thread raised (the original is its
+  ``__cause__``, ``.thread`` its name);
+- :class:`ScheduleError` when a step names a thread never started, or a thread
+  finished without reaching its step; :class:`MarkerNotFoundError` when the
+  step's marker is in none of the traced files;
+- :class:`TraceTimeoutError` after ``timeout``, listing the pending step and
+  where each thread stands.
+
+After a failure the run is aborted: parked threads, and traced threads at
+their next line, raise :class:`ScheduleAborted` (a ``BaseException``) to unwind.
 """
 
 from __future__ import annotations
