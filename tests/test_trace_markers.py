@@ -208,6 +208,8 @@ def test_markers_in_called_functions_are_found() -> None:
 def test_schedule_and_step_values() -> None:
     step = Step("t", "m")
     assert step == Step("t", "m") and hash(step) == hash(Step("t", "m"))
+    thread, marker = step
+    assert (thread, marker) == ("t", "m")
     with pytest.raises(AttributeError):
         step.thread = "u"  # type: ignore[misc]
     with pytest.raises(TypeError, match="non-empty str"):
