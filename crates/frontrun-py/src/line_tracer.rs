@@ -128,12 +128,12 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
         let Some(ctx) = guard.as_mut() else {
             return Ok(None);
         };
-        if ctx.gate.is_aborted() && !ctx.abort_delivered {
-            ctx.abort_delivered = true;
-            let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
-            return Err(abort_error(&reason));
+        let aborted = ctx.gate.is_aborted();
+        if aborted && ctx.abort_delivered {
+            // Unwinding: never pause or raise again in this thread.
+            return Ok(None);
         }
-        if ctx.gate.is_released() && !ctx.gate.is_aborted() {
+        if !aborted && ctx.gate.is_released() {
             // Nothing left to pause for: stop paying for line events. (An
             // abort after this point can no longer unwind the thread, but a
             // released thread runs to its end anyway.)
@@ -160,6 +160,21 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             };
             ctx.last_code = key;
             ctx.last_info = info;
+        }
+        let marked = matches!(
+            &ctx.last_info,
+            Some(CodeInfo {
+                markers: Some(_),
+                ..
+            })
+        );
+        if aborted && marked {
+            // Unwind from the code under test (a file with markers), not
+            // from inside the standard library or frontrun's own helpers,
+            // whose internal state (locks, hand-offs) must stay consistent.
+            ctx.abort_delivered = true;
+            let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
+            return Err(abort_error(&reason));
         }
         // The common case, a file without markers, ends here without cloning.
         Ok(match &ctx.last_info {

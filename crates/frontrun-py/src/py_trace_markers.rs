@@ -107,17 +107,22 @@ impl PyMarkerGate {
     ) {
         let ident = current_ident(py);
         let traced = self.gate.is_scheduled(idx);
-        if traced {
-            line_tracer::install(py, self.gate.clone(), idx);
-        }
+        // Trace only the function: the wait at the start (and the park
+        // listener it may call) is frontrun's own business.
         let outcome = self
             .gate
             .on_start(py, idx, ident)
             .map_err(line_tracer::stop_error)
-            .and_then(|()| func.call(args.clone(), kwargs).map(drop));
-        if traced {
-            line_tracer::uninstall(py);
-        }
+            .and_then(|()| {
+                if traced {
+                    line_tracer::install(py, self.gate.clone(), idx);
+                }
+                let called = func.call(args.clone(), kwargs).map(drop);
+                if traced {
+                    line_tracer::uninstall(py);
+                }
+                called
+            });
         let error = outcome.err();
         let own = error.as_ref().is_some_and(|e| {
             e.is_instance_of::<ScheduleAborted>(py)
