@@ -23,7 +23,7 @@ MODULES = [
     "email._header_value_parser",
     "inspect",
     "logging",
-    "pathlib",
+    "shutil",
     "pydoc",
     "string",
     "textwrap",
