@@ -275,3 +275,41 @@ def test_marker_cache_follows_file_changes(tmp_path: Path) -> None:
             executor.wait(timeout=10.0)
     finally:
         sys.modules.pop(path.stem, None)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+
+    def record(self, who: str) -> None:
+        self.entries.append(f"{who}:method")  # frontrun: in_method
+
+    def entries_of(self, who: str) -> Iterator[str]:
+        for n in range(2):
+            yield f"{who}:gen{n}"  # frontrun: in_generator
+
+
+def ledger_work(ledger: Ledger, who: str) -> None:
+    ledger.entries.extend(ledger.entries_of(who))
+    ledger.record(who)
+
+
+def test_markers_in_methods_and_generators() -> None:
+    for _ in range(10):
+        ledger = Ledger()
+        schedule = Schedule(
+            [
+                Step("a", "in_generator"),
+                Step("b", "in_method"),
+                Step("a", "in_generator"),
+                Step("a", "in_method"),
+            ]
+        )
+        executor = TraceExecutor(schedule)
+        executor.run("a", ledger_work, ledger, "a")
+        executor.run("b", ledger.record, "b")
+        executor.wait(timeout=10.0)
+        # a's generator pauses before each item; b's bound method paused
+        # before its append until the schedule ran out.
+        assert ledger.entries[:2] == ["a:gen0", "a:gen1"]
+        assert sorted(ledger.entries[2:]) == ["a:method", "b:method"]
