@@ -206,3 +206,17 @@ def test_task_blocking_the_loop_times_out() -> None:
     with pytest.raises(TraceTimeoutError):
         executor.wait(timeout=0.3)
     assert log == ["b1"]
+
+
+def test_executor_is_freed_after_a_run() -> None:
+    import gc
+    import weakref
+
+    executor = AsyncTraceExecutor(SEED)
+    executor.run("txn_a", transfer, Account(0), 1, [])
+    executor.run("txn_b", transfer, Account(0), 2, [])
+    executor.wait(timeout=10.0)
+    ref = weakref.ref(executor)
+    del executor
+    gc.collect()
+    assert ref() is None

@@ -313,3 +313,17 @@ def test_markers_in_methods_and_generators() -> None:
         # before its append until the schedule ran out.
         assert ledger.entries[:2] == ["a:gen0", "a:gen1"]
         assert sorted(ledger.entries[2:]) == ["a:method", "b:method"]
+
+
+def test_executor_is_freed_after_a_run() -> None:
+    import gc
+    import weakref
+
+    executor = TraceExecutor(Schedule([Step("txn_a", "m2"), Step("txn_b", "m1")]))
+    executor.run("txn_a", log_steps, [], "a")
+    executor.run("txn_b", log_steps, [], "b")
+    executor.wait(timeout=10.0)
+    ref = weakref.ref(executor)
+    del executor
+    gc.collect()
+    assert ref() is None

@@ -86,6 +86,33 @@ class _Slot:
             self.cond.notify_all()
 
 
+class _ParkListener:
+    """Gate listener: a worker parks (hands the loop back), then resumes or
+    aborts (takes the loop again so it runs alone). It holds the slots, not
+    the executor, so the gate does not keep the executor alive in a cycle."""
+
+    def __init__(self, park_timeout: float) -> None:
+        self.slots: list[_Slot] = []
+        self.park_timeout = park_timeout
+
+    def __call__(self, idx: int, what: str) -> None:
+        slot = next(s for s in self.slots if s.idx == idx)
+        if what == "park":
+            # At a task's start the loop may not have handed the baton yet.
+            if not slot.take(self.park_timeout):
+                raise TraceTimeoutError(f"task {slot.name!r} never got the event loop")
+            slot.give(("parked", None))
+            return
+        assert slot.loop is not None and slot.resume is not None
+        try:
+            slot.loop.call_soon_threadsafe(_settle, slot.resume)
+        except RuntimeError:
+            return  # the loop is closed: nothing else can run any more
+        bound = self.park_timeout if what == "resume" else _UNWIND_GRACE
+        if not slot.take(bound) and what == "resume":
+            raise TraceTimeoutError(f"task {slot.name!r} was not resumed by the event loop")
+
+
 class AsyncTraceExecutor:
     """Runs named coroutines as asyncio tasks under a trace-marker schedule.
 
@@ -103,11 +130,12 @@ class AsyncTraceExecutor:
         steps = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
         self.schedule: Schedule = steps
         self._park_timeout = park_timeout
-        self._gate = MarkerGate([(s.thread, s.marker) for s in steps], park_timeout, self._on_park)
+        listener = _ParkListener(park_timeout)
+        self._gate = MarkerGate([(s.thread, s.marker) for s in steps], park_timeout, listener)
         self._pending: list[
             tuple[str, Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]]
         ] = []
-        self._slots: list[_Slot] = []
+        self._slots: list[_Slot] = listener.slots
         self._threads: list[threading.Thread] = []
 
     def run(
@@ -243,25 +271,6 @@ class AsyncTraceExecutor:
                     raise TraceTimeoutError(f"task {slot.name!r} was not resumed by the event loop")
         finally:
             asyncio.events._set_running_loop(None)
-
-    def _on_park(self, idx: int, what: str) -> None:
-        """Gate listener: a worker parks (hands the loop back), then resumes or
-        aborts (takes it again so it runs alone)."""
-        slot = next(s for s in self._slots if s.idx == idx)
-        if what == "park":
-            # At a task's start the loop may not have handed the baton yet.
-            if not slot.take(self._park_timeout):
-                raise TraceTimeoutError(f"task {slot.name!r} never got the event loop")
-            slot.give(("parked", None))
-            return
-        assert slot.loop is not None and slot.resume is not None
-        try:
-            slot.loop.call_soon_threadsafe(_settle, slot.resume)
-        except RuntimeError:
-            return  # the loop is closed: nothing else can run any more
-        bound = self._park_timeout if what == "resume" else _UNWIND_GRACE
-        if not slot.take(bound) and what == "resume":
-            raise TraceTimeoutError(f"task {slot.name!r} was not resumed by the event loop")
 
 
 def _settle(fut: asyncio.Future[None]) -> None:
