@@ -1,5 +1,7 @@
 """frontrun: deterministic concurrency testing for Python."""
 
 from frontrun._native import __version__
+from frontrun.common import Schedule, Step
+from frontrun.trace_markers import AsyncTraceExecutor, TraceExecutor
 
-__all__ = ["__version__"]
+__all__ = ["AsyncTraceExecutor", "Schedule", "Step", "TraceExecutor", "__version__"]

@@ -4,6 +4,10 @@ use pyo3::prelude::*;
 
 pub mod hooks;
 pub mod tracer;
+pub mod line_tracer;
+pub mod marker_files;
+pub mod marker_gate;
+pub mod py_trace_markers;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -14,5 +18,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
+    py_trace_markers::register(m)?;
     Ok(())
 }

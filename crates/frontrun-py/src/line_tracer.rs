@@ -1,0 +1,264 @@
+//! A C-level line tracer that stops threads at trace markers.
+//!
+//! `PyEval_SetTrace` installs it on the calling thread only, which is exactly
+//! the scope wanted: the executor's scheduled threads. On each line event it
+//! finds the marker table of the frame's code object (cached per code object,
+//! so the usual case is one pointer comparison) and, on a tagged line, hands
+//! the thread to the [`Gate`].
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::os::raw::c_int;
+use std::sync::Arc;
+
+use frontrun_engine::marker_schedule::ThreadIdx;
+use frontrun_engine::markers::FileMarkers;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use crate::marker_files::{markers_of, FileScan};
+use crate::marker_gate::{Failure, Gate, Stop};
+
+/// Hasher for pointer keys: the address is already well spread once the low
+/// alignment bits are dropped.
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// What a code object's file holds: its path and its markers, if any.
+#[derive(Clone)]
+struct CodeInfo {
+    file: Arc<str>,
+    markers: Option<Arc<FileMarkers>>,
+}
+
+/// Tracing state of the current thread.
+struct ThreadCtx {
+    gate: Arc<Gate>,
+    idx: ThreadIdx,
+    /// Keeps each cached code object alive so its address cannot be reused
+    /// by another object while the entry exists.
+    codes: HashMap<usize, (Py<PyAny>, Option<CodeInfo>), BuildHasherDefault<PtrHasher>>,
+    last_code: usize,
+    last_info: Option<CodeInfo>,
+    /// The abort was already raised in this thread; let it unwind in peace.
+    abort_delivered: bool,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<ThreadCtx>> = const { RefCell::new(None) };
+}
+
+/// Start tracing the current thread on behalf of thread `idx` of `gate`.
+pub fn install(_py: Python<'_>, gate: Arc<Gate>, idx: ThreadIdx) {
+    CTX.with(|c| {
+        *c.borrow_mut() = Some(ThreadCtx {
+            gate,
+            idx,
+            codes: HashMap::default(),
+            last_code: 0,
+            last_info: None,
+            abort_delivered: false,
+        });
+    });
+    // SAFETY: the GIL is held (witnessed by `_py`); PyEval_SetTrace affects
+    // only the calling thread's state, and `trace_line` matches the
+    // `Py_tracefunc` signature. Py_None is immortal/static, so passing it as
+    // the trace object without an extra reference is fine (CPython increfs it).
+    unsafe { ffi::PyEval_SetTrace(Some(trace_line), ffi::Py_None()) };
+}
+
+/// Stop tracing the current thread and drop its caches.
+pub fn uninstall(_py: Python<'_>) {
+    // SAFETY: the GIL is held; clearing the trace function of the calling
+    // thread is always allowed.
+    unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+    // Taking the context out first: dropping the cached code objects may run
+    // Python deallocators, which must not find the RefCell borrowed.
+    let ctx = CTX.with(|c| c.borrow_mut().take());
+    drop(ctx);
+}
+
+/// The trace function.
+///
+/// # Safety
+/// Called by CPython with the GIL held and a valid, borrowed `frame`.
+unsafe extern "C" fn trace_line(
+    _obj: *mut ffi::PyObject,
+    frame: *mut ffi::PyFrameObject,
+    what: c_int,
+    _arg: *mut ffi::PyObject,
+) -> c_int {
+    if what != ffi::PyTrace_LINE {
+        return 0;
+    }
+    // SAFETY: CPython calls trace functions only with the GIL held.
+    let py = unsafe { Python::assume_gil_acquired() };
+    // SAFETY: `frame` is the live frame CPython passed us.
+    match unsafe { on_line(py, frame) } {
+        Ok(()) => 0,
+        Err(err) => {
+            err.restore(py);
+            -1
+        }
+    }
+}
+
+/// Handle one line event of the current thread.
+///
+/// # Safety
+/// The GIL is held and `frame` is a valid frame.
+unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()> {
+    let Some(hit) = CTX.with(|c| -> PyResult<Option<MarkedCode>> {
+        let mut guard = c.borrow_mut();
+        let Some(ctx) = guard.as_mut() else {
+            return Ok(None);
+        };
+        let aborted = ctx.gate.is_aborted();
+        if aborted && ctx.abort_delivered {
+            // Unwinding: never pause or raise again in this thread.
+            return Ok(None);
+        }
+        if !aborted && ctx.gate.is_released() {
+            // Nothing left to pause for: stop paying for line events. (An
+            // abort after this point can no longer unwind the thread, but a
+            // released thread runs to its end anyway.)
+            // SAFETY: the GIL is held; removing the calling thread's own
+            // trace function from inside it is allowed (the interpreter
+            // reads the new, empty setting on the next event).
+            unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+            return Ok(None);
+        }
+        // SAFETY: `frame` is valid; PyFrame_GetCode returns a new reference
+        // that `Bound::from_owned_ptr` takes over and releases on drop.
+        let code = unsafe {
+            Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast::<ffi::PyObject>())
+        };
+        let key = code.as_ptr() as usize;
+        if key != ctx.last_code {
+            let info = match ctx.codes.get(&key) {
+                Some((_, info)) => info.clone(),
+                None => {
+                    let info = code_info(py, &ctx.gate, &code)?;
+                    ctx.codes.insert(key, (code.clone().unbind(), info.clone()));
+                    info
+                }
+            };
+            ctx.last_code = key;
+            ctx.last_info = info;
+        }
+        let marked = matches!(
+            &ctx.last_info,
+            Some(CodeInfo {
+                markers: Some(_),
+                ..
+            })
+        );
+        if aborted && marked {
+            // Unwind from the code under test (a file with markers), not
+            // from inside the standard library or frontrun's own helpers,
+            // whose internal state (locks, hand-offs) must stay consistent.
+            ctx.abort_delivered = true;
+            let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
+            return Err(abort_error(&reason));
+        }
+        // The common case, a file without markers, ends here without cloning.
+        Ok(match &ctx.last_info {
+            Some(CodeInfo {
+                file,
+                markers: Some(markers),
+            }) => Some(MarkedCode {
+                gate: ctx.gate.clone(),
+                idx: ctx.idx,
+                file: file.clone(),
+                markers: markers.clone(),
+            }),
+            _ => None,
+        })
+    })?
+    else {
+        return Ok(());
+    };
+    // SAFETY: `frame` is valid and the GIL is held.
+    let line = unsafe { ffi::PyFrame_GetLineNumber(frame) };
+    let Some(names) = u32::try_from(line)
+        .ok()
+        .and_then(|l| hit.markers.at_line(l))
+    else {
+        return Ok(());
+    };
+    let stopped = hit
+        .gate
+        .on_marker(py, hit.idx, names, || format!("{}:{line}", hit.file));
+    match stopped {
+        Ok(()) => Ok(()),
+        Err(stop) => {
+            CTX.with(|c| {
+                if let Some(ctx) = c.borrow_mut().as_mut() {
+                    ctx.abort_delivered = true;
+                }
+            });
+            Err(stop_error(stop))
+        }
+    }
+}
+
+/// A line event in a code object whose file has markers.
+struct MarkedCode {
+    gate: Arc<Gate>,
+    idx: ThreadIdx,
+    file: Arc<str>,
+    markers: Arc<FileMarkers>,
+}
+
+/// Resolve a code object's file and markers (once per code object and thread).
+fn code_info(py: Python<'_>, gate: &Gate, code: &Bound<'_, PyAny>) -> PyResult<Option<CodeInfo>> {
+    let filename = code.getattr(pyo3::intern!(py, "co_filename"))?;
+    let Ok(path) = filename.extract::<String>() else {
+        return Ok(None);
+    };
+    let markers = match markers_of(&path) {
+        FileScan::Unreadable => return Ok(None),
+        FileScan::NoMarkers => None,
+        FileScan::Markers(m) => Some(m),
+        FileScan::Duplicate(dup) => {
+            let msg = format!("{path}: {dup}");
+            gate.fail(Failure::Duplicate { file: path, dup });
+            gate.abort(&msg);
+            return Err(crate::py_trace_markers::DuplicateMarkerError::new_err(msg));
+        }
+    };
+    gate.note_file(&path, markers.clone());
+    Ok(Some(CodeInfo {
+        file: Arc::from(path.as_str()),
+        markers,
+    }))
+}
+
+/// The exception that unwinds a thread of an aborted run.
+pub fn abort_error(reason: &str) -> PyErr {
+    crate::py_trace_markers::ScheduleAborted::new_err(format!("trace-marker run aborted: {reason}"))
+}
+
+/// The exception a thread raises when the gate stops it.
+pub fn stop_error(stop: Stop) -> PyErr {
+    match stop {
+        Stop::Aborted(reason) => abort_error(&reason),
+        Stop::ParkTimeout(msg) => crate::py_trace_markers::TraceTimeoutError::new_err(msg),
+        Stop::Listener(err) => err,
+    }
+}
