@@ -8,9 +8,9 @@
 pub mod clock;
 pub mod error;
 pub mod event;
-pub mod rng;
 pub mod marker_schedule;
 pub mod markers;
+pub mod rng;
 pub mod strategy;
 pub mod token;
 pub mod verdict;

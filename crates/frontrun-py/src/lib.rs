@@ -3,11 +3,11 @@
 use pyo3::prelude::*;
 
 pub mod hooks;
-pub mod tracer;
 pub mod line_tracer;
 pub mod marker_files;
 pub mod marker_gate;
 pub mod py_trace_markers;
+pub mod tracer;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
