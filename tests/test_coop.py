@@ -128,7 +128,10 @@ def test_rlock_is_reentrant_and_lock_nonblocking_acquire_reports() -> None:
 
 def test_release_of_unowned_lock_is_an_exception_failure() -> None:
     r = frontrun.explore(
-        lambda: threading.RLock(), [lambda lk: lk.release()], lambda lk: True, reproduce_on_failure=0
+        lambda: threading.RLock(),
+        [lambda lk: lk.release()],
+        lambda lk: True,
+        reproduce_on_failure=0,
     )
     assert r.property_holds is False
     assert r.failure_kind == "exception"

@@ -22,7 +22,10 @@ enum Verdict {
     Passed,
     /// Cut by DPOR before completion: no verdict, not counted.
     Pruned,
-    Failed { kind: &'static str, message: String },
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
     TimedOut(String),
 }
 

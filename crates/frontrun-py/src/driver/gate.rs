@@ -56,6 +56,9 @@ struct Thread {
     /// Where the thread last stopped (for deadlock and timeout reports).
     last_loc: Option<Loc>,
     error: Option<PyErr>,
+    /// Signalled when this thread gets the turn (or the run is aborted):
+    /// one condvar per thread so a hand-over wakes only its receiver.
+    cv: Arc<Condvar>,
 }
 
 /// Why an execution was stopped from outside its threads' code.
@@ -90,6 +93,7 @@ struct State {
 /// The shared state of one execution.
 pub struct Gate {
     st: Mutex<State>,
+    /// The controller's condvar: jobs done, or aborted.
     cv: Condvar,
     pub run_timeout: Duration,
 }
@@ -119,6 +123,21 @@ impl Gate {
         })
     }
 
+    /// Wake the thread that now holds the turn.
+    fn wake_turn(st: &State) {
+        if let Some(t) = st.turn.and_then(|t| st.threads.get(t)) {
+            t.cv.notify_one();
+        }
+    }
+
+    /// Wake everyone: the run is over or aborted.
+    fn wake_all(&self, st: &State) {
+        for t in &st.threads {
+            t.cv.notify_all();
+        }
+        self.cv.notify_all();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -133,6 +152,7 @@ impl Gate {
             name,
             last_loc: None,
             error: None,
+            cv: Arc::new(Condvar::new()),
         });
         st.live_jobs += 1;
         tid
@@ -147,8 +167,16 @@ impl Gate {
     pub fn kick(&self) {
         let mut st = self.lock();
         st.deadline = Instant::now() + self.run_timeout;
-        decide(&mut st);
-        self.cv.notify_all();
+        // The turn holder is woken by `wait_jobs`, once the controller has
+        // released the GIL, so it does not wake only to wait for the GIL.
+        if !matches!(decide(&mut st), Decision::Run(_)) {
+            self.wake_all(&st);
+        }
+    }
+
+    /// Wake the current turn holder (after releasing the GIL: see `kick`).
+    pub fn wake(&self) {
+        Self::wake_turn(&self.lock());
     }
 
     /// A scheduling point of thread `tid`, which holds the turn and the GIL.
@@ -177,14 +205,15 @@ impl Gate {
         };
         match decide(&mut st) {
             Decision::Run(u) if u == tid => return Ok(st.threads[tid].result),
-            Decision::Run(_) | Decision::Done => {}
+            // Woken in `wait_turn` once our GIL is released.
+            Decision::Run(_) => {}
+            Decision::Done => self.wake_all(&st),
             Decision::Stop => {
-                self.cv.notify_all();
+                self.wake_all(&st);
                 return Err(abort_error(st.abort.as_ref().expect("stop sets abort")));
             }
         }
         drop(st);
-        self.cv.notify_all();
         self.wait_turn(py, tid)
     }
 
@@ -192,6 +221,9 @@ impl Gate {
     pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
         let r = py.allow_threads(|| {
             let mut st = self.lock();
+            if st.turn != Some(tid) {
+                Self::wake_turn(&st);
+            }
             loop {
                 if let Some(a) = &st.abort {
                     return Err(a.clone());
@@ -206,12 +238,12 @@ impl Gate {
                         st.threads[tid].name, self.run_timeout
                     ));
                     st.abort = Some(a.clone());
-                    self.cv.notify_all();
+                    self.wake_all(&st);
                     return Err(a);
                 }
                 let wait = st.deadline - now;
-                st = self
-                    .cv
+                let cv = st.threads[tid].cv.clone();
+                st = cv
                     .wait_timeout(st, wait)
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
@@ -226,16 +258,21 @@ impl Gate {
         st.threads[tid].slot = Slot::Finished;
         st.threads[tid].error = error;
         if st.abort.is_none() && st.turn == Some(tid) {
-            decide(&mut st);
+            match decide(&mut st) {
+                // The worker wakes it once it released the GIL (`wake`).
+                Decision::Run(_) | Decision::Done => {}
+                Decision::Stop => self.wake_all(&st),
+            }
         }
-        self.cv.notify_all();
     }
 
     /// A worker is done with its job (after `finish`, or after an abort).
     pub fn job_done(&self) {
         let mut st = self.lock();
         st.live_jobs = st.live_jobs.saturating_sub(1);
-        self.cv.notify_all();
+        if st.live_jobs == 0 {
+            self.cv.notify_all();
+        }
     }
 
     /// Wait (GIL released) for every job of the execution to return. `false`
@@ -243,6 +280,7 @@ impl Gate {
     pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> bool {
         py.allow_threads(|| {
             let mut st = self.lock();
+            Self::wake_turn(&st);
             loop {
                 if st.live_jobs == 0 {
                     return true;
@@ -266,7 +304,7 @@ impl Gate {
         if st.abort.is_none() {
             st.abort = Some(why);
         }
-        self.cv.notify_all();
+        self.wake_all(&st);
     }
 
     pub fn aborted(&self) -> Option<Abort> {

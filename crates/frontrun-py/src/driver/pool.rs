@@ -123,8 +123,14 @@ impl WorkerPool {
 
     /// The body of a worker thread: run jobs until shutdown.
     fn serve(&self, py: Python<'_>) {
+        let mut handed_over: Option<Arc<Gate>> = None;
         loop {
             let job = py.allow_threads(|| {
+                // The thread our finished job passed the turn to can run now
+                // that this one holds no GIL.
+                if let Some(g) = handed_over.take() {
+                    g.wake();
+                }
                 let mut st = self.lock();
                 loop {
                     if st.shutdown {
@@ -146,12 +152,16 @@ impl WorkerPool {
             let Some(job) = job else { break };
             run_job(py, &job);
             let retire = matches!(job.gate.aborted(), Some(Abort::Timeout(_)));
+            handed_over = Some(job.gate.clone());
             drop(job);
             let mut st = self.lock();
             st.busy -= 1;
             if retire {
                 break;
             }
+        }
+        if let Some(g) = handed_over {
+            py.allow_threads(|| g.wake());
         }
         self.lock().workers -= 1;
         self.cv.notify_all();

@@ -2,8 +2,7 @@
 //!
 //! DPOR is the engine's. The engine crate also owns random, PCT and the token
 //! format; until those land this module provides small stand-ins with the
-//! same contract: a seeded random walk and a replayer (and a plain
-//! depth-first search over every interleaving, kept as a cross-check).
+//! same contract: a seeded random walk and a replayer.
 
 use frontrun_engine::event::ThreadId;
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
@@ -72,96 +71,6 @@ fn none_enabled(threads: &[ThreadStatus<'_>]) -> Choice {
         Choice::AllFinished
     } else {
         Choice::Deadlock
-    }
-}
-
-/// Every interleaving, depth first; with a bound, only schedules with at most
-/// that many preemptions (switching away from a thread that could continue).
-pub struct Dfs {
-    /// Per depth: the options and which one this execution takes.
-    stack: Vec<(Vec<ThreadId>, usize)>,
-    depth: usize,
-    started: bool,
-    bound: Option<u32>,
-    preemptions: u32,
-    last: Option<ThreadId>,
-    schedule: Vec<ThreadId>,
-}
-
-impl Dfs {
-    pub fn new(bound: Option<u32>) -> Self {
-        Dfs {
-            stack: Vec::new(),
-            depth: 0,
-            started: false,
-            bound,
-            preemptions: 0,
-            last: None,
-            schedule: Vec::new(),
-        }
-    }
-}
-
-impl Strategy for Dfs {
-    fn begin_execution(&mut self) -> bool {
-        self.depth = 0;
-        self.preemptions = 0;
-        self.last = None;
-        self.schedule.clear();
-        if !self.started {
-            self.started = true;
-            return true;
-        }
-        while let Some((opts, i)) = self.stack.last_mut() {
-            if *i + 1 < opts.len() {
-                *i += 1;
-                return true;
-            }
-            self.stack.pop();
-        }
-        false
-    }
-
-    fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        let mut opts = enabled(threads);
-        if opts.is_empty() {
-            return none_enabled(threads);
-        }
-        let continuing = self.last.filter(|l| opts.contains(l));
-        if let (Some(b), Some(l)) = (self.bound, continuing) {
-            if self.preemptions >= b {
-                opts = vec![l];
-            } else {
-                // Continue first: the cheapest schedules are explored first.
-                opts.retain(|&t| t != l);
-                opts.insert(0, l);
-            }
-        }
-        let pick = if self.depth < self.stack.len() {
-            let (o, i) = &self.stack[self.depth];
-            o.get(*i)
-                .copied()
-                .filter(|t| opts.contains(t))
-                .unwrap_or(opts[0])
-        } else {
-            self.stack.push((opts.clone(), 0));
-            opts[0]
-        };
-        if continuing.is_some_and(|l| l != pick) {
-            self.preemptions += 1;
-        }
-        self.depth += 1;
-        self.last = Some(pick);
-        self.schedule.push(pick);
-        Choice::Run(pick)
-    }
-
-    fn end_execution(&mut self, _outcome: Outcome) {
-        self.stack.truncate(self.depth);
-    }
-
-    fn schedule(&self) -> &[ThreadId] {
-        &self.schedule
     }
 }
 
@@ -262,7 +171,6 @@ impl Strategy for Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontrun_engine::event::Event;
 
     #[test]
     fn token_round_trip() {
@@ -270,36 +178,5 @@ mod tests {
         assert_eq!(decode_token(&encode_token(&s)).unwrap(), s);
         assert!(decode_token("nope").is_err());
         assert!(decode_token("fr1:0.x").is_err());
-    }
-
-    /// Two threads with two steps each: C(4,2) = 6 interleavings.
-    #[test]
-    fn dfs_enumerates_every_interleaving() {
-        let e = Event::default();
-        let mut dfs = Dfs::new(None);
-        let mut runs = 0;
-        while dfs.begin_execution() {
-            let mut left = [2, 2];
-            loop {
-                let st: Vec<ThreadStatus<'_>> = left
-                    .iter()
-                    .map(|&l| {
-                        if l > 0 {
-                            ThreadStatus::Enabled(&e)
-                        } else {
-                            ThreadStatus::Finished
-                        }
-                    })
-                    .collect();
-                match dfs.choose(&st) {
-                    Choice::Run(t) => left[t] -= 1,
-                    Choice::AllFinished => break,
-                    Choice::Deadlock => panic!("no deadlock here"),
-                }
-            }
-            dfs.end_execution(Outcome::Passed);
-            runs += 1;
-        }
-        assert_eq!(runs, 6);
     }
 }
