@@ -219,37 +219,40 @@ impl Gate {
 
     /// Park (GIL released) until `tid` holds the turn.
     pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
-        let r = py.allow_threads(|| {
-            let mut st = self.lock();
-            if st.turn != Some(tid) {
-                Self::wake_turn(&st);
+        py.allow_threads(|| self.wait_turn_nogil(tid))
+            .map_err(|a| abort_error(&a))
+    }
+
+    /// Block until `tid` holds the turn; the caller must not hold the GIL.
+    pub fn wait_turn_nogil(&self, tid: ThreadId) -> Result<i64, Abort> {
+        let mut st = self.lock();
+        if st.turn != Some(tid) {
+            Self::wake_turn(&st);
+        }
+        loop {
+            if let Some(a) = &st.abort {
+                return Err(a.clone());
             }
-            loop {
-                if let Some(a) = &st.abort {
-                    return Err(a.clone());
-                }
-                if st.turn == Some(tid) {
-                    return Ok(st.threads[tid].result);
-                }
-                let now = Instant::now();
-                if now >= st.deadline {
-                    let a = Abort::Timeout(format!(
-                        "thread '{}' waited for its turn longer than timeout_per_run ({:?})",
-                        st.threads[tid].name, self.run_timeout
-                    ));
-                    st.abort = Some(a.clone());
-                    self.wake_all(&st);
-                    return Err(a);
-                }
-                let wait = st.deadline - now;
-                let cv = st.threads[tid].cv.clone();
-                st = cv
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+            if st.turn == Some(tid) {
+                return Ok(st.threads[tid].result);
             }
-        });
-        r.map_err(|a| abort_error(&a))
+            let now = Instant::now();
+            if now >= st.deadline {
+                let a = Abort::Timeout(format!(
+                    "thread '{}' waited for its turn longer than timeout_per_run ({:?})",
+                    st.threads[tid].name, self.run_timeout
+                ));
+                st.abort = Some(a.clone());
+                self.wake_all(&st);
+                return Err(a);
+            }
+            let wait = st.deadline - now;
+            let cv = st.threads[tid].cv.clone();
+            st = cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Thread `tid` returned (or raised `error`): pass the turn on.
@@ -369,7 +372,7 @@ fn start_slot() -> Slot {
     }
 }
 
-fn abort_error(a: &Abort) -> PyErr {
+pub fn abort_error(a: &Abort) -> PyErr {
     match a {
         Abort::Deadlock(m) | Abort::Timeout(m) => ExplorationAborted::new_err(m.clone()),
         Abort::Pruned => ExplorationAborted::new_err("execution pruned by DPOR (sleep set)"),

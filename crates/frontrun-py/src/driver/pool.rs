@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx;
-use super::gate::{Abort, Gate};
+use super::gate::{abort_error, Abort, Gate};
 use crate::hooks::{self, EventSink};
 use crate::tracer;
 
@@ -92,14 +92,20 @@ impl EventSink for GateSink {
     }
 }
 
-fn run_job(py: Python<'_>, job: &Job) {
+/// Run `job`, whose thread already holds the turn (or the run was aborted
+/// before it did: `start` is the outcome of waiting for the turn).
+fn run_job(py: Python<'_>, job: &Job, start: Result<i64, Abort>) {
+    if let Err(a) = start {
+        job.gate.finish(job.tid, Some(abort_error(&a)));
+        job.gate.job_done();
+        return;
+    }
     ctx::set_current(Some((job.gate.clone(), job.tid)));
     let saved = hooks::set_sink(Some(Box::new(GateSink {
         gate: job.gate.clone(),
         tid: job.tid,
     })));
-    let result = job.gate.wait_turn(py, job.tid).and_then(|_| {
-        tracer::install(py)?;
+    let result = tracer::install(py).and_then(|()| {
         let r = job.func.call1(py, job.args.bind(py).clone());
         tracer::uninstall(py);
         r
@@ -138,7 +144,11 @@ impl WorkerPool {
                     }
                     if let Some(j) = st.jobs.pop_front() {
                         st.busy += 1;
-                        return Some(j);
+                        drop(st);
+                        // Wait for the turn before taking the GIL: a worker
+                        // that took it now would only stall the others.
+                        let start = j.gate.wait_turn_nogil(j.tid);
+                        return Some((j, start));
                     }
                     // Idle workers only wait for work or shutdown; the
                     // timeout just re-checks both.
@@ -149,8 +159,8 @@ impl WorkerPool {
                         .0;
                 }
             });
-            let Some(job) = job else { break };
-            run_job(py, &job);
+            let Some((job, start)) = job else { break };
+            run_job(py, &job, start);
             let retire = matches!(job.gate.aborted(), Some(Abort::Timeout(_)));
             handed_over = Some(job.gate.clone());
             drop(job);
