@@ -124,10 +124,12 @@ impl Gate {
     }
 
     /// Wake the thread that now holds the turn.
-    fn wake_turn(st: &State) {
-        if let Some(t) = st.turn.and_then(|t| st.threads.get(t)) {
-            t.cv.notify_one();
-        }
+    /// Signalled after the mutex is released, so the woken thread does not
+    /// immediately block on it.
+    fn turn_cv(st: &State) -> Option<Arc<Condvar>> {
+        st.turn
+            .and_then(|t| st.threads.get(t))
+            .map(|t| t.cv.clone())
     }
 
     /// Wake everyone: the run is over or aborted.
@@ -176,7 +178,10 @@ impl Gate {
 
     /// Wake the current turn holder (after releasing the GIL: see `kick`).
     pub fn wake(&self) {
-        Self::wake_turn(&self.lock());
+        let cv = Self::turn_cv(&self.lock());
+        if let Some(cv) = cv {
+            cv.notify_one();
+        }
     }
 
     /// A scheduling point of thread `tid`, which holds the turn and the GIL.
@@ -227,7 +232,11 @@ impl Gate {
     pub fn wait_turn_nogil(&self, tid: ThreadId) -> Result<i64, Abort> {
         let mut st = self.lock();
         if st.turn != Some(tid) {
-            Self::wake_turn(&st);
+            if let Some(cv) = Self::turn_cv(&st) {
+                drop(st);
+                cv.notify_one();
+                st = self.lock();
+            }
         }
         loop {
             if let Some(a) = &st.abort {
@@ -282,8 +291,11 @@ impl Gate {
     /// when `deadline` passed first.
     pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> bool {
         py.allow_threads(|| {
+            let cv = Self::turn_cv(&self.lock());
+            if let Some(cv) = cv {
+                cv.notify_one();
+            }
             let mut st = self.lock();
-            Self::wake_turn(&st);
             loop {
                 if st.live_jobs == 0 {
                     return true;
