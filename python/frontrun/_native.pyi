@@ -11,6 +11,18 @@ from collections.abc import Callable
 def _tracer_supported() -> bool:
     """Whether this interpreter can be traced (CPython 3.10-3.13, GIL build)."""
 
+def _trace_fail_at(fn: Callable[[], object], roots: list[object], n: int) -> None:
+    """Trace `fn()` with a sink that refuses the `n`-th access (RuntimeError)."""
+
+def _trace_begin(roots: list[object]) -> None:
+    """Start an execution with `roots` shared, for `_trace_thread`."""
+
+def _trace_thread(fn: Callable[[], object]) -> list[tuple[str, int, str]]:
+    """Trace `fn()` on the calling thread in the current execution."""
+
+def _trace_end() -> None:
+    """End the execution started by `_trace_begin`."""
+
 def _trace_record(fn: Callable[[], object], roots: list[object]) -> list[tuple[str, str, str, int]]:
     """Register `roots` as shared, trace `fn()` on this thread, and return
     `(kind, owner type, key, line)` per access; key is a name, an item repr or `*`."""

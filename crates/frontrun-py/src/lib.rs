@@ -9,6 +9,7 @@ pub mod tracer;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    tracer::testing::register(m)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;

@@ -31,7 +31,10 @@ impl TraceClocks {
     /// Analyse `trace`; races `(i, j)` with `j >= from` are appended to
     /// `races`. Events from `real_len` on are the pending events of blocked
     /// threads (one per thread): they never ran, so they order nothing, not
-    /// even each other.
+    /// even each other. A blocked event that is not a lock acquisition
+    /// can only be moved to points where its thread was enabled (`changes`:
+    /// per thread, the depths at which it became disabled/enabled); other
+    /// points are invisible to its race search.
     pub fn analyze(
         &mut self,
         trace: &[Node],
@@ -66,6 +69,9 @@ impl TraceClocks {
                 None => self.cov.iter_mut().for_each(|c| *c = 0),
             }
             let own_prev = self.last_of[t].map_or(0, |p| self.local[p]);
+            if let Some(p) = trace[j].enabled_by.filter(|&p| p < j) {
+                join_into(&mut self.cov, &self.clocks[p * n..(p + 1) * n]);
+            }
             for a in &ev.accesses {
                 if a.kind == AccessKind::Join {
                     if let Some(p) = self.last_of.get(a.obj as usize).copied().flatten() {
@@ -73,10 +79,22 @@ impl TraceClocks {
                     }
                 }
             }
+            let restricted =
+                j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
             if !ev.accesses.is_empty() {
                 for i in (0..j.min(real_len)).rev() {
                     let ti = trace[i].thread;
                     if ti == t || !trace[i].event.conflicts(ev) {
+                        continue;
+                    }
+                    if restricted {
+                        // Which earlier write kept this thread blocked is
+                        // unknown (it depends on values), so every write it
+                        // does not already follow is a candidate reversal;
+                        // infeasible ones are dropped when replayed.
+                        if self.cov[ti] < self.local[i] && j >= from {
+                            races.push((i, j));
+                        }
                         continue;
                     }
                     if self.cov[ti] < self.local[i] {
@@ -181,6 +199,7 @@ impl TraceView<'_> {
         for b in 0..k {
             for a in (0..b).rev() {
                 let direct = self.thread(v[a]) == self.thread(v[b])
+                    || self.trace[v[b]].enabled_by == Some(v[a])
                     || interferes(
                         self.event(v[a]),
                         self.thread(v[a]),
