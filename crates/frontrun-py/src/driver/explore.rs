@@ -332,8 +332,16 @@ pub fn _explore<'py>(
             schedule: strategies::decode_token(tok).map_err(PyValueError::new_err)?,
         },
         (None, "dpor") => Kind::Dpor { preemption_bound },
-        (None, "random") => Kind::Random { seed, max_ops },
-        (None, "pct") => Kind::Pct { seed, depth: 3 },
+        (None, "random") => Kind::Random {
+            seed,
+            attempts: max_attempts,
+            max_ops,
+        },
+        (None, "pct") => Kind::Pct {
+            seed,
+            depth: 3,
+            attempts: max_attempts,
+        },
         (None, other) => {
             return Err(PyValueError::new_err(format!(
                 "unknown strategy {other:?}: use \"dpor\", \"random\" or \"pct\""
