@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, TraceLine};
 use frontrun_engine::strategy::{Outcome, Strategy};
+use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -370,12 +371,23 @@ pub fn _explore<'py>(
     let mut first_failure: Option<(Execution, &'static str, String)> = None;
     let mut stopped: Option<String> = None;
     let mut finished = false;
+    let mut summary = SearchSummary {
+        unbounded_dpor: matches!(
+            kind,
+            Kind::Dpor {
+                preemption_bound: None
+            }
+        ),
+        timeout_per_run,
+        ..SearchSummary::default()
+    };
     loop {
         let cap_hit = limit.is_some_and(|m| explored >= m);
         let time_hit = total.is_some_and(|t| started.elapsed() >= t);
         if (cap_hit || time_hit) && !systematic {
             finished = cap_hit;
             if time_hit && !cap_hit {
+                summary.total_timeout = total_timeout;
                 stopped = Some(format!(
                     "total_timeout ({:?}) was reached after {explored} of {} executions",
                     total.unwrap_or_default(),
@@ -389,6 +401,11 @@ pub fn _explore<'py>(
             break;
         }
         if cap_hit || time_hit {
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+            } else {
+                summary.total_timeout = total_timeout;
+            }
             stopped = Some(if cap_hit {
                 format!(
                     "max_executions ({explored}) was reached while DPOR still had interleavings to run"
@@ -409,6 +426,7 @@ pub fn _explore<'py>(
         match &exec.verdict {
             Verdict::Passed | Verdict::Pruned => {}
             Verdict::TimedOut(m) => {
+                summary.run_timeouts += 1;
                 stopped = Some(format!("execution {explored}: {m}"));
                 break;
             }
@@ -459,42 +477,28 @@ pub fn _explore<'py>(
     out.set_item("counterexample", py.None())?;
     out.set_item("reproduced", 0)?;
     out.set_item("reproduce_attempts", 0)?;
-    match stopped {
-        Some(why) => {
-            out.set_item("property_holds", py.None())?;
-            out.set_item("exhausted", false)?;
-            out.set_item(
-                "explanation",
-                format!("inconclusive: no failure seen, but {why}."),
-            )?;
+    summary.executions = explored;
+    summary.finished = finished;
+    let verdict = verdict::decide(&summary);
+    out.set_item("property_holds", verdict.property_holds())?;
+    out.set_item("exhausted", verdict.exhausted())?;
+    let mut text = verdict.explanation(explored);
+    match (&stopped, &kind) {
+        (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
+        (
+            None,
+            Kind::Dpor {
+                preemption_bound: Some(b),
+            },
+        ) => text.push_str(&format!(
+            " (only schedules with at most {b} preemptions were run)."
+        )),
+        (None, Kind::Random { .. } | Kind::Pct { .. }) => {
+            text.push_str(" (sampled schedules: not a proof).");
         }
-        None => {
-            let exhausted = finished
-                && matches!(
-                    kind,
-                    Kind::Dpor {
-                        preemption_bound: None
-                    }
-                );
-            out.set_item("property_holds", finished)?;
-            out.set_item("exhausted", exhausted)?;
-            let what = match kind {
-                Kind::Dpor {
-                    preemption_bound: None,
-                } => {
-                    format!("all {explored} interleavings (every Mazurkiewicz trace) passed")
-                }
-                Kind::Dpor {
-                    preemption_bound: Some(b),
-                } => format!(
-                    "all {explored} interleavings with at most {b} preemptions passed; \
-                     schedules with more preemptions were not run"
-                ),
-                Kind::Replay { .. } => "the replayed interleaving passed".into(),
-                _ => format!("all {explored} sampled executions passed; this is not a proof"),
-            };
-            out.set_item("explanation", what)?;
-        }
+        (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
+        (None, Kind::Dpor { .. }) => text.push('.'),
     }
+    out.set_item("explanation", text)?;
     Ok(out)
 }

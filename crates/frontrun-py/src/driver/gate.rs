@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{AccessKind, Event, ThreadId};
 use frontrun_engine::strategy::{Choice, Strategy, ThreadStatus};
+use frontrun_engine::waitfor::WaitForGraph;
 use pyo3::prelude::*;
 
 use super::ops::{Blocked, Op};
@@ -523,7 +524,19 @@ fn deadlock_report(st: &State) -> String {
             _ => None,
         })
         .collect();
-    let cycle = super::waitgraph::find_cycle(&blocked);
+    // Each blocked thread waits for a resource of its own, held by the owner
+    // of what it waits for (a lock's holder, a joined thread).
+    let mut graph = WaitForGraph::new();
+    for b in &blocked {
+        if let Some(owner) = b.waits_for.owner() {
+            let resource = (1u64 << 63) | b.tid as u64;
+            graph.hold(owner, resource);
+            graph.wait(b.tid, resource);
+        }
+    }
+    let cycle: Option<Vec<ThreadId>> = graph
+        .find_cycle()
+        .map(|edges| edges.iter().map(|e| e.thread).collect());
     let describe = |b: &BlockedThread| {
         let t = &st.threads[b.tid];
         let at = t.last_loc.as_ref().map_or_else(

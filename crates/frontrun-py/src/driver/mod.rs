@@ -9,7 +9,6 @@ pub mod pool;
 pub mod spawn;
 pub mod strategies;
 pub mod sync;
-pub mod waitgraph;
 
 use pyo3::prelude::*;
 
