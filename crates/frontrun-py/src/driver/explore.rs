@@ -327,6 +327,10 @@ pub fn _explore<'py>(
     // `add_root` classifies objects by type, which needs the registry's types
     // loaded before the first `setup()` state is walked.
     registry::init(py)?;
+    // The tracer's first use imports and runs helper code; done here, on the
+    // controller, it cannot create cooperative locks inside the first
+    // execution (which would make that execution differ from the next).
+    ctx::bypass(|| tracer::code::statics(py).map(drop))?;
     let seed = seed.unwrap_or(0x5EED);
     let kind = match (replay, strategy) {
         (Some(tok), _) => Kind::Replay {
