@@ -152,7 +152,7 @@ impl Program<'_> {
         let margin = Duration::from_millis(200);
         if !gate.wait_jobs(py, gate.deadline() + margin) {
             let positions: Vec<String> = gate
-                .positions()
+                .positions(py)
                 .into_iter()
                 .map(|(n, l)| match l {
                     Some(l) => format!("  thread '{n}' last seen at {}:{}", l.file, l.line),
@@ -177,6 +177,11 @@ impl Program<'_> {
                 })
             }
             Some(Abort::Timeout(m)) => return Ok(Verdict::TimedOut(m)),
+            Some(Abort::Internal(m)) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "frontrun internal error: {m}; please report it with the test that triggered it"
+                )))
+            }
             Some(Abort::Pruned) => {
                 self.teardown(state)?;
                 return Ok(Verdict::Pruned);

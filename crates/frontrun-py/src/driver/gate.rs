@@ -56,6 +56,8 @@ struct Thread {
     name: String,
     /// Where the thread last stopped (for deadlock and timeout reports).
     last_loc: Option<Loc>,
+    /// The tracer site of its last event, when newer than `last_loc`.
+    last_site: u64,
     error: Option<PyErr>,
     /// Signalled when this thread gets the turn (or the run is aborted):
     /// one condvar per thread so a hand-over wakes only its receiver.
@@ -67,6 +69,8 @@ struct Thread {
 pub enum Abort {
     Deadlock(String),
     Timeout(String),
+    /// A strategy broke its contract: a bug in frontrun, not in user code.
+    Internal(String),
     /// DPOR: every continuation repeats an explored trace; not a verdict.
     Pruned,
 }
@@ -154,6 +158,7 @@ impl Gate {
             result: 0,
             name,
             last_loc: None,
+            last_site: 0,
             error: None,
             cv: Arc::new(Condvar::new()),
         });
@@ -202,6 +207,9 @@ impl Gate {
         }
         if loc.is_some() {
             st.threads[tid].last_loc.clone_from(&loc);
+            st.threads[tid].last_site = 0;
+        } else {
+            st.threads[tid].last_site = event.site;
         }
         st.threads[tid].slot = Slot::Pending {
             event,
@@ -333,12 +341,26 @@ impl Gate {
     }
 
     /// Where every unfinished thread stands: (name, last location).
-    pub fn positions(&self) -> Vec<(String, Option<Loc>)> {
-        self.lock()
+    pub fn positions(&self, py: Python<'_>) -> Vec<(String, Option<Loc>)> {
+        let raw: Vec<(String, Option<Loc>, u64)> = self
+            .lock()
             .threads
             .iter()
             .filter(|t| !matches!(t.slot, Slot::Finished))
-            .map(|t| (t.name.clone(), t.last_loc.clone()))
+            .map(|t| (t.name.clone(), t.last_loc.clone(), t.last_site))
+            .collect();
+        raw.into_iter()
+            .map(|(name, loc, site)| {
+                let traced = (site != 0)
+                    .then(|| crate::tracer::site_location(py, site))
+                    .flatten()
+                    .map(|s| Loc {
+                        file: s.file,
+                        line: s.line,
+                        function: s.function,
+                    });
+                (name, traced.or(loc))
+            })
             .collect()
     }
 
@@ -387,7 +409,9 @@ fn start_slot() -> Slot {
 
 pub fn abort_error(a: &Abort) -> PyErr {
     match a {
-        Abort::Deadlock(m) | Abort::Timeout(m) => ExplorationAborted::new_err(m.clone()),
+        Abort::Deadlock(m) | Abort::Timeout(m) | Abort::Internal(m) => {
+            ExplorationAborted::new_err(m.clone())
+        }
         Abort::Pruned => ExplorationAborted::new_err("execution pruned by DPOR (sleep set)"),
     }
 }
@@ -430,8 +454,8 @@ fn decide(st: &mut State) -> Decision {
             Decision::Run(u)
         }
         Choice::Run(u) => {
-            st.abort = Some(Abort::Deadlock(format!(
-                "internal error: the strategy chose thread {u}, which cannot run"
+            st.abort = Some(Abort::Internal(format!(
+                "the strategy chose thread {u}, which cannot run"
             )));
             Decision::Stop
         }

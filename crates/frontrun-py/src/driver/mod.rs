@@ -26,6 +26,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<ExplorationAborted>(),
     )?;
     m.add_class::<pool::WorkerPool>()?;
+    m.add_class::<pool::JobHandle>()?;
     m.add_class::<sync::CoopLock>()?;
     m.add_class::<sync::CoopCondition>()?;
     m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
