@@ -126,6 +126,10 @@ def main() -> None:
     for n in (2, 3, 4):
         per, r = explored(Counter, [inc] * n, stop_on_first=False)
         row(f"lost-update counter, {n} threads", per, r, untraced(Counter, [inc] * n))
+    # Per-execution cost without the per-exploration set-up (worker threads
+    # started and joined once per `explore` call): many sampled executions.
+    per, r = explored(Counter, [inc] * 2, strategy="random", max_attempts=2000, seed=1)
+    row("counter, 2 threads, 2000 random execs", per, r, untraced(Counter, [inc] * 2))
     for n in (2, 3, 4):
         per, r = explored(LockedCounter, [inc] * n)
         row(f"locked counter, {n} threads", per, r, untraced(LockedCounter, [inc] * n))
