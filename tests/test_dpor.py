@@ -192,3 +192,14 @@ def test_stop_on_first_false_counts_everything_and_keeps_the_first_failure() -> 
     )
     assert r.executions_explored == 36
     assert r.property_holds is False and r.reproduced == 1
+
+
+def test_replay_of_a_token_from_other_code_says_it_diverged() -> None:
+    r = frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2, reproduce_on_failure=0)
+    assert r.counterexample
+    # The same token against a program with one thread: it cannot be followed.
+    other = frontrun.replay(r.counterexample, Counter, [inc], lambda c: c.value == 1)
+    assert other.property_holds is True
+    assert "diverged" in other.explanation
+    same = frontrun.replay(r.counterexample, Counter, [inc, inc], lambda c: c.value == 2)
+    assert "diverged" not in same.explanation

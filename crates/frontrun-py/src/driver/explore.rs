@@ -286,6 +286,13 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
     Ok(out)
 }
 
+/// The first step at which `actual` differs from `wanted` (a replay that
+/// could not follow its token).
+fn first_difference(wanted: &[ThreadId], actual: &[ThreadId]) -> Option<usize> {
+    let common = wanted.iter().zip(actual).position(|(w, a)| w != a);
+    common.or_else(|| (wanted.len() != actual.len()).then(|| wanted.len().min(actual.len())))
+}
+
 fn short_path(f: &str) -> &str {
     f.rsplit('/').next().unwrap_or(f)
 }
@@ -380,6 +387,7 @@ pub fn _explore<'py>(
     let mut first_failure: Option<(Execution, &'static str, String)> = None;
     let mut stopped: Option<String> = None;
     let mut finished = false;
+    let mut diverged: Option<usize> = None;
     let mut summary = SearchSummary {
         unbounded_dpor: matches!(
             kind,
@@ -429,6 +437,9 @@ pub fn _explore<'py>(
         }
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
+        if let Kind::Replay { schedule } = &kind {
+            diverged = first_difference(schedule, &exec.schedule);
+        }
         if !matches!(exec.verdict, Verdict::Pruned) {
             explored += 1;
         }
@@ -452,6 +463,12 @@ pub fn _explore<'py>(
     }
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
+    let divergence_note = diverged.map(|k| {
+        format!(
+            "Note: the replay diverged from the token at step {k}: the code, the setup or \
+             the threads differ from when it was recorded, so this is not the same interleaving.\n"
+        )
+    });
     if let Some((exec, kind, message)) = first_failure {
         let token = strategies::encode_token(&exec.schedule);
         let mut reproduced = 0;
@@ -465,6 +482,9 @@ pub fn _explore<'py>(
             }
         }
         let mut text = explanation(py, &exec, kind, &message)?;
+        if let Some(n) = &divergence_note {
+            text.push_str(n);
+        }
         if reproduce_on_failure > 0 {
             text.push_str(&format!(
                 "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
@@ -476,6 +496,10 @@ pub fn _explore<'py>(
         out.set_item("property_holds", false)?;
         out.set_item("exhausted", false)?;
         out.set_item("failure_kind", kind)?;
+        if let Some(n) = &divergence_note {
+            text.push('\n');
+            text.push_str(n);
+        }
         out.set_item("explanation", text)?;
         out.set_item("counterexample", token)?;
         out.set_item("reproduced", reproduced)?;
@@ -507,6 +531,10 @@ pub fn _explore<'py>(
         }
         (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
         (None, Kind::Dpor { .. }) => text.push('.'),
+    }
+    if let Some(n) = &divergence_note {
+        text.push('\n');
+        text.push_str(n);
     }
     out.set_item("explanation", text)?;
     Ok(out)
