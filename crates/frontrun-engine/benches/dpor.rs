@@ -44,6 +44,21 @@ fn main() {
         DporConfig::default(),
         20,
     );
+    let lock_counter = uniform(
+        4,
+        &[Op::Lock(0), Op::Read(0), Op::Write(0), Op::Unlock(0)],
+        1,
+        1,
+    );
+    for bound in [None, Some(0), Some(1), Some(2), Some(3)] {
+        let mut c = DporConfig::default();
+        if let Some(b) = bound {
+            c = c.with_preemption_bound(b);
+        }
+        let n = explore(&lock_counter, &mut Dpor::new(c.clone()), usize::MAX).len();
+        let m = explore(&uniform(4, &counter, 1, 0), &mut Dpor::new(c), usize::MAX).len();
+        println!("preemption bound {bound:?}: lock-protected counter x4 {n} executions, lost-update counter x4 {m}");
+    }
     let locked: Vec<Op> = (0..10)
         .flat_map(|_| [Op::Lock(0), Op::Read(0), Op::Write(0), Op::Unlock(0)])
         .collect();

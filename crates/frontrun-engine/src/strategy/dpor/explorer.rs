@@ -88,6 +88,14 @@ impl Dpor {
         self.stopped_by_limit
     }
 
+    /// Races found in the last finished execution, as pairs of step indices
+    /// into its schedule (`i < j`); a `j` at or past the schedule's end is
+    /// the pending step of a thread left blocked by a deadlock. Valid until
+    /// the next `end_execution`; only races new to that execution are listed.
+    pub fn last_races(&self) -> &[(usize, usize)] {
+        &self.races
+    }
+
     pub fn config(&self) -> &DporConfig {
         &self.config
     }

@@ -25,6 +25,10 @@ pub(crate) struct TraceClocks {
     spawned_at: Vec<Option<usize>>,
     last_release: Vec<(ObjId, usize)>,
     cov: Vec<u32>,
+    /// Per thread, events at positions before the current one (real only).
+    seen: Vec<u32>,
+    /// Per thread, events at positions `<= i` during a backward walk.
+    rem: Vec<u32>,
 }
 
 impl TraceClocks {
@@ -58,6 +62,8 @@ impl TraceClocks {
         self.last_release.clear();
         self.cov.clear();
         self.cov.resize(n, 0);
+        self.seen.clear();
+        self.seen.resize(n, 0);
 
         for j in 0..len {
             let t = trace[j].thread;
@@ -82,8 +88,16 @@ impl TraceClocks {
             let restricted =
                 j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
             if !ev.accesses.is_empty() {
+                self.rem.clear();
+                self.rem.extend_from_slice(&self.seen);
                 for i in (0..j.min(real_len)).rev() {
+                    // Once every earlier event happens before this one,
+                    // none of them can race with it.
+                    if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
+                        break;
+                    }
                     let ti = trace[i].thread;
+                    self.rem[ti] -= 1;
                     if ti == t || !trace[i].event.conflicts(ev) {
                         continue;
                     }
@@ -134,6 +148,9 @@ impl TraceClocks {
                 self.next_same[p] = Some(j);
             }
             self.last_of[t] = Some(j);
+            if j < real_len {
+                self.seen[t] += 1;
+            }
         }
     }
 
@@ -148,6 +165,9 @@ impl TraceClocks {
     }
 }
 
+/// Thread ids at or above this in a spawn/join are ignored.
+const MAX_THREADS: u64 = 1 << 16;
+
 fn join_into(acc: &mut [u32], other: &[u32]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a = (*a).max(*b);
@@ -161,7 +181,9 @@ fn thread_count(trace: &[Node]) -> usize {
     for node in trace {
         n = n.max(node.thread + 1);
         for a in &node.event.accesses {
-            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) {
+            // The object of a spawn or join is a thread id; a value no
+            // thread could have is a driver bug and must not size the clocks.
+            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) && a.obj < MAX_THREADS {
                 n = n.max(a.obj as usize + 1);
             }
         }
