@@ -142,7 +142,7 @@ def _run(
     workers = _Workers()
     try:
         with _coop.cooperative(workers.pool):
-            raw = _native._explore(
+            raw: dict[str, Any] = _native._explore(
                 workers.pool,
                 setup,
                 list(threads),
