@@ -32,6 +32,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_active, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_scheduled, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_register, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_spawn, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_join, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_alive, m)?)?;
