@@ -153,3 +153,11 @@ def test_interpreter_exits_cleanly_with_an_abandoned_worker() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
+
+
+def test_random_cut_short_by_max_executions_is_inconclusive() -> None:
+    r = frontrun.explore(
+        Counter, [inc, inc], ok, strategy="random", max_attempts=50, max_executions=10, seed=2
+    )
+    assert r.executions_explored == 10
+    assert r.property_holds is None and "max_executions" in r.explanation

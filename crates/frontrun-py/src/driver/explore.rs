@@ -402,8 +402,19 @@ pub fn _explore<'py>(
         let cap_hit = limit.is_some_and(|m| explored >= m);
         let time_hit = total.is_some_and(|t| started.elapsed() >= t);
         if (cap_hit || time_hit) && !systematic {
-            finished = cap_hit;
-            if time_hit && !cap_hit {
+            // Sampling is finished only when every requested attempt ran.
+            finished = cap_hit
+                && (limit.is_some_and(|m| m >= max_attempts)
+                    || matches!(kind, Kind::Replay { .. }));
+            if finished {
+                break;
+            }
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+                stopped = Some(format!(
+                    "max_executions ({explored}) was reached before max_attempts ({max_attempts})"
+                ));
+            } else {
                 summary.total_timeout = total_timeout;
                 stopped = Some(format!(
                     "total_timeout ({:?}) was reached after {explored} of {} executions",
