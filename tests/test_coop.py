@@ -337,3 +337,22 @@ def test_coop_primitives_work_after_the_exploration_ends() -> None:
         assert s.cond.wait_for(lambda: s.value == 1, timeout=10)
     t.join(10)
     assert not t.is_alive()
+
+
+def test_polling_loop_with_sleep_makes_progress_under_dpor() -> None:
+    class S:
+        def __init__(self) -> None:
+            self.ready = False
+            self.seen = False
+
+    def poller(s: S) -> None:
+        while not s.ready:
+            time.sleep(0)
+        s.seen = True
+
+    def setter(s: S) -> None:
+        s.ready = True
+
+    r = frontrun.explore(S, [poller, setter], lambda s: s.seen, timeout_per_run=5)
+    assert r.property_holds is True and r.exhausted, r.explanation
+    assert r.executions_explored >= 2

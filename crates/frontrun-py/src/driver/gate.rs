@@ -7,6 +7,7 @@
 //! the chosen thread's operation (lock taken, waiter removed…) under the same
 //! mutex, so the state the strategy saw is the state that runs.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -93,6 +94,8 @@ struct State {
     deadline: Instant,
     /// Scheduling decisions taken by the gate itself (timed waits firing).
     forced: Vec<ThreadId>,
+    /// Steps run so far, readable by pending operations (`SleepOp`).
+    steps: Arc<AtomicUsize>,
 }
 
 /// The shared state of one execution.
@@ -122,6 +125,7 @@ impl Gate {
                 live_jobs: 0,
                 deadline: Instant::now() + run_timeout,
                 forced: Vec::new(),
+                steps: Arc::new(AtomicUsize::new(0)),
             }),
             cv: Condvar::new(),
             run_timeout,
@@ -164,6 +168,13 @@ impl Gate {
         });
         st.live_jobs += 1;
         tid
+    }
+
+    /// The step counter, and its value now.
+    pub fn steps(&self) -> (Arc<AtomicUsize>, usize) {
+        let st = self.lock();
+        let n = st.steps.load(Ordering::Relaxed);
+        (st.steps.clone(), n)
     }
 
     /// Take the strategy back once the execution is over.
@@ -531,6 +542,7 @@ fn run(st: &mut State, u: ThreadId, timed_out: bool) {
         });
     }
     st.turn = Some(u);
+    st.steps.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The wait-for cycle (or the blocked threads if there is none), with the
