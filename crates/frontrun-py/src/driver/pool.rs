@@ -75,7 +75,9 @@ impl WorkerPool {
 
     pub fn submit(&self, job: Job) {
         self.lock().jobs.push_back(job);
-        self.cv.notify_all();
+        // One job, one idle worker: waking them all would cost a context
+        // switch each for nothing.
+        self.cv.notify_one();
     }
 }
 
