@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod error;
 pub mod event;
+pub mod explain;
 pub mod marker_schedule;
 pub mod markers;
 pub mod rng;

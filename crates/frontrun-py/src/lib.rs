@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod driver;
 pub mod hooks;
 pub mod line_tracer;
 pub mod marker_files;
@@ -19,5 +20,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
     py_trace_markers::register(m)?;
+    driver::register(m)?;
     Ok(())
 }

@@ -1,0 +1,94 @@
+//! Which exploration, if any, the current thread takes part in.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use frontrun_engine::event::ThreadId;
+use pyo3::ffi;
+use pyo3::prelude::*;
+
+use super::gate::{Gate, Loc};
+
+thread_local! {
+    static CURRENT: RefCell<Option<(Arc<Gate>, ThreadId)>> = const { RefCell::new(None) };
+    /// The controller runs `setup()`: primitives it creates are cooperative.
+    static IN_SETUP: Cell<bool> = const { Cell::new(false) };
+    /// Our own bookkeeping (creating a worker thread) must see real primitives.
+    static BYPASS: Cell<bool> = const { Cell::new(false) };
+    static OS_ID: u64 = NEXT_OS_ID.fetch_add(1, Ordering::Relaxed);
+}
+
+static NEXT_OS_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Owner ids of threads outside an exploration, disjoint from `ThreadId`s.
+pub const OS_OWNER: u64 = 1 << 62;
+
+/// The gate and thread id of the current explored thread.
+pub fn current() -> Option<(Arc<Gate>, ThreadId)> {
+    if BYPASS.with(Cell::get) {
+        return None;
+    }
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+pub fn set_current(v: Option<(Arc<Gate>, ThreadId)>) {
+    CURRENT.with(|c| *c.borrow_mut() = v);
+}
+
+pub fn set_in_setup(v: bool) {
+    IN_SETUP.with(|c| c.set(v));
+}
+
+/// Run `f` with real primitives and no scheduling on this thread.
+pub fn bypass<R>(f: impl FnOnce() -> R) -> R {
+    let old = BYPASS.with(|c| c.replace(true));
+    let r = f();
+    BYPASS.with(|c| c.set(old));
+    r
+}
+
+/// The owner id this thread uses on primitives outside a gate.
+pub fn os_owner() -> u64 {
+    OS_OWNER | OS_ID.with(|v| *v)
+}
+
+/// Whether primitives created now on this thread should be cooperative.
+#[pyfunction]
+pub fn _coop_active() -> bool {
+    !BYPASS.with(Cell::get) && (IN_SETUP.with(Cell::get) || CURRENT.with(|c| c.borrow().is_some()))
+}
+
+/// Whether the current thread is an explored thread (scheduling applies).
+#[pyfunction]
+pub fn _coop_scheduled() -> bool {
+    current().is_some()
+}
+
+/// The file, line and function of the innermost Python frame.
+pub fn caller_loc(py: Python<'_>) -> Option<Loc> {
+    // SAFETY: the GIL is held (token); `PyEval_GetFrame` returns a borrowed
+    // frame of this thread or NULL, valid while we hold the GIL and do not
+    // return to Python.
+    let frame = unsafe { ffi::PyEval_GetFrame() };
+    if frame.is_null() {
+        return None;
+    }
+    // SAFETY: `frame` is a live frame object (checked non-NULL above).
+    let line = unsafe { ffi::PyFrame_GetLineNumber(frame) };
+    // SAFETY: as above; `PyFrame_GetCode` returns a new reference, which
+    // `from_owned_ptr` takes over.
+    let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast()) };
+    Some(Loc {
+        file: code.getattr("co_filename").ok()?.extract().ok()?,
+        line: u32::try_from(line).unwrap_or(0),
+        function: code.getattr("co_name").ok()?.extract().ok()?,
+    })
+}
+
+/// Give a new cooperative primitive its object id now, in creation order,
+/// which is deterministic for a schedule; first-use order would not be.
+#[pyfunction]
+pub fn _coop_register(obj: &Bound<'_, PyAny>) -> u64 {
+    crate::tracer::registry::id_of(obj.py(), obj)
+}

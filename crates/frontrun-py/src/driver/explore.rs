@@ -1,0 +1,552 @@
+//! The exploration loop: run executions under a strategy until it is done,
+//! a limit is hit or a failure is found, and report an honest verdict.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use frontrun_engine::event::{AccessKind, ThreadId};
+use frontrun_engine::explain::{self, TraceLine};
+use frontrun_engine::strategy::{Outcome, Strategy};
+use frontrun_engine::verdict::{self, SearchSummary};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use super::ctx;
+use super::gate::{Abort, Gate, Step};
+use super::pool::{Job, WorkerPool};
+use super::strategies::{self, Kind};
+use crate::tracer::{self, registry};
+
+/// How one execution ended.
+enum Verdict {
+    Passed,
+    /// Cut by DPOR before completion: no verdict, not counted.
+    Pruned,
+    Failed {
+        kind: &'static str,
+        message: String,
+    },
+    TimedOut(String),
+}
+
+struct Execution {
+    verdict: Verdict,
+    schedule: Vec<ThreadId>,
+    trace: Vec<Step>,
+    names: Vec<String>,
+}
+
+/// Everything one execution needs, fixed for the exploration.
+struct Program<'py> {
+    pool: &'py Bound<'py, WorkerPool>,
+    setup: &'py Bound<'py, PyAny>,
+    threads: Vec<Bound<'py, PyAny>>,
+    names: Vec<String>,
+    invariant: &'py Bound<'py, PyAny>,
+    teardown: Option<&'py Bound<'py, PyAny>>,
+    run_timeout: Duration,
+}
+
+fn thread_names(threads: &[Bound<'_, PyAny>]) -> Vec<String> {
+    let base: Vec<String> = threads
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            f.getattr("__name__")
+                .and_then(|n| n.extract::<String>())
+                .ok()
+                .filter(|n| !n.starts_with('<'))
+                .unwrap_or_else(|| format!("thread {i}"))
+        })
+        .collect();
+    base.iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if base.iter().filter(|m| *m == n).count() > 1 {
+                format!("{n}#{i}")
+            } else {
+                n.clone()
+            }
+        })
+        .collect()
+}
+
+fn error_text(py: Python<'_>, err: &PyErr) -> String {
+    let tb = err
+        .traceback(py)
+        .and_then(|tb| tb.format().ok())
+        .unwrap_or_default();
+    format!(
+        "{tb}{}",
+        err.value(py).repr().map_or_else(
+            |_| err.to_string(),
+            |r| {
+                let t = err.get_type(py);
+                let name = t.name().map(|n| n.to_string()).unwrap_or_default();
+                let msg = err
+                    .value(py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|_| r.to_string());
+                format!("{name}: {msg}")
+            }
+        )
+    )
+}
+
+impl Program<'_> {
+    fn run(
+        &self,
+        py: Python<'_>,
+        strategy: Box<dyn Strategy + Send>,
+    ) -> PyResult<(Execution, Box<dyn Strategy + Send>)> {
+        registry::begin_execution(py);
+        ctx::set_in_setup(true);
+        let state = self.setup.call0();
+        ctx::set_in_setup(false);
+        let state = state?;
+        registry::add_root(py, &state);
+        let gate = Gate::new(strategy, self.run_timeout);
+        WorkerPool::ensure(self.pool, self.threads.len())?;
+        let args = PyTuple::new(py, [&state])?.unbind();
+        for (f, name) in self.threads.iter().zip(&self.names) {
+            let tid = gate.add_thread(name.clone(), true);
+            self.pool.get().submit(Job {
+                gate: gate.clone(),
+                tid,
+                func: f.clone().unbind(),
+                args: args.clone_ref(py),
+            });
+        }
+        gate.kick();
+        let verdict = self.finish(py, &gate, &state)?;
+        let mut strategy = gate
+            .take_strategy()
+            .expect("the gate hands the strategy back");
+        let schedule = strategy.schedule().to_vec();
+        strategy.end_execution(match verdict {
+            Verdict::Passed | Verdict::Pruned => Outcome::Passed,
+            Verdict::Failed { .. } => Outcome::Failed,
+            Verdict::TimedOut(_) => Outcome::Aborted,
+        });
+        let exec = Execution {
+            verdict,
+            schedule,
+            trace: gate.take_trace(),
+            names: gate.thread_names(),
+        };
+        registry::end_execution(py);
+        Ok((exec, strategy))
+    }
+
+    /// Wait for the threads, then judge the execution.
+    fn finish(
+        &self,
+        py: Python<'_>,
+        gate: &Arc<Gate>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Verdict> {
+        // Parked threads time out on their own at the deadline; the margin
+        // lets them report before we give up on a thread that never parks.
+        let margin = Duration::from_millis(200);
+        if !gate.wait_jobs(py, gate.deadline() + margin) {
+            let positions: Vec<String> = gate
+                .positions(py)
+                .into_iter()
+                .map(|(n, l)| match l {
+                    Some(l) => format!("  thread '{n}' last seen at {}:{}", l.file, l.line),
+                    None => format!("  thread '{n}' (no cooperative operation seen)"),
+                })
+                .collect();
+            let msg = format!(
+                "an execution did not finish within timeout_per_run ({:?}); a thread may be \
+                 stuck outside frontrun's control (real blocking I/O, an endless loop)\n{}",
+                self.run_timeout,
+                positions.join("\n")
+            );
+            gate.abort(Abort::Timeout(msg.clone()));
+            gate.wait_jobs(py, Instant::now() + margin);
+            return Ok(Verdict::TimedOut(msg));
+        }
+        match gate.aborted() {
+            Some(Abort::Deadlock(m)) => {
+                return Ok(Verdict::Failed {
+                    kind: "deadlock",
+                    message: m,
+                })
+            }
+            Some(Abort::Timeout(m)) => return Ok(Verdict::TimedOut(m)),
+            Some(Abort::Internal(m)) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "frontrun internal error: {m}; please report it with the test that triggered it"
+                )))
+            }
+            Some(Abort::Pruned) => {
+                self.teardown(state)?;
+                return Ok(Verdict::Pruned);
+            }
+            None => {}
+        }
+        if let Some((name, err)) = gate.take_error(py) {
+            let message = format!("thread '{name}' raised:\n{}", error_text(py, &err));
+            self.teardown(state)?;
+            return Ok(Verdict::Failed {
+                kind: "exception",
+                message,
+            });
+        }
+        let verdict = match self.invariant.call1((state,)) {
+            Ok(v) if v.is_truthy()? => Verdict::Passed,
+            Ok(v) => Verdict::Failed {
+                kind: "invariant",
+                message: format!(
+                    "the invariant returned {} after all threads finished",
+                    v.repr()?
+                ),
+            },
+            // KeyboardInterrupt, SystemExit, test-runner timeouts: not a
+            // verdict about the code under test.
+            Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => return Err(e),
+            Err(e) => Verdict::Failed {
+                kind: "invariant",
+                message: format!("the invariant raised:\n{}", error_text(py, &e)),
+            },
+        };
+        self.teardown(state)?;
+        Ok(verdict)
+    }
+
+    fn teardown(&self, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Some(t) = self.teardown {
+            t.call1((state,))?;
+        }
+        Ok(())
+    }
+}
+
+/// The trace of an execution as the explainer wants it.
+fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
+    let linecache = py.import("linecache")?;
+    let mut out = Vec::with_capacity(exec.trace.len());
+    for step in &exec.trace {
+        let (file, line) = match &step.loc {
+            Some(l) => (Some(l.file.clone()), l.line),
+            None => match tracer::site_location(py, step.event.site) {
+                Some(s) => (Some(s.file), s.line),
+                None => (None, 0),
+            },
+        };
+        if step.event.accesses.is_empty() && step.what.is_none() {
+            continue;
+        }
+        let source = match &file {
+            Some(f) => Some(
+                linecache
+                    .call_method1("getline", (f, line))?
+                    .extract::<String>()?
+                    .trim()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let description = match &step.what {
+            Some(w) => w.clone(),
+            None => step
+                .event
+                .accesses
+                .iter()
+                .map(tracer::describe_access)
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        out.push(TraceLine {
+            tid: step.tid,
+            thread: exec
+                .names
+                .get(step.tid)
+                .cloned()
+                .unwrap_or_else(|| format!("thread {}", step.tid)),
+            // A primitive's internal state is not data the user's code
+            // shares: only lock order shows for those steps.
+            accesses: step
+                .event
+                .accesses
+                .iter()
+                .filter(|a| {
+                    step.what.is_none() || !matches!(a.kind, AccessKind::Read | AccessKind::Write)
+                })
+                .copied()
+                .collect(),
+            description,
+            location: file.map(|f| format!("{}:{line}", short_path(&f))),
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// The first step at which `actual` differs from `wanted` (a replay that
+/// could not follow its token).
+fn first_difference(wanted: &[ThreadId], actual: &[ThreadId]) -> Option<usize> {
+    let common = wanted.iter().zip(actual).position(|(w, a)| w != a);
+    common.or_else(|| (wanted.len() != actual.len()).then(|| wanted.len().min(actual.len())))
+}
+
+fn short_path(f: &str) -> &str {
+    f.rsplit('/').next().unwrap_or(f)
+}
+
+fn explanation(py: Python<'_>, exec: &Execution, kind: &str, message: &str) -> PyResult<String> {
+    let lines = trace_lines(py, exec)?;
+    let (bug, at) = explain::classify(&lines, kind == "deadlock");
+    let mut text = format!("{kind} failure: {message}\n");
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("Bug: {}\n", explain::summary(bug, &lines, at)));
+    if !lines.is_empty() {
+        text.push_str("Interleaving (shared accesses that conflict between threads):\n");
+        text.push_str(&explain::render_trace(&lines));
+    }
+    Ok(text)
+}
+
+/// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
+#[pyfunction]
+#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn _explore<'py>(
+    py: Python<'py>,
+    pool: &Bound<'py, WorkerPool>,
+    setup: &Bound<'py, PyAny>,
+    threads: &Bound<'py, PyList>,
+    invariant: &Bound<'py, PyAny>,
+    teardown: Option<&Bound<'py, PyAny>>,
+    strategy: &str,
+    max_executions: Option<u64>,
+    preemption_bound: Option<u32>,
+    total_timeout: Option<f64>,
+    timeout_per_run: f64,
+    stop_on_first: bool,
+    max_attempts: u64,
+    seed: Option<u64>,
+    reproduce_on_failure: u32,
+    replay: Option<&str>,
+    max_ops: Option<u64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
+    // `add_root` classifies objects by type, which needs the registry's types
+    // loaded before the first `setup()` state is walked.
+    registry::init(py)?;
+    // The tracer's first use imports and runs helper code; done here, on the
+    // controller, it cannot create cooperative locks inside the first
+    // execution (which would make that execution differ from the next).
+    ctx::bypass(|| tracer::code::statics(py).map(drop))?;
+    let seed = seed.unwrap_or(0x5EED);
+    let kind = match (replay, strategy) {
+        (Some(tok), _) => Kind::Replay {
+            schedule: strategies::decode_token(tok).map_err(PyValueError::new_err)?,
+        },
+        (None, "dpor") => Kind::Dpor { preemption_bound },
+        (None, "random") => Kind::Random {
+            seed,
+            attempts: max_attempts,
+            max_ops,
+        },
+        (None, "pct") => Kind::Pct {
+            seed,
+            depth: 3,
+            attempts: max_attempts,
+        },
+        (None, other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown strategy {other:?}: use \"dpor\", \"random\" or \"pct\""
+            )))
+        }
+    };
+    let systematic = matches!(kind, Kind::Dpor { .. });
+    let limit = match kind {
+        Kind::Dpor { .. } => max_executions,
+        Kind::Replay { .. } => Some(1),
+        _ => Some(max_executions.map_or(max_attempts, |m| m.min(max_attempts))),
+    };
+    let program = Program {
+        pool,
+        setup,
+        names: thread_names(&threads),
+        threads,
+        invariant,
+        teardown,
+        run_timeout: Duration::from_secs_f64(timeout_per_run),
+    };
+    let started = Instant::now();
+    let total = total_timeout.map(Duration::from_secs_f64);
+    let mut strategy = strategies::make(&kind);
+    let mut explored: u64 = 0;
+    let mut first_failure: Option<(Execution, &'static str, String)> = None;
+    let mut stopped: Option<String> = None;
+    let mut finished = false;
+    let mut diverged: Option<usize> = None;
+    let mut summary = SearchSummary {
+        unbounded_dpor: matches!(
+            kind,
+            Kind::Dpor {
+                preemption_bound: None
+            }
+        ),
+        timeout_per_run,
+        ..SearchSummary::default()
+    };
+    loop {
+        let cap_hit = limit.is_some_and(|m| explored >= m);
+        let time_hit = total.is_some_and(|t| started.elapsed() >= t);
+        if (cap_hit || time_hit) && !systematic {
+            // Sampling is finished only when every requested attempt ran.
+            finished = cap_hit
+                && (limit.is_some_and(|m| m >= max_attempts)
+                    || matches!(kind, Kind::Replay { .. }));
+            if finished {
+                break;
+            }
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+                stopped = Some(format!(
+                    "max_executions ({explored}) was reached before max_attempts ({max_attempts})"
+                ));
+            } else {
+                summary.total_timeout = total_timeout;
+                stopped = Some(format!(
+                    "total_timeout ({:?}) was reached after {explored} of {} executions",
+                    total.unwrap_or_default(),
+                    limit.unwrap_or(0)
+                ));
+            }
+            break;
+        }
+        if !strategy.begin_execution() {
+            finished = true;
+            break;
+        }
+        if cap_hit || time_hit {
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+            } else {
+                summary.total_timeout = total_timeout;
+            }
+            stopped = Some(if cap_hit {
+                format!(
+                    "max_executions ({explored}) was reached while DPOR still had interleavings to run"
+                )
+            } else {
+                format!(
+                    "total_timeout ({:?}) was reached after {explored} executions while DPOR still had interleavings to run",
+                    total.unwrap_or_default()
+                )
+            });
+            break;
+        }
+        let (exec, s) = program.run(py, strategy)?;
+        strategy = s;
+        if let Kind::Replay { schedule } = &kind {
+            diverged = first_difference(schedule, &exec.schedule);
+        }
+        if !matches!(exec.verdict, Verdict::Pruned) {
+            explored += 1;
+        }
+        match &exec.verdict {
+            Verdict::Passed | Verdict::Pruned => {}
+            Verdict::TimedOut(m) => {
+                summary.run_timeouts += 1;
+                stopped = Some(format!("execution {explored}: {m}"));
+                break;
+            }
+            Verdict::Failed { kind, message } => {
+                let (k, m) = (*kind, message.clone());
+                if first_failure.is_none() {
+                    first_failure = Some((exec, k, m));
+                }
+                if stop_on_first {
+                    break;
+                }
+            }
+        }
+    }
+    let out = PyDict::new(py);
+    out.set_item("executions_explored", explored)?;
+    let divergence_note = diverged.map(|k| {
+        format!(
+            "Note: the replay diverged from the token at step {k}: the code, the setup or \
+             the threads differ from when it was recorded, so this is not the same interleaving.\n"
+        )
+    });
+    if let Some((exec, kind, message)) = first_failure {
+        let token = strategies::encode_token(&exec.schedule);
+        let mut reproduced = 0;
+        for _ in 0..reproduce_on_failure {
+            let replayer = strategies::make(&Kind::Replay {
+                schedule: exec.schedule.clone(),
+            });
+            let (again, _) = program.run(py, replayer)?;
+            if let Verdict::Failed { kind: k, .. } = again.verdict {
+                reproduced += u32::from(k == kind);
+            }
+        }
+        let mut text = explanation(py, &exec, kind, &message)?;
+        if let Some(n) = &divergence_note {
+            text.push_str(n);
+        }
+        if reproduce_on_failure > 0 {
+            text.push_str(&format!(
+                "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
+            ));
+        }
+        text.push_str(&format!(
+            "Replay it with frontrun.replay({token:?}, setup, threads, invariant).\n"
+        ));
+        out.set_item("property_holds", false)?;
+        out.set_item("exhausted", false)?;
+        out.set_item("failure_kind", kind)?;
+        if let Some(n) = &divergence_note {
+            text.push('\n');
+            text.push_str(n);
+        }
+        out.set_item("explanation", text)?;
+        out.set_item("counterexample", token)?;
+        out.set_item("reproduced", reproduced)?;
+        out.set_item("reproduce_attempts", reproduce_on_failure)?;
+        return Ok(out);
+    }
+    out.set_item("failure_kind", py.None())?;
+    out.set_item("counterexample", py.None())?;
+    out.set_item("reproduced", 0)?;
+    out.set_item("reproduce_attempts", 0)?;
+    summary.executions = explored;
+    summary.finished = finished;
+    let verdict = verdict::decide(&summary);
+    out.set_item("property_holds", verdict.property_holds())?;
+    out.set_item("exhausted", verdict.exhausted())?;
+    let mut text = verdict.explanation(explored);
+    match (&stopped, &kind) {
+        (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
+        (
+            None,
+            Kind::Dpor {
+                preemption_bound: Some(b),
+            },
+        ) => text.push_str(&format!(
+            " (only schedules with at most {b} preemptions were run)."
+        )),
+        (None, Kind::Random { .. } | Kind::Pct { .. }) => {
+            text.push_str(" (sampled schedules: not a proof).");
+        }
+        (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
+        (None, Kind::Dpor { .. }) => text.push('.'),
+    }
+    if let Some(n) = &divergence_note {
+        text.push('\n');
+        text.push_str(n);
+    }
+    out.set_item("explanation", text)?;
+    Ok(out)
+}

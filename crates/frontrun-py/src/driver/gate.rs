@@ -1,0 +1,619 @@
+//! One execution's turn-taking: which thread runs, what each one waits to do.
+//!
+//! Exactly one explored thread holds the *turn* at a time. At a scheduling
+//! point the running thread records its pending event, asks the strategy, and
+//! either continues at once (chosen again: no GIL release, no wake-up) or
+//! hands the turn over and parks with the GIL released. The chooser applies
+//! the chosen thread's operation (lock taken, waiter removed…) under the same
+//! mutex, so the state the strategy saw is the state that runs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use frontrun_engine::event::{AccessKind, Event, ThreadId};
+use frontrun_engine::strategy::{Choice, Strategy, ThreadStatus};
+use frontrun_engine::waitfor::WaitForGraph;
+use pyo3::prelude::*;
+
+use super::ops::{Blocked, Op};
+use super::ExplorationAborted;
+
+/// A source position captured when a cooperative operation was called.
+#[derive(Clone, Debug)]
+pub struct Loc {
+    pub file: String,
+    pub line: u32,
+    pub function: String,
+}
+
+/// One executed event, kept for the explanation.
+pub struct Step {
+    pub tid: ThreadId,
+    pub event: Event,
+    /// Set for cooperative operations; tracer events carry a site instead.
+    pub loc: Option<Loc>,
+    /// Human text for cooperative operations ("acquire Lock#3").
+    pub what: Option<String>,
+}
+
+enum Slot {
+    /// Spawn announced, not yet executed: never enabled.
+    Unborn,
+    Pending {
+        event: Event,
+        op: Option<Box<dyn Op>>,
+        loc: Option<Loc>,
+        what: Option<String>,
+    },
+    Running,
+    Finished,
+}
+
+struct Thread {
+    slot: Slot,
+    /// Result of the last applied operation (1/0 for acquire…).
+    result: i64,
+    name: String,
+    /// Where the thread last stopped (for deadlock and timeout reports).
+    last_loc: Option<Loc>,
+    /// The tracer site of its last event, when newer than `last_loc`.
+    last_site: u64,
+    error: Option<PyErr>,
+    /// Signalled when this thread gets the turn (or the run is aborted):
+    /// one condvar per thread so a hand-over wakes only its receiver.
+    cv: Arc<Condvar>,
+}
+
+/// Why an execution was stopped from outside its threads' code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Abort {
+    Deadlock(String),
+    Timeout(String),
+    /// A strategy broke its contract: a bug in frontrun, not in user code.
+    Internal(String),
+    /// DPOR: every continuation repeats an explored trace; not a verdict.
+    Pruned,
+}
+
+/// One thread of a deadlock report.
+#[derive(Clone, Debug)]
+pub struct BlockedThread {
+    pub tid: ThreadId,
+    pub waits_for: Blocked,
+}
+
+struct State {
+    strategy: Option<Box<dyn Strategy + Send>>,
+    threads: Vec<Thread>,
+    turn: Option<ThreadId>,
+    abort: Option<Abort>,
+    trace: Vec<Step>,
+    /// Jobs handed to workers whose worker has not yet returned.
+    live_jobs: usize,
+    deadline: Instant,
+    /// Scheduling decisions taken by the gate itself (timed waits firing).
+    forced: Vec<ThreadId>,
+    /// Steps run so far, readable by pending operations (`SleepOp`).
+    steps: Arc<AtomicUsize>,
+}
+
+/// The shared state of one execution.
+pub struct Gate {
+    st: Mutex<State>,
+    /// The controller's condvar: jobs done, or aborted.
+    cv: Condvar,
+    pub run_timeout: Duration,
+}
+
+/// What the gate decided after recording a pending event.
+enum Decision {
+    Run(ThreadId),
+    Done,
+    Stop,
+}
+
+impl Gate {
+    pub fn new(strategy: Box<dyn Strategy + Send>, run_timeout: Duration) -> Arc<Gate> {
+        Arc::new(Gate {
+            st: Mutex::new(State {
+                strategy: Some(strategy),
+                threads: Vec::new(),
+                turn: None,
+                abort: None,
+                trace: Vec::new(),
+                live_jobs: 0,
+                deadline: Instant::now() + run_timeout,
+                forced: Vec::new(),
+                steps: Arc::new(AtomicUsize::new(0)),
+            }),
+            cv: Condvar::new(),
+            run_timeout,
+        })
+    }
+
+    /// Wake the thread that now holds the turn.
+    /// Signalled after the mutex is released, so the woken thread does not
+    /// immediately block on it.
+    fn turn_cv(st: &State) -> Option<Arc<Condvar>> {
+        st.turn
+            .and_then(|t| st.threads.get(t))
+            .map(|t| t.cv.clone())
+    }
+
+    /// Wake everyone: the run is over or aborted.
+    fn wake_all(&self, st: &State) {
+        for t in &st.threads {
+            t.cv.notify_all();
+        }
+        self.cv.notify_all();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Add a thread parked before its start (a pure yield point).
+    pub fn add_thread(&self, name: String, started: bool) -> ThreadId {
+        let mut st = self.lock();
+        let tid = st.threads.len();
+        st.threads.push(Thread {
+            slot: if started { start_slot() } else { Slot::Unborn },
+            result: 0,
+            name,
+            last_loc: None,
+            last_site: 0,
+            error: None,
+            cv: Arc::new(Condvar::new()),
+        });
+        st.live_jobs += 1;
+        tid
+    }
+
+    /// The step counter, and its value now.
+    pub fn steps(&self) -> (Arc<AtomicUsize>, usize) {
+        let st = self.lock();
+        let n = st.steps.load(Ordering::Relaxed);
+        (st.steps.clone(), n)
+    }
+
+    /// Take the strategy back once the execution is over.
+    pub fn take_strategy(&self) -> Option<Box<dyn Strategy + Send>> {
+        self.lock().strategy.take()
+    }
+
+    /// Start the execution: the first decision, made by the controller.
+    pub fn kick(&self) {
+        let mut st = self.lock();
+        st.deadline = Instant::now() + self.run_timeout;
+        // The turn holder is woken by `wait_jobs`, once the controller has
+        // released the GIL, so it does not wake only to wait for the GIL.
+        if !matches!(decide(&mut st), Decision::Run(_)) {
+            self.wake_all(&st);
+        }
+    }
+
+    /// Wake the current turn holder (after releasing the GIL: see `kick`).
+    pub fn wake(&self) {
+        let cv = Self::turn_cv(&self.lock());
+        if let Some(cv) = cv {
+            cv.notify_one();
+        }
+    }
+
+    /// A scheduling point of thread `tid`, which holds the turn and the GIL.
+    /// Returns the result of `op` once it ran.
+    pub fn point(
+        &self,
+        py: Python<'_>,
+        tid: ThreadId,
+        event: Event,
+        op: Option<Box<dyn Op>>,
+        loc: Option<Loc>,
+        what: Option<String>,
+    ) -> PyResult<i64> {
+        let mut st = self.lock();
+        if let Some(a) = &st.abort {
+            return Err(abort_error(a));
+        }
+        if loc.is_some() {
+            st.threads[tid].last_loc.clone_from(&loc);
+            st.threads[tid].last_site = 0;
+        } else {
+            st.threads[tid].last_site = event.site;
+        }
+        st.threads[tid].slot = Slot::Pending {
+            event,
+            op,
+            loc,
+            what,
+        };
+        match decide(&mut st) {
+            Decision::Run(u) if u == tid => return Ok(st.threads[tid].result),
+            // Woken in `wait_turn` once our GIL is released.
+            Decision::Run(_) => {}
+            Decision::Done => self.wake_all(&st),
+            Decision::Stop => {
+                self.wake_all(&st);
+                return Err(abort_error(st.abort.as_ref().expect("stop sets abort")));
+            }
+        }
+        drop(st);
+        self.wait_turn(py, tid)
+    }
+
+    /// Park (GIL released) until `tid` holds the turn.
+    pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
+        py.allow_threads(|| self.wait_turn_nogil(tid))
+            .map_err(|a| abort_error(&a))
+    }
+
+    /// Block until `tid` holds the turn; the caller must not hold the GIL.
+    pub fn wait_turn_nogil(&self, tid: ThreadId) -> Result<i64, Abort> {
+        let mut st = self.lock();
+        if st.turn != Some(tid) {
+            if let Some(cv) = Self::turn_cv(&st) {
+                drop(st);
+                cv.notify_one();
+                st = self.lock();
+            }
+        }
+        loop {
+            if let Some(a) = &st.abort {
+                return Err(a.clone());
+            }
+            if st.turn == Some(tid) {
+                return Ok(st.threads[tid].result);
+            }
+            let now = Instant::now();
+            if now >= st.deadline {
+                let a = Abort::Timeout(format!(
+                    "thread '{}' waited for its turn longer than timeout_per_run ({:?})",
+                    st.threads[tid].name, self.run_timeout
+                ));
+                st.abort = Some(a.clone());
+                self.wake_all(&st);
+                return Err(a);
+            }
+            let wait = st.deadline - now;
+            let cv = st.threads[tid].cv.clone();
+            st = cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Thread `tid` returned (or raised `error`): pass the turn on.
+    pub fn finish(&self, tid: ThreadId, error: Option<PyErr>) {
+        let mut st = self.lock();
+        st.threads[tid].slot = Slot::Finished;
+        st.threads[tid].error = error;
+        if st.abort.is_none() && st.turn == Some(tid) {
+            match decide(&mut st) {
+                // The worker wakes it once it released the GIL (`wake`).
+                Decision::Run(_) | Decision::Done => {}
+                Decision::Stop => self.wake_all(&st),
+            }
+        }
+    }
+
+    /// A worker is done with its job (after `finish`, or after an abort).
+    pub fn job_done(&self) {
+        let mut st = self.lock();
+        st.live_jobs = st.live_jobs.saturating_sub(1);
+        if st.live_jobs == 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Wait (GIL released) for every job of the execution to return. `false`
+    /// when `deadline` passed first.
+    pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> bool {
+        py.allow_threads(|| {
+            let cv = Self::turn_cv(&self.lock());
+            if let Some(cv) = cv {
+                cv.notify_one();
+            }
+            let mut st = self.lock();
+            loop {
+                if st.live_jobs == 0 {
+                    return true;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return false;
+                }
+                st = self
+                    .cv
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        })
+    }
+
+    /// Stop the execution: parked threads raise `ExplorationAborted`.
+    pub fn abort(&self, why: Abort) {
+        let mut st = self.lock();
+        if st.abort.is_none() {
+            st.abort = Some(why);
+        }
+        self.wake_all(&st);
+    }
+
+    pub fn aborted(&self) -> Option<Abort> {
+        self.lock().abort.clone()
+    }
+
+    /// The run deadline of this execution.
+    pub fn deadline(&self) -> Instant {
+        self.lock().deadline
+    }
+
+    /// Where every unfinished thread stands: (name, last location).
+    pub fn positions(&self, py: Python<'_>) -> Vec<(String, Option<Loc>)> {
+        let raw: Vec<(String, Option<Loc>, u64)> = self
+            .lock()
+            .threads
+            .iter()
+            .filter(|t| !matches!(t.slot, Slot::Finished))
+            .map(|t| (t.name.clone(), t.last_loc.clone(), t.last_site))
+            .collect();
+        raw.into_iter()
+            .map(|(name, loc, site)| {
+                let traced = (site != 0)
+                    .then(|| crate::tracer::site_location(py, site))
+                    .flatten()
+                    .map(|s| Loc {
+                        file: s.file,
+                        line: s.line,
+                        function: s.function,
+                    });
+                (name, traced.or(loc))
+            })
+            .collect()
+    }
+
+    /// The first exception raised by a thread, other than our own aborts.
+    pub fn take_error(&self, py: Python<'_>) -> Option<(String, PyErr)> {
+        let mut st = self.lock();
+        st.threads.iter_mut().find_map(|t| {
+            let e = t.error.take()?;
+            if e.is_instance_of::<ExplorationAborted>(py) {
+                None
+            } else {
+                Some((t.name.clone(), e))
+            }
+        })
+    }
+
+    pub fn thread_names(&self) -> Vec<String> {
+        self.lock().threads.iter().map(|t| t.name.clone()).collect()
+    }
+
+    pub fn is_finished(&self, tid: ThreadId) -> bool {
+        self.lock()
+            .threads
+            .get(tid)
+            .is_some_and(|t| matches!(t.slot, Slot::Finished))
+    }
+
+    /// The executed steps, in order.
+    pub fn take_trace(&self) -> Vec<Step> {
+        std::mem::take(&mut self.lock().trace)
+    }
+
+    pub fn forced(&self) -> Vec<ThreadId> {
+        self.lock().forced.clone()
+    }
+}
+
+fn start_slot() -> Slot {
+    Slot::Pending {
+        event: Event::default(),
+        op: None,
+        loc: None,
+        what: None,
+    }
+}
+
+pub fn abort_error(a: &Abort) -> PyErr {
+    match a {
+        Abort::Deadlock(m) | Abort::Timeout(m) | Abort::Internal(m) => {
+            ExplorationAborted::new_err(m.clone())
+        }
+        Abort::Pruned => ExplorationAborted::new_err("execution pruned by DPOR (sleep set)"),
+    }
+}
+
+/// Ask the strategy and run its choice; on deadlock, fire a timed wait if
+/// one exists, else record the deadlock and stop.
+fn decide(st: &mut State) -> Decision {
+    let choice = {
+        let State {
+            strategy, threads, ..
+        } = &mut *st;
+        let finished: Vec<bool> = threads
+            .iter()
+            .map(|t| matches!(t.slot, Slot::Finished))
+            .collect();
+        let statuses: Vec<ThreadStatus<'_>> = threads
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match &t.slot {
+                Slot::Pending { event, op, .. } => {
+                    if op.as_ref().is_none_or(|o| o.enabled(i, &finished)) {
+                        ThreadStatus::Enabled(event)
+                    } else {
+                        ThreadStatus::Disabled(event)
+                    }
+                }
+                Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
+                // A running thread cannot be asked about; it is the caller.
+                Slot::Running | Slot::Finished => ThreadStatus::Finished,
+            })
+            .collect();
+        match strategy.as_mut() {
+            Some(s) => s.choose(&statuses),
+            None => Choice::AllFinished,
+        }
+    };
+    match choice {
+        Choice::Run(u) if u < st.threads.len() && is_enabled(st, u) => {
+            run(st, u, false);
+            Decision::Run(u)
+        }
+        Choice::Run(u) => {
+            st.abort = Some(Abort::Internal(format!(
+                "the strategy chose thread {u}, which cannot run"
+            )));
+            Decision::Stop
+        }
+        Choice::AllFinished => {
+            st.turn = None;
+            Decision::Done
+        }
+        Choice::SleepBlocked => {
+            st.abort = Some(Abort::Pruned);
+            st.turn = None;
+            Decision::Stop
+        }
+        Choice::Deadlock => {
+            let timed = st.threads.iter().position(|t| match &t.slot {
+                Slot::Pending { op: Some(op), .. } => op.timed(),
+                _ => false,
+            });
+            if let Some(u) = timed {
+                st.forced.push(u);
+                run(st, u, true);
+                return Decision::Run(u);
+            }
+            st.abort = Some(Abort::Deadlock(deadlock_report(st)));
+            st.turn = None;
+            Decision::Stop
+        }
+    }
+}
+
+static UNBORN: Event = Event {
+    accesses: Vec::new(),
+    site: 0,
+};
+
+fn is_enabled(st: &State, u: ThreadId) -> bool {
+    let finished: Vec<bool> = st
+        .threads
+        .iter()
+        .map(|t| matches!(t.slot, Slot::Finished))
+        .collect();
+    match &st.threads[u].slot {
+        Slot::Pending { op, .. } => op.as_ref().is_none_or(|o| o.enabled(u, &finished)),
+        _ => false,
+    }
+}
+
+fn run(st: &mut State, u: ThreadId, timed_out: bool) {
+    let slot = std::mem::replace(&mut st.threads[u].slot, Slot::Running);
+    if let Slot::Pending {
+        event,
+        op,
+        loc,
+        what,
+    } = slot
+    {
+        if let Some(mut op) = op {
+            st.threads[u].result = op.apply(u, timed_out);
+        }
+        for a in &event.accesses {
+            if a.kind == AccessKind::Spawn {
+                if let Some(child) = st.threads.get_mut(a.obj as usize) {
+                    if matches!(child.slot, Slot::Unborn) {
+                        child.slot = start_slot();
+                    }
+                }
+            }
+        }
+        st.trace.push(Step {
+            tid: u,
+            event,
+            loc,
+            what,
+        });
+    }
+    st.turn = Some(u);
+    st.steps.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The wait-for cycle (or the blocked threads if there is none), with the
+/// file:line where each thread is parked.
+fn deadlock_report(st: &State) -> String {
+    let blocked: Vec<BlockedThread> = st
+        .threads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| match &t.slot {
+            Slot::Pending { op: Some(op), .. } => Some(BlockedThread {
+                tid: i,
+                waits_for: op.blocked_on(),
+            }),
+            _ => None,
+        })
+        .collect();
+    // Each blocked thread waits for a resource of its own, held by the owner
+    // of what it waits for (a lock's holder, a joined thread).
+    let mut graph = WaitForGraph::new();
+    for b in &blocked {
+        if let Some(owner) = b.waits_for.owner() {
+            let resource = (1u64 << 63) | b.tid as u64;
+            graph.hold(owner, resource);
+            graph.wait(b.tid, resource);
+        }
+    }
+    let cycle: Option<Vec<ThreadId>> = graph
+        .find_cycle()
+        .map(|edges| edges.iter().map(|e| e.thread).collect());
+    let describe = |b: &BlockedThread| {
+        let t = &st.threads[b.tid];
+        let at = t.last_loc.as_ref().map_or_else(
+            || "?".to_string(),
+            |l| format!("{}:{} in {}", l.file, l.line, l.function),
+        );
+        format!(
+            "  thread '{}' at {at}: {}",
+            t.name,
+            b.waits_for.describe(&names(st))
+        )
+    };
+    let mut out = String::new();
+    match cycle {
+        Some(c) => {
+            out.push_str("deadlock: wait-for cycle ");
+            let chain: Vec<String> = c
+                .iter()
+                .chain(c.first())
+                .map(|&i| format!("'{}'", st.threads[i].name))
+                .collect();
+            out.push_str(&chain.join(" -> "));
+            out.push('\n');
+            for &i in &c {
+                if let Some(b) = blocked.iter().find(|b| b.tid == i) {
+                    out.push_str(&describe(b));
+                    out.push('\n');
+                }
+            }
+        }
+        None => {
+            out.push_str("deadlock: every unfinished thread is blocked\n");
+            for b in &blocked {
+                out.push_str(&describe(b));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+fn names(st: &State) -> Vec<String> {
+    st.threads.iter().map(|t| t.name.clone()).collect()
+}

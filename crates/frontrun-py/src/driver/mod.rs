@@ -1,0 +1,42 @@
+//! Running explored threads under a strategy: the gate, the worker pool,
+//! cooperative primitives and the exploration loop.
+
+pub mod ctx;
+pub mod explore;
+pub mod gate;
+pub mod ops;
+pub mod pool;
+pub mod spawn;
+pub mod strategies;
+pub mod sync;
+
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _native,
+    ExplorationAborted,
+    pyo3::exceptions::PyBaseException,
+    "Raised inside explored threads to unwind them when frontrun stops an execution (deadlock, timeout)."
+);
+
+/// Add the driver's classes and functions to `frontrun._native`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add(
+        "ExplorationAborted",
+        m.py().get_type::<ExplorationAborted>(),
+    )?;
+    m.add_class::<pool::WorkerPool>()?;
+    m.add_class::<pool::JobHandle>()?;
+    m.add_class::<sync::CoopLock>()?;
+    m.add_class::<sync::CoopCondition>()?;
+    m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_active, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_scheduled, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_register, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn::_coop_spawn, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn::_coop_join, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn::_coop_alive, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn::_coop_sleep, m)?)?;
+    m.add_function(wrap_pyfunction!(spawn::_driver_emit, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Strategy construction and replay tokens, from the engine's.
+
+use frontrun_engine::event::ThreadId;
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
+use frontrun_engine::strategy::pct::Pct;
+use frontrun_engine::strategy::random::RandomStrategy;
+use frontrun_engine::strategy::replay::Replay;
+use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use frontrun_engine::token;
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    Dpor {
+        preemption_bound: Option<u32>,
+    },
+    Random {
+        seed: u64,
+        attempts: u64,
+        max_ops: Option<u64>,
+    },
+    Pct {
+        seed: u64,
+        depth: u32,
+        attempts: u64,
+    },
+    Replay {
+        schedule: Vec<ThreadId>,
+    },
+}
+
+pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
+    match kind {
+        Kind::Dpor { preemption_bound } => {
+            let mut config = DporConfig::default();
+            if let Some(b) = preemption_bound {
+                config = config.with_preemption_bound(*b);
+            }
+            Box::new(Dpor::new(config))
+        }
+        Kind::Random {
+            seed,
+            attempts,
+            max_ops,
+        } => {
+            let inner = RandomStrategy::new(*seed, *attempts);
+            match max_ops {
+                Some(m) => Box::new(SwitchBudget::new(inner, *m)),
+                None => Box::new(inner),
+            }
+        }
+        Kind::Pct {
+            seed,
+            depth,
+            attempts,
+        } => Box::new(Pct::new(*seed, *depth, *attempts)),
+        Kind::Replay { schedule } => Box::new(Replay::new(schedule.clone())),
+    }
+}
+
+/// A compact replay token for `schedule` (thread ids in run order).
+pub fn encode_token(schedule: &[ThreadId]) -> String {
+    token::encode(schedule)
+}
+
+pub fn decode_token(text: &str) -> Result<Vec<ThreadId>, String> {
+    token::decode(text).map_err(|e| {
+        format!("{e} (a replay token is the `counterexample` of an exploration result)")
+    })
+}
+
+/// Lets `inner` choose for the first `max_ops` scheduling points of an
+/// execution; after that the running thread keeps running while it can.
+pub struct SwitchBudget<S> {
+    inner: S,
+    max_ops: u64,
+    schedule: Vec<ThreadId>,
+}
+
+impl<S: Strategy> SwitchBudget<S> {
+    pub fn new(inner: S, max_ops: u64) -> Self {
+        SwitchBudget {
+            inner,
+            max_ops,
+            schedule: Vec::new(),
+        }
+    }
+}
+
+impl<S: Strategy> Strategy for SwitchBudget<S> {
+    fn begin_execution(&mut self) -> bool {
+        self.schedule.clear();
+        self.inner.begin_execution()
+    }
+
+    fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
+        let last = self
+            .schedule
+            .last()
+            .copied()
+            .filter(|&l| matches!(threads.get(l), Some(ThreadStatus::Enabled(_))));
+        let choice = match last {
+            Some(l) if self.schedule.len() as u64 >= self.max_ops => Choice::Run(l),
+            _ => self.inner.choose(threads),
+        };
+        if let Choice::Run(t) = choice {
+            self.schedule.push(t);
+        }
+        choice
+    }
+
+    fn end_execution(&mut self, outcome: Outcome) {
+        self.inner.end_execution(outcome);
+    }
+
+    fn schedule(&self) -> &[ThreadId] {
+        &self.schedule
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frontrun_engine::event::Event;
+
+    #[test]
+    fn token_round_trip_and_clear_errors() {
+        let s = vec![0, 1, 1, 0, 12];
+        assert_eq!(decode_token(&encode_token(&s)).unwrap(), s);
+        let err = decode_token("nope").unwrap_err();
+        assert!(err.contains("counterexample"), "{err}");
+    }
+
+    #[test]
+    fn switch_budget_stops_switching_after_max_ops() {
+        let e = Event::default();
+        let both = [ThreadStatus::Enabled(&e), ThreadStatus::Enabled(&e)];
+        let mut s = SwitchBudget::new(RandomStrategy::new(1, 1), 2);
+        assert!(s.begin_execution());
+        let first: Vec<Choice> = (0..2).map(|_| s.choose(&both)).collect();
+        let Choice::Run(last) = first[1] else {
+            panic!("two enabled threads")
+        };
+        for _ in 0..20 {
+            assert_eq!(s.choose(&both), Choice::Run(last));
+        }
+        assert_eq!(s.schedule().len(), 22);
+    }
+}

@@ -1,0 +1,127 @@
+"""Cooperative threading primitives, patched in for the length of an exploration.
+
+While patched, `threading.Lock`, `RLock` and `Condition` created by `setup()` or
+by explored threads are frontrun's (`_native.CoopLock`/`CoopCondition`); the
+standard `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` and the `queue`
+classes are built from those two, so they cooperate too. `Thread.start/join/
+is_alive` and `time.sleep` become scheduling points on explored threads. Any
+other thread keeps getting the real primitives, and everything is restored on
+exit, also on error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from frontrun import _native
+
+_REAL_LOCK = threading.Lock
+_REAL_RLOCK = threading.RLock
+_REAL_CONDITION = threading.Condition
+_REAL_SLEEP = time.sleep
+_REAL_START = threading.Thread.start
+_REAL_JOIN = threading.Thread.join
+_REAL_IS_ALIVE = threading.Thread.is_alive
+
+_patch_lock = _REAL_LOCK()
+_depth = 0
+_pool: Any = None
+
+
+def _registered(obj: Any) -> Any:
+    _native._coop_register(obj)
+    return obj
+
+
+def _lock() -> Any:
+    if _native._coop_active():
+        return _registered(_native.CoopLock(False))
+    return _REAL_LOCK()
+
+
+def _rlock(*args: Any, **kwargs: Any) -> Any:
+    if _native._coop_active():
+        return _registered(_native.CoopLock(True))
+    return _REAL_RLOCK(*args, **kwargs)
+
+
+def _condition(lock: Any = None) -> Any:
+    if _native._coop_active() and (lock is None or isinstance(lock, _native.CoopLock)):
+        return _registered(_native.CoopCondition(lock))
+    return _REAL_CONDITION(lock)
+
+
+def _sleep(secs: float) -> None:
+    if not _native._coop_sleep():
+        _REAL_SLEEP(secs)
+
+
+def _start(self: threading.Thread) -> None:
+    if not _native._coop_scheduled():
+        _REAL_START(self)
+        return
+    if getattr(self, "_frontrun_tid", None) is not None:
+        raise RuntimeError("threads can only be started once")
+    self._frontrun_tid = _native._coop_spawn(_pool, self.run, self.name)  # type: ignore[attr-defined]
+
+
+def _join(self: threading.Thread, timeout: float | None = None) -> None:
+    tid = getattr(self, "_frontrun_tid", None)
+    if tid is None:
+        _REAL_JOIN(self, timeout)
+    else:
+        _native._coop_join(tid, timeout)
+
+
+def _is_alive(self: threading.Thread) -> bool:
+    tid = getattr(self, "_frontrun_tid", None)
+    if tid is None:
+        return _REAL_IS_ALIVE(self)
+    return bool(_native._coop_alive(tid))
+
+
+_PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
+    (threading, "Lock", _lock),
+    (threading, "RLock", _rlock),
+    (threading, "Condition", _condition),
+    (time, "sleep", _sleep),
+    (threading.Thread, "start", _start),
+    (threading.Thread, "join", _join),
+    (threading.Thread, "is_alive", _is_alive),
+]
+
+
+@contextlib.contextmanager
+def cooperative(pool: Any) -> Iterator[None]:
+    """Patch the primitives in (nestable) and restore them afterwards."""
+    global _depth, _pool
+    with _patch_lock:
+        if _depth == 0:
+            saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in _PATCHES]
+            for owner, name, new in _PATCHES:
+                setattr(owner, name, new)
+            _saved[:] = saved
+        _depth += 1
+        outer_pool, _pool = _pool, pool
+    try:
+        yield
+    finally:
+        with _patch_lock:
+            _pool = outer_pool
+            _depth -= 1
+            if _depth == 0:
+                for owner, name, old in _saved:
+                    setattr(owner, name, old)
+                _saved.clear()
+
+
+_saved: list[tuple[Any, str, Any]] = []
+
+
+def is_patched() -> bool:
+    """Whether an exploration currently has the primitives patched."""
+    return _depth > 0

@@ -1,0 +1,229 @@
+"""`explore`, `replay` and the result they return."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from frontrun import _coop, _native
+
+Strategy = Literal["dpor", "random", "pct"]
+_STRATEGIES = ("dpor", "random", "pct")
+_JOIN_TIMEOUT = 2.0
+
+
+@dataclass
+class ExploreResult:
+    """The verdict of an exploration (see `frontrun.explore`)."""
+
+    property_holds: bool | None
+    """True: nothing failed and the search finished; False: a failure; None: cut short."""
+    executions_explored: int
+    exhausted: bool
+    """True only if DPOR ran every interleaving with no preemption bound."""
+    failure_kind: str | None
+    """"invariant", "exception" or "deadlock" when `property_holds` is False."""
+    explanation: str
+    counterexample: str | None
+    """Replay token of the failing interleaving, for `frontrun.replay`."""
+    reproduced: int
+    reproduce_attempts: int
+
+    def assert_holds(self) -> None:
+        """Raise `AssertionError` with the explanation unless the property holds."""
+        if self.property_holds is not True:
+            raise AssertionError(self.explanation)
+
+
+class _Workers:
+    """The worker threads of one exploration, joined at the end."""
+
+    def __init__(self) -> None:
+        self.threads: list[threading.Thread] = []
+        self.pool = _native.WorkerPool(self._spawn)
+
+    def _spawn(self, pool: Any) -> None:
+        t = threading.Thread(
+            target=_serve, args=(pool,), name=f"frontrun-worker-{len(self.threads)}", daemon=True
+        )
+        _coop._REAL_START(t)
+        self.threads.append(t)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        for t in self.threads:
+            # Workers stuck in user code (a run timeout) stay behind as daemons.
+            _coop._REAL_JOIN(t, _JOIN_TIMEOUT)
+
+
+def _serve(pool: Any) -> None:
+    """A worker thread: run explored threads' code until the pool shuts down.
+
+    The user's function is called from here, not from Rust (see `JobHandle`).
+    """
+    previous = None
+    while (job := pool.next_job(previous)) is not None:
+        call = job.begin()
+        error = None
+        if call is not None:
+            fn, args = call
+            try:
+                fn(*args)
+            except BaseException as e:  # reported as that thread's failure
+                error = e
+            del fn, args
+        if job.end(error):
+            pool.worker_exit(job)
+            return
+        previous = job
+    pool.worker_exit(previous)
+
+
+def _check_callable(what: str, f: object) -> None:
+    if not callable(f):
+        raise TypeError(f"{what} must be callable, got {type(f).__name__}: {f!r}")
+
+
+def _check_limit(name: str, value: float | None, *, integer: bool, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or (integer and not isinstance(value, int)):
+        raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
+    if not isinstance(value, int | float) or math.isnan(value):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+
+
+def _run(
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    *,
+    strategy: str,
+    teardown: Callable[[Any], Any] | None,
+    max_executions: int | None,
+    preemption_bound: int | None,
+    total_timeout: float | None,
+    timeout_per_run: float,
+    stop_on_first: bool,
+    max_attempts: int,
+    seed: int | None,
+    reproduce_on_failure: int,
+    replay: str | None = None,
+    max_ops: int | None = None,
+) -> ExploreResult:
+    _check_callable("setup", setup)
+    _check_callable("invariant", invariant)
+    if teardown is not None:
+        _check_callable("teardown", teardown)
+    if isinstance(threads, str | bytes) or not isinstance(threads, Sequence):
+        raise TypeError("threads must be a list of callables, each taking the setup() state")
+    if not threads:
+        raise ValueError("threads is empty: give at least one callable to run concurrently")
+    for i, f in enumerate(threads):
+        _check_callable(f"threads[{i}]", f)
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
+    _check_limit("max_executions", max_executions, integer=True)
+    _check_limit("preemption_bound", preemption_bound, integer=True, zero_ok=True)
+    _check_limit("total_timeout", total_timeout, integer=False)
+    _check_limit("timeout_per_run", timeout_per_run, integer=False)
+    _check_limit("max_attempts", max_attempts, integer=True)
+    _check_limit("max_ops", max_ops, integer=True)
+    _check_limit("reproduce_on_failure", reproduce_on_failure, integer=True, zero_ok=True)
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if replay is not None and not isinstance(replay, str):
+        raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
+    workers = _Workers()
+    try:
+        with _coop.cooperative(workers.pool):
+            raw: dict[str, Any] = _native._explore(
+                workers.pool,
+                setup,
+                list(threads),
+                invariant,
+                teardown,
+                strategy,
+                max_executions=max_executions,
+                preemption_bound=preemption_bound,
+                total_timeout=total_timeout,
+                timeout_per_run=float(timeout_per_run),
+                stop_on_first=stop_on_first,
+                max_attempts=max_attempts,
+                seed=seed,
+                reproduce_on_failure=reproduce_on_failure,
+                replay=replay,
+                max_ops=max_ops,
+            )
+    finally:
+        workers.close()
+    return ExploreResult(**raw)
+
+
+def explore(
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    *,
+    strategy: Strategy = "dpor",
+    teardown: Callable[[Any], Any] | None = None,
+    max_executions: int | None = None,
+    preemption_bound: int | None = None,
+    total_timeout: float | None = None,
+    timeout_per_run: float = 5.0,
+    stop_on_first: bool = True,
+    max_attempts: int = 200,
+    seed: int | None = None,
+    reproduce_on_failure: int = 10,
+) -> ExploreResult:
+    """Run `threads` (each called with `setup()`'s state) under every
+    interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
+    check `invariant(state)` after each execution."""
+    return _run(
+        setup,
+        threads,
+        invariant,
+        strategy=strategy,
+        teardown=teardown,
+        max_executions=max_executions,
+        preemption_bound=preemption_bound,
+        total_timeout=total_timeout,
+        timeout_per_run=timeout_per_run,
+        stop_on_first=stop_on_first,
+        max_attempts=max_attempts,
+        seed=seed,
+        reproduce_on_failure=reproduce_on_failure,
+    )
+
+
+def replay(
+    token: str,
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    *,
+    teardown: Callable[[Any], Any] | None = None,
+    timeout_per_run: float = 5.0,
+) -> ExploreResult:
+    """Rerun exactly the interleaving of `token` (a result's `counterexample`)."""
+    return _run(
+        setup,
+        threads,
+        invariant,
+        strategy="dpor",
+        teardown=teardown,
+        max_executions=None,
+        preemption_bound=None,
+        total_timeout=None,
+        timeout_per_run=timeout_per_run,
+        stop_on_first=True,
+        max_attempts=1,
+        seed=None,
+        reproduce_on_failure=0,
+        replay=token,
+    )

@@ -1,0 +1,40 @@
+"""Systematic exploration with DPOR: `explore_dpor`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from frontrun._explore import ExploreResult, explore
+
+
+def explore_dpor(
+    *,
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    teardown: Callable[[Any], Any] | None = None,
+    max_executions: int | None = None,
+    preemption_bound: int | None = None,
+    total_timeout: float | None = None,
+    timeout_per_run: float = 5.0,
+    stop_on_first: bool = True,
+    reproduce_on_failure: int = 10,
+) -> ExploreResult:
+    """`frontrun.explore(..., strategy="dpor")` with keyword arguments."""
+    return explore(
+        setup,
+        threads,
+        invariant,
+        strategy="dpor",
+        teardown=teardown,
+        max_executions=max_executions,
+        preemption_bound=preemption_bound,
+        total_timeout=total_timeout,
+        timeout_per_run=timeout_per_run,
+        stop_on_first=stop_on_first,
+        reproduce_on_failure=reproduce_on_failure,
+    )
+
+
+__all__ = ["ExploreResult", "explore_dpor"]

@@ -1,0 +1,205 @@
+"""DPOR through the driver: exhaustive counts, honest verdicts, replay."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+import frontrun
+from frontrun.dpor import explore_dpor
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        t = self.value
+        self.value = t + 1
+
+
+class LockedCounter:
+    def __init__(self) -> None:
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def inc(self) -> None:
+        with self.lock:
+            t = self.value
+            self.value = t + 1
+
+
+def inc(c: Counter | LockedCounter) -> None:
+    c.inc()
+
+
+@pytest.mark.parametrize(("n", "expected"), [(2, 4), (3, 36), (4, 576)])
+def test_lost_update_counter_runs_every_mazurkiewicz_trace(n: int, expected: int) -> None:
+    r = explore_dpor(
+        setup=Counter,
+        threads=[inc] * n,
+        invariant=lambda c: c.value == n,
+        stop_on_first=False,
+        reproduce_on_failure=0,
+    )
+    assert r.executions_explored == expected
+    assert r.property_holds is False and r.failure_kind == "invariant"
+
+
+@pytest.mark.parametrize(("n", "expected"), [(2, 2), (3, 6), (4, 24)])
+def test_locked_counter_runs_one_execution_per_lock_order(n: int, expected: int) -> None:
+    r = explore_dpor(setup=LockedCounter, threads=[inc] * n, invariant=lambda c: c.value == n)
+    assert r.executions_explored == expected
+    assert r.property_holds is True and r.exhausted
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_threads_writing_distinct_attributes_need_one_execution(n: int) -> None:
+    class Slots:
+        pass
+
+    def writer(i: int):  # type: ignore[no-untyped-def]
+        def w(s: Slots) -> None:
+            setattr(s, f"a{i}", i)
+
+        return w
+
+    r = explore_dpor(
+        setup=Slots,
+        threads=[writer(i) for i in range(n)],
+        invariant=lambda s: all(getattr(s, f"a{i}") == i for i in range(n)),
+    )
+    assert r.executions_explored == 1
+    assert r.property_holds is True and r.exhausted
+
+
+@pytest.mark.parametrize("bound", [0, 1, 2])
+@pytest.mark.parametrize("setup", [Counter, LockedCounter], ids=["counter", "locked"])
+def test_preemption_bound_never_runs_more_than_unbounded(bound: int, setup: type) -> None:
+    def run(b: int | None) -> frontrun.ExploreResult:
+        return frontrun.explore(
+            setup,
+            [inc] * 3,
+            lambda c: True,
+            preemption_bound=b,
+        )
+
+    unbounded, bounded = run(None), run(bound)
+    assert bounded.executions_explored <= unbounded.executions_explored
+    assert bounded.property_holds is True and bounded.exhausted is False
+    assert unbounded.exhausted is True
+    assert "preemptions" in bounded.explanation
+
+
+def test_max_executions_cutting_dpor_short_is_inconclusive() -> None:
+    r = frontrun.explore(LockedCounter, [inc] * 3, lambda c: c.value == 3, max_executions=2)
+    assert r.executions_explored == 2
+    assert r.property_holds is None and r.exhausted is False
+    assert "max_executions" in r.explanation
+    with pytest.raises(AssertionError, match="inconclusive"):
+        r.assert_holds()
+
+
+def test_max_executions_equal_to_the_tree_is_still_a_proof() -> None:
+    r = frontrun.explore(LockedCounter, [inc] * 2, lambda c: c.value == 2, max_executions=2)
+    assert r.executions_explored == 2
+    assert r.property_holds is True and r.exhausted
+
+
+def test_total_timeout_cutting_dpor_short_is_inconclusive() -> None:
+    r = frontrun.explore(Counter, [inc] * 4, lambda c: True, total_timeout=1e-9)
+    assert r.property_holds is None
+    assert "total_timeout" in r.explanation
+
+
+def test_failure_has_token_explanation_and_reproduces() -> None:
+    r = frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2, reproduce_on_failure=5)
+    assert r.property_holds is False
+    assert r.counterexample and r.reproduced == 5 and r.reproduce_attempts == 5
+    assert "lost update" in r.explanation
+    assert "[read Counter.value]" in r.explanation
+    assert "[write Counter.value]" in r.explanation
+    assert "t = self.value" in r.explanation
+    assert "5/5" in r.explanation
+    with pytest.raises(AssertionError, match="lost update"):
+        r.assert_holds()
+
+
+def test_replay_reproduces_the_counterexample_exactly() -> None:
+    seen: list[list[int]] = []
+
+    class Logged(Counter):
+        def __init__(self) -> None:
+            super().__init__()
+            self.log: list[int] = []
+            seen.append(self.log)
+
+    def make(i: int):  # type: ignore[no-untyped-def]
+        def t(c: Logged) -> None:
+            c.log.append(i)
+            c.inc()
+            c.log.append(i)
+
+        return t
+
+    threads = [make(0), make(1)]
+    r = frontrun.explore(Logged, threads, lambda c: c.value == 2, reproduce_on_failure=0)
+    assert r.property_holds is False and r.counterexample
+    failing_log = list(seen[-1])
+    for _ in range(3):
+        again = frontrun.replay(r.counterexample, Logged, threads, lambda c: c.value == 2)
+        assert again.property_holds is False and again.failure_kind == "invariant"
+        assert seen[-1] == failing_log
+    # A token for the serial schedule: the counterexample of an invariant
+    # that rejects exactly that order.
+    serial = frontrun.explore(
+        Logged, threads, lambda c: c.log != [0, 0, 1, 1], reproduce_on_failure=0
+    ).counterexample
+    assert serial is not None
+    passing = frontrun.replay(serial, Logged, threads, lambda c: c.value == 2)
+    assert passing.property_holds is True and seen[-1] == [0, 0, 1, 1]
+
+
+def test_bad_token_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="replay token"):
+        frontrun.replay("garbage", Counter, [inc], lambda c: True)
+
+
+def test_exception_in_a_thread_is_a_failure_naming_the_thread() -> None:
+    def boom(c: Counter) -> None:
+        if c.value == 1:
+            raise ValueError("saw one")
+        c.inc()
+
+    r = frontrun.explore(Counter, [boom, inc], lambda c: True)
+    assert r.property_holds is False and r.failure_kind == "exception"
+    assert "thread 'boom' raised" in r.explanation and "ValueError: saw one" in r.explanation
+
+
+def test_invariant_raising_is_a_failure() -> None:
+    def inv(c: Counter) -> bool:
+        assert c.value == 2, "value is off"
+        return True
+
+    r = frontrun.explore(Counter, [inc, inc], inv)
+    assert r.failure_kind == "invariant" and "value is off" in r.explanation
+
+
+def test_stop_on_first_false_counts_everything_and_keeps_the_first_failure() -> None:
+    r = frontrun.explore(
+        Counter, [inc] * 3, lambda c: c.value == 3, stop_on_first=False, reproduce_on_failure=1
+    )
+    assert r.executions_explored == 36
+    assert r.property_holds is False and r.reproduced == 1
+
+
+def test_replay_of_a_token_from_other_code_says_it_diverged() -> None:
+    r = frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2, reproduce_on_failure=0)
+    assert r.counterexample
+    # The same token against a program with one thread: it cannot be followed.
+    other = frontrun.replay(r.counterexample, Counter, [inc], lambda c: c.value == 1)
+    assert other.property_holds is True
+    assert "diverged" in other.explanation
+    same = frontrun.replay(r.counterexample, Counter, [inc, inc], lambda c: c.value == 2)
+    assert "diverged" not in same.explanation

@@ -1,0 +1,163 @@
+"""The exploration API: argument checking, strategies, the worker pool's lifecycle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import frontrun
+from frontrun.bytecode import explore_interleavings
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def inc(c: Counter) -> None:
+    t = c.value
+    c.value = t + 1
+
+
+def ok(c: Counter) -> bool:
+    return True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"threads": []}, ValueError, "threads is empty"),
+        ({"threads": [1]}, TypeError, r"threads\[0\] must be callable"),
+        ({"threads": inc}, TypeError, "list of callables"),
+        ({"setup": 3}, TypeError, "setup must be callable"),
+        ({"invariant": None}, TypeError, "invariant must be callable"),
+        ({"strategy": "bfs"}, ValueError, "unknown strategy 'bfs'"),
+        ({"max_executions": -1}, ValueError, "max_executions must be > 0"),
+        ({"max_executions": 1.5}, TypeError, "max_executions must be an int"),
+        ({"preemption_bound": -2}, ValueError, "preemption_bound must be >= 0"),
+        ({"timeout_per_run": 0}, ValueError, "timeout_per_run must be > 0"),
+        ({"total_timeout": float("nan")}, TypeError, "total_timeout must be a number"),
+        ({"max_attempts": 0}, ValueError, "max_attempts must be > 0"),
+        ({"seed": -1}, ValueError, "seed must be a non-negative int"),
+        ({"teardown": "x"}, TypeError, "teardown must be callable"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs: dict[str, Any], exc: type, match: str) -> None:
+    args: dict[str, Any] = {"setup": Counter, "threads": [inc], "invariant": ok}
+    args.update(kwargs)
+    setup, threads, invariant = args.pop("setup"), args.pop("threads"), args.pop("invariant")
+    with pytest.raises(exc, match=match):
+        frontrun.explore(setup, threads, invariant, **args)
+
+
+def test_no_thread_is_left_behind() -> None:
+    before = set(threading.enumerate())
+    frontrun.explore(Counter, [inc, inc, inc], lambda c: c.value == 3, reproduce_on_failure=2)
+    frontrun.explore(Counter, [inc, inc], ok)
+    assert set(threading.enumerate()) == before
+
+
+def test_teardown_runs_after_every_execution() -> None:
+    torn: list[int] = []
+    r = frontrun.explore(Counter, [inc, inc], ok, teardown=lambda c: torn.append(c.value))
+    assert r.property_holds is True
+    assert len(torn) == r.executions_explored == 4
+    assert all(v in (1, 2) for v in torn)
+
+
+def test_random_strategy_runs_max_attempts_and_is_no_proof() -> None:
+    r = frontrun.explore(Counter, [inc, inc], ok, strategy="random", max_attempts=25, seed=3)
+    assert r.executions_explored == 25
+    assert r.property_holds is True and r.exhausted is False
+    assert "not a proof" in r.explanation
+
+
+def test_random_strategy_finds_the_lost_update_and_the_seed_is_deterministic() -> None:
+    def run() -> frontrun.ExploreResult:
+        return explore_interleavings(
+            setup=Counter, threads=[inc, inc], invariant=lambda c: c.value == 2, seed=7
+        )
+
+    a, b = run(), run()
+    assert a.property_holds is False and a.counterexample == b.counterexample
+    assert a.executions_explored == b.executions_explored
+    again = frontrun.replay(a.counterexample, Counter, [inc, inc], lambda c: c.value == 2)
+    assert again.property_holds is False
+
+
+def test_max_ops_zero_switch_budget_runs_threads_one_after_another() -> None:
+    # With no switching budget the running thread always continues, so the
+    # lost update (which needs a switch between read and write) never shows.
+    r = explore_interleavings(
+        setup=Counter, threads=[inc, inc], invariant=lambda c: c.value == 2, max_ops=1, seed=1
+    )
+    assert r.property_holds is True and r.executions_explored == 200
+
+
+def test_pct_strategy_is_accepted() -> None:
+    r = frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2, strategy="pct", seed=1)
+    assert r.property_holds is False
+
+
+def test_stuck_thread_times_out_inconclusive_and_is_abandoned() -> None:
+    release = threading.Event()  # real: created outside the exploration
+
+    def stuck(c: Counter) -> None:
+        release.wait(30)  # real blocking wait, invisible to the scheduler
+
+    before = set(threading.enumerate())
+    r = frontrun.explore(Counter, [stuck, inc], ok, timeout_per_run=0.3)
+    assert r.property_holds is None
+    assert "timeout_per_run" in r.explanation
+    release.set()
+    # The abandoned worker exits once its code returns.
+    deadline = time.monotonic() + 10
+    while set(threading.enumerate()) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert set(threading.enumerate()) == before
+
+
+def test_setup_errors_propagate() -> None:
+    def bad() -> Counter:
+        raise OSError("no database")
+
+    with pytest.raises(OSError, match="no database"):
+        frontrun.explore(bad, [inc], ok)
+
+
+def test_interpreter_exits_cleanly_with_an_abandoned_worker() -> None:
+    # The stuck worker wakes up while the interpreter shuts down; it must end
+    # like any daemon thread, not abort the process.
+    script = textwrap.dedent(
+        """
+        import threading, frontrun
+        class C:
+            def __init__(self): self.v = 0
+        release = threading.Event()
+        def stuck(c):
+            c.v = 1
+            release.wait(5)
+        r = frontrun.explore(C, [stuck], lambda c: True, timeout_per_run=0.2)
+        print(r.property_holds)
+        release.set()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
+
+
+def test_random_cut_short_by_max_executions_is_inconclusive() -> None:
+    r = frontrun.explore(
+        Counter, [inc, inc], ok, strategy="random", max_attempts=50, max_executions=10, seed=2
+    )
+    assert r.executions_explored == 10
+    assert r.property_holds is None and "max_executions" in r.explanation
