@@ -3,10 +3,12 @@
 Each subsystem keeps its own section below; edit only yours.
 """
 
+from collections.abc import Callable
+from typing import Any, final
+
 __version__: str
 
 # --- tracer (crates/frontrun-py/src/tracer) --------------------------------
-from collections.abc import Callable
 
 def _tracer_supported() -> bool:
     """Whether this interpreter can be traced (CPython 3.10-3.13, GIL build)."""
@@ -35,10 +37,8 @@ def _trace_describe(fn: Callable[[], object], roots: list[object]) -> list[tuple
 
 def _trace_count(fn: Callable[[], object], roots: list[object]) -> int:
     """Number of accesses `fn()` makes to shared state (for benchmarks)."""
-# --- trace markers (crates/frontrun-py/src/py_trace_markers.rs) ---
 
-from collections.abc import Callable
-from typing import Any, final
+# --- trace markers (crates/frontrun-py/src/py_trace_markers.rs) ---
 
 class ScheduleError(RuntimeError): ...
 class MarkerNotFoundError(ScheduleError): ...
