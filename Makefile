@@ -23,6 +23,7 @@ dev: venv  ## build the native module into the virtualenv
 
 demo: dev  ## start a throwaway PostgreSQL and reproduce the seed's races
 	$(VPY) examples/postgres_races.py
+	$(VPY) examples/counter_race.py --workers 3
 
 test-rs:  ## Rust unit and integration tests
 	cargo test -q -p frontrun-engine -p frontrun-sql

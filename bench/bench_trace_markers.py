@@ -6,13 +6,14 @@ Python object, against the same two functions on plain threads.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
 from collections.abc import Callable
 
 from frontrun.common import Schedule, Step
-from frontrun.trace_markers import TraceExecutor
+from frontrun.trace_markers import AsyncTraceExecutor, TraceExecutor
 
 REPEATS = 7
 RUNS_PER_REPEAT = 200
@@ -57,6 +58,31 @@ def one_traced_run() -> int:
     return acct.balance
 
 
+async def async_txn(acct: Account, amount: int) -> None:
+    old = acct.balance  # frontrun: pg_select
+    await asyncio.sleep(0)
+    acct.balance = old + amount  # frontrun: pg_update
+
+
+def one_async_run() -> int:
+    acct = Account()
+    executor = AsyncTraceExecutor(SCHEDULE)
+    executor.run("txn_a", async_txn, acct, 100)
+    executor.run("txn_b", async_txn, acct, 200)
+    executor.wait(timeout=10.0)
+    return acct.balance
+
+
+def one_plain_async_run() -> int:
+    acct = Account()
+
+    async def both() -> None:
+        await asyncio.gather(async_txn(acct, 100), async_txn(acct, 200))
+
+    asyncio.run(both())
+    return acct.balance
+
+
 def one_plain_run() -> int:
     acct = Account()
     txn_a, txn_b = make_txns(acct)
@@ -68,11 +94,11 @@ def one_plain_run() -> int:
     return acct.balance
 
 
-def per_run_ms(fn: Callable[[], int]) -> tuple[float, list[int]]:
-    """Median over REPEATS of the mean time of RUNS_PER_REPEAT runs."""
+def per_run_ms(fn: Callable[[], int], repeats: int = REPEATS) -> tuple[float, list[int]]:
+    """Median over `repeats` of the mean time of RUNS_PER_REPEAT runs."""
     samples = []
     balances = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(RUNS_PER_REPEAT):
             balances.append(fn())
@@ -85,6 +111,8 @@ def main() -> None:
     one_plain_run()
     traced, traced_balances = per_run_ms(one_traced_run)
     plain, plain_balances = per_run_ms(one_plain_run)
+    async_traced, async_balances = per_run_ms(one_async_run, repeats=3)
+    async_plain, _ = per_run_ms(one_plain_async_run, repeats=3)
     lost = sum(b != 1300 for b in traced_balances) / len(traced_balances)
     plain_lost = sum(b != 1300 for b in plain_balances) / len(plain_balances)
     print(f"TraceExecutor, 4-step schedule : {traced:.3f} ms/run (target <= {TARGET_MS} ms)")
@@ -93,6 +121,12 @@ def main() -> None:
     print(
         f"lost update reproduced         : {lost:.0%} of traced runs, {plain_lost:.0%} of plain runs"
     )
+
+    async_lost = sum(b != 1300 for b in async_balances) / len(async_balances)
+    print(f"AsyncTraceExecutor, same steps : {async_traced:.3f} ms/run")
+    print(f"plain asyncio.run + gather     : {async_plain:.3f} ms/run")
+    print(f"ratio async traced / plain     : {async_traced / async_plain:.2f}x")
+    print(f"async lost update reproduced   : {async_lost:.0%} of traced runs")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,13 @@ def print_outcome(out: CounterOutcome) -> None:
     print(f"{title}  ({out.workers} workers, TraceExecutor + psycopg2 + Postgres)")
     print(RULE)
     print()
+    lock = " FOR UPDATE" if out.for_update else ""
+    print("  Each worker (READ COMMITTED):")
+    print(f"    BEGIN; SELECT counter FROM counts{lock};  -- READ")
+    print("           new_count = counter + 1;  -- MODIFY")
+    print("           UPDATE counts SET counter = new_count;  -- WRITE")
+    print("    COMMIT;")
+    print()
     for name, value in sorted(out.reads.items()):
         print(f"  {name} read counter = {value}, wrote {value + 1}")
     print(f"  Final counter: {out.final}  (expected {out.workers})")

@@ -128,7 +128,10 @@ def test_rlock_is_reentrant_and_lock_nonblocking_acquire_reports() -> None:
 
 def test_release_of_unowned_lock_is_an_exception_failure() -> None:
     r = frontrun.explore(
-        lambda: threading.RLock(), [lambda lk: lk.release()], lambda lk: True, reproduce_on_failure=0
+        lambda: threading.RLock(),
+        [lambda lk: lk.release()],
+        lambda lk: True,
+        reproduce_on_failure=0,
     )
     assert r.property_holds is False
     assert r.failure_kind == "exception"
@@ -334,3 +337,22 @@ def test_coop_primitives_work_after_the_exploration_ends() -> None:
         assert s.cond.wait_for(lambda: s.value == 1, timeout=10)
     t.join(10)
     assert not t.is_alive()
+
+
+def test_polling_loop_with_sleep_makes_progress_under_dpor() -> None:
+    class S:
+        def __init__(self) -> None:
+            self.ready = False
+            self.seen = False
+
+    def poller(s: S) -> None:
+        while not s.ready:
+            time.sleep(0)
+        s.seen = True
+
+    def setter(s: S) -> None:
+        s.ready = True
+
+    r = frontrun.explore(S, [poller, setter], lambda s: s.seen, timeout_per_run=5)
+    assert r.property_holds is True and r.exhausted, r.explanation
+    assert r.executions_explored >= 2

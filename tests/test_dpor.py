@@ -151,7 +151,13 @@ def test_replay_reproduces_the_counterexample_exactly() -> None:
         again = frontrun.replay(r.counterexample, Logged, threads, lambda c: c.value == 2)
         assert again.property_holds is False and again.failure_kind == "invariant"
         assert seen[-1] == failing_log
-    passing = frontrun.replay("fr1:0.0.0.0.0.0.0.0", Logged, threads, lambda c: c.value == 2)
+    # A token for the serial schedule: the counterexample of an invariant
+    # that rejects exactly that order.
+    serial = frontrun.explore(
+        Logged, threads, lambda c: c.log != [0, 0, 1, 1], reproduce_on_failure=0
+    ).counterexample
+    assert serial is not None
+    passing = frontrun.replay(serial, Logged, threads, lambda c: c.value == 2)
     assert passing.property_holds is True and seen[-1] == [0, 0, 1, 1]
 
 
@@ -186,3 +192,14 @@ def test_stop_on_first_false_counts_everything_and_keeps_the_first_failure() -> 
     )
     assert r.executions_explored == 36
     assert r.property_holds is False and r.reproduced == 1
+
+
+def test_replay_of_a_token_from_other_code_says_it_diverged() -> None:
+    r = frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2, reproduce_on_failure=0)
+    assert r.counterexample
+    # The same token against a program with one thread: it cannot be followed.
+    other = frontrun.replay(r.counterexample, Counter, [inc], lambda c: c.value == 1)
+    assert other.property_holds is True
+    assert "diverged" in other.explanation
+    same = frontrun.replay(r.counterexample, Counter, [inc, inc], lambda c: c.value == 2)
+    assert "diverged" not in same.explanation

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import Any
@@ -126,3 +129,35 @@ def test_setup_errors_propagate() -> None:
 
     with pytest.raises(OSError, match="no database"):
         frontrun.explore(bad, [inc], ok)
+
+
+def test_interpreter_exits_cleanly_with_an_abandoned_worker() -> None:
+    # The stuck worker wakes up while the interpreter shuts down; it must end
+    # like any daemon thread, not abort the process.
+    script = textwrap.dedent(
+        """
+        import threading, frontrun
+        class C:
+            def __init__(self): self.v = 0
+        release = threading.Event()
+        def stuck(c):
+            c.v = 1
+            release.wait(5)
+        r = frontrun.explore(C, [stuck], lambda c: True, timeout_per_run=0.2)
+        print(r.property_holds)
+        release.set()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"
+
+
+def test_random_cut_short_by_max_executions_is_inconclusive() -> None:
+    r = frontrun.explore(
+        Counter, [inc, inc], ok, strategy="random", max_attempts=50, max_executions=10, seed=2
+    )
+    assert r.executions_explored == 10
+    assert r.property_holds is None and "max_executions" in r.explanation

@@ -46,11 +46,19 @@ def _select_one(dsn: str) -> int:
         conn.close()
 
 
+def _sysv_segments_of(pid: int) -> list[int]:
+    with open("/proc/sysvipc/shm", encoding="ascii") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return [int(r[1]) for r in rows if int(r[4]) == pid]
+
+
 def _assert_gone(pids: list[int], data_dir: Path) -> None:
     assert pids, "the server had no processes to check"
     assert [p for p in pids if pgt._alive(p)] == []
     assert _pids_with_data_dir(data_dir) == []
     assert not data_dir.exists()
+    # pids[0] is the postmaster: its shared memory segment must be gone too.
+    assert _sysv_segments_of(pids[0]) == []
 
 
 def test_starts_accepts_connections_and_stops_cleanly() -> None:
@@ -268,9 +276,10 @@ def test_plugin_fails_a_session_that_leaks_a_server(tmp_path: Path) -> None:
 @pytest.fixture
 def private_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A temp root readable by the `postgres` user (pytest's tmp_path is root-only)."""
-    root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-"))
+    monkeypatch.delenv(pgt.TMPDIR_ENV_VAR, raising=False)
+    root = Path(pgt.tempfile.mkdtemp(prefix="frontrun-test-tmp-", dir=pgt._base_tmpdir()))
     root.chmod(0o755)
-    monkeypatch.setattr(pgt.tempfile, "gettempdir", lambda: str(root))
+    monkeypatch.setenv(pgt.TMPDIR_ENV_VAR, str(root))
     try:
         yield root
     finally:
@@ -308,3 +317,26 @@ def test_a_symlinked_template_is_not_trusted(private_tmp: Path) -> None:
     with postgres_server(use_env=False) as pg:
         assert pg.data_dir is not None and not (pg.data_dir / "planted").exists()
         assert _select_one(pg.dsn) == 1
+
+
+def test_pg_fixtures_error_with_the_reason_when_no_server(tmp_path: Path) -> None:
+    (tmp_path / "conftest.py").write_text(
+        "import frontrun.testing as pgt\n"
+        "def _none():\n"
+        "    raise pgt.PostgresNotFound('no PostgreSQL server binaries (test)')\n"
+        "pgt.find_pg_bindir = _none\n"
+    )
+    (tmp_path / "test_needs_pg.py").write_text("def test_needs_pg(pg_dsn):\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    res = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert res.returncode == pytest.ExitCode.TESTS_FAILED, res.stdout + res.stderr
+    assert "1 error" in res.stdout and "skipped" not in res.stdout
+    assert "no PostgreSQL server binaries (test)" in res.stdout

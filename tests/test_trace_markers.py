@@ -208,6 +208,8 @@ def test_markers_in_called_functions_are_found() -> None:
 def test_schedule_and_step_values() -> None:
     step = Step("t", "m")
     assert step == Step("t", "m") and hash(step) == hash(Step("t", "m"))
+    thread, marker = step
+    assert (thread, marker) == ("t", "m")
     with pytest.raises(AttributeError):
         step.thread = "u"  # type: ignore[misc]
     with pytest.raises(TypeError, match="non-empty str"):
@@ -273,3 +275,55 @@ def test_marker_cache_follows_file_changes(tmp_path: Path) -> None:
             executor.wait(timeout=10.0)
     finally:
         sys.modules.pop(path.stem, None)
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+
+    def record(self, who: str) -> None:
+        self.entries.append(f"{who}:method")  # frontrun: in_method
+
+    def entries_of(self, who: str) -> Iterator[str]:
+        for n in range(2):
+            yield f"{who}:gen{n}"  # frontrun: in_generator
+
+
+def ledger_work(ledger: Ledger, who: str) -> None:
+    ledger.entries.extend(ledger.entries_of(who))
+    ledger.record(who)
+
+
+def test_markers_in_methods_and_generators() -> None:
+    for _ in range(10):
+        ledger = Ledger()
+        schedule = Schedule(
+            [
+                Step("a", "in_generator"),
+                Step("b", "in_method"),
+                Step("a", "in_generator"),
+                Step("a", "in_method"),
+            ]
+        )
+        executor = TraceExecutor(schedule)
+        executor.run("a", ledger_work, ledger, "a")
+        executor.run("b", ledger.record, "b")
+        executor.wait(timeout=10.0)
+        # a's generator pauses before each item; b's bound method paused
+        # before its append until the schedule ran out.
+        assert ledger.entries[:2] == ["a:gen0", "a:gen1"]
+        assert sorted(ledger.entries[2:]) == ["a:method", "b:method"]
+
+
+def test_executor_is_freed_after_a_run() -> None:
+    import gc
+    import weakref
+
+    executor = TraceExecutor(Schedule([Step("txn_a", "m2"), Step("txn_b", "m1")]))
+    executor.run("txn_a", log_steps, [], "a")
+    executor.run("txn_b", log_steps, [], "b")
+    executor.wait(timeout=10.0)
+    ref = weakref.ref(executor)
+    del executor
+    gc.collect()
+    assert ref() is None

@@ -313,7 +313,9 @@ def test_no_events_from_stdlib_code() -> None:
         copy.deepcopy(c.lst)
 
     described = _native._trace_describe(body, [c])
-    assert {fn for _, fn in described} == {body.__qualname__}
+    # 3.10 code objects have no qualname; the site reports `co_name` there.
+    expected = getattr(body.__code__, "co_qualname", body.__code__.co_name)
+    assert {fn for _, fn in described} == {expected}
     assert [d for d, _ in described if "Counter" in d] == ["read Counter.lst"]
 
 
@@ -407,3 +409,50 @@ def test_exceptions_propagate_and_tracer_recovers() -> None:
         c.value = 2
 
     assert on(record(after, c), "Counter") == [("write", "value")]
+
+
+def test_sink_error_aborts_before_the_access_executes() -> None:
+    c = Counter()
+
+    def body() -> None:
+        c.value = 1
+        c.value = 2
+
+    # Accesses: read cell c, write value, read cell c, write value (refused).
+    with pytest.raises(RuntimeError, match="sink refused"):
+        _native._trace_fail_at(body, [c], 3)
+    assert c.value == 1
+    assert sys.gettrace() is None
+
+
+def test_builtins_are_not_scheduling_points() -> None:
+    def body() -> int:
+        return len(range(3)) + shared_total * 0
+
+    assert on(record(body), MODULE) == [("read", "shared_total")]
+
+
+def test_a_python_tracer_is_restored_afterwards() -> None:
+    calls: list[str] = []
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        calls.append(event)
+
+    sys.settrace(tracer)
+    try:
+        record(lambda: None)
+        restored = sys.gettrace()
+    finally:
+        sys.settrace(None)
+    assert restored is tracer
+
+
+def helper() -> int:
+    return 1
+
+
+def test_globals_bound_to_code_are_not_scheduling_points() -> None:
+    def body() -> int:
+        return helper() + len([Counter, copy]) + shared_total
+
+    assert on(record(body), MODULE) == [("read", "shared_total")]

@@ -32,21 +32,26 @@ _depth = 0
 _pool: Any = None
 
 
+def _registered(obj: Any) -> Any:
+    _native._coop_register(obj)
+    return obj
+
+
 def _lock() -> Any:
     if _native._coop_active():
-        return _native.CoopLock(False)
+        return _registered(_native.CoopLock(False))
     return _REAL_LOCK()
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     if _native._coop_active():
-        return _native.CoopLock(True)
+        return _registered(_native.CoopLock(True))
     return _REAL_RLOCK(*args, **kwargs)
 
 
 def _condition(lock: Any = None) -> Any:
     if _native._coop_active() and (lock is None or isinstance(lock, _native.CoopLock)):
-        return _native.CoopCondition(lock)
+        return _registered(_native.CoopCondition(lock))
     return _REAL_CONDITION(lock)
 
 

@@ -48,7 +48,7 @@ class _Workers:
 
     def _spawn(self, pool: Any) -> None:
         t = threading.Thread(
-            target=pool.serve, name=f"frontrun-worker-{len(self.threads)}", daemon=True
+            target=_serve, args=(pool,), name=f"frontrun-worker-{len(self.threads)}", daemon=True
         )
         _coop._REAL_START(t)
         self.threads.append(t)
@@ -58,6 +58,29 @@ class _Workers:
         for t in self.threads:
             # Workers stuck in user code (a run timeout) stay behind as daemons.
             _coop._REAL_JOIN(t, _JOIN_TIMEOUT)
+
+
+def _serve(pool: Any) -> None:
+    """A worker thread: run explored threads' code until the pool shuts down.
+
+    The user's function is called from here, not from Rust (see `JobHandle`).
+    """
+    previous = None
+    while (job := pool.next_job(previous)) is not None:
+        call = job.begin()
+        error = None
+        if call is not None:
+            fn, args = call
+            try:
+                fn(*args)
+            except BaseException as e:  # reported as that thread's failure
+                error = e
+            del fn, args
+        if job.end(error):
+            pool.worker_exit(job)
+            return
+        previous = job
+    pool.worker_exit(previous)
 
 
 def _check_callable(what: str, f: object) -> None:
@@ -120,7 +143,7 @@ def _run(
     workers = _Workers()
     try:
         with _coop.cooperative(workers.pool), _db_hooks.exploring() as db:
-            raw = _native._explore(
+            raw: dict[str, Any] = _native._explore(
                 workers.pool,
                 db.wrap_setup(setup),
                 list(threads),

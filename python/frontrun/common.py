@@ -22,6 +22,10 @@ class Step:
             if not isinstance(value, str) or not value:
                 raise TypeError(f"Step.{field} must be a non-empty str, got {value!r}")
 
+    def __iter__(self) -> Iterator[str]:
+        """Unpack like a pair: ``thread, marker = step``."""
+        return iter((self.thread, self.marker))
+
 
 class Schedule(Sequence[Step]):
     """An ordered list of steps. When it is used up, every thread runs freely."""

@@ -4,10 +4,29 @@ Mark lines with ``# frontrun: <name>`` comments; a :class:`~frontrun.common.Sche
 of :class:`~frontrun.common.Step` then decides which thread runs to which marker,
 in order. The tracer, the marker scanner and the turn-taking are in Rust
 (``frontrun._native.MarkerGate``); this module only starts and joins threads.
+
+A marker tags the first line of its statement: the line it ends, or, alone on
+its line, the next line of code. One name may tag lines in several functions
+(a step stops at whichever its thread reaches first); twice in one function
+is refused with :class:`DuplicateMarkerError`.
+
+:meth:`TraceExecutor.wait` raises, never hangs:
+
+- :class:`ThreadFailedError` when a thread raised (the original is its
+  ``__cause__``, ``.thread`` its name);
+- :class:`ScheduleError` when a step names a thread never started, or a thread
+  finished without reaching its step; :class:`MarkerNotFoundError` when the
+  step's marker is in none of the traced files;
+- :class:`TraceTimeoutError` after ``timeout``, listing the pending step and
+  where each thread stands.
+
+After a failure the run is aborted: parked threads, and traced threads at
+their next line, raise :class:`ScheduleAborted` (a ``BaseException``) to unwind.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,9 +41,11 @@ from frontrun._native import (
     ThreadFailedError,
     TraceTimeoutError,
 )
+from frontrun.async_trace_markers import AsyncTraceExecutor
 from frontrun.common import Schedule, Step
 
 __all__ = [
+    "AsyncTraceExecutor",
     "DuplicateMarkerError",
     "MarkerNotFoundError",
     "ScheduleAborted",
@@ -91,6 +112,11 @@ class TraceExecutor:
     ) -> None:
         if not isinstance(name, str) or not callable(fn):
             raise TypeError(f"run() needs a thread name (str) and a callable, got {name!r}, {fn!r}")
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"{fn!r} is a coroutine function: run it with AsyncTraceExecutor, "
+                "or wrap it as lambda: asyncio.run(fn())"
+            )
         idx = self._gate.register(name, fn)
         thread = threading.Thread(
             target=self._gate.thread_body,

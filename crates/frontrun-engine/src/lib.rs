@@ -6,9 +6,13 @@
 //! which thread goes next. Strategies never see execution state beyond that.
 
 pub mod clock;
+pub mod error;
 pub mod event;
 pub mod explain;
 pub mod marker_schedule;
 pub mod markers;
 pub mod rng;
 pub mod strategy;
+pub mod token;
+pub mod verdict;
+pub mod waitfor;

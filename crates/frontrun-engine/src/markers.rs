@@ -157,8 +157,6 @@ struct Lexer<'a> {
     stmt_start: Option<u32>,
     /// Whether the current physical line has code before any comment.
     line_has_code: bool,
-    /// The previous line ended with a backslash continuation.
-    continued: bool,
     /// Own-line markers waiting for the next code line: (name, comment line).
     pending: Vec<(&'a str, u32)>,
     /// Byte offset where the current physical line starts.
@@ -188,7 +186,6 @@ impl<'a> Lexer<'a> {
             depth: 0,
             stmt_start: None,
             line_has_code: false,
-            continued: false,
             pending: Vec::new(),
             line_start: 0,
             scopes: Vec::new(),
@@ -212,8 +209,8 @@ impl<'a> Lexer<'a> {
                 b' ' | b'\t' | b'\x0c' => self.pos += 1,
                 b'#' => self.comment()?,
                 b'\\' if matches!(self.peek(1), Some(b'\n' | b'\r')) => {
+                    // The newline is consumed here, so the statement goes on.
                     self.pos += 1;
-                    self.continued = true;
                     self.newline_chars();
                 }
                 b'\'' | b'"' => {
@@ -255,12 +252,18 @@ impl<'a> Lexer<'a> {
         self.line_start = self.pos;
     }
 
+    /// A newline inside a multi-line string: the statement goes on, and the
+    /// next physical line starts with code (the string itself).
+    fn string_newline(&mut self) {
+        self.newline_chars();
+        self.line_has_code = true;
+    }
+
     fn newline(&mut self) {
         self.newline_chars();
-        if self.depth == 0 && !self.continued {
+        if self.depth == 0 {
             self.end_statement();
         }
-        self.continued = false;
     }
 
     fn end_statement(&mut self) {
@@ -378,7 +381,7 @@ impl<'a> Lexer<'a> {
                     // the quote after it from ending the literal.
                     self.pos += 1;
                     if matches!(self.peek(0), Some(b'\n' | b'\r')) {
-                        self.newline_chars();
+                        self.string_newline();
                     } else if self.peek(0).is_some() {
                         self.pos += 1;
                     }
@@ -389,7 +392,7 @@ impl<'a> Lexer<'a> {
                         // end rather than swallowing the rest of the file.
                         return Ok(());
                     }
-                    self.newline_chars();
+                    self.string_newline();
                 }
                 b'{' if fstring => {
                     if fields == 0 && self.peek(1) == Some(b'{') {
@@ -523,6 +526,23 @@ mod tests {
     fn triple_quoted_string_counts_lines() {
         let src = "s = \"\"\"one\ntwo\nthree\"\"\"\n# frontrun: after\nz = 1\n";
         assert_eq!(tags(src), vec![(5, "after".to_owned())]);
+    }
+
+    #[test]
+    fn marker_after_a_multiline_string_tags_its_statement() {
+        let src = "x = 1\ns = \"\"\"doc\nmore\n\"\"\"  # frontrun: end\ny = 2\n";
+        assert_eq!(tags(src), vec![(2, "end".to_owned())]);
+        let src = "f(\"a\\\n  b\")  # frontrun: cont\n";
+        assert_eq!(tags(src), vec![(1, "cont".to_owned())]);
+    }
+
+    #[test]
+    fn statement_after_a_backslash_continuation_starts_afresh() {
+        let src = "if a or \\\n   b:  # frontrun: cond\n    x = 1  # frontrun: body\n";
+        assert_eq!(
+            tags(src),
+            vec![(1, "cond".to_owned()), (3, "body".to_owned())]
+        );
     }
 
     #[test]

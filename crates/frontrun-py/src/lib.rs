@@ -14,13 +14,14 @@ pub mod tracer;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    py_trace_markers::register(m)?;
-    db::register(m)?;
+    tracer::testing::register(m)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
+    py_trace_markers::register(m)?;
     driver::register(m)?;
+    db::register(m)?;
     Ok(())
 }

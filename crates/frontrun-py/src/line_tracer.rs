@@ -128,10 +128,20 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
         let Some(ctx) = guard.as_mut() else {
             return Ok(None);
         };
-        if ctx.gate.is_aborted() && !ctx.abort_delivered {
-            ctx.abort_delivered = true;
-            let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
-            return Err(abort_error(&reason));
+        let aborted = ctx.gate.is_aborted();
+        if aborted && ctx.abort_delivered {
+            // Unwinding: never pause or raise again in this thread.
+            return Ok(None);
+        }
+        if !aborted && ctx.gate.is_released() {
+            // Nothing left to pause for: stop paying for line events. (An
+            // abort after this point can no longer unwind the thread, but a
+            // released thread runs to its end anyway.)
+            // SAFETY: the GIL is held; removing the calling thread's own
+            // trace function from inside it is allowed (the interpreter
+            // reads the new, empty setting on the next event).
+            unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
+            return Ok(None);
         }
         // SAFETY: `frame` is valid; PyFrame_GetCode returns a new reference
         // that `Bound::from_owned_ptr` takes over and releases on drop.
@@ -150,6 +160,21 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             };
             ctx.last_code = key;
             ctx.last_info = info;
+        }
+        let marked = matches!(
+            &ctx.last_info,
+            Some(CodeInfo {
+                markers: Some(_),
+                ..
+            })
+        );
+        if aborted && marked {
+            // Unwind from the code under test (a file with markers), not
+            // from inside the standard library or frontrun's own helpers,
+            // whose internal state (locks, hand-offs) must stay consistent.
+            ctx.abort_delivered = true;
+            let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
+            return Err(abort_error(&reason));
         }
         // The common case, a file without markers, ends here without cloning.
         Ok(match &ctx.last_info {
@@ -229,14 +254,11 @@ pub fn abort_error(reason: &str) -> PyErr {
     crate::py_trace_markers::ScheduleAborted::new_err(format!("trace-marker run aborted: {reason}"))
 }
 
-fn stop_error(stop: Stop) -> PyErr {
+/// The exception a thread raises when the gate stops it.
+pub fn stop_error(stop: Stop) -> PyErr {
     match stop {
         Stop::Aborted(reason) => abort_error(&reason),
         Stop::ParkTimeout(msg) => crate::py_trace_markers::TraceTimeoutError::new_err(msg),
+        Stop::Listener(err) => err,
     }
-}
-
-/// Convert a [`Stop`] met outside the tracer (at thread start).
-pub fn stop_to_err(stop: Stop) -> PyErr {
-    stop_error(stop)
 }

@@ -57,6 +57,8 @@ pub enum Stop {
     Aborted(String),
     /// This thread waited too long for its turn.
     ParkTimeout(String),
+    /// The park listener raised.
+    Listener(PyErr),
 }
 
 /// Mutable state of a run, under [`Gate::state`].
@@ -82,12 +84,20 @@ pub struct Gate {
     /// Mirrors `abort_reason.is_some()` so the line tracer can check it
     /// without locking.
     aborted: AtomicBool,
+    /// Set once every step is taken: the tracers may step aside.
+    released: AtomicBool,
     park_timeout: Duration,
+    /// Called as `listener(thread_index, what)` with the GIL held: `what` is
+    /// `"park"` just before a thread parks, then `"resume"` when it may go on
+    /// or `"abort"` when it must unwind. The async executor uses it to hand
+    /// the event loop back and forth.
+    listener: Option<Py<PyAny>>,
 }
 
 impl Gate {
     /// A gate over `steps`; a parked thread gives up after `park_timeout`.
-    pub fn new(steps: Vec<Step>, park_timeout: Duration) -> Self {
+    pub fn new(steps: Vec<Step>, park_timeout: Duration, listener: Option<Py<PyAny>>) -> Self {
+        let steps_empty = steps.is_empty();
         Gate {
             state: Mutex::new(GateState {
                 sched: MarkerSchedule::new(steps),
@@ -99,7 +109,9 @@ impl Gate {
             }),
             cv: Condvar::new(),
             aborted: AtomicBool::new(false),
+            released: AtomicBool::new(steps_empty),
             park_timeout,
+            listener,
         }
     }
 
@@ -113,6 +125,11 @@ impl Gate {
     /// Whether the run was aborted.
     pub fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Whether the schedule is exhausted and every thread runs freely.
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
     }
 
     /// Declare a thread.
@@ -186,6 +203,9 @@ impl Gate {
             if st.sched.on_marker(t, markers) == Decision::Run {
                 return Ok(());
             }
+            if st.sched.is_exhausted() {
+                self.released.store(true, Ordering::Release);
+            }
             st.paused_at[t] = Some(where_());
             self.cv.notify_all();
         }
@@ -194,8 +214,23 @@ impl Gate {
         parked
     }
 
-    /// Wait, with the GIL released, until `t` may proceed.
+    /// Park `t`, telling the listener (if any) before and after.
     fn park(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
+        let Some(listener) = &self.listener else {
+            return self.park_released(py, t);
+        };
+        listener.call1(py, (t, "park")).map_err(Stop::Listener)?;
+        let parked = self.park_released(py, t);
+        let what = if parked.is_ok() { "resume" } else { "abort" };
+        let woke = listener.call1(py, (t, what));
+        match (parked, woke) {
+            (Ok(()), Err(e)) => Err(Stop::Listener(e)),
+            (parked, _) => parked,
+        }
+    }
+
+    /// Wait, with the GIL released, until `t` may proceed.
+    fn park_released(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
         py.allow_threads(|| {
             let deadline = Instant::now() + self.park_timeout;
             let mut st = self.lock();

@@ -63,12 +63,16 @@ pub struct PyMarkerGate {
 #[pymethods]
 impl PyMarkerGate {
     #[new]
-    #[pyo3(signature = (steps, park_timeout))]
-    fn new(steps: Vec<(String, String)>, park_timeout: f64) -> PyResult<Self> {
+    #[pyo3(signature = (steps, park_timeout, listener=None))]
+    fn new(
+        steps: Vec<(String, String)>,
+        park_timeout: f64,
+        listener: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
         let park = positive_duration(park_timeout, "park_timeout")?;
         let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
         Ok(PyMarkerGate {
-            gate: Arc::new(Gate::new(steps, park)),
+            gate: Arc::new(Gate::new(steps, park, listener)),
         })
     }
 
@@ -103,17 +107,22 @@ impl PyMarkerGate {
     ) {
         let ident = current_ident(py);
         let traced = self.gate.is_scheduled(idx);
-        if traced {
-            line_tracer::install(py, self.gate.clone(), idx);
-        }
+        // Trace only the function: the wait at the start (and the park
+        // listener it may call) is frontrun's own business.
         let outcome = self
             .gate
             .on_start(py, idx, ident)
-            .map_err(line_tracer::stop_to_err)
-            .and_then(|()| func.call(args.clone(), kwargs).map(drop));
-        if traced {
-            line_tracer::uninstall(py);
-        }
+            .map_err(line_tracer::stop_error)
+            .and_then(|()| {
+                if traced {
+                    line_tracer::install(py, self.gate.clone(), idx);
+                }
+                let called = func.call(args.clone(), kwargs).map(drop);
+                if traced {
+                    line_tracer::uninstall(py);
+                }
+                called
+            });
         let error = outcome.err();
         let own = error.as_ref().is_some_and(|e| {
             e.is_instance_of::<ScheduleAborted>(py)
@@ -250,11 +259,27 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
     let (pending, threads) = {
         let st = gate.lock();
         let pending = match st.sched.pending() {
-            Some((i, step)) => format!(
-                "pending step {} of {}: {step}",
-                i + 1,
-                st.sched.steps().len()
-            ),
+            Some((i, step)) => {
+                let seen = st
+                    .files
+                    .values()
+                    .flatten()
+                    .any(|m| m.line_of(&step.marker).is_some());
+                let note = if seen {
+                    String::new()
+                } else {
+                    format!(
+                        " (marker {:?} is in none of the {} files traced so far)",
+                        step.marker,
+                        st.files.len()
+                    )
+                };
+                format!(
+                    "pending step {} of {}: {step}{note}",
+                    i + 1,
+                    st.sched.steps().len()
+                )
+            }
             None => "schedule exhausted, threads running freely".to_owned(),
         };
         let threads: Vec<(String, String, Option<u64>, bool)> = (0..st.sched.thread_count())

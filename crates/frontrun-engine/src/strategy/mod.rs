@@ -8,6 +8,9 @@
 use crate::event::{Event, ThreadId};
 
 pub mod dpor;
+pub mod pct;
+pub mod random;
+pub mod replay;
 
 /// Where a thread stands when the driver asks for a decision.
 #[derive(Clone, Copy, Debug)]

@@ -25,6 +25,11 @@ pub enum Op {
     Spawn(usize),
     /// Wait for thread `c` to finish.
     Join(usize),
+    /// `x = 1`
+    Set(usize),
+    /// Blocks until `x != 0`, then reads it (a condition wait: blocking that
+    /// is not a lock, so DPOR may meet infeasible reversals).
+    Await(usize),
 }
 
 const LOCK_BASE: u64 = 1000;
@@ -56,8 +61,8 @@ impl Program {
             kind,
         };
         let accesses = match self.threads[t][pc] {
-            Op::Read(v) => vec![Access::read(v as u64, Key::Exact(0))],
-            Op::Write(v) => vec![Access::write(v as u64, Key::Exact(0))],
+            Op::Read(v) | Op::Await(v) => vec![Access::read(v as u64, Key::Exact(0))],
+            Op::Write(v) | Op::Set(v) => vec![Access::write(v as u64, Key::Exact(0))],
             Op::Lock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Acquire)],
             Op::Unlock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Release)],
             Op::Local => vec![],
@@ -101,16 +106,18 @@ impl State {
         Some(match p.threads[t][self.pcs[t]] {
             Op::Lock(l) => self.locks[l].is_none(),
             Op::Join(c) => c < self.started && self.finished(p, c),
+            Op::Await(v) => self.vars[v] != 0,
             _ => true,
         })
     }
 
     pub fn step(&mut self, p: &Program, t: ThreadId) {
         match p.threads[t][self.pcs[t]] {
-            Op::Read(v) => {
+            Op::Read(v) | Op::Await(v) => {
                 self.accs[t] = self.accs[t].wrapping_mul(31).wrapping_add(self.vars[v] + 1)
             }
             Op::Write(v) => self.vars[v] = self.accs[t],
+            Op::Set(v) => self.vars[v] = 1,
             Op::Lock(l) => {
                 assert!(self.locks[l].is_none());
                 self.locks[l] = Some(t);

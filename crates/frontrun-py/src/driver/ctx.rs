@@ -85,3 +85,10 @@ pub fn caller_loc(py: Python<'_>) -> Option<Loc> {
         function: code.getattr("co_name").ok()?.extract().ok()?,
     })
 }
+
+/// Give a new cooperative primitive its object id now, in creation order,
+/// which is deterministic for a schedule; first-use order would not be.
+#[pyfunction]
+pub fn _coop_register(obj: &Bound<'_, PyAny>) -> u64 {
+    crate::tracer::registry::id_of(obj.py(), obj)
+}

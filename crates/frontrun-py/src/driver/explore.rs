@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, TraceLine};
 use frontrun_engine::strategy::{Outcome, Strategy};
+use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
@@ -151,7 +152,7 @@ impl Program<'_> {
         let margin = Duration::from_millis(200);
         if !gate.wait_jobs(py, gate.deadline() + margin) {
             let positions: Vec<String> = gate
-                .positions()
+                .positions(py)
                 .into_iter()
                 .map(|(n, l)| match l {
                     Some(l) => format!("  thread '{n}' last seen at {}:{}", l.file, l.line),
@@ -176,6 +177,11 @@ impl Program<'_> {
                 })
             }
             Some(Abort::Timeout(m)) => return Ok(Verdict::TimedOut(m)),
+            Some(Abort::Internal(m)) => {
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                    "frontrun internal error: {m}; please report it with the test that triggered it"
+                )))
+            }
             Some(Abort::Pruned) => {
                 self.teardown(state)?;
                 return Ok(Verdict::Pruned);
@@ -282,6 +288,13 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
     Ok(out)
 }
 
+/// The first step at which `actual` differs from `wanted` (a replay that
+/// could not follow its token).
+fn first_difference(wanted: &[ThreadId], actual: &[ThreadId]) -> Option<usize> {
+    let common = wanted.iter().zip(actual).position(|(w, a)| w != a);
+    common.or_else(|| (wanted.len() != actual.len()).then(|| wanted.len().min(actual.len())))
+}
+
 fn short_path(f: &str) -> &str {
     f.rsplit('/').next().unwrap_or(f)
 }
@@ -328,14 +341,26 @@ pub fn _explore<'py>(
     // `add_root` classifies objects by type, which needs the registry's types
     // loaded before the first `setup()` state is walked.
     registry::init(py)?;
+    // The tracer's first use imports and runs helper code; done here, on the
+    // controller, it cannot create cooperative locks inside the first
+    // execution (which would make that execution differ from the next).
+    ctx::bypass(|| tracer::code::statics(py).map(drop))?;
     let seed = seed.unwrap_or(0x5EED);
     let kind = match (replay, strategy) {
         (Some(tok), _) => Kind::Replay {
             schedule: strategies::decode_token(tok).map_err(PyValueError::new_err)?,
         },
         (None, "dpor") => Kind::Dpor { preemption_bound },
-        (None, "random") => Kind::Random { seed, max_ops },
-        (None, "pct") => Kind::Pct { seed, depth: 3 },
+        (None, "random") => Kind::Random {
+            seed,
+            attempts: max_attempts,
+            max_ops,
+        },
+        (None, "pct") => Kind::Pct {
+            seed,
+            depth: 3,
+            attempts: max_attempts,
+        },
         (None, other) => {
             return Err(PyValueError::new_err(format!(
                 "unknown strategy {other:?}: use \"dpor\", \"random\" or \"pct\""
@@ -364,12 +389,35 @@ pub fn _explore<'py>(
     let mut first_failure: Option<(Execution, &'static str, String)> = None;
     let mut stopped: Option<String> = None;
     let mut finished = false;
+    let mut diverged: Option<usize> = None;
+    let mut summary = SearchSummary {
+        unbounded_dpor: matches!(
+            kind,
+            Kind::Dpor {
+                preemption_bound: None
+            }
+        ),
+        timeout_per_run,
+        ..SearchSummary::default()
+    };
     loop {
         let cap_hit = limit.is_some_and(|m| explored >= m);
         let time_hit = total.is_some_and(|t| started.elapsed() >= t);
         if (cap_hit || time_hit) && !systematic {
-            finished = cap_hit;
-            if time_hit && !cap_hit {
+            // Sampling is finished only when every requested attempt ran.
+            finished = cap_hit
+                && (limit.is_some_and(|m| m >= max_attempts)
+                    || matches!(kind, Kind::Replay { .. }));
+            if finished {
+                break;
+            }
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+                stopped = Some(format!(
+                    "max_executions ({explored}) was reached before max_attempts ({max_attempts})"
+                ));
+            } else {
+                summary.total_timeout = total_timeout;
                 stopped = Some(format!(
                     "total_timeout ({:?}) was reached after {explored} of {} executions",
                     total.unwrap_or_default(),
@@ -383,6 +431,11 @@ pub fn _explore<'py>(
             break;
         }
         if cap_hit || time_hit {
+            if cap_hit {
+                summary.stopped_by_max_executions = limit;
+            } else {
+                summary.total_timeout = total_timeout;
+            }
             stopped = Some(if cap_hit {
                 format!(
                     "max_executions ({explored}) was reached while DPOR still had interleavings to run"
@@ -397,12 +450,16 @@ pub fn _explore<'py>(
         }
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
+        if let Kind::Replay { schedule } = &kind {
+            diverged = first_difference(schedule, &exec.schedule);
+        }
         if !matches!(exec.verdict, Verdict::Pruned) {
             explored += 1;
         }
         match &exec.verdict {
             Verdict::Passed | Verdict::Pruned => {}
             Verdict::TimedOut(m) => {
+                summary.run_timeouts += 1;
                 stopped = Some(format!("execution {explored}: {m}"));
                 break;
             }
@@ -419,6 +476,12 @@ pub fn _explore<'py>(
     }
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
+    let divergence_note = diverged.map(|k| {
+        format!(
+            "Note: the replay diverged from the token at step {k}: the code, the setup or \
+             the threads differ from when it was recorded, so this is not the same interleaving.\n"
+        )
+    });
     if let Some((exec, kind, message)) = first_failure {
         let token = strategies::encode_token(&exec.schedule);
         let mut reproduced = 0;
@@ -432,6 +495,9 @@ pub fn _explore<'py>(
             }
         }
         let mut text = explanation(py, &exec, kind, &message)?;
+        if let Some(n) = &divergence_note {
+            text.push_str(n);
+        }
         if reproduce_on_failure > 0 {
             text.push_str(&format!(
                 "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
@@ -443,6 +509,10 @@ pub fn _explore<'py>(
         out.set_item("property_holds", false)?;
         out.set_item("exhausted", false)?;
         out.set_item("failure_kind", kind)?;
+        if let Some(n) = &divergence_note {
+            text.push('\n');
+            text.push_str(n);
+        }
         out.set_item("explanation", text)?;
         out.set_item("counterexample", token)?;
         out.set_item("reproduced", reproduced)?;
@@ -453,42 +523,32 @@ pub fn _explore<'py>(
     out.set_item("counterexample", py.None())?;
     out.set_item("reproduced", 0)?;
     out.set_item("reproduce_attempts", 0)?;
-    match stopped {
-        Some(why) => {
-            out.set_item("property_holds", py.None())?;
-            out.set_item("exhausted", false)?;
-            out.set_item(
-                "explanation",
-                format!("inconclusive: no failure seen, but {why}."),
-            )?;
+    summary.executions = explored;
+    summary.finished = finished;
+    let verdict = verdict::decide(&summary);
+    out.set_item("property_holds", verdict.property_holds())?;
+    out.set_item("exhausted", verdict.exhausted())?;
+    let mut text = verdict.explanation(explored);
+    match (&stopped, &kind) {
+        (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
+        (
+            None,
+            Kind::Dpor {
+                preemption_bound: Some(b),
+            },
+        ) => text.push_str(&format!(
+            " (only schedules with at most {b} preemptions were run)."
+        )),
+        (None, Kind::Random { .. } | Kind::Pct { .. }) => {
+            text.push_str(" (sampled schedules: not a proof).");
         }
-        None => {
-            let exhausted = finished
-                && matches!(
-                    kind,
-                    Kind::Dpor {
-                        preemption_bound: None
-                    }
-                );
-            out.set_item("property_holds", finished)?;
-            out.set_item("exhausted", exhausted)?;
-            let what = match kind {
-                Kind::Dpor {
-                    preemption_bound: None,
-                } => {
-                    format!("all {explored} interleavings (every Mazurkiewicz trace) passed")
-                }
-                Kind::Dpor {
-                    preemption_bound: Some(b),
-                } => format!(
-                    "all {explored} interleavings with at most {b} preemptions passed; \
-                     schedules with more preemptions were not run"
-                ),
-                Kind::Replay { .. } => "the replayed interleaving passed".into(),
-                _ => format!("all {explored} sampled executions passed; this is not a proof"),
-            };
-            out.set_item("explanation", what)?;
-        }
+        (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
+        (None, Kind::Dpor { .. }) => text.push('.'),
     }
+    if let Some(n) = &divergence_note {
+        text.push('\n');
+        text.push_str(n);
+    }
+    out.set_item("explanation", text)?;
     Ok(out)
 }

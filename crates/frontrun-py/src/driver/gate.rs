@@ -7,11 +7,13 @@
 //! the chosen thread's operation (lock taken, waiter removed…) under the same
 //! mutex, so the state the strategy saw is the state that runs.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{AccessKind, Event, ThreadId};
 use frontrun_engine::strategy::{Choice, Strategy, ThreadStatus};
+use frontrun_engine::waitfor::WaitForGraph;
 use pyo3::prelude::*;
 
 use super::ops::{Blocked, Op};
@@ -55,7 +57,12 @@ struct Thread {
     name: String,
     /// Where the thread last stopped (for deadlock and timeout reports).
     last_loc: Option<Loc>,
+    /// The tracer site of its last event, when newer than `last_loc`.
+    last_site: u64,
     error: Option<PyErr>,
+    /// Signalled when this thread gets the turn (or the run is aborted):
+    /// one condvar per thread so a hand-over wakes only its receiver.
+    cv: Arc<Condvar>,
 }
 
 /// Why an execution was stopped from outside its threads' code.
@@ -63,6 +70,8 @@ struct Thread {
 pub enum Abort {
     Deadlock(String),
     Timeout(String),
+    /// A strategy broke its contract: a bug in frontrun, not in user code.
+    Internal(String),
     /// DPOR: every continuation repeats an explored trace; not a verdict.
     Pruned,
 }
@@ -85,11 +94,14 @@ struct State {
     deadline: Instant,
     /// Scheduling decisions taken by the gate itself (timed waits firing).
     forced: Vec<ThreadId>,
+    /// Steps run so far, readable by pending operations (`SleepOp`).
+    steps: Arc<AtomicUsize>,
 }
 
 /// The shared state of one execution.
 pub struct Gate {
     st: Mutex<State>,
+    /// The controller's condvar: jobs done, or aborted.
     cv: Condvar,
     pub run_timeout: Duration,
 }
@@ -113,10 +125,28 @@ impl Gate {
                 live_jobs: 0,
                 deadline: Instant::now() + run_timeout,
                 forced: Vec::new(),
+                steps: Arc::new(AtomicUsize::new(0)),
             }),
             cv: Condvar::new(),
             run_timeout,
         })
+    }
+
+    /// Wake the thread that now holds the turn.
+    /// Signalled after the mutex is released, so the woken thread does not
+    /// immediately block on it.
+    fn turn_cv(st: &State) -> Option<Arc<Condvar>> {
+        st.turn
+            .and_then(|t| st.threads.get(t))
+            .map(|t| t.cv.clone())
+    }
+
+    /// Wake everyone: the run is over or aborted.
+    fn wake_all(&self, st: &State) {
+        for t in &st.threads {
+            t.cv.notify_all();
+        }
+        self.cv.notify_all();
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -132,10 +162,19 @@ impl Gate {
             result: 0,
             name,
             last_loc: None,
+            last_site: 0,
             error: None,
+            cv: Arc::new(Condvar::new()),
         });
         st.live_jobs += 1;
         tid
+    }
+
+    /// The step counter, and its value now.
+    pub fn steps(&self) -> (Arc<AtomicUsize>, usize) {
+        let st = self.lock();
+        let n = st.steps.load(Ordering::Relaxed);
+        (st.steps.clone(), n)
     }
 
     /// Take the strategy back once the execution is over.
@@ -147,8 +186,19 @@ impl Gate {
     pub fn kick(&self) {
         let mut st = self.lock();
         st.deadline = Instant::now() + self.run_timeout;
-        decide(&mut st);
-        self.cv.notify_all();
+        // The turn holder is woken by `wait_jobs`, once the controller has
+        // released the GIL, so it does not wake only to wait for the GIL.
+        if !matches!(decide(&mut st), Decision::Run(_)) {
+            self.wake_all(&st);
+        }
+    }
+
+    /// Wake the current turn holder (after releasing the GIL: see `kick`).
+    pub fn wake(&self) {
+        let cv = Self::turn_cv(&self.lock());
+        if let Some(cv) = cv {
+            cv.notify_one();
+        }
     }
 
     /// A scheduling point of thread `tid`, which holds the turn and the GIL.
@@ -168,6 +218,9 @@ impl Gate {
         }
         if loc.is_some() {
             st.threads[tid].last_loc.clone_from(&loc);
+            st.threads[tid].last_site = 0;
+        } else {
+            st.threads[tid].last_site = event.site;
         }
         st.threads[tid].slot = Slot::Pending {
             event,
@@ -177,47 +230,58 @@ impl Gate {
         };
         match decide(&mut st) {
             Decision::Run(u) if u == tid => return Ok(st.threads[tid].result),
-            Decision::Run(_) | Decision::Done => {}
+            // Woken in `wait_turn` once our GIL is released.
+            Decision::Run(_) => {}
+            Decision::Done => self.wake_all(&st),
             Decision::Stop => {
-                self.cv.notify_all();
+                self.wake_all(&st);
                 return Err(abort_error(st.abort.as_ref().expect("stop sets abort")));
             }
         }
         drop(st);
-        self.cv.notify_all();
         self.wait_turn(py, tid)
     }
 
     /// Park (GIL released) until `tid` holds the turn.
     pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
-        let r = py.allow_threads(|| {
-            let mut st = self.lock();
-            loop {
-                if let Some(a) = &st.abort {
-                    return Err(a.clone());
-                }
-                if st.turn == Some(tid) {
-                    return Ok(st.threads[tid].result);
-                }
-                let now = Instant::now();
-                if now >= st.deadline {
-                    let a = Abort::Timeout(format!(
-                        "thread '{}' waited for its turn longer than timeout_per_run ({:?})",
-                        st.threads[tid].name, self.run_timeout
-                    ));
-                    st.abort = Some(a.clone());
-                    self.cv.notify_all();
-                    return Err(a);
-                }
-                let wait = st.deadline - now;
-                st = self
-                    .cv
-                    .wait_timeout(st, wait)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+        py.allow_threads(|| self.wait_turn_nogil(tid))
+            .map_err(|a| abort_error(&a))
+    }
+
+    /// Block until `tid` holds the turn; the caller must not hold the GIL.
+    pub fn wait_turn_nogil(&self, tid: ThreadId) -> Result<i64, Abort> {
+        let mut st = self.lock();
+        if st.turn != Some(tid) {
+            if let Some(cv) = Self::turn_cv(&st) {
+                drop(st);
+                cv.notify_one();
+                st = self.lock();
             }
-        });
-        r.map_err(|a| abort_error(&a))
+        }
+        loop {
+            if let Some(a) = &st.abort {
+                return Err(a.clone());
+            }
+            if st.turn == Some(tid) {
+                return Ok(st.threads[tid].result);
+            }
+            let now = Instant::now();
+            if now >= st.deadline {
+                let a = Abort::Timeout(format!(
+                    "thread '{}' waited for its turn longer than timeout_per_run ({:?})",
+                    st.threads[tid].name, self.run_timeout
+                ));
+                st.abort = Some(a.clone());
+                self.wake_all(&st);
+                return Err(a);
+            }
+            let wait = st.deadline - now;
+            let cv = st.threads[tid].cv.clone();
+            st = cv
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Thread `tid` returned (or raised `error`): pass the turn on.
@@ -226,22 +290,31 @@ impl Gate {
         st.threads[tid].slot = Slot::Finished;
         st.threads[tid].error = error;
         if st.abort.is_none() && st.turn == Some(tid) {
-            decide(&mut st);
+            match decide(&mut st) {
+                // The worker wakes it once it released the GIL (`wake`).
+                Decision::Run(_) | Decision::Done => {}
+                Decision::Stop => self.wake_all(&st),
+            }
         }
-        self.cv.notify_all();
     }
 
     /// A worker is done with its job (after `finish`, or after an abort).
     pub fn job_done(&self) {
         let mut st = self.lock();
         st.live_jobs = st.live_jobs.saturating_sub(1);
-        self.cv.notify_all();
+        if st.live_jobs == 0 {
+            self.cv.notify_all();
+        }
     }
 
     /// Wait (GIL released) for every job of the execution to return. `false`
     /// when `deadline` passed first.
     pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> bool {
         py.allow_threads(|| {
+            let cv = Self::turn_cv(&self.lock());
+            if let Some(cv) = cv {
+                cv.notify_one();
+            }
             let mut st = self.lock();
             loop {
                 if st.live_jobs == 0 {
@@ -266,7 +339,7 @@ impl Gate {
         if st.abort.is_none() {
             st.abort = Some(why);
         }
-        self.cv.notify_all();
+        self.wake_all(&st);
     }
 
     pub fn aborted(&self) -> Option<Abort> {
@@ -279,12 +352,26 @@ impl Gate {
     }
 
     /// Where every unfinished thread stands: (name, last location).
-    pub fn positions(&self) -> Vec<(String, Option<Loc>)> {
-        self.lock()
+    pub fn positions(&self, py: Python<'_>) -> Vec<(String, Option<Loc>)> {
+        let raw: Vec<(String, Option<Loc>, u64)> = self
+            .lock()
             .threads
             .iter()
             .filter(|t| !matches!(t.slot, Slot::Finished))
-            .map(|t| (t.name.clone(), t.last_loc.clone()))
+            .map(|t| (t.name.clone(), t.last_loc.clone(), t.last_site))
+            .collect();
+        raw.into_iter()
+            .map(|(name, loc, site)| {
+                let traced = (site != 0)
+                    .then(|| crate::tracer::site_location(py, site))
+                    .flatten()
+                    .map(|s| Loc {
+                        file: s.file,
+                        line: s.line,
+                        function: s.function,
+                    });
+                (name, traced.or(loc))
+            })
             .collect()
     }
 
@@ -331,9 +418,11 @@ fn start_slot() -> Slot {
     }
 }
 
-fn abort_error(a: &Abort) -> PyErr {
+pub fn abort_error(a: &Abort) -> PyErr {
     match a {
-        Abort::Deadlock(m) | Abort::Timeout(m) => ExplorationAborted::new_err(m.clone()),
+        Abort::Deadlock(m) | Abort::Timeout(m) | Abort::Internal(m) => {
+            ExplorationAborted::new_err(m.clone())
+        }
         Abort::Pruned => ExplorationAborted::new_err("execution pruned by DPOR (sleep set)"),
     }
 }
@@ -376,8 +465,8 @@ fn decide(st: &mut State) -> Decision {
             Decision::Run(u)
         }
         Choice::Run(u) => {
-            st.abort = Some(Abort::Deadlock(format!(
-                "internal error: the strategy chose thread {u}, which cannot run"
+            st.abort = Some(Abort::Internal(format!(
+                "the strategy chose thread {u}, which cannot run"
             )));
             Decision::Stop
         }
@@ -453,6 +542,7 @@ fn run(st: &mut State, u: ThreadId, timed_out: bool) {
         });
     }
     st.turn = Some(u);
+    st.steps.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The wait-for cycle (or the blocked threads if there is none), with the
@@ -470,7 +560,19 @@ fn deadlock_report(st: &State) -> String {
             _ => None,
         })
         .collect();
-    let cycle = super::waitgraph::find_cycle(&blocked);
+    // Each blocked thread waits for a resource of its own, held by the owner
+    // of what it waits for (a lock's holder, a joined thread).
+    let mut graph = WaitForGraph::new();
+    for b in &blocked {
+        if let Some(owner) = b.waits_for.owner() {
+            let resource = (1u64 << 63) | b.tid as u64;
+            graph.hold(owner, resource);
+            graph.wait(b.tid, resource);
+        }
+    }
+    let cycle: Option<Vec<ThreadId>> = graph
+        .find_cycle()
+        .map(|edges| edges.iter().map(|e| e.thread).collect());
     let describe = |b: &BlockedThread| {
         let t = &st.threads[b.tid];
         let at = t.last_loc.as_ref().map_or_else(

@@ -9,7 +9,6 @@ pub mod pool;
 pub mod spawn;
 pub mod strategies;
 pub mod sync;
-pub mod waitgraph;
 
 use pyo3::prelude::*;
 
@@ -27,11 +26,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.py().get_type::<ExplorationAborted>(),
     )?;
     m.add_class::<pool::WorkerPool>()?;
+    m.add_class::<pool::JobHandle>()?;
     m.add_class::<sync::CoopLock>()?;
     m.add_class::<sync::CoopCondition>()?;
     m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_active, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_scheduled, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_register, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_spawn, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_join, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_alive, m)?)?;

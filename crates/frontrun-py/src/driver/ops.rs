@@ -1,5 +1,8 @@
 //! Operations whose enabledness depends on cooperative-primitive state.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use frontrun_engine::event::ThreadId;
 
 /// What a blocked thread waits for (the wait-for graph's edges).
@@ -76,5 +79,29 @@ impl Op for JoinOp {
     }
     fn blocked_on(&self) -> Blocked {
         Blocked::Thread(self.child)
+    }
+}
+
+/// `time.sleep` on an explored thread: a yield that lets the others go first.
+/// Disabled until another thread has run a step (so a polling loop such as
+/// `while not ready: time.sleep(0)` makes progress under any strategy), and
+/// timed, so it fires when nothing else can run.
+pub struct SleepOp {
+    pub steps: Arc<AtomicUsize>,
+    pub mark: usize,
+}
+
+impl Op for SleepOp {
+    fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
+        self.steps.load(Ordering::Relaxed) > self.mark
+    }
+    fn apply(&mut self, _tid: ThreadId, _timed_out: bool) -> i64 {
+        1
+    }
+    fn timed(&self) -> bool {
+        true
+    }
+    fn blocked_on(&self) -> Blocked {
+        Blocked::Signal("the others (time.sleep)".into())
     }
 }

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx;
-use super::gate::{Abort, Gate};
+use super::gate::{abort_error, Abort, Gate};
 use crate::hooks::{self, EventSink};
 use crate::tracer;
 
@@ -75,7 +75,9 @@ impl WorkerPool {
 
     pub fn submit(&self, job: Job) {
         self.lock().jobs.push_back(job);
-        self.cv.notify_all();
+        // One job, one idle worker: waking them all would cost a context
+        // switch each for nothing.
+        self.cv.notify_one();
     }
 }
 
@@ -92,22 +94,57 @@ impl EventSink for GateSink {
     }
 }
 
-fn run_job(py: Python<'_>, job: &Job) {
-    ctx::set_current(Some((job.gate.clone(), job.tid)));
-    let saved = hooks::set_sink(Some(Box::new(GateSink {
-        gate: job.gate.clone(),
-        tid: job.tid,
-    })));
-    let result = job.gate.wait_turn(py, job.tid).and_then(|_| {
+/// One job handed to a worker thread. The worker's Python loop calls the
+/// user's function itself, between `begin` and `end`, so no Rust frame is on
+/// its stack while user code runs: an abandoned (stuck) worker that wakes up
+/// during interpreter shutdown is then ended like any daemon thread.
+#[pyclass(module = "frontrun._native")]
+pub struct JobHandle {
+    job: Job,
+    start: Option<Result<i64, Abort>>,
+    began: bool,
+}
+
+#[pymethods]
+impl JobHandle {
+    /// Install the scheduling and the tracer on this thread and return
+    /// `(function, args)` to call, or `None` when the run was stopped before
+    /// this thread's turn came.
+    fn begin(&mut self, py: Python<'_>) -> PyResult<Option<(Py<PyAny>, Py<PyTuple>)>> {
+        if !matches!(self.start, Some(Ok(_))) {
+            return Ok(None);
+        }
+        let job = &self.job;
+        ctx::set_current(Some((job.gate.clone(), job.tid)));
+        hooks::set_sink(Some(Box::new(GateSink {
+            gate: job.gate.clone(),
+            tid: job.tid,
+        })));
+        self.began = true;
         tracer::install(py)?;
-        let r = job.func.call1(py, job.args.bind(py).clone());
-        tracer::uninstall(py);
-        r
-    });
-    hooks::set_sink(saved);
-    ctx::set_current(None);
-    job.gate.finish(job.tid, result.err());
-    job.gate.job_done();
+        Ok(Some((job.func.clone_ref(py), job.args.clone_ref(py))))
+    }
+
+    /// The function returned (`error` is None) or raised: undo `begin`, pass
+    /// the turn on. Returns whether this worker must retire (its run timed
+    /// out, so it may have been stuck).
+    #[pyo3(signature = (error = None))]
+    fn end(&mut self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> bool {
+        let job = &self.job;
+        if self.began {
+            tracer::uninstall(py);
+            hooks::set_sink(None);
+            ctx::set_current(None);
+        }
+        let err = match (self.start.take(), error) {
+            (Some(Err(a)), _) => Some(abort_error(&a)),
+            (_, Some(e)) => Some(PyErr::from_value(e)),
+            _ => None,
+        };
+        job.gate.finish(job.tid, err);
+        job.gate.job_done();
+        matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
+    }
 }
 
 #[pymethods]
@@ -121,37 +158,59 @@ impl WorkerPool {
         }
     }
 
-    /// The body of a worker thread: run jobs until shutdown.
-    fn serve(&self, py: Python<'_>) {
-        loop {
-            let job = py.allow_threads(|| {
-                let mut st = self.lock();
-                loop {
-                    if st.shutdown {
-                        return None;
-                    }
-                    if let Some(j) = st.jobs.pop_front() {
-                        st.busy += 1;
-                        return Some(j);
-                    }
-                    // Idle workers only wait for work or shutdown; the
-                    // timeout just re-checks both.
-                    st = self
-                        .cv
-                        .wait_timeout(st, Duration::from_millis(500))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            });
-            let Some(job) = job else { break };
-            run_job(py, &job);
-            let retire = matches!(job.gate.aborted(), Some(Abort::Timeout(_)));
-            drop(job);
-            let mut st = self.lock();
-            st.busy -= 1;
-            if retire {
-                break;
+    /// Wait (GIL released) for the next job and for its thread's turn;
+    /// `None` at shutdown. `previous` is the job this worker just ended: the
+    /// thread it passed the turn to is woken once this one holds no GIL.
+    #[pyo3(signature = (previous = None))]
+    fn next_job(
+        &self,
+        py: Python<'_>,
+        previous: Option<Py<JobHandle>>,
+    ) -> PyResult<Option<JobHandle>> {
+        let handed_over = previous.map(|p| {
+            self.lock().busy -= 1;
+            p.borrow(py).job.gate.clone()
+        });
+        let next = py.allow_threads(|| {
+            if let Some(g) = handed_over {
+                g.wake();
             }
+            let mut st = self.lock();
+            loop {
+                if st.shutdown {
+                    return None;
+                }
+                if let Some(j) = st.jobs.pop_front() {
+                    st.busy += 1;
+                    drop(st);
+                    // Wait for the turn before taking the GIL: a worker that
+                    // took it now would only stall the others.
+                    let start = j.gate.wait_turn_nogil(j.tid);
+                    return Some((j, start));
+                }
+                // Idle workers only wait for work or shutdown; the timeout
+                // just re-checks both.
+                st = self
+                    .cv
+                    .wait_timeout(st, Duration::from_millis(500))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        });
+        Ok(next.map(|(job, start)| JobHandle {
+            job,
+            start: Some(start),
+            began: false,
+        }))
+    }
+
+    /// The worker thread is leaving (shutdown, or retiring after `job`).
+    #[pyo3(signature = (job = None))]
+    fn worker_exit(&self, py: Python<'_>, job: Option<Py<JobHandle>>) {
+        if let Some(j) = job {
+            let gate = j.borrow(py).job.gate.clone();
+            py.allow_threads(|| gate.wake());
+            self.lock().busy -= 1;
         }
         self.lock().workers -= 1;
         self.cv.notify_all();

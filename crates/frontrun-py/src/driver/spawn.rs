@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current};
-use super::ops::JoinOp;
+use super::ops::{JoinOp, SleepOp};
 use super::pool::{Job, WorkerPool};
 
 fn thread_event(kind: AccessKind, tid: ThreadId) -> Event {
@@ -88,11 +88,12 @@ pub fn _coop_sleep(py: Python<'_>) -> PyResult<bool> {
     let Some((gate, me)) = current() else {
         return Ok(false);
     };
+    let (steps, mark) = gate.steps();
     gate.point(
         py,
         me,
         Event::default(),
-        None,
+        Some(Box::new(SleepOp { steps, mark })),
         caller_loc(py),
         Some("sleep".into()),
     )?;

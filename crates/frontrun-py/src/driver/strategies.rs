@@ -1,21 +1,32 @@
-//! Strategy construction and replay tokens for the driver.
-//!
-//! DPOR is the engine's. The engine crate also owns random, PCT and the token
-//! format; until those land this module provides small stand-ins with the
-//! same contract: a seeded random walk and a replayer (and a plain
-//! depth-first search over every interleaving, kept as a cross-check).
+//! Strategy construction and replay tokens, from the engine's.
 
 use frontrun_engine::event::ThreadId;
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
+use frontrun_engine::strategy::pct::Pct;
+use frontrun_engine::strategy::random::RandomStrategy;
+use frontrun_engine::strategy::replay::Replay;
 use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use frontrun_engine::token;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
 pub enum Kind {
-    Dpor { preemption_bound: Option<u32> },
-    Random { seed: u64, max_ops: Option<u64> },
-    Pct { seed: u64, depth: u32 },
-    Replay { schedule: Vec<ThreadId> },
+    Dpor {
+        preemption_bound: Option<u32>,
+    },
+    Random {
+        seed: u64,
+        attempts: u64,
+        max_ops: Option<u64>,
+    },
+    Pct {
+        seed: u64,
+        depth: u32,
+        attempts: u64,
+    },
+    Replay {
+        schedule: Vec<ThreadId>,
+    },
 }
 
 pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
@@ -27,233 +38,81 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
             }
             Box::new(Dpor::new(config))
         }
-        Kind::Random { seed, max_ops } => Box::new(RandomWalk::new(*seed, *max_ops)),
-        Kind::Pct { seed, .. } => Box::new(RandomWalk::new(*seed, None)),
+        Kind::Random {
+            seed,
+            attempts,
+            max_ops,
+        } => {
+            let inner = RandomStrategy::new(*seed, *attempts);
+            match max_ops {
+                Some(m) => Box::new(SwitchBudget::new(inner, *m)),
+                None => Box::new(inner),
+            }
+        }
+        Kind::Pct {
+            seed,
+            depth,
+            attempts,
+        } => Box::new(Pct::new(*seed, *depth, *attempts)),
         Kind::Replay { schedule } => Box::new(Replay::new(schedule.clone())),
     }
 }
 
-const TOKEN_PREFIX: &str = "fr1:";
-
 /// A compact replay token for `schedule` (thread ids in run order).
 pub fn encode_token(schedule: &[ThreadId]) -> String {
-    let body: Vec<String> = schedule.iter().map(ToString::to_string).collect();
-    format!("{TOKEN_PREFIX}{}", body.join("."))
+    token::encode(schedule)
 }
 
-pub fn decode_token(token: &str) -> Result<Vec<ThreadId>, String> {
-    let body = token.strip_prefix(TOKEN_PREFIX).ok_or_else(|| {
-        format!(
-            "not a frontrun replay token: {token:?} (expected the `counterexample` of a result)"
-        )
-    })?;
-    if body.is_empty() {
-        return Ok(Vec::new());
-    }
-    body.split('.')
-        .map(|p| {
-            p.parse::<ThreadId>()
-                .map_err(|_| format!("corrupt replay token {token:?}: bad step {p:?}"))
-        })
-        .collect()
+pub fn decode_token(text: &str) -> Result<Vec<ThreadId>, String> {
+    token::decode(text).map_err(|e| {
+        format!("{e} (a replay token is the `counterexample` of an exploration result)")
+    })
 }
 
-fn enabled(threads: &[ThreadStatus<'_>]) -> Vec<ThreadId> {
-    threads
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| matches!(t, ThreadStatus::Enabled(_)))
-        .map(|(i, _)| i)
-        .collect()
-}
-
-fn none_enabled(threads: &[ThreadStatus<'_>]) -> Choice {
-    if threads.iter().all(|t| matches!(t, ThreadStatus::Finished)) {
-        Choice::AllFinished
-    } else {
-        Choice::Deadlock
-    }
-}
-
-/// Every interleaving, depth first; with a bound, only schedules with at most
-/// that many preemptions (switching away from a thread that could continue).
-pub struct Dfs {
-    /// Per depth: the options and which one this execution takes.
-    stack: Vec<(Vec<ThreadId>, usize)>,
-    depth: usize,
-    started: bool,
-    bound: Option<u32>,
-    preemptions: u32,
-    last: Option<ThreadId>,
+/// Lets `inner` choose for the first `max_ops` scheduling points of an
+/// execution; after that the running thread keeps running while it can.
+pub struct SwitchBudget<S> {
+    inner: S,
+    max_ops: u64,
     schedule: Vec<ThreadId>,
 }
 
-impl Dfs {
-    pub fn new(bound: Option<u32>) -> Self {
-        Dfs {
-            stack: Vec::new(),
-            depth: 0,
-            started: false,
-            bound,
-            preemptions: 0,
-            last: None,
-            schedule: Vec::new(),
-        }
-    }
-}
-
-impl Strategy for Dfs {
-    fn begin_execution(&mut self) -> bool {
-        self.depth = 0;
-        self.preemptions = 0;
-        self.last = None;
-        self.schedule.clear();
-        if !self.started {
-            self.started = true;
-            return true;
-        }
-        while let Some((opts, i)) = self.stack.last_mut() {
-            if *i + 1 < opts.len() {
-                *i += 1;
-                return true;
-            }
-            self.stack.pop();
-        }
-        false
-    }
-
-    fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        let mut opts = enabled(threads);
-        if opts.is_empty() {
-            return none_enabled(threads);
-        }
-        let continuing = self.last.filter(|l| opts.contains(l));
-        if let (Some(b), Some(l)) = (self.bound, continuing) {
-            if self.preemptions >= b {
-                opts = vec![l];
-            } else {
-                // Continue first: the cheapest schedules are explored first.
-                opts.retain(|&t| t != l);
-                opts.insert(0, l);
-            }
-        }
-        let pick = if self.depth < self.stack.len() {
-            let (o, i) = &self.stack[self.depth];
-            o.get(*i)
-                .copied()
-                .filter(|t| opts.contains(t))
-                .unwrap_or(opts[0])
-        } else {
-            self.stack.push((opts.clone(), 0));
-            opts[0]
-        };
-        if continuing.is_some_and(|l| l != pick) {
-            self.preemptions += 1;
-        }
-        self.depth += 1;
-        self.last = Some(pick);
-        self.schedule.push(pick);
-        Choice::Run(pick)
-    }
-
-    fn end_execution(&mut self, _outcome: Outcome) {
-        self.stack.truncate(self.depth);
-    }
-
-    fn schedule(&self) -> &[ThreadId] {
-        &self.schedule
-    }
-}
-
-/// A uniformly random enabled thread at every point (xorshift, seeded).
-/// After `max_ops` decisions the running thread keeps running while it can.
-pub struct RandomWalk {
-    state: u64,
-    max_ops: Option<u64>,
-    schedule: Vec<ThreadId>,
-}
-
-impl RandomWalk {
-    pub fn new(seed: u64, max_ops: Option<u64>) -> Self {
-        RandomWalk {
-            state: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
+impl<S: Strategy> SwitchBudget<S> {
+    pub fn new(inner: S, max_ops: u64) -> Self {
+        SwitchBudget {
+            inner,
             max_ops,
             schedule: Vec::new(),
         }
     }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x
-    }
 }
 
-impl Strategy for RandomWalk {
+impl<S: Strategy> Strategy for SwitchBudget<S> {
     fn begin_execution(&mut self) -> bool {
         self.schedule.clear();
-        true
+        self.inner.begin_execution()
     }
+
     fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        let opts = enabled(threads);
-        if opts.is_empty() {
-            return none_enabled(threads);
-        }
-        let last = self.schedule.last().copied().filter(|l| opts.contains(l));
-        let past_budget = self
-            .max_ops
-            .is_some_and(|m| self.schedule.len() as u64 >= m);
-        let pick = match last {
-            Some(l) if past_budget => l,
-            _ => opts[(self.next() % opts.len() as u64) as usize],
+        let last = self
+            .schedule
+            .last()
+            .copied()
+            .filter(|&l| matches!(threads.get(l), Some(ThreadStatus::Enabled(_))));
+        let choice = match last {
+            Some(l) if self.schedule.len() as u64 >= self.max_ops => Choice::Run(l),
+            _ => self.inner.choose(threads),
         };
-        self.schedule.push(pick);
-        Choice::Run(pick)
-    }
-    fn end_execution(&mut self, _outcome: Outcome) {}
-    fn schedule(&self) -> &[ThreadId] {
-        &self.schedule
-    }
-}
-
-/// Follows a recorded schedule; past its end, the lowest enabled thread.
-pub struct Replay {
-    steps: Vec<ThreadId>,
-    pos: usize,
-    schedule: Vec<ThreadId>,
-}
-
-impl Replay {
-    pub fn new(steps: Vec<ThreadId>) -> Self {
-        Replay {
-            steps,
-            pos: 0,
-            schedule: Vec::new(),
+        if let Choice::Run(t) = choice {
+            self.schedule.push(t);
         }
+        choice
     }
-}
 
-impl Strategy for Replay {
-    fn begin_execution(&mut self) -> bool {
-        self.pos = 0;
-        self.schedule.clear();
-        true
+    fn end_execution(&mut self, outcome: Outcome) {
+        self.inner.end_execution(outcome);
     }
-    fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        let opts = enabled(threads);
-        if opts.is_empty() {
-            return none_enabled(threads);
-        }
-        let want = self.steps.get(self.pos).copied();
-        self.pos += 1;
-        let pick = want.filter(|t| opts.contains(t)).unwrap_or(opts[0]);
-        self.schedule.push(pick);
-        Choice::Run(pick)
-    }
-    fn end_execution(&mut self, _outcome: Outcome) {}
+
     fn schedule(&self) -> &[ThreadId] {
         &self.schedule
     }
@@ -265,41 +124,26 @@ mod tests {
     use frontrun_engine::event::Event;
 
     #[test]
-    fn token_round_trip() {
+    fn token_round_trip_and_clear_errors() {
         let s = vec![0, 1, 1, 0, 12];
         assert_eq!(decode_token(&encode_token(&s)).unwrap(), s);
-        assert!(decode_token("nope").is_err());
-        assert!(decode_token("fr1:0.x").is_err());
+        let err = decode_token("nope").unwrap_err();
+        assert!(err.contains("counterexample"), "{err}");
     }
 
-    /// Two threads with two steps each: C(4,2) = 6 interleavings.
     #[test]
-    fn dfs_enumerates_every_interleaving() {
+    fn switch_budget_stops_switching_after_max_ops() {
         let e = Event::default();
-        let mut dfs = Dfs::new(None);
-        let mut runs = 0;
-        while dfs.begin_execution() {
-            let mut left = [2, 2];
-            loop {
-                let st: Vec<ThreadStatus<'_>> = left
-                    .iter()
-                    .map(|&l| {
-                        if l > 0 {
-                            ThreadStatus::Enabled(&e)
-                        } else {
-                            ThreadStatus::Finished
-                        }
-                    })
-                    .collect();
-                match dfs.choose(&st) {
-                    Choice::Run(t) => left[t] -= 1,
-                    Choice::AllFinished => break,
-                    Choice::Deadlock => panic!("no deadlock here"),
-                }
-            }
-            dfs.end_execution(Outcome::Passed);
-            runs += 1;
+        let both = [ThreadStatus::Enabled(&e), ThreadStatus::Enabled(&e)];
+        let mut s = SwitchBudget::new(RandomStrategy::new(1, 1), 2);
+        assert!(s.begin_execution());
+        let first: Vec<Choice> = (0..2).map(|_| s.choose(&both)).collect();
+        let Choice::Run(last) = first[1] else {
+            panic!("two enabled threads")
+        };
+        for _ in 0..20 {
+            assert_eq!(s.choose(&both), Choice::Run(last));
         }
-        assert_eq!(runs, 6);
+        assert_eq!(s.schedule().len(), 22);
     }
 }

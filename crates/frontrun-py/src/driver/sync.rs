@@ -534,7 +534,13 @@ impl CoopCondition {
     fn new(py: Python<'_>, lock: Option<Py<CoopLock>>) -> PyResult<Self> {
         let lock = match lock {
             Some(l) => l,
-            None => Py::new(py, CoopLock::new(true))?,
+            None => {
+                let l = Py::new(py, CoopLock::new(true))?;
+                if super::ctx::_coop_active() {
+                    registry::id_of(py, l.bind(py).as_any());
+                }
+                l
+            }
         };
         Ok(CoopCondition {
             lock,

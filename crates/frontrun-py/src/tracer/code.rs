@@ -32,6 +32,7 @@ def localsplus(co):
 
 _NOFALL = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
            "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT") if n in dis.opmap}
+_RETURN_GENERATOR = dis.opmap.get("RETURN_GENERATOR", -1)
 _JUMPS = set(dis.hasjrel) | set(dis.hasjabs) | set(getattr(dis, "hasjump", ()))
 
 def depths(co):
@@ -53,7 +54,10 @@ def depths(co):
                 work.append((i.argval, d + dis.stack_effect(i.opcode, i.arg, jump=True)))
             if i.opcode in _NOFALL:
                 break
-            d += dis.stack_effect(i.opcode, i.arg, jump=False)
+            if i.opcode == _RETURN_GENERATOR:
+                d += 1  # resumed with the sent value pushed (dis says 0)
+            else:
+                d += dis.stack_effect(i.opcode, i.arg, jump=False)
             k += 1
     return out
 
@@ -70,20 +74,24 @@ def skip_dirs():
 
 /// A name from `co_names` or a closure variable, pre-hashed.
 pub struct Name {
+    /// The name as a Python string (for dict lookups without allocating).
+    pub obj: Py<PyAny>,
     pub key: u64,
     pub text: String,
     pub method: MethodUse,
 }
 
 impl Name {
-    fn new(text: String) -> Self {
+    fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text: String = obj.extract()?;
         let key = attr_key(&text);
         describe::remember_key(key, || Some(KeyText::Name(text.clone())));
-        Name {
+        Ok(Name {
+            obj: obj.clone().unbind(),
             key,
             method: method_use(&text),
             text,
-        }
+        })
     }
 }
 
@@ -92,6 +100,8 @@ pub struct CodeInfo {
     /// Keeps the code object (and thus its address) alive while cached.
     pub code: Py<PyAny>,
     pub traced: bool,
+    /// A generator or coroutine: its frame "returns" at every yield.
+    pub suspends: bool,
     pub instrs: Vec<Instr>,
     /// Stack depth before each code unit (3.12+); -1 where unknown.
     pub depths: Vec<i32>,
@@ -182,46 +192,54 @@ pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> 
 fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
     let st = statics(py)?;
     let filename: String = code.getattr("co_filename")?.extract()?;
-    let traced = is_traced_file(&filename, &st.skip_dirs);
-    let helper = st.helper.bind(py);
-    let (mut instrs, mut depths, mut names, mut cells) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut free_start, mut nlocalsplus, mut ncellfree, mut stacksize) = (0, 0, 0, 0);
-    if traced {
-        let bytes = code.getattr("co_code")?;
-        instrs = decode(
-            bytes.downcast::<PyBytes>()?.as_bytes(),
-            &st.table,
-            st.prefixes,
-        );
-        if cfg!(Py_3_12) {
-            depths = helper.getattr("depths")?.call1((code,))?.extract()?;
-        }
-        for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
-            names.push(Name::new(n.extract()?));
-        }
-        let plus: Vec<String> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
-        let nfree = code.getattr("co_freevars")?.len()?;
-        ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
-        nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
-        free_start = plus.len().saturating_sub(nfree);
-        cells = plus.into_iter().map(Name::new).collect();
-        stacksize = code.getattr("co_stacksize")?.extract()?;
-    }
-    let sites = (0..instrs.len()).map(|_| AtomicU64::new(0)).collect();
-    Ok(CodeInfo {
+    let mut info = CodeInfo {
         code: code.clone().unbind(),
-        traced,
-        instrs,
-        depths,
-        names,
-        cells,
-        free_start,
-        nlocalsplus,
-        ncellfree,
-        stacksize,
-        sites,
-    })
+        traced: false,
+        suspends: false,
+        instrs: Vec::new(),
+        depths: Vec::new(),
+        names: Vec::new(),
+        cells: Vec::new(),
+        free_start: 0,
+        nlocalsplus: 0,
+        ncellfree: 0,
+        stacksize: 0,
+        sites: Vec::new(),
+    };
+    // Code that cannot be analysed is left untraced rather than failing the
+    // user's program from inside the trace function.
+    if is_traced_file(&filename, &st.skip_dirs) && analyse(code, st, &mut info).is_ok() {
+        info.traced = true;
+        info.sites = (0..info.instrs.len()).map(|_| AtomicU64::new(0)).collect();
+    }
+    Ok(info)
+}
+
+fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResult<()> {
+    let helper = st.helper.bind(code.py());
+    let bytes = code.getattr("co_code")?;
+    info.instrs = decode(
+        bytes.downcast::<PyBytes>()?.as_bytes(),
+        &st.table,
+        st.prefixes,
+    );
+    if cfg!(Py_3_12) {
+        info.depths = helper.getattr("depths")?.call1((code,))?.extract()?;
+    }
+    for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
+        info.names.push(Name::new(&n)?);
+    }
+    let plus: Vec<Bound<'_, PyAny>> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
+    let nfree = code.getattr("co_freevars")?.len()?;
+    info.ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
+    info.nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
+    info.free_start = plus.len().saturating_sub(nfree);
+    info.cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
+    info.stacksize = code.getattr("co_stacksize")?.extract()?;
+    // CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR
+    let flags: u32 = code.getattr("co_flags")?.extract()?;
+    info.suspends = flags & (0x20 | 0x80 | 0x200) != 0;
+    Ok(())
 }
 
 #[cfg(test)]

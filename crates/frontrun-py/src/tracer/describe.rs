@@ -1,10 +1,8 @@
 //! Human-readable accesses and source locations, for explanations.
 
-use std::os::raw::c_int;
 use std::sync::{LazyLock, Mutex};
 
 use frontrun_engine::event::{Access, AccessKind, Key};
-use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::keys::FastMap;
@@ -24,9 +22,9 @@ static KEYS: LazyLock<Mutex<FastMap<u64, KeyText>>> = LazyLock::new(Mutex::defau
 /// Remember how `hash` reads (first one wins: the hashes are by content).
 pub fn remember_key(hash: u64, text: impl FnOnce() -> Option<KeyText>) {
     let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
-    if !keys.contains_key(&hash) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(hash) {
         if let Some(t) = text() {
-            keys.insert(hash, t);
+            slot.insert(t);
         }
     }
 }
@@ -77,7 +75,8 @@ pub struct SiteLocation {
 }
 
 /// (code object, byte offset) per site; site ids are indices + 1.
-static SITES: LazyLock<Mutex<Vec<(Py<PyAny>, u32)>>> = LazyLock::new(Mutex::default);
+type SiteTable = Vec<(Py<PyAny>, u32)>;
+static SITES: LazyLock<Mutex<SiteTable>> = LazyLock::new(Mutex::default);
 
 /// A new site id for `offset` in `code` (callers cache it per code unit).
 pub fn new_site(code: Py<PyAny>, offset: u32) -> u64 {
@@ -95,10 +94,21 @@ pub fn site_location(py: Python<'_>, site: u64) -> Option<SiteLocation> {
         (c.clone_ref(py), *o)
     };
     let code = code.bind(py);
-    // SAFETY: `code` is a live code object (only code objects are stored)
-    // and the GIL is held.
-    let line =
-        unsafe { ffi::PyCode_Addr2Line(code.as_ptr().cast(), c_int::try_from(offset).ok()?) };
+    // `co_lines()` yields (start, end, line) ranges of byte offsets.
+    let mut line = 0u32;
+    for entry in code
+        .call_method0("co_lines")
+        .ok()?
+        .try_iter()
+        .ok()?
+        .flatten()
+    {
+        let (start, end, l): (u32, u32, Option<u32>) = entry.extract().ok()?;
+        if (start..end).contains(&offset) {
+            line = l.unwrap_or(0);
+            break;
+        }
+    }
     let function_attr = if cfg!(Py_3_11) {
         "co_qualname"
     } else {
@@ -106,7 +116,31 @@ pub fn site_location(py: Python<'_>, site: u64) -> Option<SiteLocation> {
     };
     Some(SiteLocation {
         file: code.getattr("co_filename").ok()?.extract().ok()?,
-        line: u32::try_from(line).unwrap_or(0),
+        line,
         function: code.getattr(function_attr).ok()?.extract().ok()?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_names_items_and_wholes() {
+        remember_key(11, || Some(KeyText::Name("value".into())));
+        remember_key(12, || Some(KeyText::Item("'k'".into())));
+        remember_key(11, || Some(KeyText::Name("ignored".into())));
+        let read = Access::read(0xab, Key::Exact(11));
+        assert_eq!(describe_access(&read), "read object#ab.value");
+        assert_eq!(
+            describe_access(&Access::write(0xab, Key::Exact(12))),
+            "write object#ab['k']"
+        );
+        assert_eq!(
+            describe_access(&Access::write(0xab, Key::Any)),
+            "write object#ab[*]"
+        );
+        assert_eq!(key_text(Key::Exact(12)), "'k'");
+        assert_eq!(key_text(Key::Any), "*");
+    }
 }

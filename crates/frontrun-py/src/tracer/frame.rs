@@ -14,10 +14,17 @@ use std::os::raw::{c_char, c_int};
 
 use pyo3::ffi;
 
-#[cfg(not(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED))))]
-pub const SUPPORTED: bool = false;
-#[cfg(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED)))]
-pub const SUPPORTED: bool = true;
+// The layouts below exist for these builds only; refuse others outright
+// rather than read memory with a guessed layout.
+#[cfg(Py_GIL_DISABLED)]
+compile_error!("frontrun's tracer does not support free-threaded CPython builds yet; build with a GIL interpreter (3.10-3.13)");
+#[cfg(any(Py_3_14, not(Py_3_10)))]
+compile_error!(
+    "frontrun's tracer supports CPython 3.10-3.13 only; build with one of those interpreters"
+);
+
+/// Whether this build has a known frame layout (always, given the guards above).
+pub const SUPPORTED: bool = cfg!(all(Py_3_10, not(Py_3_14), not(Py_GIL_DISABLED)));
 
 /// CPython 3.10 `PyFrameObject` (Include/cpython/frameobject.h), up to the
 /// fields read here.
@@ -44,6 +51,7 @@ const _: () = {
     assert!(offset_of!(Frame, f_globals) == 48);
     assert!(offset_of!(Frame, f_valuestack) == 64);
     assert!(offset_of!(Frame, f_stackdepth) == 80);
+    assert!(offset_of!(Frame, f_trace_lines) == 84);
     assert!(offset_of!(Frame, f_trace_opcodes) == 85);
     assert!(offset_of!(Frame, f_lasti) == 96);
 };
@@ -56,9 +64,17 @@ struct Frame {
     ob_base: ffi::PyObject,
     f_back: *mut ffi::PyObject,
     f_frame: *mut IFrame,
+    f_trace: *mut ffi::PyObject,
+    f_lineno: c_int,
+    f_trace_lines: c_char,
+    f_trace_opcodes: c_char,
 }
 #[cfg(Py_3_11)]
-const _: () = assert!(offset_of!(Frame, f_frame) == 24);
+const _: () = {
+    assert!(offset_of!(Frame, f_frame) == 24);
+    assert!(offset_of!(Frame, f_trace_lines) == 44);
+    assert!(offset_of!(Frame, f_trace_opcodes) == 45);
+};
 
 /// CPython 3.11 `_PyInterpreterFrame` (Include/internal/pycore_frame.h).
 #[cfg(all(Py_3_11, not(Py_3_12)))]
@@ -280,11 +296,44 @@ impl FrameView {
         }
     }
 
-    /// Set a frame attribute through its Python setter (which keeps each
-    /// version's own bookkeeping, e.g. 3.13's per-code instrumentation).
-    pub fn set_attr(&self, name: &std::ffi::CStr, value: *mut ffi::PyObject) -> bool {
-        // SAFETY: live frame object, valid C string, GIL held.
-        unsafe { ffi::PyObject_SetAttrString(self.frame.cast(), name.as_ptr(), value) == 0 }
+    /// The frame's `(f_trace_lines, f_trace_opcodes)` fields.
+    pub fn trace_flags(&self) -> (bool, bool) {
+        // SAFETY: live frame (type invariant); the two `char` fields are at
+        // the offsets asserted above for this version.
+        let f = unsafe { &*self.frame.cast::<Frame>() };
+        (f.f_trace_lines != 0, f.f_trace_opcodes != 0)
+    }
+
+    /// Write `f_trace_lines` / `f_trace_opcodes` directly. Equivalent to the
+    /// attribute setters up to 3.12 (once `install` has set the interpreter's
+    /// opcode-trace flag on 3.12); 3.13 must use [`Self::set_flag`] for
+    /// opcodes, whose setter also instruments the code object.
+    pub fn write_trace_flags(&self, lines: bool, opcodes: Option<bool>) {
+        // SAFETY: live frame (type invariant), fields at asserted offsets;
+        // plain `char` flags read by the interpreter at the next event.
+        unsafe {
+            let f = &mut *self.frame.cast::<Frame>();
+            f.f_trace_lines = c_char::from(lines);
+            if let Some(op) = opcodes {
+                f.f_trace_opcodes = c_char::from(op);
+            }
+        }
+    }
+
+    /// Set a frame attribute (an interned name) through its Python setter,
+    /// which keeps each version's own bookkeeping (e.g. 3.13's per-code
+    /// instrumentation).
+    pub fn set_flag(&self, name: &pyo3::Bound<'_, pyo3::types::PyString>, value: bool) -> bool {
+        // SAFETY: live frame object, a live str name, GIL held; `Py_True`
+        // and `Py_False` are immortal singletons.
+        unsafe {
+            let v = if value {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            };
+            ffi::PyObject_SetAttr(self.frame.cast(), name.as_ptr(), v) == 0
+        }
     }
 }
 
@@ -332,5 +381,103 @@ pub fn self_check() -> Result<(), String> {
     if !same_code || !std::ptr::eq(globals, view.globals()) {
         return Err("the frame layout does not match this interpreter build".into());
     }
+    // The flag fields must move with the Python attribute.
+    let name = c"f_trace_lines";
+    let before = view.trace_flags().0;
+    let mut agrees = true;
+    for value in [!before, before] {
+        // SAFETY: live frame, valid C string, GIL held; immortal bools.
+        let ok = unsafe {
+            let v = if value {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            };
+            ffi::PyObject_SetAttrString(frame.cast(), name.as_ptr(), v) == 0
+        };
+        agrees &= ok && view.trace_flags().0 == value;
+    }
+    if !agrees {
+        return Err("the frame flag layout does not match this interpreter build".into());
+    }
     Ok(())
+}
+
+/// Classify an object for sharing from its type's flags (cheap: called per
+/// loaded value). `deque`, `cell`, `namespace` are those type objects.
+pub fn object_kind(
+    obj: &pyo3::Bound<'_, pyo3::PyAny>,
+    deque: usize,
+    cell: usize,
+    namespace: usize,
+) -> super::registry::Kind {
+    use super::registry::Kind;
+    let obj = obj.as_ptr();
+    // SAFETY: `obj` is alive (borrowed from a `Bound`) and the GIL is held;
+    // only its type, the type's flags and, for heap types, the MRO are read.
+    unsafe {
+        let ty = ffi::Py_TYPE(obj);
+        let flags = (*ty).tp_flags;
+        if flags
+            & (ffi::Py_TPFLAGS_LONG_SUBCLASS
+                | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
+                | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
+            != 0
+        {
+            return Kind::Immutable;
+        }
+        if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
+            return Kind::Container;
+        }
+        if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
+            return Kind::Transparent;
+        }
+        if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
+            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
+            return if heap { Kind::Object } else { Kind::Immutable };
+        }
+        let heap_type = flags & ffi::Py_TPFLAGS_HEAPTYPE != 0;
+        let is = |base: *mut ffi::PyTypeObject| {
+            ty == base || (heap_type && ffi::PyType_IsSubtype(ty, base) != 0)
+        };
+        if is(&raw mut ffi::PySet_Type)
+            || is(&raw mut ffi::PyByteArray_Type)
+            || is(deque as *mut ffi::PyTypeObject)
+        {
+            return Kind::Container;
+        }
+        if is(&raw mut ffi::PyFrozenSet_Type) {
+            return Kind::Transparent;
+        }
+        if ty as usize == cell || ty as usize == namespace {
+            return Kind::Object;
+        }
+        if heap_type && ffi::PyFloat_Check(obj) == 0 && ffi::PyModule_Check(obj) == 0 {
+            Kind::Object
+        } else {
+            Kind::Immutable
+        }
+    }
+}
+
+/// The instance dict of `obj` if its type has one, read without running
+/// any `__getattribute__` (walks must not execute user code).
+pub fn instance_dict<'py>(
+    obj: &pyo3::Bound<'py, pyo3::PyAny>,
+) -> Option<pyo3::Bound<'py, pyo3::PyAny>> {
+    let p = obj.as_ptr();
+    // SAFETY: `p` is alive (borrowed from a `Bound`), GIL held. The generic
+    // getter is only called on types that declare a dict slot, which is what
+    // it requires; it returns a new reference or NULL with an error set.
+    unsafe {
+        if (*ffi::Py_TYPE(p)).tp_dictoffset == 0 {
+            return None;
+        }
+        let d = ffi::PyObject_GenericGetDict(p, std::ptr::null_mut());
+        if d.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        Some(pyo3::Bound::from_owned_ptr(obj.py(), d))
+    }
 }

@@ -3,9 +3,8 @@
 //! FNV-1a 64 is used because it is fixed: Python's `hash()` of a `str` is
 //! salted per process, and ids must be comparable across executions.
 
-use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple};
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -45,9 +44,26 @@ pub struct ItemKey {
     pub int: Option<i64>,
 }
 
-/// The content key of `key` if it is a str, int, bool or bytes; `None` means
-/// the access must use `Key::Any`.
+/// Key under which a value is adopted when its place has no content key
+/// (e.g. `d[obj] = v`); repeated uses get distinct ids from the registry.
+pub fn unkeyed() -> u64 {
+    fnv_tagged(b'u', &[])
+}
+
+/// The content key of `key` if it is a str, int, bool or bytes, or a tuple
+/// of those; `None` means the access must use `Key::Any`.
 pub fn item_key(key: &Bound<'_, PyAny>) -> Option<ItemKey> {
+    if let Ok(t) = key.downcast::<PyTuple>() {
+        // Bounded so a huge tuple key costs little per access.
+        if t.len() > 8 {
+            return None;
+        }
+        let mut h = fnv_tagged(b't', &(t.len() as u64).to_le_bytes());
+        for item in t.iter() {
+            h = mix(h, item_key(&item)?.hash);
+        }
+        return Some(ItemKey { hash: h, int: None });
+    }
     if let Ok(s) = key.downcast::<PyString>() {
         let text = s.to_str().ok()?;
         return Some(ItemKey {
@@ -56,17 +72,16 @@ pub fn item_key(key: &Bound<'_, PyAny>) -> Option<ItemKey> {
         });
     }
     if let Ok(b) = key.downcast::<PyBool>() {
+        // `d[True]` is `d[1]`: same key.
+        let v = i64::from(b.is_true());
         return Some(ItemKey {
-            hash: fnv_tagged(b'b', &[u8::from(b.is_true())]),
-            int: None,
+            hash: index_key(v),
+            int: Some(v),
         });
     }
     if key.downcast::<PyInt>().is_ok() {
-        // SAFETY: `key` is a live int (checked above) and the GIL is held.
-        let v = unsafe { ffi::PyLong_AsLongLong(key.as_ptr()) };
-        if v == -1 && PyErr::take(key.py()).is_some() {
-            return None;
-        }
+        // Ints beyond i64 have no stable key here: `Key::Any`.
+        let v: i64 = key.extract().ok()?;
         return Some(ItemKey {
             hash: index_key(v),
             int: Some(v),

@@ -18,7 +18,27 @@
 //!   function of an event the tracer produced.
 //!
 //! Each event holds exactly one access and is emitted *before* the opcode
-//! executes.
+//! executes; if the sink returns `Err`, that exception is raised in the
+//! user's code at that point, before the access happens.
+//!
+//! # What is an access
+//!
+//! Attribute load/store/delete, subscript load/store/delete (and 3.12+
+//! slices), globals (builtins, and globals bound to functions, classes or
+//! modules, are not scheduling points: rebinding code concurrently is not
+//! modelled), closure cells that
+//! are free variables or already shared, method loads on list/dict/set/
+//! deque/bytearray (mutators write `Key::Any`, everything else reads it),
+//! `iter()` of a shared container and `in` tests. Only accesses whose owner is
+//! shared (see [`registry`]) are emitted.
+//!
+//! # Per version
+//!
+//! Frame layouts are in [`frame`] (checked at build time and against the
+//! public API at `install`). The live stack depth is read from the frame on
+//! 3.10/3.11 and precomputed per code object on 3.12/3.13 (where the frame
+//! does not record it). Code from the stdlib, `<frozen …>` and frontrun's own
+//! package is not traced; site-packages is.
 
 pub mod code;
 pub mod decode;
@@ -72,15 +92,31 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
         )?;
     }
     trace::reset_thread();
+    // A Python-level tracer (debugger, coverage) is put back by `uninstall`.
+    let previous = py.import("sys")?.call_method0("gettrace")?;
+    PREVIOUS.with(|p| *p.borrow_mut() = (!previous.is_none()).then(|| previous.unbind()));
     // SAFETY: GIL held; `trace::trace` matches `Py_tracefunc` and needs no
     // argument object.
     unsafe { ffi::PyEval_SetTrace(Some(trace::trace), std::ptr::null_mut()) };
     Ok(())
 }
 
-/// Stop tracing the current thread.
-pub fn uninstall(_py: Python<'_>) {
+thread_local! {
+    static PREVIOUS: std::cell::RefCell<Option<Py<PyAny>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Stop tracing the current thread (restoring a Python-level tracer that
+/// was active at `install`).
+pub fn uninstall(py: Python<'_>) {
     // SAFETY: GIL held (the token proves it); NULL removes the trace function.
     unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
     trace::reset_thread();
+    if let Some(previous) = PREVIOUS.with(|p| p.borrow_mut().take()) {
+        let restored = py
+            .import("sys")
+            .and_then(|sys| sys.call_method1("settrace", (previous,)));
+        if let Err(e) = restored {
+            e.write_unraisable(py, None);
+        }
+    }
 }

@@ -28,6 +28,11 @@ pub enum Op {
     LoadClassDeref,
     GetIter,
     ContainsOp,
+    /// Advancing an iterator: the item of a shared container is shared.
+    ForIter,
+    /// A positional call (`CALL_METHOD` on 3.10, `CALL` on 3.11+): follows
+    /// up method calls on shared containers.
+    Call,
 }
 
 const NAMED: &[(&str, Op)] = &[
@@ -50,6 +55,9 @@ const NAMED: &[(&str, Op)] = &[
     ("LOAD_FROM_DICT_OR_DEREF", Op::LoadClassDeref),
     ("GET_ITER", Op::GetIter),
     ("CONTAINS_OP", Op::ContainsOp),
+    ("FOR_ITER", Op::ForIter),
+    ("CALL_METHOD", Op::Call),
+    ("CALL", Op::Call),
 ];
 
 /// Opcode number → meaning, plus the two opcodes the decoder itself needs.

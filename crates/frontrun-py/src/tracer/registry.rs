@@ -8,9 +8,11 @@
 //! name, primitives registered by the driver from registration order.
 //!
 //! Shared = registered. The roots are walked (breadth first, depth and size
-//! limited); objects met later are registered when loaded from or stored into
-//! a registered object. Everything else is thread-private and produces no
-//! events. Immutable objects (numbers, strings, bytes, tuples, frozensets,
+//! limited); objects met later are registered when they are loaded from or
+//! stored into a registered object (attribute, item, global, closure cell),
+//! produced by iterating a registered container, returned by a method of
+//! one, or passed to one of its mutators (`append`, `update`…). Everything
+//! else is thread-private and produces no events. Immutable objects (numbers, strings, bytes, tuples, frozensets,
 //! functions, code, builtin types, modules) are never owners: tuples and
 //! frozensets are walked *through*, modules map to their globals dict.
 //!
@@ -68,59 +70,11 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// Classify `obj` (a live object; the GIL is held). Called per access on
-/// values being loaded, so the common cases are decided from type flags.
-pub fn kind(obj: *mut ffi::PyObject) -> Kind {
-    let Some(t) = TYPES.get() else {
-        return Kind::Immutable;
-    };
-    // SAFETY: `obj` is a live object and the GIL is held; only its type, the
-    // type's flags and its MRO (for subtype checks) are read.
-    unsafe {
-        let ty = ffi::Py_TYPE(obj);
-        let flags = (*ty).tp_flags;
-        if flags
-            & (ffi::Py_TPFLAGS_LONG_SUBCLASS
-                | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
-                | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
-            != 0
-        {
-            return Kind::Immutable;
-        }
-        if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
-            return Kind::Container;
-        }
-        if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
-            return Kind::Transparent;
-        }
-        if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
-            let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
-            return if heap { Kind::Object } else { Kind::Immutable };
-        }
-        let is = |base: *mut ffi::PyTypeObject| {
-            ty == base
-                || (flags & ffi::Py_TPFLAGS_HEAPTYPE != 0 && ffi::PyType_IsSubtype(ty, base) != 0)
-        };
-        if is(&raw mut ffi::PySet_Type)
-            || is(&raw mut ffi::PyByteArray_Type)
-            || is(t.deque as *mut ffi::PyTypeObject)
-        {
-            return Kind::Container;
-        }
-        if is(&raw mut ffi::PyFrozenSet_Type) {
-            return Kind::Transparent;
-        }
-        if ty as usize == t.cell || ty as usize == t.namespace {
-            return Kind::Object;
-        }
-        if flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
-            && ffi::PyFloat_Check(obj) == 0
-            && ffi::PyModule_Check(obj) == 0
-        {
-            Kind::Object
-        } else {
-            Kind::Immutable
-        }
+/// Classify `obj` for sharing.
+pub fn kind(obj: &Bound<'_, PyAny>) -> Kind {
+    match TYPES.get() {
+        Some(t) => super::frame::object_kind(obj, t.deque, t.cell, t.namespace),
+        None => Kind::Immutable,
     }
 }
 
@@ -148,12 +102,14 @@ impl Registry {
         id
     }
 
-    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, type_name: impl FnOnce() -> String) {
+    /// `type_name` and `kind` are computed by the caller before taking the
+    /// lock: the lock is never held while Python code might run.
+    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, kind: Kind, type_name: String) {
         let addr = obj.as_ptr() as usize;
-        self.by_addr.insert(addr, (id, kind(obj.as_ptr())));
+        self.by_addr.insert(addr, (id, kind));
         self.taken.insert(id, addr);
         self.refs.push(obj.clone().unbind());
-        self.type_names.insert(id, type_name());
+        self.type_names.insert(id, type_name);
     }
 }
 
@@ -183,7 +139,18 @@ fn type_name_of(obj: &Bound<'_, PyAny>) -> String {
 
 /// Start an execution: forget every object of the previous one.
 pub fn begin_execution(py: Python<'_>) {
+    ensure_init(py);
     end_execution(py);
+}
+
+/// `init`, for entry points that cannot return an error: the imports it
+/// needs (`collections`, `types`) are always available.
+fn ensure_init(py: Python<'_>) {
+    if TYPES.get().is_none() {
+        if let Err(e) = init(py) {
+            e.write_unraisable(py, None);
+        }
+    }
 }
 
 /// Release the references of the execution and forget its objects.
@@ -204,6 +171,7 @@ pub fn end_execution(_py: Python<'_>) {
 /// Register the `n`-th root of this execution and everything reachable from
 /// it (within limits). Returns its id.
 pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
+    ensure_init(py);
     let base = {
         let mut r = reg();
         r.roots += 1;
@@ -214,14 +182,16 @@ pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 
 /// The id of `obj`, registering it (without walking) if new: for locks and
 /// other primitives the driver models itself.
-pub fn id_of(_py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
-    let mut r = reg();
-    if let Some(&(id, _)) = r.by_addr.get(&(obj.as_ptr() as usize)) {
+pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
+    ensure_init(py);
+    if let Some(id) = lookup(obj.as_ptr()) {
         return id;
     }
+    let (k, name) = (kind(obj), type_name_of(obj));
+    let mut r = reg();
     r.prims += 1;
     let id = r.claim(fnv_tagged(PRIM_TAG, &r.prims.to_le_bytes()));
-    r.insert(obj, id, || type_name_of(obj));
+    r.insert(obj, id, k, name);
     id
 }
 
@@ -247,7 +217,7 @@ pub fn adopt(py: Python<'_>, parent: ObjId, key: u64, obj: &Bound<'_, PyAny>) ->
 }
 
 fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Option<ObjId> {
-    let k = kind(obj.as_ptr());
+    let k = kind(obj);
     if k == Kind::Immutable {
         return None;
     }
@@ -258,9 +228,10 @@ fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Optio
         Kind::Immutable => return None,
         Kind::Transparent => None,
         Kind::Container | Kind::Object => {
+            let name = type_name_of(obj);
             let mut r = reg();
             let id = r.claim(base);
-            r.insert(obj, id, || type_name_of(obj));
+            r.insert(obj, id, k, name);
             Some(id)
         }
     };
@@ -282,7 +253,7 @@ pub fn module_globals(py: Python<'_>, globals: &Bound<'_, PyAny>) -> ObjId {
     let _ = py;
     let mut r = reg();
     let id = r.claim(fnv_tagged(MODULE_TAG, name.as_bytes()));
-    r.insert(globals, id, || name.clone());
+    r.insert(globals, id, Kind::Object, name);
     id
 }
 
@@ -293,7 +264,7 @@ pub fn cell(cell: &Bound<'_, PyAny>, name_key: u64) -> ObjId {
         return id;
     }
     let id = r.claim(mix(fnv_tagged(CELL_TAG, &[]), name_key));
-    r.insert(cell, id, || "closure".into());
+    r.insert(cell, id, Kind::Object, "closure".into());
     id
 }
 
@@ -319,7 +290,7 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
     }
     let Some(types) = TYPES.get() else { return out };
     let ty = obj.get_type().as_ptr() as usize;
-    let k = kind(obj.as_ptr());
+    let k = kind(obj);
     if ty == types.cell {
         if let Ok(v) = obj.getattr("cell_contents") {
             out.push((attr_key("cell_contents"), v));
@@ -343,7 +314,14 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         return out;
     }
     if k == Kind::Object {
-        if let Ok(d) = obj.getattr("__dict__") {
+        // Instances: the dict itself, not `obj.__dict__`, so a custom
+        // `__getattribute__` never runs during a walk.
+        let d = if obj.downcast::<PyType>().is_ok() {
+            obj.getattr("__dict__").ok()
+        } else {
+            super::frame::instance_dict(obj)
+        };
+        if let Some(d) = d {
             if let Ok(items) = d.call_method0("items").and_then(|i| i.try_iter()) {
                 for (name, v) in items.flatten().filter_map(|kv| {
                     kv.extract::<(Bound<'py, PyString>, Bound<'py, PyAny>)>()
@@ -385,7 +363,12 @@ fn slot_values<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
             if n == "__dict__" || n == "__weakref__" {
                 continue;
             }
-            if let Ok(v) = obj.getattr(n.as_str()) {
+            // Through the slot's member descriptor: no `__getattribute__`.
+            let value = cls
+                .getattr("__dict__")
+                .and_then(|d| d.get_item(n.as_str()))
+                .and_then(|descr| descr.call_method1("__get__", (obj, obj.get_type())));
+            if let Ok(v) = value {
                 out.push((attr_key(&n), v));
             }
         }
@@ -404,16 +387,17 @@ fn walk(_py: Python<'_>, id: ObjId, obj: &Bound<'_, PyAny>) {
         for (key, child) in children(&node) {
             seen += 1;
             let base = mix(pid, key);
-            match kind(child.as_ptr()) {
+            match kind(&child) {
                 Kind::Immutable => {}
                 Kind::Transparent => queue.push_back((base, child, depth + 1)),
-                Kind::Container | Kind::Object => {
-                    let mut r = reg();
-                    if r.by_addr.contains_key(&(child.as_ptr() as usize)) {
+                k @ (Kind::Container | Kind::Object) => {
+                    if lookup(child.as_ptr()).is_some() {
                         continue;
                     }
+                    let name = type_name_of(&child);
+                    let mut r = reg();
                     let cid = r.claim(base);
-                    r.insert(&child, cid, || type_name_of(&child));
+                    r.insert(&child, cid, k, name);
                     drop(r);
                     queue.push_back((cid, child, depth + 1));
                 }

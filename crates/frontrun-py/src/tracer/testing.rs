@@ -10,11 +10,37 @@ use super::describe::key_text;
 use super::{install, registry, site_location, supported, uninstall};
 use crate::hooks::{self, EventSink};
 
+/// Add the `_trace_*` hooks not listed in `lib.rs` (`_trace_record`,
+/// `_trace_count`, `_trace_describe`, `_trace_events` and
+/// `_tracer_supported` are added there).
+pub fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_trace_fail_at, m)?)?;
+    m.add_function(wrap_pyfunction!(_trace_begin, m)?)?;
+    m.add_function(wrap_pyfunction!(_trace_thread, m)?)?;
+    m.add_function(wrap_pyfunction!(_trace_end, m)?)?;
+    Ok(())
+}
+
 struct Recorder(Arc<Mutex<Vec<Event>>>);
 
 impl EventSink for Recorder {
     fn on_event(&mut self, _py: Python<'_>, event: Event) -> PyResult<()> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
+        Ok(())
+    }
+}
+
+/// Refuses the `n`-th event (0-based), as a driver does to abort a thread.
+struct FailAt(u64);
+
+impl EventSink for FailAt {
+    fn on_event(&mut self, _py: Python<'_>, _event: Event) -> PyResult<()> {
+        if self.0 == 0 {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "sink refused the event",
+            ));
+        }
+        self.0 -= 1;
         Ok(())
     }
 }
@@ -149,4 +175,61 @@ pub fn _trace_events(
             )
         })
         .collect())
+}
+
+/// `_trace_fail_at(fn, roots, n)`: trace `fn()` with a sink that refuses the
+/// `n`-th access (0-based); the sink's error propagates out of `fn`.
+#[pyfunction]
+pub fn _trace_fail_at(
+    py: Python<'_>,
+    f: &Bound<'_, PyAny>,
+    roots: &Bound<'_, PyList>,
+    n: u64,
+) -> PyResult<()> {
+    let run = traced(py, f, roots, Box::new(FailAt(n)));
+    registry::end_execution(py);
+    run
+}
+
+/// `_trace_begin(roots)`: start an execution with `roots` shared (for tests
+/// that trace several threads with `_trace_thread`).
+#[pyfunction]
+pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) {
+    registry::begin_execution(py);
+    for r in roots.iter() {
+        registry::add_root(py, &r);
+    }
+}
+
+/// `_trace_thread(fn)`: trace `fn()` on the calling thread within the
+/// current execution; `(kind, object id, key)` per access.
+#[pyfunction]
+pub fn _trace_thread(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u64, String)>> {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let previous = hooks::set_sink(Some(Box::new(Recorder(events.clone()))));
+    let result = install(py).and_then(|()| {
+        let r = f.call0();
+        uninstall(py);
+        r
+    });
+    hooks::set_sink(previous);
+    result?;
+    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(events
+        .iter()
+        .flat_map(|e| e.accesses.iter())
+        .map(|a| {
+            (
+                format!("{:?}", a.kind).to_lowercase(),
+                a.obj,
+                key_text(a.key),
+            )
+        })
+        .collect())
+}
+
+/// `_trace_end()`: end the execution started by `_trace_begin`.
+#[pyfunction]
+pub fn _trace_end(py: Python<'_>) {
+    registry::end_execution(py);
 }

@@ -14,32 +14,73 @@ use frontrun_engine::event::{Access, Event, Key, ObjId};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
-use super::keys::item_key;
+use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
 use super::ops::{MethodUse, Op};
 use super::registry::{self, Kind};
 use crate::hooks;
 
-/// A value about to be loaded from a shared place: at the next opcode event
-/// of the same frame, if it is at `unit`, the loaded value is on top of the
-/// stack and is registered as `parent`'s child under `key`.
+/// Something an instruction is about to push: at the next opcode event of
+/// the same frame, if it is at `unit`, the value is on top of the stack.
 struct Pending {
     frame: usize,
+    code: usize,
     unit: u32,
+    then: Then,
+}
+
+/// What to do with the pushed value.
+enum Then {
+    /// Register it as `parent`'s child under `key`. `slots`: how many slots
+    /// the load pushed (a NULL may accompany the value).
+    Adopt { parent: ObjId, key: u64, slots: u8 },
+    /// It is an iterator over shared `parent`: its items are shared.
+    Iterator { parent: ObjId },
+}
+
+/// A method of a shared container loaded and not yet called.
+struct MethodLoad {
+    frame: usize,
+    container: usize,
     parent: ObjId,
-    key: u64,
-    /// How many slots the load pushed (a NULL may accompany the value).
-    slots: u8,
+    name: u64,
+    use_: MethodUse,
+}
+
+/// An iterator over a shared container, alive in `frame`.
+struct SharedIter {
+    frame: usize,
+    /// Held so its address is not reused while tracked.
+    iter: Py<PyAny>,
+    parent: ObjId,
+    next: i64,
+}
+
+/// Bound on each follow-up list: beyond it the oldest entries are dropped
+/// (a missed follow-up only loses precision, never safety).
+const MAX_FOLLOW: usize = 32;
+
+fn push_bounded<T>(v: &mut Vec<T>, item: T) {
+    if v.len() >= MAX_FOLLOW {
+        v.remove(0);
+    }
+    v.push(item);
 }
 
 #[derive(Default)]
 struct ThreadState {
     last: Option<(usize, Arc<CodeInfo>)>,
+    /// Per-thread view of the global code cache (which keeps the code
+    /// objects alive, so addresses here are never reused).
+    codes: FastMap<usize, Arc<CodeInfo>>,
     pending: Vec<Pending>,
+    methods: Vec<MethodLoad>,
+    iters: Vec<SharedIter>,
 }
 
 thread_local! {
@@ -68,7 +109,9 @@ pub unsafe extern "C" fn trace(
     {
         return 0;
     }
-    if !hooks::has_sink() {
+    // Opcode events check for a sink after their (cheaper) idle fast path;
+    // return events always clean up the frame's follow-ups.
+    if what == ffi::PyTrace_CALL && !hooks::has_sink() {
         return 0;
     }
     // SAFETY: CPython calls trace functions with the GIL held.
@@ -80,8 +123,7 @@ pub unsafe extern "C" fn trace(
         ffi::PyTrace_CALL => on_call(py, &view),
         ffi::PyTrace_OPCODE => on_opcode(py, &view, frame as usize),
         _ => {
-            let f = frame as usize;
-            STATE.with(|s| s.borrow_mut().pending.retain(|p| p.frame != f));
+            on_return(py, &view, frame as usize);
             Ok(())
         }
     }));
@@ -98,37 +140,76 @@ pub unsafe extern "C" fn trace(
     }
 }
 
+/// A frame returns: forget its follow-ups, unless it is a generator or
+/// coroutine suspending at a yield (its entries stay, bounded, and match only
+/// this frame and code object).
+fn on_return(py: Python<'_>, view: &FrameView, f: usize) {
+    let busy = STATE.with(|s| {
+        let s = s.borrow();
+        s.pending.iter().any(|p| p.frame == f)
+            || s.methods.iter().any(|m| m.frame == f)
+            || s.iters.iter().any(|i| i.frame == f)
+    });
+    if !busy || code_info(py, view).is_ok_and(|info| info.suspends) {
+        return;
+    }
+    let dropped = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.pending.retain(|p| p.frame != f);
+        s.methods.retain(|m| m.frame != f);
+        let (gone, kept) = std::mem::take(&mut s.iters)
+            .into_iter()
+            .partition(|i| i.frame == f);
+        s.iters = kept;
+        gone
+    });
+    // Released outside the borrow: dropping may run finalizers.
+    drop::<Vec<SharedIter>>(dropped);
+}
+
 fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
     let code = view.code() as usize;
-    if let Some(hit) = STATE.with(|s| {
-        s.borrow()
-            .last
-            .as_ref()
-            .and_then(|(c, i)| (*c == code).then(|| i.clone()))
-    }) {
+    let hit = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some((c, i)) = &s.last {
+            if *c == code {
+                return Some(i.clone());
+            }
+        }
+        let found = s.codes.get(&code).cloned()?;
+        s.last = Some((code, found.clone()));
+        Some(found)
+    });
+    if let Some(hit) = hit {
         return Ok(hit);
     }
     // SAFETY: the frame holds a strong reference to its code object.
     let bound = unsafe { Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject) };
     let info = code::info(py, &bound)?;
-    STATE.with(|s| s.borrow_mut().last = Some((code, info.clone())));
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.codes.insert(code, info.clone());
+        s.last = Some((code, info.clone()));
+    });
     Ok(info)
 }
 
 fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
     let info = code_info(py, view)?;
-    // SAFETY: `Py_False`/`Py_True` are immortal singletons.
-    let (t, f) = unsafe { (ffi::Py_True(), ffi::Py_False()) };
-    view.set_attr(c"f_trace_lines", f);
-    if info.traced {
-        // 3.13 enables per-code opcode events only if `f_trace` is set.
-        if cfg!(Py_3_13) {
-            view.set_attr(c"f_trace", t);
+    // Line events are not needed: opcodes are enough.
+    if cfg!(Py_3_13) {
+        view.write_trace_flags(false, None);
+        if info.traced {
+            // 3.13 instruments the code for opcode events in the
+            // `f_trace_opcodes` setter, and only if `f_trace` is set.
+            view.set_flag(pyo3::intern!(py, "f_trace"), true);
+            if !view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true) {
+                return Err(PyErr::take(py)
+                    .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
+            }
         }
-        if !view.set_attr(c"f_trace_opcodes", t) {
-            return Err(PyErr::take(py)
-                .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
-        }
+    } else {
+        view.write_trace_flags(false, Some(info.traced));
     }
     Ok(())
 }
@@ -144,7 +225,12 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         let s = s.borrow();
         match &s.last {
             Some((c, info)) if *c == code => {
-                let idle = info.instrs.get(unit).is_none_or(|i| i.op == Op::Skip);
+                let idle = info.instrs.get(unit).is_none_or(|i| match i.op {
+                    Op::Skip => true,
+                    Op::Call => s.methods.is_empty(),
+                    Op::ForIter => s.iters.is_empty(),
+                    _ => false,
+                });
                 if !info.traced || (idle && s.pending.is_empty()) {
                     Err(())
                 } else {
@@ -154,10 +240,12 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
             _ => Ok(None),
         }
     });
+    if matches!(cached, Err(())) || !hooks::has_sink() {
+        return Ok(());
+    }
     let info = match cached {
-        Err(()) => return Ok(()),
         Ok(Some(info)) => info,
-        Ok(None) => code_info(py, view)?,
+        _ => code_info(py, view)?,
     };
     if !info.traced {
         return Ok(());
@@ -173,25 +261,23 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         };
         view.stack(depth, info.nlocalsplus, info.stacksize)
     };
-    resolve_pending(py, frame, unit, &stack);
+    let code = view.code() as usize;
+    resolve_pending(py, frame, code, unit, &stack);
     if ins.op == Op::Skip {
         return Ok(());
     }
     let Some(stack) = stack() else { return Ok(()) };
-    let Some((access, pending)) = classify(py, view, &info, ins, &stack) else {
-        return Ok(());
-    };
-    if let Some(mut p) = pending {
-        p.frame = frame;
-        p.unit = ins.next;
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.pending.len() >= 64 {
-                s.pending.remove(0);
-            }
-            s.pending.push(p);
-        });
+    let (access, then) = classify(py, view, &info, ins, &stack, frame);
+    if let Some(then) = then {
+        let p = Pending {
+            frame,
+            code,
+            unit: ins.next,
+            then,
+        };
+        STATE.with(|s| push_bounded(&mut s.borrow_mut().pending, p));
     }
+    let Some(access) = access else { return Ok(()) };
     let site = site_of(py, &info, unit);
     hooks::emit(
         py,
@@ -218,7 +304,13 @@ fn site_of(py: Python<'_>, info: &CodeInfo, unit: usize) -> u64 {
 }
 
 /// Register the value produced by a load from a shared place.
-fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -> Option<Stack>) {
+fn resolve_pending(
+    py: Python<'_>,
+    frame: usize,
+    code: usize,
+    unit: usize,
+    stack: &dyn Fn() -> Option<Stack>,
+) {
     let mine = STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.pending.is_empty() {
@@ -230,17 +322,32 @@ fn resolve_pending(py: Python<'_>, frame: usize, unit: usize, stack: &dyn Fn() -
         Some(p)
     });
     let Some(p) = mine else { return };
-    if p.unit as usize != unit {
+    if p.unit as usize != unit || p.code != code {
         return; // the load raised or jumped: nothing was pushed
     }
     let Some(stack) = stack() else { return };
-    let values: Vec<_> = (1..=u32::from(p.slots))
-        .filter_map(|i| stack.peek(i))
-        .collect();
-    if let [value] = values[..] {
-        // SAFETY: a live stack value; the frame holds the reference.
-        let value = unsafe { Bound::from_borrowed_ptr(py, value) };
-        registry::adopt(py, p.parent, p.key, &value);
+    match p.then {
+        Then::Adopt { parent, key, slots } => {
+            let values: Vec<_> = (1..=u32::from(slots))
+                .filter_map(|i| stack.peek(i))
+                .collect();
+            if let [value] = values[..] {
+                // SAFETY: a live stack value; the frame holds the reference.
+                let value = unsafe { Bound::from_borrowed_ptr(py, value) };
+                registry::adopt(py, parent, key, &value);
+            }
+        }
+        Then::Iterator { parent } => {
+            if let Some(it) = peek(py, &stack, 1) {
+                let entry = SharedIter {
+                    frame,
+                    iter: it.unbind(),
+                    parent,
+                    next: 0,
+                };
+                STATE.with(|s| push_bounded(&mut s.borrow_mut().iters, entry));
+            }
+        }
     }
 }
 
@@ -283,6 +390,18 @@ fn item(container: Kind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
     }
 }
 
+/// Functions, classes, modules and builtin functions.
+fn is_code_like(obj: &Bound<'_, PyAny>) -> bool {
+    let p = obj.as_ptr();
+    // SAFETY: live object, GIL held; type checks only.
+    unsafe {
+        ffi::PyFunction_Check(p) != 0
+            || ffi::PyType_Check(p) != 0
+            || ffi::PyModule_Check(p) != 0
+            || ffi::PyCFunction_Check(p) != 0
+    }
+}
+
 fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: live object, GIL held; type checks only.
     let builtin = unsafe {
@@ -314,14 +433,50 @@ fn cell_id(py: Python<'_>, view: &FrameView, info: &CodeInfo, idx: usize) -> Opt
     Some((id, name.key))
 }
 
-fn pending(parent: ObjId, key: u64, slots: u8) -> Option<Pending> {
-    Some(Pending {
-        frame: 0,
-        unit: 0,
-        parent,
-        key,
-        slots,
-    })
+fn pending(parent: ObjId, key: u64, slots: u8) -> Option<Then> {
+    Some(Then::Adopt { parent, key, slots })
+}
+
+/// Key under which a call result or a published argument of method `name`
+/// is adopted when no item key applies.
+fn call_key(name: u64, position: u64) -> u64 {
+    mix(fnv_tagged(b'c', &name.to_le_bytes()), position)
+}
+
+/// `container.method(args…)` is about to be called: publish the arguments
+/// of mutators and follow up the result.
+fn on_method_call(py: Python<'_>, stack: &Stack, frame: usize, nargs: u32) -> Option<Then> {
+    let this = stack.peek(nargs + 1)?;
+    let load = STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let pos = s
+            .methods
+            .iter()
+            .rposition(|m| m.frame == frame && m.container == this as usize)?;
+        Some(s.methods.remove(pos))
+    })?;
+    let first = if nargs >= 1 {
+        peek(py, stack, nargs)
+    } else {
+        None
+    };
+    if load.use_ == MethodUse::Write {
+        for i in 1..=nargs {
+            if let Some(arg) = peek(py, stack, i) {
+                registry::adopt(
+                    py,
+                    load.parent,
+                    call_key(load.name, u64::from(nargs - i)),
+                    &arg,
+                );
+            }
+        }
+    }
+    let key = first
+        .as_ref()
+        .and_then(item_key)
+        .map_or_else(|| call_key(load.name, u64::MAX), |k| k.hash);
+    pending(load.parent, key, 1)
 }
 
 /// The access an instruction is about to make, if it touches shared state,
@@ -332,7 +487,24 @@ fn classify(
     info: &CodeInfo,
     ins: Instr,
     stack: &Stack,
-) -> Option<(Access, Option<Pending>)> {
+    frame: usize,
+) -> (Option<Access>, Option<Then>) {
+    match classify_inner(py, view, info, ins, stack, frame) {
+        Some((access, then)) => (access, then),
+        None => (None, None),
+    }
+}
+
+type Classified = (Option<Access>, Option<Then>);
+
+fn classify_inner(
+    py: Python<'_>,
+    view: &FrameView,
+    info: &CodeInfo,
+    ins: Instr,
+    stack: &Stack,
+    frame: usize,
+) -> Option<Classified> {
     let arg = ins.arg as usize;
     let v312 = cfg!(Py_3_12);
     match ins.op {
@@ -347,14 +519,24 @@ fn classify(
             let (id, kind) = owner(&obj)?;
             let (key, use_) = name_key(info, idx)?;
             if kind == Kind::Container {
+                if method {
+                    let load = MethodLoad {
+                        frame,
+                        container: obj.as_ptr() as usize,
+                        parent: id,
+                        name: key,
+                        use_,
+                    };
+                    STATE.with(|s| push_bounded(&mut s.borrow_mut().methods, load));
+                }
                 let access = match use_ {
                     MethodUse::Write => Access::write(id, Key::Any),
                     MethodUse::Read => Access::read(id, Key::Any),
                 };
-                return Some((access, None));
+                return Some((Some(access), None));
             }
             let follow = if method { None } else { pending(id, key, 1) };
-            Some((Access::read(id, Key::Exact(key)), follow))
+            Some((Some(Access::read(id, Key::Exact(key))), follow))
         }
         Op::StoreAttr | Op::DeleteAttr => {
             let obj = peek(py, stack, 1)?;
@@ -365,7 +547,7 @@ fn classify(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Access::write(id, Key::Exact(key)), None))
+            Some((Some(Access::write(id, Key::Exact(key))), None))
         }
         Op::BinarySubscr | Op::StoreSubscr | Op::DeleteSubscr | Op::ContainsOp => {
             let (c, k) = if ins.op == Op::ContainsOp {
@@ -385,18 +567,20 @@ fn classify(
                 Op::BinarySubscr => {
                     let follow = match key {
                         Key::Exact(h) => pending(id, h, 1),
-                        Key::Any => None,
+                        Key::Any => pending(id, unkeyed(), 1),
                     };
-                    Some((Access::read(id, key), follow))
+                    Some((Some(Access::read(id, key)), follow))
                 }
-                Op::ContainsOp => Some((Access::read(id, key), None)),
+                Op::ContainsOp => Some((Some(Access::read(id, key)), None)),
                 _ => {
-                    if let (Op::StoreSubscr, Key::Exact(h), Some(v)) =
-                        (ins.op, key, peek(py, stack, 3))
-                    {
+                    if let (Op::StoreSubscr, Some(v)) = (ins.op, peek(py, stack, 3)) {
+                        let h = match key {
+                            Key::Exact(h) => h,
+                            Key::Any => unkeyed(),
+                        };
                         registry::adopt(py, id, h, &v);
                     }
-                    Some((Access::write(id, key), None))
+                    Some((Some(Access::write(id, key)), None))
                 }
             }
         }
@@ -407,12 +591,30 @@ fn classify(
             } else {
                 Access::write(id, Key::Any)
             };
-            Some((access, None))
+            Some((Some(access), None))
         }
         Op::GetIter => {
             let (id, _) = owner(&peek(py, stack, 1)?)?;
-            Some((Access::read(id, Key::Any), None))
+            Some((
+                Some(Access::read(id, Key::Any)),
+                Some(Then::Iterator { parent: id }),
+            ))
         }
+        Op::ForIter => {
+            let it = stack.peek(1)? as usize;
+            let (parent, n) = STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                let e = s
+                    .iters
+                    .iter_mut()
+                    .rev()
+                    .find(|e| e.frame == frame && e.iter.as_ptr() as usize == it)?;
+                e.next += 1;
+                Some((e.parent, e.next - 1))
+            })?;
+            Some((None, pending(parent, index_key(n), 1)))
+        }
+        Op::Call => Some((None, on_method_call(py, stack, frame, ins.arg))),
         Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
             let g = view.globals();
             if g.is_null() {
@@ -430,16 +632,28 @@ fn classify(
             let (key, _) = name_key(info, idx)?;
             match ins.op {
                 Op::LoadGlobal => {
+                    // A name missing from the globals is a builtin, and a
+                    // global bound to a function, class or module is code,
+                    // not data: rebinding those concurrently is not modelled,
+                    // so their loads are not scheduling points. The loaded
+                    // value is still followed (a class may hold shared state).
+                    let name = &info.names.get(idx)?.obj;
+                    let value = match globals.downcast::<PyDict>() {
+                        Ok(d) => d.get_item(name.bind(py)).ok().flatten(),
+                        Err(_) => None,
+                    };
+                    let value = value?;
                     let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
-                    Some((Access::read(id, Key::Exact(key)), pending(id, key, slots)))
+                    let access = (!is_code_like(&value)).then(|| Access::read(id, Key::Exact(key)));
+                    Some((access, pending(id, key, slots)))
                 }
                 Op::StoreGlobal => {
                     if let Some(v) = peek(py, stack, 1) {
                         registry::adopt(py, id, key, &v);
                     }
-                    Some((Access::write(id, Key::Exact(key)), None))
+                    Some((Some(Access::write(id, Key::Exact(key))), None))
                 }
-                _ => Some((Access::write(id, Key::Exact(key)), None)),
+                _ => Some((Some(Access::write(id, Key::Exact(key))), None)),
             }
         }
         Op::LoadDeref | Op::LoadClassDeref => {
@@ -449,7 +663,7 @@ fn classify(
             } else {
                 None
             };
-            Some((Access::read(id, Key::Exact(key)), follow))
+            Some((Some(Access::read(id, Key::Exact(key))), follow))
         }
         Op::StoreDeref | Op::DeleteDeref => {
             let (id, key) = cell_id(py, view, info, arg)?;
@@ -458,7 +672,7 @@ fn classify(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Access::write(id, Key::Exact(key)), None))
+            Some((Some(Access::write(id, Key::Exact(key))), None))
         }
         Op::Skip => None,
     }

@@ -6,7 +6,7 @@ use super::path::Node;
 use super::race::{TraceClocks, TraceView};
 use super::wakeup::WakeupTree;
 use super::{DporConfig, DporStats, SearchOrder};
-use crate::event::{Event, ThreadId};
+use crate::event::{AccessKind, Event, ThreadId};
 use crate::rng::SplitMix64;
 use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
 
@@ -34,6 +34,10 @@ pub struct Dpor {
     /// Pending events of the threads left blocked by a deadlock: they never
     /// run, so they are analysed as if appended to the trace.
     blocked: Vec<(ThreadId, Event)>,
+    /// Per thread: disabled at the last point seen, and the position of the
+    /// event after which it became enabled again (see `Node::enabled_by`).
+    was_disabled: Vec<bool>,
+    enabler: Vec<Option<usize>>,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
 }
@@ -58,6 +62,8 @@ impl Dpor {
             rng: SplitMix64::new(seed),
             finished: Vec::new(),
             blocked: Vec::new(),
+            was_disabled: Vec::new(),
+            enabler: Vec::new(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
         }
@@ -80,6 +86,14 @@ impl Dpor {
     /// `max_executions` stopped the search while branches remained.
     pub fn stopped_by_limit(&self) -> bool {
         self.stopped_by_limit
+    }
+
+    /// Races found in the last finished execution, as pairs of step indices
+    /// into its schedule (`i < j`); a `j` at or past the schedule's end is
+    /// the pending step of a thread left blocked by a deadlock. Valid until
+    /// the next `end_execution`; only races new to that execution are listed.
+    pub fn last_races(&self) -> &[(usize, usize)] {
+        &self.races
     }
 
     pub fn config(&self) -> &DporConfig {
@@ -124,6 +138,10 @@ impl Dpor {
             node.event = ev.clone();
         }
         node.prev_enabled = prev_enabled;
+        // A lock's enabler is its release, which the analysis handles itself
+        // (acquisitions *can* be swapped).
+        let by = self.enabler.get_mut(t).and_then(Option::take);
+        node.enabled_by = by.filter(|_| !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire));
         node.preemptions = base + u32::from(prev_enabled && prev != t);
         self.schedule.push(t);
         self.depth += 1;
@@ -131,16 +149,30 @@ impl Dpor {
         Choice::Run(t)
     }
 
+    fn track_enabling(&mut self, threads: &[ThreadStatus<'_>]) {
+        if self.was_disabled.len() < threads.len() {
+            self.was_disabled.resize(threads.len(), false);
+            self.enabler.resize(threads.len(), None);
+        }
+        for (t, s) in threads.iter().enumerate() {
+            match s {
+                ThreadStatus::Disabled(_) => {
+                    self.was_disabled[t] = true;
+                    self.enabler[t] = None;
+                }
+                ThreadStatus::Enabled(_) if self.was_disabled[t] => {
+                    self.was_disabled[t] = false;
+                    self.enabler[t] = self.depth.checked_sub(1);
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn free_choice(&mut self, threads: &[ThreadStatus<'_>]) -> Option<ThreadId> {
         let node = &self.stack[self.depth];
         let runnable =
             |t: usize| matches!(threads[t], ThreadStatus::Enabled(_)) && !node.is_asleep(t);
-        if self.config.preemption_bound.is_some() && self.depth > 0 {
-            let prev = self.stack[self.depth - 1].thread;
-            if prev < threads.len() && runnable(prev) {
-                return Some(prev);
-            }
-        }
         match self.config.search_order {
             SearchOrder::LowestFirst => (0..threads.len()).find(|&t| runnable(t)),
             SearchOrder::HighestFirst => (0..threads.len()).rev().find(|&t| runnable(t)),
@@ -273,10 +305,13 @@ impl Strategy for Dpor {
         self.schedule.clear();
         self.finished.clear();
         self.blocked.clear();
+        self.was_disabled.clear();
+        self.enabler.clear();
         true
     }
 
     fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
+        self.track_enabling(threads);
         if !threads
             .iter()
             .any(|s| matches!(s, ThreadStatus::Enabled(_)))

@@ -12,9 +12,37 @@
 //!   (`max_executions` reached while work remained).
 //! - [`DporConfig`] (`#[non_exhaustive]`, `Default` + `with_*` builders),
 //!   [`SearchOrder`], [`DporStats`].
+//! - [`find_races`]: the races of any executed trace, for explanations;
+//!   [`Dpor::last_races`]: those DPOR found in its last execution.
 //!
 //! Events are matched across executions by thread id and [`crate::event::Event`]
 //! equality; the driver keeps object ids stable across executions.
+//!
+//! Driver protocol (see [`crate::strategy`]): `begin_execution` → `choose` at
+//! every point with *every* thread's status → `end_execution`. `choose`
+//! returns `Run(t)`, `AllFinished`, `Deadlock` (some thread unfinished, none
+//! enabled) or `SleepBlocked` (the only enabled threads are in the sleep set:
+//! end the run without judging it; it never happens with locks, reads and
+//! writes, and is counted in [`DporStats::sleep_blocked`]).
+//!
+//! Blocking:
+//! - Lock acquisitions (`Acquire`) that cannot run are reported `Disabled`;
+//!   two acquisitions of a lock race, with the release→acquire edge added
+//!   only after race detection. When a run deadlocks, the pending events of
+//!   the blocked threads are analysed as if appended, so the acquisition
+//!   orders that avoid the deadlock are explored.
+//! - Other blocking (condition waits, events, database row locks reported as
+//!   `Disabled`): the event after which a thread became enabled again is a
+//!   happens-before edge to its next step. A reversal can still turn out
+//!   infeasible (the thread is disabled when its turn comes); then the rest
+//!   of that wakeup sequence is dropped (counted in `divergences`) and the run
+//!   continues with free choices. Every trace is still covered (checked
+//!   against brute force), at the cost of some extra executions.
+//! - A `Run` after a divergence in the replayed prefix (nondeterministic
+//!   program) is handled the same way: never a hang or a panic.
+//!
+//! Determinism: the same program gives the same executions in the same
+//! order (no hashing, no wall clock; `Random(seed)` is seeded).
 
 mod explorer;
 mod path;
@@ -22,6 +50,28 @@ mod race;
 mod wakeup;
 
 pub use explorer::Dpor;
+
+use crate::event::{Event, ThreadId};
+
+/// The races of one executed trace (any strategy's), for explanations: pairs
+/// `(i, j)` of step indices where step `i` conflicts with step `j` of another
+/// thread and nothing else orders them (so swapping them is a different
+/// interleaving). Lock acquisitions race with each other, never with the
+/// critical sections they protect.
+pub fn find_races(trace: &[(ThreadId, Event)]) -> Vec<(usize, usize)> {
+    let nodes: Vec<path::Node> = trace
+        .iter()
+        .map(|(t, e)| path::Node {
+            thread: *t,
+            event: e.clone(),
+            ..path::Node::default()
+        })
+        .collect();
+    let mut races = Vec::new();
+    race::TraceClocks::default().analyze(&nodes, nodes.len(), 0, &mut races);
+    races.sort_unstable();
+    races
+}
 
 /// How free choices (points not dictated by a wakeup tree) are made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -42,8 +92,14 @@ pub struct DporConfig {
     /// Stop after this many executions (`begin_execution` returns `false`).
     pub max_executions: Option<u64>,
     /// Only add branches whose schedule has at most this many preemptions
-    /// (switching away from a thread that could still run). The bounded
-    /// search runs a subset of the unbounded one's branches.
+    /// (switching away from a thread that could still run). Branches are
+    /// only ever dropped, never added, so the bounded search runs no more
+    /// executions than the unbounded one (checked on random programs); a
+    /// switch inside a reversed sequence is counted as a preemption whenever
+    /// the thread left still had work (conservative). Free choices follow
+    /// `search_order` as without a bound, so a run's tail may itself preempt;
+    /// like other bounded partial-order reductions, the bound prunes the
+    /// search but does not promise every schedule within it.
     pub preemption_bound: Option<u32>,
     pub search_order: SearchOrder,
 }

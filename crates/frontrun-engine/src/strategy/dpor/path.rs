@@ -26,6 +26,10 @@ pub(crate) struct Node {
     pub prev_enabled: bool,
     /// Preemptions of the execution up to and including this step.
     pub preemptions: u32,
+    /// Position of the event after which this (non-lock) event stopped being
+    /// disabled: it cannot be reordered before it, so it is a
+    /// happens-before edge and never a race to reverse.
+    pub enabled_by: Option<usize>,
 }
 
 impl Node {

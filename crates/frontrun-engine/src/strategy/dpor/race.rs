@@ -25,13 +25,20 @@ pub(crate) struct TraceClocks {
     spawned_at: Vec<Option<usize>>,
     last_release: Vec<(ObjId, usize)>,
     cov: Vec<u32>,
+    /// Per thread, events at positions before the current one (real only).
+    seen: Vec<u32>,
+    /// Per thread, events at positions `<= i` during a backward walk.
+    rem: Vec<u32>,
 }
 
 impl TraceClocks {
     /// Analyse `trace`; races `(i, j)` with `j >= from` are appended to
     /// `races`. Events from `real_len` on are the pending events of blocked
     /// threads (one per thread): they never ran, so they order nothing, not
-    /// even each other.
+    /// even each other. A blocked event that is not a lock acquisition
+    /// can only be moved to points where its thread was enabled (`changes`:
+    /// per thread, the depths at which it became disabled/enabled); other
+    /// points are invisible to its race search.
     pub fn analyze(
         &mut self,
         trace: &[Node],
@@ -55,6 +62,8 @@ impl TraceClocks {
         self.last_release.clear();
         self.cov.clear();
         self.cov.resize(n, 0);
+        self.seen.clear();
+        self.seen.resize(n, 0);
 
         for j in 0..len {
             let t = trace[j].thread;
@@ -66,6 +75,9 @@ impl TraceClocks {
                 None => self.cov.iter_mut().for_each(|c| *c = 0),
             }
             let own_prev = self.last_of[t].map_or(0, |p| self.local[p]);
+            if let Some(p) = trace[j].enabled_by.filter(|&p| p < j) {
+                join_into(&mut self.cov, &self.clocks[p * n..(p + 1) * n]);
+            }
             for a in &ev.accesses {
                 if a.kind == AccessKind::Join {
                     if let Some(p) = self.last_of.get(a.obj as usize).copied().flatten() {
@@ -73,10 +85,30 @@ impl TraceClocks {
                     }
                 }
             }
+            let restricted =
+                j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
             if !ev.accesses.is_empty() {
+                self.rem.clear();
+                self.rem.extend_from_slice(&self.seen);
                 for i in (0..j.min(real_len)).rev() {
+                    // Once every earlier event happens before this one,
+                    // none of them can race with it.
+                    if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
+                        break;
+                    }
                     let ti = trace[i].thread;
+                    self.rem[ti] -= 1;
                     if ti == t || !trace[i].event.conflicts(ev) {
+                        continue;
+                    }
+                    if restricted {
+                        // Which earlier write kept this thread blocked is
+                        // unknown (it depends on values), so every write it
+                        // does not already follow is a candidate reversal;
+                        // infeasible ones are dropped when replayed.
+                        if self.cov[ti] < self.local[i] && j >= from {
+                            races.push((i, j));
+                        }
                         continue;
                     }
                     if self.cov[ti] < self.local[i] {
@@ -116,6 +148,9 @@ impl TraceClocks {
                 self.next_same[p] = Some(j);
             }
             self.last_of[t] = Some(j);
+            if j < real_len {
+                self.seen[t] += 1;
+            }
         }
     }
 
@@ -130,6 +165,9 @@ impl TraceClocks {
     }
 }
 
+/// Thread ids at or above this in a spawn/join are ignored.
+const MAX_THREADS: u64 = 1 << 16;
+
 fn join_into(acc: &mut [u32], other: &[u32]) {
     for (a, b) in acc.iter_mut().zip(other) {
         *a = (*a).max(*b);
@@ -143,7 +181,9 @@ fn thread_count(trace: &[Node]) -> usize {
     for node in trace {
         n = n.max(node.thread + 1);
         for a in &node.event.accesses {
-            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) {
+            // The object of a spawn or join is a thread id; a value no
+            // thread could have is a driver bug and must not size the clocks.
+            if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) && a.obj < MAX_THREADS {
                 n = n.max(a.obj as usize + 1);
             }
         }
@@ -181,6 +221,7 @@ impl TraceView<'_> {
         for b in 0..k {
             for a in (0..b).rev() {
                 let direct = self.thread(v[a]) == self.thread(v[b])
+                    || self.trace[v[b]].enabled_by == Some(v[a])
                     || interferes(
                         self.event(v[a]),
                         self.thread(v[a]),

@@ -1,0 +1,71 @@
+//! Cost of the DPOR engine per execution, driven by the test interpreter.
+//! Run: `cargo bench -p frontrun-engine --bench dpor`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::Instant;
+
+use common::{explore, uniform, Op};
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
+
+fn bench(name: &str, p: &common::Program, config: DporConfig, reps: u32) {
+    let start = Instant::now();
+    let mut execs = 0;
+    for _ in 0..reps {
+        let mut d = Dpor::new(config.clone());
+        execs += explore(p, &mut d, usize::MAX).len();
+    }
+    let el = start.elapsed();
+    println!(
+        "{name:<48} {execs:>8} executions  {:>8.2} µs/execution  {:>10.0} executions/s",
+        el.as_secs_f64() * 1e6 / execs as f64,
+        execs as f64 / el.as_secs_f64()
+    );
+}
+
+fn main() {
+    let counter = [Op::Read(0), Op::Write(0)];
+    bench(
+        "lost-update counter, 2 threads (4 traces)",
+        &uniform(2, &counter, 1, 0),
+        DporConfig::default(),
+        20_000,
+    );
+    bench(
+        "lost-update counter, 3 threads (36 traces)",
+        &uniform(3, &counter, 1, 0),
+        DporConfig::default(),
+        1_000,
+    );
+    bench(
+        "lost-update counter, 4 threads (576 traces)",
+        &uniform(4, &counter, 1, 0),
+        DporConfig::default(),
+        20,
+    );
+    let lock_counter = uniform(
+        4,
+        &[Op::Lock(0), Op::Read(0), Op::Write(0), Op::Unlock(0)],
+        1,
+        1,
+    );
+    for bound in [None, Some(0), Some(1), Some(2), Some(3)] {
+        let mut c = DporConfig::default();
+        if let Some(b) = bound {
+            c = c.with_preemption_bound(b);
+        }
+        let n = explore(&lock_counter, &mut Dpor::new(c.clone()), usize::MAX).len();
+        let m = explore(&uniform(4, &counter, 1, 0), &mut Dpor::new(c), usize::MAX).len();
+        println!("preemption bound {bound:?}: lock-protected counter x4 {n} executions, lost-update counter x4 {m}");
+    }
+    let locked: Vec<Op> = (0..10)
+        .flat_map(|_| [Op::Lock(0), Op::Read(0), Op::Write(0), Op::Unlock(0)])
+        .collect();
+    bench(
+        "3 threads x 10 locked increments, first 20000",
+        &uniform(3, &locked, 1, 1),
+        DporConfig::default().with_max_executions(20_000),
+        1,
+    );
+}
