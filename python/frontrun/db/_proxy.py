@@ -74,10 +74,29 @@ def _fields(proxy: Any) -> dict[str, Any]:
     return fields
 
 
+def _field(name: str) -> Any:
+    """A read-only view of one hidden field (found without a failed lookup)."""
+    return property(lambda self: object.__getattribute__(self, "_st")()[name])
+
+
 class ConnectionProxy:
     """A wrapped DB-API connection; see :func:`frontrun.db.wrap`."""
 
     __slots__ = ("__weakref__", "_st")
+
+    _conn = _field("_conn")
+    _driver = _field("_driver")
+    _dialect = _field("_dialect")
+    _session = _field("_session")
+    _database = _field("_database")
+    _model = _field("_model")
+    _txn = _field("_txn")
+    label = _field("label")
+    _explicit = _field("_explicit")
+    _txn_level = _field("_txn_level")
+    _session_level = _field("_session_level")
+    _pool_key = _field("_pool_key")
+    _released = _field("_released")
 
     def __init__(
         self,
@@ -362,6 +381,10 @@ class CursorProxy:
     """A wrapped cursor: statements are scheduling points, fetched rows are recorded."""
 
     __slots__ = ("__weakref__", "_st")
+
+    _cur = _field("_cur")
+    _conn = _field("_conn")
+    _site = _field("_site")
 
     def __init__(self, cur: Any, conn: ConnectionProxy) -> None:
         d = _new_fields(self)
