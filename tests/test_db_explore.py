@@ -275,3 +275,26 @@ def test_sqlite_lost_update_and_atomic_fix(tmp_path: Any) -> None:
         assert result.failure_kind in (None, "invariant"), "no 'database is locked' errors"
         if holds:
             assert result.exhausted is True
+
+
+def test_statements_on_disjoint_rows_are_independent(bank: tuple[str, SnapshotReset]) -> None:
+    dsn, reset = bank
+
+    def deposit(conn: Any, name: str) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance FROM accounts WHERE name=%s", (name,))
+            (old,) = cur.fetchone()
+            cur.execute("UPDATE accounts SET balance=%s WHERE name=%s", (old + 1, name))
+        conn.commit()
+
+    def invariant(_: Bank) -> bool:
+        return bool(_query(dsn, "SELECT sum(balance) FROM accounts") == 2002)
+
+    result = frontrun.explore(
+        _setup(dsn, reset),
+        [lambda s: deposit(s.a, "alice"), lambda s: deposit(s.b, "bob")],
+        invariant,
+        teardown=_teardown,
+    )
+    assert result.property_holds is True and result.exhausted is True, result.explanation
+    assert result.executions_explored == 1, "no two statements conflict: one trace"

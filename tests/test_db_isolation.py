@@ -161,3 +161,32 @@ def test_write_skew_needs_serializable(db: tuple[str, SnapshotReset]) -> None:
 def test_unknown_level_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown isolation level 'snapshot'"):
         isolation_report(lambda: None, [lambda s: None], lambda s: True, levels=["snapshot"])
+
+
+def test_serialization_failure_is_an_outcome_with_its_statements(
+    db: tuple[str, SnapshotReset],
+) -> None:
+    dsn, reset = db
+
+    def deposit(conn: Any, amount: int) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT balance FROM accounts WHERE name = 'alice'")
+            (old,) = cur.fetchone()
+            cur.execute("UPDATE accounts SET balance = %s WHERE name = 'alice'", (old + amount,))
+        conn.commit()
+
+    report = isolation_report(
+        _setup(dsn, reset),
+        [lambda s: deposit(s.a, 100), lambda s: deposit(s.b, 200)],
+        lambda _: True,
+        teardown=_teardown,
+        levels=["repeatable read"],
+        max_executions=20,
+    )
+    o = report.outcome("repeatable read")
+    assert o.holds is False and o.anomaly == "serialization failure", str(report)
+    assert o.result.failure_kind == "exception"
+    text = o.result.explanation
+    assert "UPDATE accounts SET balance = %s WHERE name = 'alice'" in text
+    assert "→ error 40001: could not serialize access due to concurrent update" in text, text
+    assert report.weakest_safe is None
