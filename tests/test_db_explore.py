@@ -298,3 +298,30 @@ def test_statements_on_disjoint_rows_are_independent(bank: tuple[str, SnapshotRe
     )
     assert result.property_holds is True and result.exhausted is True, result.explanation
     assert result.executions_explored == 1, "no two statements conflict: one trace"
+
+
+def test_statement_stuck_past_the_run_timeout_is_cancelled(
+    bank: tuple[str, SnapshotReset],
+) -> None:
+    dsn, reset = bank
+
+    def sleepy(conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_sleep(60)")
+
+    result = frontrun.explore(
+        _setup(dsn, reset),
+        [lambda s: sleepy(s.a)],
+        lambda _: True,
+        teardown=_teardown,
+        timeout_per_run=0.5,
+    )
+    assert result.property_holds is None, result.explanation
+    assert "timeout_per_run" in result.explanation
+    # The abandoned statement was cancelled: nothing is left running.
+    active = _query(
+        dsn,
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' "
+        "AND state = 'active'",
+    )
+    assert active == 0

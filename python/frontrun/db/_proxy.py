@@ -261,6 +261,12 @@ class ConnectionProxy:
         if self._released:
             return
         self._model.end(self._txn)
+        if self._dialect == "postgresql":
+            # A statement still running belongs to a thread the exploration
+            # gave up on (run timeout): cancel it, or closing would wait for it.
+            with contextlib.suppress(Exception):
+                if _call(_busy, self._conn):
+                    self._conn.cancel()
         key = self._pool_key
         if key is not None and self._session.give_back(key, self._driver, self._conn):
             _fields(self)["_released"] = True
@@ -361,6 +367,11 @@ class ConnectionProxy:
         if self._driver == "sqlite3":
             return bool(self._conn.in_transaction)
         return int(self._conn.info.transaction_status) != 0
+
+
+def _busy(conn: Any) -> bool:
+    """Whether a command is in progress on ``conn`` (libpq's PQTRANS_ACTIVE)."""
+    return not conn.closed and int(conn.info.transaction_status) == 1
 
 
 def _affected(cur: Any) -> int | None:
