@@ -112,6 +112,39 @@ def _explore_rate(dsn: str, reset: SnapshotReset, for_update: bool) -> tuple[int
     return runs, runs / (time.perf_counter() - t0)
 
 
+def _counter_rate(dsn: str) -> tuple[int, float]:
+    """Every interleaving of the second seed's counter race with 3 workers."""
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS counts (counter int NOT NULL)")
+        cur.execute("TRUNCATE counts; INSERT INTO counts VALUES (0)")
+    conn.close()
+    reset = SnapshotReset(lambda: psycopg2.connect(dsn), ["counts"])
+
+    def increment(c: Any) -> None:
+        with c.cursor() as cur:
+            cur.execute("SELECT counter FROM counts")
+            (n,) = cur.fetchone()
+            cur.execute("UPDATE counts SET counter = %s", (n + 1,))
+        c.commit()
+
+    def setup() -> list[Any]:
+        reset.reset()
+        return [psycopg2.connect(dsn) for _ in range(3)]
+
+    t0 = time.perf_counter()
+    r = frontrun.explore(
+        setup,
+        [lambda s, i=i: increment(s[i]) for i in range(3)],
+        lambda s: True,
+        teardown=lambda s: [c.close() for c in s],
+    )
+    rate = r.executions_explored / (time.perf_counter() - t0)
+    reset.close()
+    return r.executions_explored, rate
+
+
 def main() -> None:
     t0 = time.perf_counter()
     for _ in range(N):
@@ -160,6 +193,8 @@ def main() -> None:
             name = "FOR UPDATE fix" if fu else "lost update"
             print(f"explore, seed {name:15s}: {n:3d} executions, {rate:6.0f} executions/s")
         reset.close()
+        n, rate = _counter_rate(dsn)
+        print(f"explore, seed 2 counter x3, exhaustive: {n} executions, {rate:.0f} executions/s")
         for k, v in rates.items():
             print(f"reset by {k:9s}: {v:8.0f} resets/s")
         print(

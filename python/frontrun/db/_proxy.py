@@ -26,7 +26,7 @@ _MAX_ROWS_SHOWN = 5
 LOCK_NOT_AVAILABLE = "55P03"
 # Long enough to never fire without a conflicting lock (acquiring a free lock
 # does not wait at all); a wait means the holder is a paused transaction.
-_PROBE_TIMEOUT = "5ms"
+_PROBE_TIMEOUT = "1ms"
 _SAVEPOINT = "frontrun_probe"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # Driver calls run as one opaque step: no traced accesses or cooperative
