@@ -1,6 +1,7 @@
 """The seed's two PostgreSQL races, reproduced on purpose, and their fixes.
 
     python examples/postgres_races.py
+    python examples/postgres_races.py --explore   # found automatically, no markers
 
 Race 1 (lost update) is forced by a ``TraceExecutor`` schedule over
 ``# frontrun:`` markers; race 2 (deadlock) by two ``threading.Event``s. Then
@@ -516,7 +517,15 @@ def run_all(dsn: str) -> bool:
     return all(results)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--explore" in args:
+        # The same races found by frontrun.explore, with no markers.
+        import runpy
+        from pathlib import Path
+
+        explore = runpy.run_path(str(Path(__file__).with_name("postgres_explore.py")))
+        return int(explore["main"]([a for a in args if a != "--explore"]))
     with postgres_server() as pg, pg.fresh_database("postgres_races") as dsn:
         return 0 if run_all(dsn) else 1
 

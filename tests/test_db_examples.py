@@ -13,3 +13,10 @@ def test_postgres_explore_example(pg_dsn: str) -> None:
     assert "deadlock: wait-for cycle" in text
     assert "weakest safe level: repeatable read" in text
     assert "all outcomes as expected" in text
+
+
+def test_postgres_races_explore_mode(pg_dsn: str) -> None:
+    out = run_example("postgres_races", "--explore", dsn=pg_dsn, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Race 1: lost update (no markers)" in out.stdout
+    assert "all outcomes as expected" in out.stdout
