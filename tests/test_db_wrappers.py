@@ -187,3 +187,40 @@ def test_psycopg3_execute_transaction_and_isolation(pg_bank: str) -> None:
         assert cap.texts()[0].endswith("→ 50")
     finally:
         conn.close()
+
+
+def test_with_block_commit_failure_is_raised(pg_bank: str) -> None:
+    session = DbSession()
+    a = frontrun.db.wrap(psycopg2.connect(pg_bank), session=session)
+    b = frontrun.db.wrap(psycopg2.connect(pg_bank), session=session)
+    try:
+        for c in (a, b):
+            c.set_session(isolation_level="SERIALIZABLE")
+        with a.cursor() as cur:
+            cur.execute("SELECT sum(balance) FROM accounts")
+            cur.execute("UPDATE accounts SET balance = 0 WHERE name = 'alice'")
+        with b.cursor() as cur:
+            cur.execute("SELECT sum(balance) FROM accounts")
+            cur.execute("UPDATE accounts SET balance = 0 WHERE name = 'bob'")
+        a.commit()
+        with pytest.raises(psycopg2.errors.SerializationFailure), b:
+            pass
+        assert session.model(b._database).holders() == []
+        assert b.info.transaction_status == 0, "the failed transaction is over"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_psycopg3_transaction_block_error_rolls_back(pg_bank: str) -> None:
+    session = DbSession()
+    conn = frontrun.db.wrap(psycopg.connect(pg_bank), session=session)
+    try:
+        with Capture() as cap, pytest.raises(KeyError), conn.transaction():
+            conn.execute("UPDATE accounts SET balance = 1 WHERE name = 'bob'")
+            raise KeyError("boom")
+        assert cap.texts()[-1] == "Txn A | ROLLBACK"
+        assert session.model(conn._database).holders() == []
+        assert conn.execute("SELECT balance FROM accounts WHERE name='bob'").fetchone() == (50,)
+    finally:
+        conn.close()

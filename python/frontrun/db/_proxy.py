@@ -229,11 +229,9 @@ class ConnectionProxy:
         except BaseException as exc:
             _record_error(site, exc)
             # A failed COMMIT (serialization failure…) ended the transaction.
-            self._model.apply(self._txn, _native.sql_footprint("ROLLBACK", None, self._dialect))
-            self._ended()
+            self._finish("ROLLBACK")
             raise
-        self._model.apply(self._txn, fp)
-        self._ended()
+        self._finish(word)
 
     # --- DB-API ------------------------------------------------------------
 
@@ -286,29 +284,52 @@ class ConnectionProxy:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
         # psycopg2 and sqlite3 commit or roll back here (psycopg 3 also
         # closes): announce it first, then let the driver do the rest.
-        with contextlib.suppress(Exception):
-            if exc_type is None:
-                self.commit()
-            else:
+        if exc_type is not None:
+            with contextlib.suppress(Exception):
                 self.rollback()
-        return _call(self._conn.__exit__, exc_type, exc, tb)
+            return _call(self._conn.__exit__, exc_type, exc, tb)
+        try:
+            self.commit()
+        except BaseException as failed:
+            # The commit failed (a serialization failure, say): the driver
+            # still gets to clean up, and the error is the outcome.
+            _call(self._conn.__exit__, type(failed), failed, failed.__traceback__)
+            raise
+        return _call(self._conn.__exit__, None, None, None)
 
     @contextlib.contextmanager
     def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """psycopg 3's ``conn.transaction()``: its commit is a scheduling point too."""
         outer = not self._in_transaction()
-        with self._conn.transaction(*args, **kwargs) as tx:
-            try:
-                yield tx
-            except BaseException:
-                if outer:
-                    self._announce("ROLLBACK")
-                raise
+        block = _call(self._conn.transaction, *args, **kwargs)
+        tx = _call(block.__enter__)
+        try:
+            yield tx
+        except BaseException as failed:
             if outer:
-                self._announce("COMMIT")
+                self._announce("ROLLBACK")
+            try:
+                if not _call(block.__exit__, type(failed), failed, failed.__traceback__):
+                    raise
+            finally:
+                if outer:
+                    self._finish("ROLLBACK")
+            return
         if outer:
-            self._model.apply(self._txn, _native.sql_footprint("COMMIT", None, self._dialect))
-            self._ended()
+            self._announce("COMMIT")
+        try:
+            _call(block.__exit__, None, None, None)
+        except BaseException:
+            if outer:
+                self._finish("ROLLBACK")
+            raise
+        if outer:
+            self._finish("COMMIT")
+
+    def _finish(self, word: str) -> None:
+        """The transaction ended with ``word`` outside ``execute``."""
+        self._model.apply(self._txn, _native.sql_footprint(word, None, self._dialect))
+        self._ended()
 
     def _probed(self, fp: _native.SqlFootprint, site: int, call: Any) -> None:
         """Run ``call`` so that a wait for a row lock fails fast, is undone and
@@ -362,10 +383,9 @@ class ConnectionProxy:
         return bool(_call(self._in_transaction_now))
 
     def _in_transaction_now(self) -> bool:
-        if self._driver == "psycopg":
-            return int(self._conn.info.transaction_status) != 0
         if self._driver == "sqlite3":
             return bool(self._conn.in_transaction)
+        # libpq's PQTRANS_IDLE is 0, in psycopg2 and psycopg 3 alike.
         return int(self._conn.info.transaction_status) != 0
 
 
