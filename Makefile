@@ -45,14 +45,18 @@ fmt:  ## format Rust and Python sources
 	$(VENV)/bin/ruff check --fix -q python tests examples bench
 
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
-TRACER_VERSIONS ?= 3.10.13 3.12.1 3.13.0
+OTHER_PYTHONS ?= 3.10 3.12 3.13
+# Version-sensitive suites: the tracers read interpreter internals that change per minor version.
+VERSION_TESTS ?= tests/test_tracer_*.py tests/test_trace_markers.py tests/test_markers_errors.py \
+	tests/test_dpor.py tests/test_explore.py tests/test_coop.py tests/test_realistic_bugs.py
 
-test-versions:  ## tracer tests on CPython 3.10, 3.12 and 3.13 (one venv each)
-	@set -e; for v in $(TRACER_VERSIONS); do \
-	  short=$${v%.*}; \
+test-versions:  ## tracer, marker and DPOR tests on CPython 3.10, 3.12 and 3.13 (one venv each)
+	@set -e; for short in $(OTHER_PYTHONS); do \
+	  v=$$(ls $(PYENV_ROOT)/versions | grep -E "^$${short//./\\.}\.[0-9]+$$" | sort -V | tail -1); \
+	  if [ -z "$$v" ]; then echo "CPython $$short not found under $(PYENV_ROOT)/versions" >&2; exit 1; fi; \
 	  echo "== CPython $$v =="; \
 	  CARGO_TARGET_DIR=target/py$$short $(MAKE) -s dev PYTHON=$(PYENV_ROOT)/versions/$$v/bin/python3 VENV=.venv-$$short; \
-	  .venv-$$short/bin/python -m pytest -q -p no:cacheprovider tests/test_tracer_*.py; \
+	  .venv-$$short/bin/python -m pytest -q -p no:cacheprovider $(VERSION_TESTS); \
 	done
 
 bench: dev  ## run every benchmark and print ratios
