@@ -207,6 +207,60 @@ def test_interpreter_exits_cleanly_with_an_abandoned_worker() -> None:
     assert done.stdout.strip() == "None"
 
 
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_idle_workers_are_stopped_at_exit() -> None:
+    done = run_script(
+        """
+        import atexit, threading
+        def after_frontrun():  # registered first, so it runs after frontrun's hook
+            alive = [t for t in threading.enumerate() if t.name == "frontrun-worker"]
+            print("workers alive at exit:", len(alive))
+        atexit.register(after_frontrun)
+        import frontrun
+        class C:
+            def __init__(self): self.v = 0
+        def inc(c): c.v += 1
+        print(frontrun.explore(C, [inc, inc], lambda c: True).property_holds)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["True", "workers alive at exit: 0"]
+
+
+def test_a_forked_child_starts_its_own_workers() -> None:
+    # The parent's idle workers do not exist in the child: counting on them
+    # would leave the child's jobs unserved until the run timeout.
+    done = run_script(
+        """
+        import os, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        import frontrun
+        class C:
+            def __init__(self): self.v = 0
+        def inc(c):
+            t = c.v
+            c.v = t + 1
+        def lost(): return frontrun.explore(C, [inc, inc], lambda c: c.v == 2, timeout_per_run=2.0)
+        print("parent", lost().property_holds, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            r = lost()
+            print("child", r.property_holds, flush=True)
+            frontrun.shutdown()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["parent False", "child False", "child exit 0"]
+
+
 def test_random_cut_short_by_max_executions_is_inconclusive() -> None:
     r = frontrun.explore(
         Counter, [inc, inc], ok, strategy="random", max_attempts=50, max_executions=10, seed=2
