@@ -114,6 +114,41 @@ def test_workers_serve_every_exploration() -> None:
     assert not any(t.is_alive() for t in workers.threads)
 
 
+def test_concurrent_explorations_share_the_workers() -> None:
+    # Two callers reserve workers from one pool at once: every job must find
+    # a worker, or its execution would wait for the run timeout. (The threads
+    # share nothing: concurrent explorations of shared objects are not
+    # isolated from each other's object registry.)
+    results: list[frontrun.ExploreResult] = []
+    errors: list[BaseException] = []
+
+    def alone(c: Counter) -> None:
+        total = 0
+        for i in range(3):
+            total += i
+
+    def caller() -> None:
+        try:
+            for _ in range(5):
+                r = frontrun.explore(
+                    Counter, [alone, alone, alone], ok, strategy="random", max_attempts=20
+                )
+                results.append(r)
+        except BaseException as e:
+            errors.append(e)
+
+    callers = [threading.Thread(target=caller) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert not any(t.is_alive() for t in callers), "explore callers did not finish in 60 s"
+    assert not errors
+    assert len(results) == 10
+    assert all(r.property_holds is True and r.executions_explored == 20 for r in results)
+    assert _explore._pool().stats()[1] == 0
+
+
 def test_teardown_runs_after_every_execution() -> None:
     torn: list[int] = []
     r = frontrun.explore(Counter, [inc, inc], ok, teardown=lambda c: torn.append(c.value))
