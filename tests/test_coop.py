@@ -6,6 +6,7 @@ import pathlib
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +19,13 @@ REAL_RLOCK = threading.RLock
 REAL_CONDITION = threading.Condition
 REAL_SLEEP = time.sleep
 REAL_START = threading.Thread.start
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_idle_workers_after_module() -> Iterator[None]:
+    # Idle workers outlive an exploration; other modules count threads.
+    yield
+    frontrun.shutdown()
 
 
 class Box:

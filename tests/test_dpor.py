@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 import frontrun
 from frontrun.dpor import explore_dpor
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_idle_workers_after_module() -> Iterator[None]:
+    # Idle workers outlive an exploration; other modules count threads.
+    yield
+    frontrun.shutdown()
 
 
 class Counter:

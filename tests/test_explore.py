@@ -7,12 +7,21 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import frontrun
+from frontrun import _explore
 from frontrun.bytecode import explore_interleavings
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_idle_workers_after_module() -> Iterator[None]:
+    # Idle workers outlive an exploration; other modules count threads.
+    yield
+    frontrun.shutdown()
 
 
 class Counter:
@@ -56,11 +65,88 @@ def test_bad_arguments_are_clear_errors(kwargs: dict[str, Any], exc: type, match
         frontrun.explore(setup, threads, invariant, **args)
 
 
-def test_no_thread_is_left_behind() -> None:
+def wait_until_threads_are(expected: set[threading.Thread], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while set(threading.enumerate()) != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    extra = set(threading.enumerate()) - expected
+    assert not extra, f"threads still running after {within} s: {extra}"
+
+
+def test_no_work_is_left_behind_and_idle_workers_leave_by_themselves() -> None:
+    frontrun.shutdown()
     before = set(threading.enumerate())
     frontrun.explore(Counter, [inc, inc, inc], lambda c: c.value == 3, reproduce_on_failure=2)
     frontrun.explore(Counter, [inc, inc], ok)
+    # What remains is idle daemon workers: nothing runs, nothing blocks exit.
+    left = set(threading.enumerate()) - before
+    assert left and all(t.daemon and t.name == "frontrun-worker" for t in left)
+    workers, busy = _explore._pool().stats()
+    assert busy == 0 and 0 < workers <= 3
+    wait_until_threads_are(before)
+    assert _explore._pool().stats() == (0, 0)
+
+
+def test_shutdown_stops_the_idle_workers_at_once() -> None:
+    frontrun.shutdown()
+    before = set(threading.enumerate())
+    frontrun.explore(Counter, [inc, inc], ok)
+    assert set(threading.enumerate()) != before
+    frontrun.shutdown()
     assert set(threading.enumerate()) == before
+    # The next exploration starts new workers.
+    assert frontrun.explore(Counter, [inc, inc], lambda c: c.value == 2).property_holds is False
+
+
+def test_workers_serve_every_exploration() -> None:
+    frontrun.shutdown()
+    # Idle workers that never leave, so the count cannot depend on timing.
+    workers = _explore._Workers(idle_exit=60.0)
+    _explore._workers = workers
+    try:
+        for _ in range(3):
+            frontrun.explore(Counter, [inc, inc], ok)
+        frontrun.explore(Counter, [inc, inc, inc], ok)
+        assert len(workers.threads) == 3
+        assert workers.pool.stats() == (3, 0)
+    finally:
+        frontrun.shutdown()
+    assert not any(t.is_alive() for t in workers.threads)
+
+
+def test_concurrent_explorations_share_the_workers() -> None:
+    # Two callers reserve workers from one pool at once: every job must find
+    # a worker, or its execution would wait for the run timeout. (The threads
+    # share nothing: concurrent explorations of shared objects are not
+    # isolated from each other's object registry.)
+    results: list[frontrun.ExploreResult] = []
+    errors: list[BaseException] = []
+
+    def alone(c: Counter) -> None:
+        total = 0
+        for i in range(3):
+            total += i
+
+    def caller() -> None:
+        try:
+            for _ in range(5):
+                r = frontrun.explore(
+                    Counter, [alone, alone, alone], ok, strategy="random", max_attempts=20
+                )
+                results.append(r)
+        except BaseException as e:
+            errors.append(e)
+
+    callers = [threading.Thread(target=caller) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert not any(t.is_alive() for t in callers), "explore callers did not finish in 60 s"
+    assert not errors
+    assert len(results) == 10
+    assert all(r.property_holds is True and r.executions_explored == 20 for r in results)
+    assert _explore._pool().stats()[1] == 0
 
 
 def test_teardown_runs_after_every_execution() -> None:
@@ -111,16 +197,17 @@ def test_stuck_thread_times_out_inconclusive_and_is_abandoned() -> None:
     def stuck(c: Counter) -> None:
         release.wait(30)  # real blocking wait, invisible to the scheduler
 
+    frontrun.shutdown()
     before = set(threading.enumerate())
     r = frontrun.explore(Counter, [stuck, inc], ok, timeout_per_run=0.3)
     assert r.property_holds is None
     assert "timeout_per_run" in r.explanation
+    # Retired, not idle: shutdown cannot stop it, only its code returning.
+    frontrun.shutdown(timeout=0.05)
+    stuck_workers = set(threading.enumerate()) - before
+    assert len(stuck_workers) == 1
     release.set()
-    # The abandoned worker exits once its code returns.
-    deadline = time.monotonic() + 10
-    while set(threading.enumerate()) - before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert set(threading.enumerate()) == before
+    wait_until_threads_are(before)
 
 
 def test_setup_errors_propagate() -> None:
@@ -153,6 +240,60 @@ def test_interpreter_exits_cleanly_with_an_abandoned_worker() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "None"
+
+
+def run_script(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_idle_workers_are_stopped_at_exit() -> None:
+    done = run_script(
+        """
+        import atexit, threading
+        def after_frontrun():  # registered first, so it runs after frontrun's hook
+            alive = [t for t in threading.enumerate() if t.name == "frontrun-worker"]
+            print("workers alive at exit:", len(alive))
+        atexit.register(after_frontrun)
+        import frontrun
+        class C:
+            def __init__(self): self.v = 0
+        def inc(c): c.v += 1
+        print(frontrun.explore(C, [inc, inc], lambda c: True).property_holds)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["True", "workers alive at exit: 0"]
+
+
+def test_a_forked_child_starts_its_own_workers() -> None:
+    # The parent's idle workers do not exist in the child: counting on them
+    # would leave the child's jobs unserved until the run timeout.
+    done = run_script(
+        """
+        import os, warnings
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        import frontrun
+        class C:
+            def __init__(self): self.v = 0
+        def inc(c):
+            t = c.v
+            c.v = t + 1
+        def lost(): return frontrun.explore(C, [inc, inc], lambda c: c.v == 2, timeout_per_run=2.0)
+        print("parent", lost().property_holds, flush=True)
+        pid = os.fork()
+        if pid == 0:
+            r = lost()
+            print("child", r.property_holds, flush=True)
+            frontrun.shutdown()
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child exit", os.waitstatus_to_exitcode(status))
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["parent False", "child False", "child exit 0"]
 
 
 def test_random_cut_short_by_max_executions_is_inconclusive() -> None:

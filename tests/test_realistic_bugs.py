@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 import frontrun
 from frontrun.dpor import explore_dpor
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_idle_workers_after_module() -> Iterator[None]:
+    # Idle workers outlive an exploration; other modules count threads.
+    yield
+    frontrun.shutdown()
 
 
 def assert_found(r: frontrun.ExploreResult, kind: str = "invariant") -> None:

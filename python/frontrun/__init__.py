@@ -1,6 +1,6 @@
 """frontrun: deterministic concurrency testing for Python."""
 
-from frontrun._explore import ExploreResult, explore, replay
+from frontrun._explore import ExploreResult, explore, replay, shutdown
 from frontrun._native import __version__
 from frontrun.common import Schedule, Step
 from frontrun.trace_markers import AsyncTraceExecutor, TraceExecutor
@@ -14,4 +14,5 @@ __all__ = [
     "__version__",
     "explore",
     "replay",
+    "shutdown",
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,29 +41,72 @@ class ExploreResult:
             raise AssertionError(self.explanation)
 
 
-class _Workers:
-    """The worker threads of one exploration, joined at the end."""
+_IDLE_EXIT = 1.0
+"""Seconds an idle worker waits for a job before leaving by itself."""
 
-    def __init__(self) -> None:
+
+class _Workers:
+    """The process's worker threads, shared by every exploration.
+
+    Starting threads per exploration would cost more than the executions
+    themselves; idle workers leave after `_IDLE_EXIT` seconds, at `shutdown()`
+    and at interpreter exit.
+    """
+
+    def __init__(self, idle_exit: float = _IDLE_EXIT) -> None:
         self.threads: list[threading.Thread] = []
-        self.pool = _native.WorkerPool(self._spawn)
+        self.pool = _native.WorkerPool(self._spawn, idle_exit)
 
     def _spawn(self, pool: Any) -> None:
-        t = threading.Thread(
-            target=_serve, args=(pool,), name=f"frontrun-worker-{len(self.threads)}", daemon=True
-        )
+        self.threads = [t for t in self.threads if _coop._REAL_IS_ALIVE(t)]
+        t = threading.Thread(target=_serve, args=(pool,), name="frontrun-worker", daemon=True)
         _coop._REAL_START(t)
         self.threads.append(t)
 
-    def close(self) -> None:
+    def close(self, timeout: float) -> None:
         self.pool.shutdown()
         for t in self.threads:
             # Workers stuck in user code (a run timeout) stay behind as daemons.
-            _coop._REAL_JOIN(t, _JOIN_TIMEOUT)
+            _coop._REAL_JOIN(t, timeout)
+
+
+_workers: _Workers | None = None
+_workers_lock = _coop._REAL_LOCK()
+
+
+def _pool() -> Any:
+    """The shared worker pool, created on first use."""
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = _Workers()
+        return _workers.pool
+
+
+def shutdown(timeout: float = _JOIN_TIMEOUT) -> None:
+    """Stop frontrun's idle worker threads and wait (up to `timeout` seconds
+    each) for them to exit. Explorations started later start new ones.
+    Idle workers also leave by themselves after a second, and at exit."""
+    global _workers
+    with _workers_lock:
+        workers, _workers = _workers, None
+    if workers is not None:
+        workers.close(timeout)
+
+
+def _forget_workers() -> None:
+    # A forked child has none of its parent's threads: start afresh.
+    global _workers, _workers_lock
+    _workers = None
+    _workers_lock = _coop._REAL_LOCK()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_workers)
 
 
 def _serve(pool: Any) -> None:
-    """A worker thread: run explored threads' code until the pool shuts down.
+    """A worker thread: run explored threads' code until it is sent away.
 
     The user's function is called from here, not from Rust (see `JobHandle`).
     """
@@ -80,7 +125,6 @@ def _serve(pool: Any) -> None:
             pool.worker_exit(job)
             return
         previous = job
-    pool.worker_exit(previous)
 
 
 def _check_callable(what: str, f: object) -> None:
@@ -140,29 +184,26 @@ def _run(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if replay is not None and not isinstance(replay, str):
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
-    workers = _Workers()
-    try:
-        with _coop.cooperative(workers.pool), _db_hooks.exploring() as db:
-            raw: dict[str, Any] = _native._explore(
-                workers.pool,
-                db.wrap_setup(setup),
-                list(threads),
-                invariant,
-                teardown,
-                strategy,
-                max_executions=max_executions,
-                preemption_bound=preemption_bound,
-                total_timeout=total_timeout,
-                timeout_per_run=float(timeout_per_run),
-                stop_on_first=stop_on_first,
-                max_attempts=max_attempts,
-                seed=seed,
-                reproduce_on_failure=reproduce_on_failure,
-                replay=replay,
-                max_ops=max_ops,
-            )
-    finally:
-        workers.close()
+    pool = _pool()
+    with _coop.cooperative(pool), _db_hooks.exploring() as db:
+        raw: dict[str, Any] = _native._explore(
+            pool,
+            db.wrap_setup(setup),
+            list(threads),
+            invariant,
+            teardown,
+            strategy,
+            max_executions=max_executions,
+            preemption_bound=preemption_bound,
+            total_timeout=total_timeout,
+            timeout_per_run=float(timeout_per_run),
+            stop_on_first=stop_on_first,
+            max_attempts=max_attempts,
+            seed=seed,
+            reproduce_on_failure=reproduce_on_failure,
+            replay=replay,
+            max_ops=max_ops,
+        )
     return ExploreResult(**raw)
 
 

@@ -108,8 +108,10 @@ impl Program<'_> {
         let state = state?;
         registry::add_root(py, &state);
         let gate = Gate::new(strategy, self.run_timeout);
-        WorkerPool::ensure(self.pool, self.threads.len())?;
         let args = PyTuple::new(py, [&state])?.unbind();
+        // Nothing may fail between reserving workers and submitting to them:
+        // an unused reservation would keep idle workers from leaving.
+        WorkerPool::ensure(self.pool, self.threads.len())?;
         for (f, name) in self.threads.iter().zip(&self.names) {
             let tid = gate.add_thread(name.clone(), true);
             self.pool.get().submit(Job {

@@ -96,6 +96,11 @@ struct State {
     forced: Vec<ThreadId>,
     /// Steps run so far, readable by pending operations (`SleepOp`).
     steps: Arc<AtomicUsize>,
+    /// Per-thread "has returned", rebuilt at each decision; kept to reuse
+    /// its allocation (a scheduling point should allocate nothing).
+    finished: Vec<bool>,
+    /// Always empty between decisions; kept for its allocation.
+    statuses: Vec<ThreadStatus<'static>>,
 }
 
 /// The shared state of one execution.
@@ -126,6 +131,8 @@ impl Gate {
                 deadline: Instant::now() + run_timeout,
                 forced: Vec::new(),
                 steps: Arc::new(AtomicUsize::new(0)),
+                finished: Vec::new(),
+                statuses: Vec::new(),
             }),
             cv: Condvar::new(),
             run_timeout,
@@ -432,32 +439,33 @@ pub fn abort_error(a: &Abort) -> PyErr {
 fn decide(st: &mut State) -> Decision {
     let choice = {
         let State {
-            strategy, threads, ..
+            strategy,
+            threads,
+            finished,
+            statuses: spare,
+            ..
         } = &mut *st;
-        let finished: Vec<bool> = threads
-            .iter()
-            .map(|t| matches!(t.slot, Slot::Finished))
-            .collect();
-        let statuses: Vec<ThreadStatus<'_>> = threads
-            .iter()
-            .enumerate()
-            .map(|(i, t)| match &t.slot {
-                Slot::Pending { event, op, .. } => {
-                    if op.as_ref().is_none_or(|o| o.enabled(i, &finished)) {
-                        ThreadStatus::Enabled(event)
-                    } else {
-                        ThreadStatus::Disabled(event)
-                    }
+        finished.clear();
+        finished.extend(threads.iter().map(|t| matches!(t.slot, Slot::Finished)));
+        let mut statuses = recycle(std::mem::take(spare));
+        statuses.extend(threads.iter().enumerate().map(|(i, t)| match &t.slot {
+            Slot::Pending { event, op, .. } => {
+                if op.as_ref().is_none_or(|o| o.enabled(i, finished)) {
+                    ThreadStatus::Enabled(event)
+                } else {
+                    ThreadStatus::Disabled(event)
                 }
-                Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
-                // A running thread cannot be asked about; it is the caller.
-                Slot::Running | Slot::Finished => ThreadStatus::Finished,
-            })
-            .collect();
-        match strategy.as_mut() {
+            }
+            Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
+            // A running thread cannot be asked about; it is the caller.
+            Slot::Running | Slot::Finished => ThreadStatus::Finished,
+        }));
+        let choice = match strategy.as_mut() {
             Some(s) => s.choose(&statuses),
             None => Choice::AllFinished,
-        }
+        };
+        *spare = recycle(statuses);
+        choice
     };
     match choice {
         Choice::Run(u) if u < st.threads.len() && is_enabled(st, u) => {
@@ -501,16 +509,22 @@ static UNBORN: Event = Event {
     site: 0,
 };
 
+/// Whether `u` may run, by the `finished` flags of the current decision.
 fn is_enabled(st: &State, u: ThreadId) -> bool {
-    let finished: Vec<bool> = st
-        .threads
-        .iter()
-        .map(|t| matches!(t.slot, Slot::Finished))
-        .collect();
     match &st.threads[u].slot {
-        Slot::Pending { op, .. } => op.as_ref().is_none_or(|o| o.enabled(u, &finished)),
+        Slot::Pending { op, .. } => op.as_ref().is_none_or(|o| o.enabled(u, &st.finished)),
         _ => false,
     }
+}
+
+/// The same (emptied) buffer, for borrows of another lifetime. Collecting a
+/// vector's own `into_iter` reuses its allocation; the closure never runs
+/// because the vector is empty.
+fn recycle<'b>(mut v: Vec<ThreadStatus<'_>>) -> Vec<ThreadStatus<'b>> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("emptied above"))
+        .collect()
 }
 
 fn run(st: &mut State, u: ThreadId, timed_out: bool) {
@@ -616,4 +630,21 @@ fn deadlock_report(st: &State) -> String {
 
 fn names(st: &State) -> Vec<String> {
     st.threads.iter().map(|t| t.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recycle_keeps_the_allocation() {
+        let e = Event::default();
+        let mut v = Vec::with_capacity(8);
+        v.push(ThreadStatus::Enabled(&e));
+        let cap = v.capacity();
+        let ptr = v.as_ptr() as usize;
+        let back: Vec<ThreadStatus<'static>> = recycle(v);
+        assert!(back.is_empty());
+        assert_eq!((back.capacity(), back.as_ptr() as usize), (cap, ptr));
+    }
 }

@@ -1,17 +1,20 @@
 //! Persistent worker threads that run explored threads' code.
 //!
-//! Creating an OS thread per explored thread per execution would cost more
-//! than a whole execution is allowed to, so workers are created once (by a
-//! Python callable, so they are ordinary `threading` threads) and wait here,
-//! GIL released, for jobs. A worker whose job hit the run timeout retires
-//! when (if ever) its code returns: it may still be stuck and is never
+//! Creating an OS thread per explored thread, even once per exploration,
+//! would cost more than a whole execution is allowed to, so workers are
+//! created on demand (by a Python callable, so they are ordinary `threading`
+//! daemon threads), serve every exploration of the process, and wait here,
+//! GIL released, for jobs. An idle worker leaves by itself after a short
+//! while, and `shutdown` (also run at exit) sends them all away.
+//! A worker whose job hit the run timeout retires when (if ever) its code returns: it may still be stuck and is never
 //! handed another job.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{Event, ThreadId};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
@@ -31,32 +34,65 @@ pub struct Job {
 #[derive(Default)]
 struct PoolState {
     jobs: VecDeque<Job>,
-    /// Threads created and not yet exited.
+    /// Threads created and not yet leaving (a leaving thread decrements
+    /// this itself, under the lock, so `submit` never counts on it).
     workers: usize,
     /// Workers running a job.
     busy: usize,
+    /// Idle workers promised to jobs about to be submitted.
+    reserved: usize,
     shutdown: bool,
 }
 
-/// The pool; `spawner(pool)` must start one thread running `pool.serve()`.
-#[pyclass(module = "frontrun._native", frozen)]
-pub struct WorkerPool {
+impl PoolState {
+    /// Workers free for jobs not yet promised to anyone.
+    fn idle(&self) -> usize {
+        self.workers
+            .saturating_sub(self.busy + self.jobs.len() + self.reserved)
+    }
+}
+
+struct PoolInner {
     st: Mutex<PoolState>,
     cv: Condvar,
+}
+
+impl PoolInner {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The pool; `spawner(pool)` must start one thread running `pool.serve()`.
+/// Workers outlive an exploration (starting threads costs more than a whole
+/// execution may), and leave by themselves after `idle_exit` without work.
+#[pyclass(module = "frontrun._native", frozen)]
+pub struct WorkerPool {
+    inner: Arc<PoolInner>,
     spawner: Py<PyAny>,
+    idle_exit: Duration,
 }
 
 impl WorkerPool {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
-        self.st.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
-    /// Make sure `n` more jobs can start without waiting for a worker.
+    /// Reserve `n` idle workers for the next `n` `submit`s, starting threads
+    /// as needed. A reserved worker does not leave on idleness, so a job is
+    /// never queued with nobody to take it.
     pub fn ensure(slf: &Bound<'_, Self>, n: usize) -> PyResult<()> {
+        let pool = slf.get();
         loop {
             {
-                let mut st = slf.get().lock();
-                if st.workers.saturating_sub(st.busy + st.jobs.len()) >= n {
+                let mut st = pool.lock();
+                if st.shutdown {
+                    return Err(PyRuntimeError::new_err(
+                        "the frontrun worker pool was shut down",
+                    ));
+                }
+                if st.idle() >= n {
+                    st.reserved += n;
                     return Ok(());
                 }
                 st.workers += 1;
@@ -64,20 +100,24 @@ impl WorkerPool {
             // Our own thread creation must neither be traced nor scheduled,
             // nor see cooperative primitives.
             let saved = hooks::set_sink(None);
-            let r = ctx::bypass(|| slf.get().spawner.call1(slf.py(), (slf,)));
+            let r = ctx::bypass(|| pool.spawner.call1(slf.py(), (slf,)));
             hooks::set_sink(saved);
             if let Err(e) = r {
-                slf.get().lock().workers -= 1;
+                pool.lock().workers -= 1;
                 return Err(e);
             }
         }
     }
 
+    /// Queue a job for a worker reserved by `ensure`.
     pub fn submit(&self, job: Job) {
-        self.lock().jobs.push_back(job);
+        let mut st = self.lock();
+        st.reserved = st.reserved.saturating_sub(1);
+        st.jobs.push_back(job);
+        drop(st);
         // One job, one idle worker: waking them all would cost a context
         // switch each for nothing.
-        self.cv.notify_one();
+        self.inner.cv.notify_one();
     }
 }
 
@@ -101,6 +141,7 @@ impl EventSink for GateSink {
 #[pyclass(module = "frontrun._native")]
 pub struct JobHandle {
     job: Job,
+    pool: Arc<PoolInner>,
     start: Option<Result<i64, Abort>>,
     began: bool,
 }
@@ -142,6 +183,9 @@ impl JobHandle {
             _ => None,
         };
         job.gate.finish(job.tid, err);
+        // Not busy once the controller may return: after `explore`, no
+        // worker counts as running work.
+        self.pool.lock().busy -= 1;
         job.gate.job_done();
         matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
     }
@@ -150,34 +194,41 @@ impl JobHandle {
 #[pymethods]
 impl WorkerPool {
     #[new]
-    fn new(spawner: Py<PyAny>) -> Self {
-        WorkerPool {
-            st: Mutex::default(),
-            cv: Condvar::new(),
+    #[pyo3(signature = (spawner, idle_exit = 1.0))]
+    fn new(spawner: Py<PyAny>, idle_exit: f64) -> PyResult<Self> {
+        let idle_exit = Duration::try_from_secs_f64(idle_exit)
+            .map_err(|e| PyValueError::new_err(format!("idle_exit: {e}")))?;
+        Ok(WorkerPool {
+            inner: Arc::new(PoolInner {
+                st: Mutex::default(),
+                cv: Condvar::new(),
+            }),
             spawner,
-        }
+            idle_exit,
+        })
     }
 
     /// Wait (GIL released) for the next job and for its thread's turn;
-    /// `None` at shutdown. `previous` is the job this worker just ended: the
-    /// thread it passed the turn to is woken once this one holds no GIL.
+    /// `None` when this worker must leave (shutdown, or idle for
+    /// `idle_exit`), in which case it no longer counts as a worker.
+    /// `previous` is the job this worker just ended: the thread it passed
+    /// the turn to is woken once this one holds no GIL.
     #[pyo3(signature = (previous = None))]
     fn next_job(
         &self,
         py: Python<'_>,
         previous: Option<Py<JobHandle>>,
     ) -> PyResult<Option<JobHandle>> {
-        let handed_over = previous.map(|p| {
-            self.lock().busy -= 1;
-            p.borrow(py).job.gate.clone()
-        });
+        let handed_over = previous.map(|p| p.borrow(py).job.gate.clone());
         let next = py.allow_threads(|| {
             if let Some(g) = handed_over {
                 g.wake();
             }
             let mut st = self.lock();
+            let idle_since = Instant::now();
             loop {
                 if st.shutdown {
+                    st.workers -= 1;
                     return None;
                 }
                 if let Some(j) = st.jobs.pop_front() {
@@ -188,42 +239,45 @@ impl WorkerPool {
                     let start = j.gate.wait_turn_nogil(j.tid);
                     return Some((j, start));
                 }
-                // Idle workers only wait for work or shutdown; the timeout
-                // just re-checks both.
+                let idle_for = idle_since.elapsed();
+                // Only a worker nobody was promised may leave.
+                if idle_for >= self.idle_exit && st.idle() > 0 {
+                    st.workers -= 1;
+                    return None;
+                }
+                let wait = self.idle_exit.saturating_sub(idle_for);
                 st = self
+                    .inner
                     .cv
-                    .wait_timeout(st, Duration::from_millis(500))
+                    .wait_timeout(st, wait.max(Duration::from_millis(1)))
                     .unwrap_or_else(|e| e.into_inner())
                     .0;
             }
         });
         Ok(next.map(|(job, start)| JobHandle {
             job,
+            pool: self.inner.clone(),
             start: Some(start),
             began: false,
         }))
     }
 
-    /// The worker thread is leaving (shutdown, or retiring after `job`).
-    #[pyo3(signature = (job = None))]
-    fn worker_exit(&self, py: Python<'_>, job: Option<Py<JobHandle>>) {
-        if let Some(j) = job {
-            let gate = j.borrow(py).job.gate.clone();
-            py.allow_threads(|| gate.wake());
-            self.lock().busy -= 1;
-        }
+    /// The worker thread retires after `job`, whose run timed out.
+    fn worker_exit(&self, py: Python<'_>, job: Py<JobHandle>) {
+        let gate = job.borrow(py).job.gate.clone();
+        py.allow_threads(|| gate.wake());
         self.lock().workers -= 1;
-        self.cv.notify_all();
+        self.inner.cv.notify_all();
     }
 
-    /// Ask every idle worker to exit.
+    /// Ask every idle worker to leave; the pool takes no more jobs.
     fn shutdown(&self) {
         let mut st = self.lock();
         st.shutdown = true;
         for job in st.jobs.drain(..) {
             job.gate.job_done();
         }
-        self.cv.notify_all();
+        self.inner.cv.notify_all();
     }
 
     /// (workers alive, workers busy): for tests of the pool's lifecycle.
