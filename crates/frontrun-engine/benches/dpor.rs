@@ -60,8 +60,16 @@ fn long_executions() {
                     Op::Write(i / 2 % 4)
                 }
             });
-            long(&format!("{threads}x{per} read/write on 4 shared vars, 1 exec"), &shared, 1);
-            long(&format!("{threads}x{per} read/write on 4 shared vars, 10 execs"), &shared, 10);
+            long(
+                &format!("{threads}x{per} read/write on 4 shared vars, 1 exec"),
+                &shared,
+                1,
+            );
+            long(
+                &format!("{threads}x{per} read/write on 4 shared vars, 10 execs"),
+                &shared,
+                10,
+            );
             let private = cycled(threads, per, |t, i| {
                 if i % 2 == 0 {
                     Op::Read(t)
@@ -69,14 +77,22 @@ fn long_executions() {
                     Op::Write(t)
                 }
             });
-            long(&format!("{threads}x{per} read/write on private vars, 10 execs"), &private, 10);
+            long(
+                &format!("{threads}x{per} read/write on private vars, 10 execs"),
+                &private,
+                10,
+            );
             let locked = cycled(threads, per, |_, i| match i % 4 {
                 0 => Op::Lock(0),
                 1 => Op::Read(0),
                 2 => Op::Write(0),
                 _ => Op::Unlock(0),
             });
-            long(&format!("{threads}x{per} locked read/write, 10 execs"), &locked, 10);
+            long(
+                &format!("{threads}x{per} locked read/write, 10 execs"),
+                &locked,
+                10,
+            );
         }
     }
 }

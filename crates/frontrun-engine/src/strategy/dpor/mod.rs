@@ -45,6 +45,7 @@
 //! order (no hashing, no wall clock; `Random(seed)` is seeded).
 
 mod explorer;
+mod index;
 mod path;
 mod race;
 mod wakeup;
