@@ -16,10 +16,12 @@
 //! - the last release, whose clock an acquisition inherits after race
 //!   detection.
 //!
-//! Maps are ordered (no hashing), and candidates are returned sorted, so the
-//! analysis does not depend on iteration order.
+//! The index is rebuilt for every execution, so its storage is pooled and
+//! reused instead of freed. Lookups hash with a fixed function and nothing
+//! iterates a map, so the analysis does not depend on hashing.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::event::{Access, AccessKind, Key, ObjId, ThreadId};
 
@@ -31,6 +33,11 @@ struct Slot {
 }
 
 impl Slot {
+    fn reset(&mut self) {
+        self.write = None;
+        self.reads.clear();
+    }
+
     fn push_all(&self, out: &mut Vec<usize>) {
         out.extend(self.write);
         out.extend(self.reads.iter().map(|&(_, p)| p));
@@ -52,20 +59,107 @@ impl Slot {
 #[derive(Debug, Default)]
 struct ObjIndex {
     any: Slot,
-    keys: BTreeMap<u64, Slot>,
+    /// `(key, slot index)` of every exact key with a live slot.
+    keys: Vec<(u64, usize)>,
     last_acquire: Option<usize>,
     last_release: Option<usize>,
 }
 
+impl ObjIndex {
+    fn reset(&mut self) {
+        self.any.reset();
+        self.keys.clear();
+        self.last_acquire = None;
+        self.last_release = None;
+    }
+}
+
+/// A fixed (unseeded) hash of the `u64` ids used as map keys: ids are
+/// already hashes or small counters, so one multiply-xorshift mixes enough.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        let x = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 29)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(32) ^ n).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    }
+}
+
+type IdMap<K> = HashMap<K, usize, BuildHasherDefault<IdHasher>>;
+
 /// Candidate racing accesses of the trace analysed so far.
 #[derive(Debug, Default)]
 pub(crate) struct AccessIndex {
-    objs: BTreeMap<ObjId, ObjIndex>,
+    /// Object id → index into `objs`.
+    obj_of: IdMap<ObjId>,
+    /// `(object, exact key)` → index into `slots`.
+    slot_of: IdMap<(ObjId, u64)>,
+    /// Pools: the first `objs_used` entries are live; slots are live unless
+    /// listed in `free_slots`.
+    objs: Vec<ObjIndex>,
+    objs_used: usize,
+    slots: Vec<Slot>,
+    free_slots: Vec<usize>,
 }
 
 impl AccessIndex {
+    /// Forget everything, keeping the storage.
     pub fn clear(&mut self) {
-        self.objs.clear();
+        self.obj_of.clear();
+        self.slot_of.clear();
+        self.objs_used = 0;
+        self.free_slots.clear();
+        self.free_slots.extend((0..self.slots.len()).rev());
+    }
+
+    fn obj(&self, obj: ObjId) -> Option<&ObjIndex> {
+        self.obj_of.get(&obj).map(|&i| &self.objs[i])
+    }
+
+    fn obj_mut(&mut self, obj: ObjId) -> usize {
+        if let Some(&i) = self.obj_of.get(&obj) {
+            return i;
+        }
+        let i = self.objs_used;
+        self.objs_used += 1;
+        if i == self.objs.len() {
+            self.objs.push(ObjIndex::default());
+        } else {
+            self.objs[i].reset();
+        }
+        self.obj_of.insert(obj, i);
+        i
+    }
+
+    fn slot_mut(&mut self, o: usize, obj: ObjId, key: u64) -> &mut Slot {
+        let s = match self.slot_of.get(&(obj, key)) {
+            Some(&s) => s,
+            None => {
+                let s = match self.free_slots.pop() {
+                    Some(s) => {
+                        self.slots[s].reset();
+                        s
+                    }
+                    None => {
+                        self.slots.push(Slot::default());
+                        self.slots.len() - 1
+                    }
+                };
+                self.slot_of.insert((obj, key), s);
+                self.objs[o].keys.push((key, s));
+                s
+            }
+        };
+        &mut self.slots[s]
     }
 
     /// Append to `out` the positions of indexed accesses that conflict with
@@ -73,27 +167,29 @@ impl AccessIndex {
     /// earlier event conflicting with `a` that is not returned happens before
     /// one that is.
     pub fn candidates(&self, a: &Access, out: &mut Vec<usize>) {
-        let Some(o) = self.objs.get(&a.obj) else {
+        let Some(o) = self.obj(a.obj) else {
             return;
         };
+        let slot = |k: u64| self.slot_of.get(&(a.obj, k)).map(|&s| &self.slots[s]);
+        let all_slots = || o.keys.iter().map(|&(_, s)| &self.slots[s]);
         match (a.kind, a.key) {
             (AccessKind::Read, Key::Exact(k)) => {
                 out.extend(o.any.write);
-                out.extend(o.keys.get(&k).and_then(|s| s.write));
+                out.extend(slot(k).and_then(|s| s.write));
             }
             (AccessKind::Read, Key::Any) => {
                 out.extend(o.any.write);
-                out.extend(o.keys.values().filter_map(|s| s.write));
+                out.extend(all_slots().filter_map(|s| s.write));
             }
             (AccessKind::Write, Key::Exact(k)) => {
                 o.any.push_all(out);
-                if let Some(s) = o.keys.get(&k) {
+                if let Some(s) = slot(k) {
                     s.push_all(out);
                 }
             }
             (AccessKind::Write, Key::Any) => {
                 o.any.push_all(out);
-                o.keys.values().for_each(|s| s.push_all(out));
+                all_slots().for_each(|s| s.push_all(out));
             }
             (AccessKind::Acquire, _) => out.extend(o.last_acquire),
             _ => {}
@@ -110,29 +206,38 @@ impl AccessIndex {
         if !relevant {
             return;
         }
-        let o = self.objs.entry(a.obj).or_default();
+        let o = self.obj_mut(a.obj);
         match (a.kind, a.key) {
-            (AccessKind::Read, Key::Exact(k)) => o.keys.entry(k).or_default().read(t, pos),
-            (AccessKind::Read, Key::Any) => o.any.read(t, pos),
-            (AccessKind::Write, Key::Exact(k)) => o.keys.entry(k).or_default().write(pos),
+            (AccessKind::Read, Key::Exact(k)) => self.slot_mut(o, a.obj, k).read(t, pos),
+            (AccessKind::Read, Key::Any) => self.objs[o].any.read(t, pos),
+            (AccessKind::Write, Key::Exact(k)) => self.slot_mut(o, a.obj, k).write(pos),
             (AccessKind::Write, Key::Any) => {
-                o.keys.clear();
-                o.any.write(pos);
+                // Everything on the object is now covered by this write.
+                let keys = std::mem::take(&mut self.objs[o].keys);
+                for &(k, s) in &keys {
+                    self.slot_of.remove(&(a.obj, k));
+                    self.free_slots.push(s);
+                }
+                let obj = &mut self.objs[o];
+                obj.keys = keys;
+                obj.keys.clear();
+                obj.any.write(pos);
             }
-            (AccessKind::Acquire, _) => o.last_acquire = Some(pos),
-            (AccessKind::Release, _) => o.last_release = Some(pos),
+            (AccessKind::Acquire, _) => self.objs[o].last_acquire = Some(pos),
+            (AccessKind::Release, _) => self.objs[o].last_release = Some(pos),
             _ => {}
         }
     }
 
     /// Position of the last release of lock `obj` recorded so far.
     pub fn last_release(&self, obj: ObjId) -> Option<usize> {
-        self.objs.get(&obj).and_then(|o| o.last_release)
+        self.obj(obj).and_then(|o| o.last_release)
     }
 
     /// Record a release only (for events that take part in no race
     /// detection but still hand a lock over).
     pub fn record_release(&mut self, obj: ObjId, pos: usize) {
-        self.objs.entry(obj).or_default().last_release = Some(pos);
+        let o = self.obj_mut(obj);
+        self.objs[o].last_release = Some(pos);
     }
 }
