@@ -48,6 +48,7 @@ mod explorer;
 mod index;
 mod path;
 mod race;
+mod sequence;
 mod wakeup;
 
 pub use explorer::Dpor;

@@ -10,6 +10,7 @@
 
 use super::index::AccessIndex;
 use super::path::Node;
+use super::sequence::{interferes, Sequence};
 use crate::event::{AccessKind, Event, ObjId, ThreadId};
 
 /// Clocks of every event of a trace, stored flat (`stride` entries per event).
@@ -298,39 +299,9 @@ impl TraceView<'_> {
     }
 
     /// The sequence `v` (trace positions, in trace order) with its own
-    /// happens-before relation. It must be recomputed inside `v`: in the
-    /// whole trace two events of `v` may be ordered only through events that
-    /// `v` leaves out (those after the reversed race), which no longer order
-    /// them once `v` runs on its own.
+    /// happens-before relation (see [`Sequence`]).
     pub fn sequence(&self, v: Vec<usize>) -> Sequence {
-        let k = v.len();
-        let words = k.div_ceil(64).max(1);
-        let mut preds = vec![0u64; k * words];
-        for b in 0..k {
-            for a in (0..b).rev() {
-                let direct = self.thread(v[a]) == self.thread(v[b])
-                    || self.trace[v[b]].enabled_by == Some(v[a])
-                    || interferes(
-                        self.event(v[a]),
-                        self.thread(v[a]),
-                        self.event(v[b]),
-                        self.thread(v[b]),
-                    );
-                if direct && preds[b * words + a / 64] & (1 << (a % 64)) == 0 {
-                    preds[b * words + a / 64] |= 1 << (a % 64);
-                    for w in 0..words {
-                        let x = preds[a * words + w];
-                        preds[b * words + w] |= x;
-                    }
-                }
-            }
-        }
-        Sequence {
-            pos: v,
-            live: vec![true; k],
-            preds,
-            words,
-        }
+        Sequence::new(self.trace, v, self.clocks.stride)
     }
 
     /// Weak-initial test of the paper: can thread `p`, whose next event is
@@ -368,58 +339,6 @@ impl TraceView<'_> {
             }
         }
     }
-}
-
-/// A sequence of trace events with its internal happens-before relation;
-/// events are removed (made not live) as a wakeup-tree walk consumes them.
-pub(crate) struct Sequence {
-    pub pos: Vec<usize>,
-    pub live: Vec<bool>,
-    preds: Vec<u64>,
-    words: usize,
-}
-
-impl Sequence {
-    /// Whether element `a` happens before element `b` within the sequence.
-    fn pred(&self, b: usize, a: usize) -> bool {
-        self.preds[b * self.words + a / 64] & (1 << (a % 64)) != 0
-    }
-    pub fn is_empty(&self) -> bool {
-        !self.live.iter().any(|&l| l)
-    }
-    pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
-        self.pos
-            .iter()
-            .zip(&self.live)
-            .filter(|(_, &l)| l)
-            .map(|(&p, _)| p)
-    }
-}
-
-/// Whether event `a` of thread `ta` must stay before event `b` of thread
-/// `tb` (`ta != tb`) when it comes first: a conflict, a lock handed over
-/// (release then acquire), a spawn of `tb`, or `b` joining `ta`.
-fn interferes(a: &Event, ta: ThreadId, b: &Event, tb: ThreadId) -> bool {
-    if ta == tb {
-        return true;
-    }
-    if a.conflicts(b) {
-        return true;
-    }
-    let lock_handover = |x: &Event, y: &Event| {
-        x.accesses.iter().any(|r| {
-            r.kind == AccessKind::Release
-                && y.accesses
-                    .iter()
-                    .any(|q| q.kind == AccessKind::Acquire && q.obj == r.obj)
-        })
-    };
-    let spawns = |x: &Event, child: ThreadId| {
-        x.accesses.iter().any(|r| {
-            matches!(r.kind, AccessKind::Spawn | AccessKind::Join) && r.obj as usize == child
-        })
-    };
-    lock_handover(a, b) || lock_handover(b, a) || spawns(a, tb) || spawns(b, ta)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! explore from a node. Children are kept in insertion order, which is the
 //! order they are explored in.
 
-use super::race::{Sequence, TraceView};
+use super::race::TraceView;
+use super::sequence::Sequence;
 use crate::event::{Event, ThreadId};
 
 /// The branches still to explore below one point.
