@@ -52,33 +52,35 @@ fn cycled(threads: usize, per_thread: usize, body: impl Fn(usize, usize) -> Op) 
 
 fn long_executions() {
     for per in [1_000, 5_000, 10_000] {
-        // One race spanning the whole execution: thread 0 writes x first,
-        // thread 1 last, with private work in between.
-        let span = Program::new(
-            (0..2)
-                .map(|t| {
-                    let private = (0..per).map(|i| {
-                        if i % 2 == 0 {
-                            Op::Read(1 + t)
+        // Races spanning the whole execution: thread 0 writes x first, the
+        // others last, with private work in between.
+        for threads in [2, 3] {
+            let span = Program::new(
+                (0..threads)
+                    .map(|t| {
+                        let private = (0..per).map(|i| {
+                            if i % 2 == 0 {
+                                Op::Read(1 + t)
+                            } else {
+                                Op::Write(1 + t)
+                            }
+                        });
+                        if t == 0 {
+                            std::iter::once(Op::Write(0)).chain(private).collect()
                         } else {
-                            Op::Write(1 + t)
+                            private.chain(std::iter::once(Op::Write(0))).collect()
                         }
-                    });
-                    if t == 0 {
-                        std::iter::once(Op::Write(0)).chain(private).collect()
-                    } else {
-                        private.chain(std::iter::once(Op::Write(0))).collect()
-                    }
-                })
-                .collect(),
-            3,
-            0,
-        );
-        long(
-            &format!("2x{per} private, one race across them, all execs"),
-            &span,
-            10,
-        );
+                    })
+                    .collect(),
+                threads + 1,
+                0,
+            );
+            long(
+                &format!("{threads}x{per} private, races across them, 10 execs"),
+                &span,
+                10,
+            );
+        }
         for threads in [2, 3] {
             let shared = cycled(threads, per, |_, i| {
                 if i % 2 == 0 {
