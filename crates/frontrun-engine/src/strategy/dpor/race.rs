@@ -310,26 +310,12 @@ impl TraceView<'_> {
     /// with no live event before it happening before it. `Some(None)`: yes,
     /// `p` is absent from `seq` and `ev` is independent of all of it.
     pub fn weak_initial(&self, p: ThreadId, ev: &Event, seq: &Sequence) -> Option<Option<usize>> {
-        let mut first = None;
-        for k in 0..seq.pos.len() {
-            if seq.live[k] && self.thread(seq.pos[k]) == p {
-                first = Some(k);
-                break;
-            }
-        }
-        match first {
-            Some(k) => {
-                let before = (0..k).any(|m| seq.live[m] && seq.pred(k, m));
-                if before {
-                    None
-                } else {
-                    Some(Some(k))
-                }
-            }
+        match seq.first_live(p) {
+            Some(k) if seq.has_live_pred(k) => None,
+            Some(k) => Some(Some(k)),
             None => {
                 let dep = (0..seq.pos.len()).any(|k| {
-                    seq.live[k]
-                        && interferes(ev, p, self.event(seq.pos[k]), self.thread(seq.pos[k]))
+                    seq.is_live(k) && interferes(ev, p, self.event(seq.pos[k]), seq.thread(k))
                 });
                 if dep {
                     None

@@ -26,8 +26,14 @@ const PAIRWISE_MAX: usize = 48;
 /// events are removed (made not live) as a wakeup-tree walk consumes them.
 pub(crate) struct Sequence {
     pub pos: Vec<usize>,
-    pub live: Vec<bool>,
+    live: Vec<bool>,
+    live_count: usize,
     thread: Vec<ThreadId>,
+    /// Per thread, its elements in order, and how many have been consumed:
+    /// a walk only ever consumes a thread's first live element, so the live
+    /// ones are always a suffix.
+    of_thread: Vec<Vec<usize>>,
+    consumed: Vec<usize>,
     /// Per element, `stride` counters: how many events of each thread of the
     /// sequence happen before it or are it.
     clocks: Vec<u32>,
@@ -52,8 +58,15 @@ impl Sequence {
             .max()
             .unwrap_or(0)
             .max(threads);
+        let mut of_thread = vec![Vec::new(); n];
+        for (e, &p) in v.iter().enumerate() {
+            of_thread[trace[p].thread].push(e);
+        }
         let mut s = Sequence {
             live: vec![true; k],
+            live_count: k,
+            of_thread,
+            consumed: vec![0; n],
             thread: v.iter().map(|&p| trace[p].thread).collect(),
             clocks: vec![0; k * n],
             local: vec![0; k],
@@ -101,12 +114,44 @@ impl Sequence {
     }
 
     /// Whether element `a` happens before element `b` (`a < b`) within the
-    /// sequence.
-    pub fn pred(&self, b: usize, a: usize) -> bool {
+    /// sequence (the queries below use the clocks directly).
+    #[cfg(test)]
+    fn pred(&self, b: usize, a: usize) -> bool {
         self.clocks[b * self.stride + self.thread[a]] >= self.local[a]
     }
+    pub fn is_live(&self, k: usize) -> bool {
+        self.live[k]
+    }
+    pub fn thread(&self, k: usize) -> ThreadId {
+        self.thread[k]
+    }
     pub fn is_empty(&self) -> bool {
-        !self.live.iter().any(|&l| l)
+        self.live_count == 0
+    }
+
+    /// The first live element of thread `p`, if any.
+    pub fn first_live(&self, p: ThreadId) -> Option<usize> {
+        let mine = self.of_thread.get(p)?;
+        mine.get(self.consumed[p]).copied()
+    }
+
+    /// Whether some live element happens before element `k`, the first live
+    /// one of its thread. The elements of a thread that happen before `k`
+    /// are its first `clock_k[q]`; the live ones start at its first live one.
+    pub fn has_live_pred(&self, k: usize) -> bool {
+        let row = &self.clocks[k * self.stride..(k + 1) * self.stride];
+        (0..self.stride).any(|q| {
+            q != self.thread[k] && self.first_live(q).is_some_and(|f| row[q] >= self.local[f])
+        })
+    }
+
+    /// Consume element `k`, which must be the first live one of its thread.
+    pub fn consume(&mut self, k: usize) {
+        let t = self.thread[k];
+        assert_eq!(self.first_live(t), Some(k), "consumed out of thread order");
+        self.live[k] = false;
+        self.consumed[t] += 1;
+        self.live_count -= 1;
     }
     pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
         self.pos
@@ -327,6 +372,35 @@ mod tests {
             ordered > pairs / 10 && ordered < pairs * 9 / 10,
             "{ordered}/{pairs}"
         );
+    }
+
+    /// `first_live` / `has_live_pred` agree with scans of the live flags
+    /// while elements are consumed in a random thread order.
+    #[test]
+    fn live_queries_match_scans() {
+        let mut checked = 0;
+        for seed in 0..500 {
+            let trace = random_events(seed);
+            let v: Vec<usize> = (0..trace.len()).collect();
+            let mut s = Sequence::new(&trace, v, 5);
+            let mut r = SplitMix64::new(seed);
+            while !s.is_empty() {
+                for p in 0..6 {
+                    let scan = (0..s.pos.len()).find(|&k| s.live[k] && s.thread[k] == p);
+                    assert_eq!(s.first_live(p), scan, "seed {seed}");
+                    if let Some(k) = scan {
+                        let before = (0..k).any(|m| s.live[m] && s.pred(k, m));
+                        assert_eq!(s.has_live_pred(k), before, "seed {seed}");
+                        checked += 1;
+                    }
+                }
+                let p = r.below(5) as usize;
+                if let Some(k) = s.first_live(p) {
+                    s.consume(k);
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
     }
 
     /// Pairwise construction against a direct transitive closure.

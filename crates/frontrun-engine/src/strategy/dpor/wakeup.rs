@@ -53,7 +53,7 @@ impl WakeupTree {
                         return false;
                     }
                     if let Some(k) = k {
-                        v.live[k] = false;
+                        v.consume(k);
                     }
                     node = &mut node.children[idx].sub;
                 }
