@@ -27,8 +27,10 @@ pub(crate) struct TraceClocks {
     spawned_at: Vec<Option<usize>>,
     index: AccessIndex,
     cands: Vec<usize>,
-    /// Use the index (always, except to check it against the walk in tests).
-    indexed: bool,
+    /// Traces up to this length use the backward walk, which is cheaper
+    /// than maintaining the index when there is little to walk (tests set
+    /// it to force either method).
+    walk_up_to: usize,
     cov: Vec<u32>,
     /// Per thread, events at positions before the current one (real only).
     seen: Vec<u32>,
@@ -47,7 +49,7 @@ impl Default for TraceClocks {
             spawned_at: Vec::new(),
             index: AccessIndex::default(),
             cands: Vec::new(),
-            indexed: true,
+            walk_up_to: WALK_UP_TO,
             cov: Vec::new(),
             seen: Vec::new(),
             rem: Vec::new(),
@@ -110,7 +112,7 @@ impl TraceClocks {
                 }
             }
             if j < real_len {
-                if self.indexed {
+                if real_len > self.walk_up_to {
                     self.indexed_races(trace, j, from, races);
                 } else {
                     self.walk_races(trace, j, real_len, from, races);
@@ -254,6 +256,9 @@ impl TraceClocks {
     }
 }
 
+/// Default of [`TraceClocks::walk_up_to`].
+const WALK_UP_TO: usize = 64;
+
 /// Thread ids at or above this in a spawn/join are ignored.
 const MAX_THREADS: u64 = 1 << 16;
 
@@ -389,12 +394,15 @@ mod tests {
     fn index_matches_backward_walk() {
         let mut total = 0;
         // Reused across traces, as the explorer reuses it across executions.
-        let mut fast = TraceClocks::default();
+        let mut fast = TraceClocks {
+            walk_up_to: 0,
+            ..TraceClocks::default()
+        };
         for seed in 0..3000 {
             let (trace, real_len) = random_trace(seed);
             let from = (seed as usize * 7) % (trace.len() + 1);
             let mut slow = TraceClocks {
-                indexed: false,
+                walk_up_to: usize::MAX,
                 ..TraceClocks::default()
             };
             let (mut rf, mut rs) = (Vec::new(), Vec::new());

@@ -29,11 +29,11 @@ pub(crate) struct Sequence {
     live: Vec<bool>,
     live_count: usize,
     thread: Vec<ThreadId>,
-    /// Per thread, its elements in order, and how many have been consumed:
-    /// a walk only ever consumes a thread's first live element, so the live
-    /// ones are always a suffix.
-    of_thread: Vec<Vec<usize>>,
-    consumed: Vec<usize>,
+    /// Per thread, its first live element (`len` when none), and per
+    /// element the next one of its thread: a walk only ever consumes a
+    /// thread's first live element, so the live ones are always a suffix.
+    first: Vec<usize>,
+    next: Vec<usize>,
     /// Per element, `stride` counters: how many events of each thread of the
     /// sequence happen before it or are it.
     clocks: Vec<u32>,
@@ -58,15 +58,18 @@ impl Sequence {
             .max()
             .unwrap_or(0)
             .max(threads);
-        let mut of_thread = vec![Vec::new(); n];
-        for (e, &p) in v.iter().enumerate() {
-            of_thread[trace[p].thread].push(e);
+        let mut first = vec![k; n];
+        let mut next = vec![k; k];
+        for (e, &p) in v.iter().enumerate().rev() {
+            let t = trace[p].thread;
+            next[e] = first[t];
+            first[t] = e;
         }
         let mut s = Sequence {
             live: vec![true; k],
             live_count: k,
-            of_thread,
-            consumed: vec![0; n],
+            first,
+            next,
             thread: v.iter().map(|&p| trace[p].thread).collect(),
             clocks: vec![0; k * n],
             local: vec![0; k],
@@ -75,7 +78,7 @@ impl Sequence {
         };
         let mut count = vec![0u32; n];
         let mut last: Vec<Option<usize>> = vec![None; n];
-        let mut deps = Deps::default();
+        let mut deps = if indexed { Some(Deps::default()) } else { None };
         let mut cov = vec![0u32; n];
         let mut preds = Vec::new();
         for b in 0..k {
@@ -84,7 +87,7 @@ impl Sequence {
                 Some(p) => cov.copy_from_slice(&s.clocks[p * n..(p + 1) * n]),
                 None => cov.iter_mut().for_each(|c| *c = 0),
             }
-            if indexed {
+            if let Some(deps) = &deps {
                 preds.clear();
                 deps.direct_preds(trace, &s, b, &last, &mut preds);
                 for &a in &preds {
@@ -105,7 +108,7 @@ impl Sequence {
             s.local[b] = count[tb];
             cov[tb] = count[tb];
             s.clocks[b * n..(b + 1) * n].copy_from_slice(&cov);
-            if indexed {
+            if let Some(deps) = &mut deps {
                 deps.record(&trace[s.pos[b]].event, tb, b, n);
             }
             last[tb] = Some(b);
@@ -131,8 +134,7 @@ impl Sequence {
 
     /// The first live element of thread `p`, if any.
     pub fn first_live(&self, p: ThreadId) -> Option<usize> {
-        let mine = self.of_thread.get(p)?;
-        mine.get(self.consumed[p]).copied()
+        self.first.get(p).copied().filter(|&k| k < self.pos.len())
     }
 
     /// Whether some live element happens before element `k`, the first live
@@ -150,7 +152,7 @@ impl Sequence {
         let t = self.thread[k];
         assert_eq!(self.first_live(t), Some(k), "consumed out of thread order");
         self.live[k] = false;
-        self.consumed[t] += 1;
+        self.first[t] = self.next[k];
         self.live_count -= 1;
     }
     pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
