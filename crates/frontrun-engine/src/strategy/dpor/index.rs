@@ -20,6 +20,7 @@
 //! reused instead of freed. Lookups hash with a fixed function and nothing
 //! iterates a map, so the analysis does not depend on hashing.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -109,6 +110,11 @@ pub(crate) struct AccessIndex {
     objs_used: usize,
     slots: Vec<Slot>,
     free_slots: Vec<usize>,
+    /// The last object and slot looked up: an event's race detection and
+    /// its recording look up the same ones. Slot entries are invalidated
+    /// when their slot is freed; object entries live until `clear`.
+    last_obj: Cell<Option<(ObjId, usize)>>,
+    last_slot: Cell<Option<((ObjId, u64), usize)>>,
 }
 
 impl AccessIndex {
@@ -119,14 +125,38 @@ impl AccessIndex {
         self.objs_used = 0;
         self.free_slots.clear();
         self.free_slots.extend((0..self.slots.len()).rev());
+        self.last_obj.set(None);
+        self.last_slot.set(None);
+    }
+
+    fn find_obj(&self, obj: ObjId) -> Option<usize> {
+        if let Some((o, i)) = self.last_obj.get() {
+            if o == obj {
+                return Some(i);
+            }
+        }
+        let i = *self.obj_of.get(&obj)?;
+        self.last_obj.set(Some((obj, i)));
+        Some(i)
+    }
+
+    fn find_slot(&self, obj: ObjId, key: u64) -> Option<usize> {
+        if let Some((k, s)) = self.last_slot.get() {
+            if k == (obj, key) {
+                return Some(s);
+            }
+        }
+        let s = *self.slot_of.get(&(obj, key))?;
+        self.last_slot.set(Some(((obj, key), s)));
+        Some(s)
     }
 
     fn obj(&self, obj: ObjId) -> Option<&ObjIndex> {
-        self.obj_of.get(&obj).map(|&i| &self.objs[i])
+        self.find_obj(obj).map(|i| &self.objs[i])
     }
 
     fn obj_mut(&mut self, obj: ObjId) -> usize {
-        if let Some(&i) = self.obj_of.get(&obj) {
+        if let Some(i) = self.find_obj(obj) {
             return i;
         }
         let i = self.objs_used;
@@ -141,8 +171,8 @@ impl AccessIndex {
     }
 
     fn slot_mut(&mut self, o: usize, obj: ObjId, key: u64) -> &mut Slot {
-        let s = match self.slot_of.get(&(obj, key)) {
-            Some(&s) => s,
+        let s = match self.find_slot(obj, key) {
+            Some(s) => s,
             None => {
                 let s = match self.free_slots.pop() {
                     Some(s) => {
@@ -170,7 +200,7 @@ impl AccessIndex {
         let Some(o) = self.obj(a.obj) else {
             return;
         };
-        let slot = |k: u64| self.slot_of.get(&(a.obj, k)).map(|&s| &self.slots[s]);
+        let slot = |k: u64| self.find_slot(a.obj, k).map(|s| &self.slots[s]);
         let all_slots = || o.keys.iter().map(|&(_, s)| &self.slots[s]);
         match (a.kind, a.key) {
             (AccessKind::Read, Key::Exact(k)) => {
@@ -214,6 +244,9 @@ impl AccessIndex {
             (AccessKind::Write, Key::Any) => {
                 // Everything on the object is now covered by this write.
                 let keys = std::mem::take(&mut self.objs[o].keys);
+                if !keys.is_empty() {
+                    self.last_slot.set(None);
+                }
                 for &(k, s) in &keys {
                     self.slot_of.remove(&(a.obj, k));
                     self.free_slots.push(s);
