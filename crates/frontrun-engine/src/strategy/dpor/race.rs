@@ -7,6 +7,11 @@
 //! already happens after `e`. For a lock `Acquire`, the edge from the lock's
 //! last `Release` is added *after* race detection: that edge is exactly what a
 //! reversal of two acquisitions removes, so it must not hide the race.
+//!
+//! The candidates `e` of a long trace come from an [`AccessIndex`] (the few
+//! accesses per object that can still race), so the pass costs O(accesses +
+//! threads) per event; short traces and blocked events walk the trace
+//! backwards instead (same result, checked by a test).
 
 use super::index::AccessIndex;
 use super::path::Node;
