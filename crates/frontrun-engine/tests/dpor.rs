@@ -397,3 +397,41 @@ fn find_races_reports_the_lost_update_pair() {
     ];
     assert_eq!(find_races(&trace), vec![(0, 4)]);
 }
+
+/// `n` threads doing `body` between `pad` private read/write pairs before and
+/// after, on a variable of their own (after `shared` variables): the private
+/// work adds no trace, but makes executions long enough for the indexed race
+/// detection and wakeup sequences long enough for their indexed construction.
+fn padded(n: usize, body: &[Op], shared: usize, locks: usize, pad: usize) -> Program {
+    let threads = (0..n)
+        .map(|t| {
+            let private =
+                || (0..pad).flat_map(move |_| [Op::Read(shared + t), Op::Write(shared + t)]);
+            private()
+                .chain(body.iter().copied())
+                .chain(private())
+                .collect()
+        })
+        .collect();
+    Program::new(threads, shared + n, locks)
+}
+
+#[test]
+fn long_padded_programs_keep_exact_counts() {
+    let counter = [Op::Read(0), Op::Write(0)];
+    let locked = [Op::Lock(0), Op::Read(0), Op::Write(0), Op::Unlock(0)];
+    for (n, racy, safe) in [(2, 4, 2), (3, 36, 6), (4, 576, 24)] {
+        for (body, locks, expected) in [(&counter[..], 0, racy), (&locked[..], 1, safe)] {
+            let p = padded(n, body, 1, locks, 30);
+            let (runs, d) = run(&p, DporConfig::default());
+            assert_eq!(runs.len(), expected, "{n} threads, {body:?}");
+            assert_eq!(distinct(&p, &runs), expected, "{n} threads, {body:?}");
+            assert!(d.exhausted());
+            assert_eq!(d.stats().sleep_blocked, 0);
+            assert!(
+                d.stats().max_depth > 64,
+                "executions too short to use the index"
+            );
+        }
+    }
+}

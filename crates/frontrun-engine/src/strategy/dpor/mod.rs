@@ -45,8 +45,10 @@
 //! order (no hashing, no wall clock; `Random(seed)` is seeded).
 
 mod explorer;
+mod index;
 mod path;
 mod race;
+mod sequence;
 mod wakeup;
 
 pub use explorer::Dpor;

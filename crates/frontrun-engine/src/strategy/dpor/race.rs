@@ -7,12 +7,19 @@
 //! already happens after `e`. For a lock `Acquire`, the edge from the lock's
 //! last `Release` is added *after* race detection: that edge is exactly what a
 //! reversal of two acquisitions removes, so it must not hide the race.
+//!
+//! The candidates `e` of a long trace come from an [`AccessIndex`] (the few
+//! accesses per object that can still race), so the pass costs O(accesses +
+//! threads) per event; short traces and blocked events walk the trace
+//! backwards instead (same result, checked by a test).
 
+use super::index::AccessIndex;
 use super::path::Node;
+use super::sequence::{interferes, Sequence};
 use crate::event::{AccessKind, Event, ObjId, ThreadId};
 
 /// Clocks of every event of a trace, stored flat (`stride` entries per event).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct TraceClocks {
     stride: usize,
     clocks: Vec<u32>,
@@ -23,12 +30,36 @@ pub(crate) struct TraceClocks {
     // Scratch, kept to reuse allocations between executions.
     last_of: Vec<Option<usize>>,
     spawned_at: Vec<Option<usize>>,
-    last_release: Vec<(ObjId, usize)>,
+    index: AccessIndex,
+    cands: Vec<usize>,
+    /// Traces up to this length use the backward walk, which is cheaper
+    /// than maintaining the index when there is little to walk (tests set
+    /// it to force either method).
+    walk_up_to: usize,
     cov: Vec<u32>,
     /// Per thread, events at positions before the current one (real only).
     seen: Vec<u32>,
     /// Per thread, events at positions `<= i` during a backward walk.
     rem: Vec<u32>,
+}
+
+impl Default for TraceClocks {
+    fn default() -> Self {
+        TraceClocks {
+            stride: 0,
+            clocks: Vec::new(),
+            local: Vec::new(),
+            next_same: Vec::new(),
+            last_of: Vec::new(),
+            spawned_at: Vec::new(),
+            index: AccessIndex::default(),
+            cands: Vec::new(),
+            walk_up_to: WALK_UP_TO,
+            cov: Vec::new(),
+            seen: Vec::new(),
+            rem: Vec::new(),
+        }
+    }
 }
 
 impl TraceClocks {
@@ -59,7 +90,7 @@ impl TraceClocks {
         self.last_of.resize(n, None);
         self.spawned_at.clear();
         self.spawned_at.resize(n, None);
-        self.last_release.clear();
+        self.index.clear();
         self.cov.clear();
         self.cov.resize(n, 0);
         self.seen.clear();
@@ -85,60 +116,35 @@ impl TraceClocks {
                     }
                 }
             }
-            let restricted =
-                j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
-            if !ev.accesses.is_empty() {
-                self.rem.clear();
-                self.rem.extend_from_slice(&self.seen);
-                for i in (0..j.min(real_len)).rev() {
-                    // Once every earlier event happens before this one,
-                    // none of them can race with it.
-                    if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
-                        break;
+            if j < real_len {
+                if real_len > self.walk_up_to {
+                    self.indexed_races(trace, j, from, races);
+                } else {
+                    self.walk_races(trace, j, real_len, from, races);
+                }
+                for a in &ev.accesses {
+                    if a.kind == AccessKind::Acquire {
+                        self.inherit_release(a.obj);
                     }
-                    let ti = trace[i].thread;
-                    self.rem[ti] -= 1;
-                    if ti == t || !trace[i].event.conflicts(ev) {
-                        continue;
-                    }
-                    if restricted {
-                        // Which earlier write kept this thread blocked is
-                        // unknown (it depends on values), so every write it
-                        // does not already follow is a candidate reversal;
-                        // infeasible ones are dropped when replayed.
-                        if self.cov[ti] < self.local[i] && j >= from {
-                            races.push((i, j));
-                        }
-                        continue;
-                    }
-                    if self.cov[ti] < self.local[i] {
-                        if j >= from {
-                            races.push((i, j));
-                        }
-                        let (head, _) = self.clocks.split_at(j * n);
-                        join_into(&mut self.cov, &head[i * n..(i + 1) * n]);
+                    self.index.record(t, j, a);
+                }
+            } else {
+                // A blocked event: at most one per thread and execution, so
+                // the full walk it needs costs O(trace) per execution.
+                self.walk_races(trace, j, real_len, from, races);
+                for a in &ev.accesses {
+                    match a.kind {
+                        AccessKind::Acquire => self.inherit_release(a.obj),
+                        AccessKind::Release => self.index.record_release(a.obj, j),
+                        _ => {}
                     }
                 }
             }
             for a in &ev.accesses {
-                match a.kind {
-                    AccessKind::Acquire => {
-                        if let Some(&(_, r)) = self.last_release.iter().find(|(o, _)| *o == a.obj) {
-                            join_into(&mut self.cov, &self.clocks[r * n..(r + 1) * n]);
-                        }
+                if a.kind == AccessKind::Spawn {
+                    if let Some(s) = self.spawned_at.get_mut(a.obj as usize) {
+                        *s = Some(j);
                     }
-                    AccessKind::Release => {
-                        match self.last_release.iter_mut().find(|(o, _)| *o == a.obj) {
-                            Some(slot) => slot.1 = j,
-                            None => self.last_release.push((a.obj, j)),
-                        }
-                    }
-                    AccessKind::Spawn => {
-                        if let Some(s) = self.spawned_at.get_mut(a.obj as usize) {
-                            *s = Some(j);
-                        }
-                    }
-                    _ => {}
                 }
             }
             self.cov[t] = own_prev + 1;
@@ -154,6 +160,96 @@ impl TraceClocks {
         }
     }
 
+    /// Races of the real event `j` (its base clock in `cov`) from the
+    /// index's candidates, latest first: a later racing event's clock covers
+    /// what happens before it. Same result as [`Self::walk_races`].
+    fn indexed_races(
+        &mut self,
+        trace: &[Node],
+        j: usize,
+        from: usize,
+        races: &mut Vec<(usize, usize)>,
+    ) {
+        let n = self.stride;
+        let t = trace[j].thread;
+        self.cands.clear();
+        for a in &trace[j].event.accesses {
+            self.index.candidates(a, &mut self.cands);
+        }
+        self.cands.sort_unstable_by(|a, b| b.cmp(a));
+        self.cands.dedup();
+        for &i in &self.cands {
+            let ti = trace[i].thread;
+            if ti != t && self.cov[ti] < self.local[i] {
+                if j >= from {
+                    races.push((i, j));
+                }
+                let (head, _) = self.clocks.split_at(j * n);
+                join_into(&mut self.cov, &head[i * n..(i + 1) * n]);
+            }
+        }
+    }
+
+    /// Races of event `j` by walking the real trace backwards until every
+    /// earlier event is covered. Needed for blocked events (`j >= real_len`),
+    /// whose non-acquisitions report every uncovered conflicting write.
+    fn walk_races(
+        &mut self,
+        trace: &[Node],
+        j: usize,
+        real_len: usize,
+        from: usize,
+        races: &mut Vec<(usize, usize)>,
+    ) {
+        let n = self.stride;
+        let t = trace[j].thread;
+        let ev = &trace[j].event;
+        let restricted =
+            j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
+        if ev.accesses.is_empty() {
+            return;
+        }
+        self.rem.clear();
+        self.rem.extend_from_slice(&self.seen);
+        for i in (0..j.min(real_len)).rev() {
+            // Once every earlier event happens before this one,
+            // none of them can race with it.
+            if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
+                break;
+            }
+            let ti = trace[i].thread;
+            self.rem[ti] -= 1;
+            if ti == t || !trace[i].event.conflicts(ev) {
+                continue;
+            }
+            if restricted {
+                // Which earlier write kept this thread blocked is
+                // unknown (it depends on values), so every write it
+                // does not already follow is a candidate reversal;
+                // infeasible ones are dropped when replayed.
+                if self.cov[ti] < self.local[i] && j >= from {
+                    races.push((i, j));
+                }
+                continue;
+            }
+            if self.cov[ti] < self.local[i] {
+                if j >= from {
+                    races.push((i, j));
+                }
+                let (head, _) = self.clocks.split_at(j * n);
+                join_into(&mut self.cov, &head[i * n..(i + 1) * n]);
+            }
+        }
+    }
+
+    /// An acquisition inherits its lock's last release, after race detection.
+    fn inherit_release(&mut self, obj: ObjId) {
+        let n = self.stride;
+        if let Some(r) = self.index.last_release(obj) {
+            join_into(&mut self.cov, &self.clocks[r * n..(r + 1) * n]);
+        }
+    }
+
     /// Whether the event at position `i` happens before the one at `j` (`i < j`).
     pub fn hb(&self, trace: &[Node], i: usize, j: usize) -> bool {
         i != j && self.clocks[j * self.stride + trace[i].thread] >= self.local[i]
@@ -164,6 +260,9 @@ impl TraceClocks {
         self.next_same[i]
     }
 }
+
+/// Default of [`TraceClocks::walk_up_to`].
+const WALK_UP_TO: usize = 64;
 
 /// Thread ids at or above this in a spawn/join are ignored.
 const MAX_THREADS: u64 = 1 << 16;
@@ -210,39 +309,9 @@ impl TraceView<'_> {
     }
 
     /// The sequence `v` (trace positions, in trace order) with its own
-    /// happens-before relation. It must be recomputed inside `v`: in the
-    /// whole trace two events of `v` may be ordered only through events that
-    /// `v` leaves out (those after the reversed race), which no longer order
-    /// them once `v` runs on its own.
+    /// happens-before relation (see [`Sequence`]).
     pub fn sequence(&self, v: Vec<usize>) -> Sequence {
-        let k = v.len();
-        let words = k.div_ceil(64).max(1);
-        let mut preds = vec![0u64; k * words];
-        for b in 0..k {
-            for a in (0..b).rev() {
-                let direct = self.thread(v[a]) == self.thread(v[b])
-                    || self.trace[v[b]].enabled_by == Some(v[a])
-                    || interferes(
-                        self.event(v[a]),
-                        self.thread(v[a]),
-                        self.event(v[b]),
-                        self.thread(v[b]),
-                    );
-                if direct && preds[b * words + a / 64] & (1 << (a % 64)) == 0 {
-                    preds[b * words + a / 64] |= 1 << (a % 64);
-                    for w in 0..words {
-                        let x = preds[a * words + w];
-                        preds[b * words + w] |= x;
-                    }
-                }
-            }
-        }
-        Sequence {
-            pos: v,
-            live: vec![true; k],
-            preds,
-            words,
-        }
+        Sequence::new(self.trace, v, self.clocks.stride)
     }
 
     /// Weak-initial test of the paper: can thread `p`, whose next event is
@@ -251,26 +320,12 @@ impl TraceView<'_> {
     /// with no live event before it happening before it. `Some(None)`: yes,
     /// `p` is absent from `seq` and `ev` is independent of all of it.
     pub fn weak_initial(&self, p: ThreadId, ev: &Event, seq: &Sequence) -> Option<Option<usize>> {
-        let mut first = None;
-        for k in 0..seq.pos.len() {
-            if seq.live[k] && self.thread(seq.pos[k]) == p {
-                first = Some(k);
-                break;
-            }
-        }
-        match first {
-            Some(k) => {
-                let before = (0..k).any(|m| seq.live[m] && seq.pred(k, m));
-                if before {
-                    None
-                } else {
-                    Some(Some(k))
-                }
-            }
+        match seq.first_live(p) {
+            Some(k) if seq.has_live_pred(k) => None,
+            Some(k) => Some(Some(k)),
             None => {
                 let dep = (0..seq.pos.len()).any(|k| {
-                    seq.live[k]
-                        && interferes(ev, p, self.event(seq.pos[k]), self.thread(seq.pos[k]))
+                    seq.is_live(k) && interferes(ev, p, self.event(seq.pos[k]), seq.thread(k))
                 });
                 if dep {
                     None
@@ -282,54 +337,87 @@ impl TraceView<'_> {
     }
 }
 
-/// A sequence of trace events with its internal happens-before relation;
-/// events are removed (made not live) as a wakeup-tree walk consumes them.
-pub(crate) struct Sequence {
-    pub pos: Vec<usize>,
-    pub live: Vec<bool>,
-    preds: Vec<u64>,
-    words: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Access, Key};
+    use crate::rng::SplitMix64;
 
-impl Sequence {
-    /// Whether element `a` happens before element `b` within the sequence.
-    fn pred(&self, b: usize, a: usize) -> bool {
-        self.preds[b * self.words + a / 64] & (1 << (a % 64)) != 0
+    /// A random trace over 2–4 threads: reads and writes of exact keys and of
+    /// whole objects, several accesses per event, lock operations, and a few
+    /// pending (blocked) events at the end.
+    fn random_trace(seed: u64) -> (Vec<Node>, usize) {
+        let mut r = SplitMix64::new(seed);
+        let threads = 2 + r.below(3) as usize;
+        let len = 1 + r.below(60) as usize;
+        let mut nodes = Vec::new();
+        let access = |r: &mut SplitMix64| {
+            let obj = r.below(3);
+            let key = match r.below(4) {
+                0 => Key::Any,
+                k => Key::Exact(k),
+            };
+            match r.below(6) {
+                0 | 1 => Access::read(obj, key),
+                2 | 3 => Access::write(obj, key),
+                4 => Access {
+                    obj: 100 + obj % 2,
+                    key: Key::Any,
+                    kind: AccessKind::Acquire,
+                },
+                _ => Access {
+                    obj: 100 + obj % 2,
+                    key: Key::Any,
+                    kind: AccessKind::Release,
+                },
+            }
+        };
+        for _ in 0..len {
+            let k = r.below(4) as usize;
+            nodes.push(Node {
+                thread: r.below(threads as u64) as usize,
+                event: Event::new((0..k).map(|_| access(&mut r)).collect(), 0),
+                ..Node::default()
+            });
+        }
+        let real_len = nodes.len();
+        for t in 0..threads {
+            if r.below(3) == 0 {
+                nodes.push(Node {
+                    thread: t,
+                    event: Event::new(vec![access(&mut r)], 0),
+                    ..Node::default()
+                });
+            }
+        }
+        (nodes, real_len)
     }
-    pub fn is_empty(&self) -> bool {
-        !self.live.iter().any(|&l| l)
-    }
-    pub fn remaining(&self) -> impl Iterator<Item = usize> + '_ {
-        self.pos
-            .iter()
-            .zip(&self.live)
-            .filter(|(_, &l)| l)
-            .map(|(&p, _)| p)
-    }
-}
 
-/// Whether event `a` of thread `ta` must stay before event `b` of thread
-/// `tb` (`ta != tb`) when it comes first: a conflict, a lock handed over
-/// (release then acquire), a spawn of `tb`, or `b` joining `ta`.
-fn interferes(a: &Event, ta: ThreadId, b: &Event, tb: ThreadId) -> bool {
-    if ta == tb {
-        return true;
+    /// The indexed race detection finds exactly the races, in the same
+    /// order, and computes the same clocks as the backward walk it replaces.
+    #[test]
+    fn index_matches_backward_walk() {
+        let mut total = 0;
+        // Reused across traces, as the explorer reuses it across executions.
+        let mut fast = TraceClocks {
+            walk_up_to: 0,
+            ..TraceClocks::default()
+        };
+        for seed in 0..3000 {
+            let (trace, real_len) = random_trace(seed);
+            let from = (seed as usize * 7) % (trace.len() + 1);
+            let mut slow = TraceClocks {
+                walk_up_to: usize::MAX,
+                ..TraceClocks::default()
+            };
+            let (mut rf, mut rs) = (Vec::new(), Vec::new());
+            fast.analyze(&trace, real_len, from, &mut rf);
+            slow.analyze(&trace, real_len, from, &mut rs);
+            assert_eq!(rf, rs, "races differ for seed {seed}");
+            assert_eq!(fast.clocks, slow.clocks, "clocks differ for seed {seed}");
+            total += rf.len();
+        }
+        // The traces must actually exercise race detection.
+        assert!(total > 3000, "only {total} races in all traces");
     }
-    if a.conflicts(b) {
-        return true;
-    }
-    let lock_handover = |x: &Event, y: &Event| {
-        x.accesses.iter().any(|r| {
-            r.kind == AccessKind::Release
-                && y.accesses
-                    .iter()
-                    .any(|q| q.kind == AccessKind::Acquire && q.obj == r.obj)
-        })
-    };
-    let spawns = |x: &Event, child: ThreadId| {
-        x.accesses.iter().any(|r| {
-            matches!(r.kind, AccessKind::Spawn | AccessKind::Join) && r.obj as usize == child
-        })
-    };
-    lock_handover(a, b) || lock_handover(b, a) || spawns(a, tb) || spawns(b, ta)
 }

@@ -3,7 +3,8 @@
 //! explore from a node. Children are kept in insertion order, which is the
 //! order they are explored in.
 
-use super::race::{Sequence, TraceView};
+use super::race::TraceView;
+use super::sequence::Sequence;
 use crate::event::{Event, ThreadId};
 
 /// The branches still to explore below one point.
@@ -52,7 +53,7 @@ impl WakeupTree {
                         return false;
                     }
                     if let Some(k) = k {
-                        v.live[k] = false;
+                        v.consume(k);
                     }
                     node = &mut node.children[idx].sub;
                 }
@@ -63,6 +64,17 @@ impl WakeupTree {
                     return true;
                 }
             }
+        }
+    }
+}
+
+/// Dropped iteratively: a wakeup sequence as long as a long execution is a
+/// chain that deep, and recursive drop would overflow the stack.
+impl Drop for WakeupTree {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(mut n) = pending.pop() {
+            pending.append(&mut n.sub.children);
         }
     }
 }
@@ -82,5 +94,30 @@ fn chain(v: &[usize], view: &TraceView<'_>) -> WuNode {
         thread: view.thread(v[0]),
         event: view.event(v[0]).clone(),
         sub,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A million-step chain is dropped on a thread with a 256 KiB stack.
+    #[test]
+    fn deep_chain_drops_without_recursion() {
+        let mut tree = WakeupTree::default();
+        for t in 0..1_000_000 {
+            tree = WakeupTree {
+                children: vec![WuNode {
+                    thread: t % 3,
+                    event: Event::default(),
+                    sub: tree,
+                }],
+            };
+        }
+        let h = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || drop(tree))
+            .expect("spawn the dropping thread");
+        h.join().expect("dropping a deep wakeup tree");
     }
 }
