@@ -6,6 +6,8 @@
 
 A missing server is an error naming what was searched, never a skip. At the
 end of the session the plugin fails the run if a server it knows of is still up.
+After each test it stops frontrun's idle worker threads, so no test leaves a
+thread behind for the next one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ def pg_dsn(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterato
     """DSN of a new empty database for this test only."""
     with pg_server.fresh_database(request.node.name[:30]) as dsn:
         yield dsn
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    from frontrun._explore import shutdown
+
+    shutdown()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
