@@ -116,9 +116,7 @@ def test_workers_serve_every_exploration() -> None:
 
 def test_concurrent_explorations_share_the_workers() -> None:
     # Two callers reserve workers from one pool at once: every job must find
-    # a worker, or its execution would wait for the run timeout. (The threads
-    # share nothing: concurrent explorations of shared objects are not
-    # isolated from each other's object registry.)
+    # a worker, or its execution would wait for the run timeout.
     results: list[frontrun.ExploreResult] = []
     errors: list[BaseException] = []
 
@@ -147,6 +145,43 @@ def test_concurrent_explorations_share_the_workers() -> None:
     assert len(results) == 10
     assert all(r.property_holds is True and r.executions_explored == 20 for r in results)
     assert _explore._pool().stats()[1] == 0
+
+
+def test_concurrent_explorations_of_shared_objects_keep_their_verdicts() -> None:
+    # The object registry is process-wide: explorations from two threads take
+    # turns, so each still sees exactly its own accesses.
+    results: list[frontrun.ExploreResult] = []
+
+    def caller() -> None:
+        for _ in range(3):
+            results.append(
+                frontrun.explore(
+                    Counter, [inc, inc], lambda c: c.value == 2, reproduce_on_failure=0
+                )
+            )
+
+    callers = [threading.Thread(target=caller) for _ in range(2)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(60)
+    assert not any(t.is_alive() for t in callers), "explore callers did not finish in 60 s"
+    assert len(results) == 6
+    assert all(r.property_holds is False and r.failure_kind == "invariant" for r in results)
+
+
+def test_explore_inside_an_explored_thread_is_refused() -> None:
+    seen: list[str] = []
+
+    def nested(c: Counter) -> None:
+        try:
+            frontrun.explore(Counter, [inc], ok)
+        except RuntimeError as e:
+            seen.append(str(e))
+
+    r = frontrun.explore(Counter, [nested], ok)
+    assert r.property_holds is True
+    assert seen and "do not nest" in seen[0]
 
 
 def test_teardown_runs_after_every_execution() -> None:

@@ -105,11 +105,18 @@ atexit.register(shutdown)
 os.register_at_fork(after_in_child=_forget_workers)
 
 
+_in_worker = threading.local()
+# The object registry and the patched primitives are process-wide, so
+# explorations started from several threads take turns.
+_exploring = _coop._REAL_LOCK()
+
+
 def _serve(pool: Any) -> None:
     """A worker thread: run explored threads' code until it is sent away.
 
     The user's function is called from here, not from Rust (see `JobHandle`).
     """
+    _in_worker.active = True
     previous = None
     while (job := pool.next_job(previous)) is not None:
         call = job.begin()
@@ -184,6 +191,48 @@ def _run(
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if replay is not None and not isinstance(replay, str):
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
+    if getattr(_in_worker, "active", False):
+        raise RuntimeError(
+            "explore() was called from inside an explored thread: explorations do not nest; "
+            "call it from the test itself"
+        )
+    with _exploring:
+        return _run_exclusive(
+            setup,
+            threads,
+            invariant,
+            teardown,
+            strategy,
+            max_executions,
+            preemption_bound,
+            total_timeout,
+            timeout_per_run,
+            stop_on_first,
+            max_attempts,
+            seed,
+            reproduce_on_failure,
+            replay,
+            max_ops,
+        )
+
+
+def _run_exclusive(
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    teardown: Callable[[Any], Any] | None,
+    strategy: str,
+    max_executions: int | None,
+    preemption_bound: int | None,
+    total_timeout: float | None,
+    timeout_per_run: float,
+    stop_on_first: bool,
+    max_attempts: int,
+    seed: int | None,
+    reproduce_on_failure: int,
+    replay: str | None,
+    max_ops: int | None,
+) -> ExploreResult:
     pool = _pool()
     with _coop.cooperative(pool), _db_hooks.exploring() as db:
         raw: dict[str, Any] = _native._explore(
