@@ -32,7 +32,8 @@ from frontrun import _native as n
 from frontrun.db.script import Interleaving, Step
 
 SEED = 20261122
-CASES = 300
+LOCK_NOT_AVAILABLE = "55P03"
+CASES = 600
 SESSIONS = ("A", "B", "C")
 EXISTING = ("alice", "bob", "carol")
 NEW = ("dave", "erin")
@@ -56,7 +57,8 @@ def statement(rng: random.Random) -> str:
     if kind == "select":
         return f"SELECT balance FROM accounts WHERE {_names(rng)}"
     if kind == "lock":
-        return f"SELECT balance FROM accounts WHERE {_names(rng)} {rng.choice(ROW_LOCKS)}"
+        wait = rng.choices(("", " NOWAIT", " SKIP LOCKED"), weights=(6, 1, 1))[0]
+        return f"SELECT balance FROM accounts WHERE {_names(rng)} {rng.choice(ROW_LOCKS)}{wait}"
     if kind == "update":
         return f"UPDATE accounts SET balance = balance + {rng.randint(1, 9)} WHERE {_names(rng)}"
     if kind == "delete":
@@ -79,7 +81,9 @@ class Tally:
 def _shape(sql: str) -> str:
     words = sql.split()
     if words[0] == "SELECT" and "FOR" in words:
-        return " ".join(words[words.index("FOR") :])
+        return " ".join(
+            w for w in words[words.index("FOR") :] if w not in {"NOWAIT", "SKIP", "LOCKED"}
+        )
     return words[0]
 
 
@@ -152,24 +156,33 @@ class Case:
                 assert b in self.open, f"{session} waits for {b}, which is idle\n{self.trace()}"
                 self.end(b, tally)
         self.il.finish(step)
-        blocked = bool(waited)
+        # NOWAIT fails at once instead of waiting: no blocker to ask for.
+        nowait_failed = step.sqlstate == LOCK_NOT_AVAILABLE
+        blocked = bool(waited) or nowait_failed
         tally.statements += 1
         tally.grid[(answer, blocked)] += 1
         where = (
             f"{session} | {sql}: model {answer} {expected} (pairwise {pairs}), "
-            f"server waited for {sorted(waited)}"
+            f"server waited for {sorted(waited)}{' (NOWAIT failed)' if nowait_failed else ''}"
         )
-        certain = sorted(o for o, a in pairs.items() if a == "blocks")
-        if answer == "proceeds" and blocked:
-            tally.wrong.append(f"{where}\n{self.trace()}")
-        elif any(pairs.get(o) == "proceeds" for o in waited):
+        certain = sorted(o for o, a in pairs.items() if a in {"blocks", "fails_nowait"})
+        wrong = (
+            (answer == "proceeds" and blocked)
             # It waited for a transaction the model says is not in its way.
-            tally.wrong.append(f"{where}\n{self.trace()}")
-        elif answer == "blocks" and expected != certain:
+            or any(pairs.get(o) == "proceeds" for o in waited)
+            or (nowait_failed and all(a == "proceeds" for a in pairs.values()))
             # The whole-model answer must be what the pairs say.
+            or (answer in {"blocks", "fails_nowait"} and expected != certain)
+            # NOWAIT is answered as such, and a wait is never predicted for it.
+            or (answer == "fails_nowait" and "NOWAIT" not in sql)
+            or (answer == "blocks" and "NOWAIT" in sql)
+        )
+        if wrong:
             tally.wrong.append(f"{where}\n{self.trace()}")
         elif answer == "blocks" and not set(expected) <= waited:
             tally.imprecise[_shape(sql)] += 1
+        elif answer == "fails_nowait" and not nowait_failed:
+            tally.imprecise[_shape(sql) + " NOWAIT"] += 1
         self._ran(session, fp, step)
 
     def run(self, tally: Tally, length: int) -> None:
@@ -223,3 +236,4 @@ def test_lock_model_agrees_with_server(pg_dsn: str) -> None:
     # The generator must exercise every answer that matters, or the check is vacuous.
     assert tally.grid[("blocks", True)] > 0, tally.grid
     assert tally.grid[("proceeds", False)] > 0, tally.grid
+    assert tally.grid[("fails_nowait", True)] > 0, tally.grid
