@@ -7,6 +7,14 @@
 //! Everything else (unpinned rows, pins on different columns, inserts that
 //! may hit a unique key) is [`Prediction::Unknown`], so the driver can fall
 //! back to asking the server (`pg_locks`, or a timeout on the statement).
+//!
+//! The answers are conservative, never optimistic: `Proceeds` means the
+//! server does not make the statement wait. `Blocks` may name transactions
+//! the server does not wait for (every `UPDATE` is taken as changing the
+//! key, so it conflicts with `FOR KEY SHARE`; a locked row may not exist),
+//! and it omits those the model cannot decide about (they make `Unknown`
+//! when nothing is certain). `tests/test_db_lock_model.py` checks this
+//! against a real server and counts the over-predictions.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +29,8 @@ pub type TxnId = u64;
 pub enum Prediction {
     /// No lock held by another transaction is in the way.
     Proceeds,
-    /// It would wait for these transactions (sorted).
+    /// It would wait for these transactions (sorted), and perhaps for others
+    /// the model cannot decide about.
     Blocks(Vec<TxnId>),
     /// It asked for `NOWAIT` and would fail because of these transactions.
     FailsNowait(Vec<TxnId>),
