@@ -6,13 +6,16 @@ with ``pg_blocking_pids``). Before each statement the native ``DbModel`` is
 asked what it would do, fed with what every session has executed so far; the
 server's answer is then compared with it:
 
-- model ``proceeds``: the server must not block;
-- model ``blocks(on)``: if the server blocks, it must be on exactly ``on``
-  (all the sessions the statement waited for until it ran). The model is
-  conservative by design (every ``UPDATE`` counts as changing the key, rows
-  whose existence it cannot see are assumed locked), so "model blocks, server
-  proceeds" is counted as imprecision, not failed;
-- model ``unknown``: allowed, counted.
+- model ``proceeds``: the server must not block (nor fail a ``NOWAIT``);
+- every session the server made it wait for (all of them, until it ran) must
+  be one the model, asked about that session's transaction alone, says it
+  waits for or cannot decide about; and the whole-model ``blocks(on)`` /
+  ``fails_nowait(on)`` must name exactly the sessions decided that way;
+- ``unknown`` is allowed, and counted. The model is conservative by design
+  (every ``UPDATE`` counts as changing the key, a locked row may not exist),
+  so "model blocks, server proceeds" is counted as imprecision, not failed.
+
+Run with ``-s`` to see the counts.
 
 When a statement blocks, the transactions it waits for are ended (committed
 or rolled back, as the seed says) so every script terminates; every wait is
