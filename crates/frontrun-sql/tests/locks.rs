@@ -211,3 +211,62 @@ fn transaction_footprint_accumulates_for_commit_tests() {
     locks.end(A);
     assert!(locks.transaction_footprint(A).is_none());
 }
+
+/// Found by the differential test against PostgreSQL: another transaction's
+/// uncommitted row is invisible to UPDATE, DELETE and SELECT … FOR …, which
+/// skip it without waiting; only a colliding INSERT waits for it.
+#[test]
+fn uncommitted_inserts_block_only_colliding_inserts() {
+    let mut locks = LockTable::new();
+    locks.apply(A, &pg("BEGIN"));
+    locks.apply(
+        A,
+        &pg("INSERT INTO accounts (name, balance) VALUES ('dave', 1)"),
+    );
+    for sql in [
+        "SELECT * FROM accounts WHERE name='dave' FOR UPDATE",
+        "SELECT * FROM accounts WHERE name='dave' FOR KEY SHARE",
+        "UPDATE accounts SET balance = 2 WHERE name='dave'",
+        "DELETE FROM accounts WHERE name='dave'",
+        "SELECT * FROM accounts FOR UPDATE",
+    ] {
+        assert_eq!(locks.predict(B, &pg(sql)), Prediction::Proceeds, "{sql}");
+    }
+    assert_eq!(
+        locks.predict(B, &pg("INSERT INTO accounts (name) VALUES ('dave')")),
+        Prediction::Unknown
+    );
+    // Rows the transaction then locks itself are visible ones again.
+    locks.apply(
+        A,
+        &pg("SELECT * FROM accounts WHERE name='alice' FOR UPDATE"),
+    );
+    assert_eq!(
+        locks.predict(B, &pg("UPDATE accounts SET balance = 2 WHERE name='alice'")),
+        Prediction::Blocks(vec![A])
+    );
+}
+
+/// Found by the differential test against PostgreSQL: `FOR KEY SHARE SKIP
+/// LOCKED` on a row another transaction updated (a non-key update does not
+/// conflict with it) and then locked again waits for that transaction: the
+/// lock on the row's new version is waited for whatever the wait policy.
+#[test]
+fn key_share_skip_locked_on_an_updated_row_is_unknown() {
+    let mut locks = LockTable::new();
+    locks.apply(A, &pg("BEGIN"));
+    locks.apply(A, &pg("UPDATE accounts SET balance = 1 WHERE name='carol'"));
+    locks.apply(
+        A,
+        &pg("SELECT * FROM accounts WHERE name='carol' FOR UPDATE"),
+    );
+    let key_share = "SELECT * FROM accounts WHERE name='carol' FOR KEY SHARE SKIP LOCKED";
+    assert_eq!(locks.predict(B, &pg(key_share)), Prediction::Unknown);
+    // Stronger modes conflict with the update itself and skip the row.
+    let update = "SELECT * FROM accounts WHERE name='carol' FOR UPDATE SKIP LOCKED";
+    assert_eq!(locks.predict(B, &pg(update)), Prediction::Proceeds);
+    // Rows only locked, never updated, are simply skipped.
+    locks.apply(A, &pg(LOCK_ALICE));
+    let alice = "SELECT * FROM accounts WHERE name='alice' FOR KEY SHARE SKIP LOCKED";
+    assert_eq!(locks.predict(B, &pg(alice)), Prediction::Proceeds);
+}
