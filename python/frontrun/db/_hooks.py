@@ -4,7 +4,6 @@ during the exploration, and start every execution from clean lock state."""
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,10 +54,6 @@ class _Exploring:
 def exploring() -> Iterator[_Exploring]:
     """Patch the drivers already imported; close leftover connections at the end."""
     global _last
-    # Finalizers of earlier garbage (an unclosed connection's ResourceWarning)
-    # must not run on an explored thread, where their code would be traced
-    # and scheduled: collect it now, on the controller.
-    gc.collect()
     session = DbSession(pooling=True, isolation=_isolation)
     _last = session
     with instrument(session, import_drivers=False):
