@@ -211,3 +211,28 @@ def test_replay_of_a_token_from_other_code_says_it_diverged() -> None:
     assert "diverged" in other.explanation
     same = frontrun.replay(r.counterexample, Counter, [inc, inc], lambda c: c.value == 2)
     assert "diverged" not in same.explanation
+
+
+@pytest.mark.parametrize("order", ["lowest-first", "highest-first", "random"])
+def test_every_search_order_runs_the_same_traces(order: str) -> None:
+    for n, expected in ((2, 4), (3, 36)):
+        r = frontrun.explore(
+            _SearchCounter, [_search_inc] * n, lambda c: True, search_order=order, seed=7
+        )
+        assert r.property_holds is True and r.exhausted
+        assert r.executions_explored == expected
+
+
+def test_unknown_search_order_is_refused() -> None:
+    with pytest.raises(ValueError, match="search_order"):
+        frontrun.explore(_SearchCounter, [_search_inc], lambda c: True, search_order="dfs")  # type: ignore[arg-type]
+
+
+class _SearchCounter:
+    def __init__(self) -> None:
+        self.value = 0
+
+
+def _search_inc(c: _SearchCounter) -> None:
+    t = c.value
+    c.value = t + 1

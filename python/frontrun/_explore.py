@@ -17,6 +17,8 @@ from frontrun.db import _hooks as _db_hooks
 
 Strategy = Literal["dpor", "random", "pct"]
 _STRATEGIES = ("dpor", "random", "pct")
+SearchOrder = Literal["lowest-first", "highest-first", "random"]
+_SEARCH_ORDERS = ("lowest-first", "highest-first", "random")
 _JOIN_TIMEOUT = 2.0
 
 
@@ -169,6 +171,7 @@ def _run(
     reproduce_on_failure: int,
     replay: str | None = None,
     max_ops: int | None = None,
+    search_order: str = "lowest-first",
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -191,6 +194,10 @@ def _run(
     _check_limit("reproduce_on_failure", reproduce_on_failure, integer=True, zero_ok=True)
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if search_order not in _SEARCH_ORDERS:
+        raise ValueError(
+            f"unknown search_order {search_order!r}: use one of {', '.join(_SEARCH_ORDERS)}"
+        )
     if replay is not None and not isinstance(replay, str):
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
     if getattr(_in_worker, "active", False):
@@ -198,24 +205,21 @@ def _run(
             "explore() was called from inside an explored thread: explorations do not nest; "
             "call it from the test itself"
         )
+    options: dict[str, Any] = {
+        "max_executions": max_executions,
+        "preemption_bound": preemption_bound,
+        "total_timeout": total_timeout,
+        "timeout_per_run": float(timeout_per_run),
+        "stop_on_first": stop_on_first,
+        "max_attempts": max_attempts,
+        "seed": seed,
+        "reproduce_on_failure": reproduce_on_failure,
+        "replay": replay,
+        "max_ops": max_ops,
+        "search_order": search_order,
+    }
     with _exploring:
-        return _run_exclusive(
-            setup,
-            threads,
-            invariant,
-            teardown,
-            strategy,
-            max_executions,
-            preemption_bound,
-            total_timeout,
-            timeout_per_run,
-            stop_on_first,
-            max_attempts,
-            seed,
-            reproduce_on_failure,
-            replay,
-            max_ops,
-        )
+        return _run_exclusive(setup, threads, invariant, teardown, strategy, options)
 
 
 @contextlib.contextmanager
@@ -259,16 +263,7 @@ def _run_exclusive(
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None,
     strategy: str,
-    max_executions: int | None,
-    preemption_bound: int | None,
-    total_timeout: float | None,
-    timeout_per_run: float,
-    stop_on_first: bool,
-    max_attempts: int,
-    seed: int | None,
-    reproduce_on_failure: int,
-    replay: str | None,
-    max_ops: int | None,
+    options: dict[str, Any],
 ) -> ExploreResult:
     pool = _pool()
     with _coop.cooperative(pool), _db_hooks.exploring() as db, _gc_on_controller() as collect:
@@ -279,16 +274,7 @@ def _run_exclusive(
             invariant,
             teardown,
             strategy,
-            max_executions=max_executions,
-            preemption_bound=preemption_bound,
-            total_timeout=total_timeout,
-            timeout_per_run=float(timeout_per_run),
-            stop_on_first=stop_on_first,
-            max_attempts=max_attempts,
-            seed=seed,
-            reproduce_on_failure=reproduce_on_failure,
-            replay=replay,
-            max_ops=max_ops,
+            **options,
         )
     return ExploreResult(**raw)
 
@@ -308,10 +294,15 @@ def explore(
     max_attempts: int = 200,
     seed: int | None = None,
     reproduce_on_failure: int = 10,
+    search_order: SearchOrder = "lowest-first",
 ) -> ExploreResult:
     """Run `threads` (each called with `setup()`'s state) under every
     interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
-    check `invariant(state)` after each execution."""
+    check `invariant(state)` after each execution.
+
+    `search_order` is the order in which DPOR tries threads at free choices:
+    "lowest-first", "highest-first" or "random" (seeded by `seed`); every
+    order runs the same number of executions when the search is exhaustive."""
     return _run(
         setup,
         threads,
@@ -326,6 +317,7 @@ def explore(
         max_attempts=max_attempts,
         seed=seed,
         reproduce_on_failure=reproduce_on_failure,
+        search_order=search_order,
     )
 
 

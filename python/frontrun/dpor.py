@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from frontrun._explore import ExploreResult, explore
+from frontrun._explore import ExploreResult, SearchOrder, explore
 
 
 def explore_dpor(
@@ -20,6 +20,8 @@ def explore_dpor(
     timeout_per_run: float = 5.0,
     stop_on_first: bool = True,
     reproduce_on_failure: int = 10,
+    search_order: SearchOrder = "lowest-first",
+    seed: int | None = None,
 ) -> ExploreResult:
     """`frontrun.explore(..., strategy="dpor")` with keyword arguments."""
     return explore(
@@ -34,6 +36,8 @@ def explore_dpor(
         timeout_per_run=timeout_per_run,
         stop_on_first=stop_on_first,
         reproduce_on_failure=reproduce_on_failure,
+        search_order=search_order,
+        seed=seed,
     )
 
 

@@ -318,7 +318,7 @@ fn explanation(py: Python<'_>, exec: &Execution, kind: &str, message: &str) -> P
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
-#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None))]
+#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first"))]
 #[allow(clippy::too_many_arguments)]
 pub fn _explore<'py>(
     py: Python<'py>,
@@ -338,6 +338,7 @@ pub fn _explore<'py>(
     reproduce_on_failure: u32,
     replay: Option<&str>,
     max_ops: Option<u64>,
+    search_order: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
     // `add_root` classifies objects by type, which needs the registry's types
@@ -352,7 +353,11 @@ pub fn _explore<'py>(
         (Some(tok), _) => Kind::Replay {
             schedule: strategies::decode_token(tok).map_err(PyValueError::new_err)?,
         },
-        (None, "dpor") => Kind::Dpor { preemption_bound },
+        (None, "dpor") => Kind::Dpor {
+            preemption_bound,
+            search_order: strategies::search_order(search_order, seed)
+                .map_err(PyValueError::new_err)?,
+        },
         (None, "random") => Kind::Random {
             seed,
             attempts: max_attempts,
@@ -396,7 +401,8 @@ pub fn _explore<'py>(
         unbounded_dpor: matches!(
             kind,
             Kind::Dpor {
-                preemption_bound: None
+                preemption_bound: None,
+                ..
             }
         ),
         timeout_per_run,
@@ -537,6 +543,7 @@ pub fn _explore<'py>(
             None,
             Kind::Dpor {
                 preemption_bound: Some(b),
+                ..
             },
         ) => text.push_str(&format!(
             " (only schedules with at most {b} preemptions were run)."

@@ -1,7 +1,7 @@
 //! Strategy construction and replay tokens, from the engine's.
 
 use frontrun_engine::event::ThreadId;
-use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig, SearchOrder};
 use frontrun_engine::strategy::pct::Pct;
 use frontrun_engine::strategy::random::RandomStrategy;
 use frontrun_engine::strategy::replay::Replay;
@@ -13,6 +13,7 @@ use frontrun_engine::token;
 pub enum Kind {
     Dpor {
         preemption_bound: Option<u32>,
+        search_order: SearchOrder,
     },
     Random {
         seed: u64,
@@ -31,8 +32,11 @@ pub enum Kind {
 
 pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
     match kind {
-        Kind::Dpor { preemption_bound } => {
-            let mut config = DporConfig::default();
+        Kind::Dpor {
+            preemption_bound,
+            search_order,
+        } => {
+            let mut config = DporConfig::default().with_search_order(*search_order);
             if let Some(b) = preemption_bound {
                 config = config.with_preemption_bound(*b);
             }
@@ -59,6 +63,18 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
 }
 
 /// A compact replay token for `schedule` (thread ids in run order).
+/// The DPOR search order named by `frontrun.explore(search_order=...)`.
+pub fn search_order(name: &str, seed: u64) -> Result<SearchOrder, String> {
+    match name {
+        "lowest-first" => Ok(SearchOrder::LowestFirst),
+        "highest-first" => Ok(SearchOrder::HighestFirst),
+        "random" => Ok(SearchOrder::Random(seed)),
+        other => Err(format!(
+            "unknown search_order {other:?}: use \"lowest-first\", \"highest-first\" or \"random\" (seeded by `seed`)"
+        )),
+    }
+}
+
 pub fn encode_token(schedule: &[ThreadId]) -> String {
     token::encode(schedule)
 }
