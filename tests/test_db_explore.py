@@ -96,6 +96,7 @@ def test_lost_update_is_found_and_explained(bank: tuple[str, SnapshotReset]) -> 
     assert "Txn A | SELECT balance FROM accounts WHERE name='alice' → 1000" in text, text
     assert "Txn B | SELECT balance FROM accounts WHERE name='alice' → 1000" in text, text
     assert "UPDATE accounts SET balance=%s WHERE name='alice'" in text
+    assert "Bug: lost update on accounts[name='alice']:" in text, text
     assert result.reproduced == 3, "the counterexample replays deterministically"
 
 

@@ -18,6 +18,9 @@ pub struct TraceLine {
     pub location: Option<String>,
     /// The stripped source text of that line, when available.
     pub source: Option<String>,
+    /// What the event touched, in words, when `description` does not start
+    /// with it (a SQL statement's rows: `read counts[*]`).
+    pub subject: Option<String>,
 }
 
 /// What kind of concurrency bug a failing trace shows.
@@ -214,9 +217,9 @@ pub fn summary(kind: BugKind, lines: &[TraceLine], at: Option<usize>) -> String 
     let subject = at
         .and_then(|i| lines.get(i))
         .map(|l| {
-            l.description
-                .split_once(' ')
-                .map_or(l.description.clone(), |(_, s)| s.to_string())
+            let what = l.subject.as_ref().unwrap_or(&l.description);
+            what.split_once(' ')
+                .map_or(what.clone(), |(_, s)| s.to_string())
         })
         .unwrap_or_default();
     match kind {
@@ -258,6 +261,7 @@ mod tests {
             description: format!("{verb} Counter.value#{obj}.{key}"),
             location: Some(format!("app.py:{}", 10 + tid)),
             source: Some("t = self.value".into()),
+            subject: None,
         }
     }
 
@@ -327,5 +331,14 @@ mod tests {
             text.contains("[read Counter.value#1.1, write Counter.value#1.1]"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn subject_names_the_data_when_the_description_is_a_statement() {
+        let mut l = line(0, AccessKind::Read, 1, 1);
+        l.description = "Txn A | SELECT counter FROM counts → 0".into();
+        l.subject = Some("read counts[*]".into());
+        let text = summary(BugKind::LostUpdate, &[l], Some(0));
+        assert!(text.starts_with("lost update on counts[*]:"), "{text}");
     }
 }

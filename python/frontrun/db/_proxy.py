@@ -181,7 +181,7 @@ class ConnectionProxy:
                 _fields(self)["_session_level"] = fp.isolation
             else:
                 _fields(self)["_txn_level"] = fp.isolation
-        site = _native.db_site(self.label, sql, describe_params(params))
+        site = _native.db_site(self.label, sql, describe_params(params), fp.describe())
         _native.db_event(
             self._model,
             self._txn,

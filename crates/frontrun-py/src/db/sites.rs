@@ -17,6 +17,8 @@ struct Record {
     sql: String,
     params: Option<String>,
     result: Option<String>,
+    /// The footprint in words, naming the data for bug summaries.
+    subject: Option<String>,
 }
 
 /// Sites of the current execution; cleared by `db_sites_clear` when a new
@@ -43,14 +45,15 @@ fn one_line(sql: &str) -> String {
 
 /// Register a statement about to run: `label` names its transaction.
 #[pyfunction]
-#[pyo3(signature = (label, sql, params = None))]
-pub fn db_site(label: String, sql: &str, params: Option<String>) -> u64 {
+#[pyo3(signature = (label, sql, params = None, subject = None))]
+pub fn db_site(label: String, sql: &str, params: Option<String>, subject: Option<String>) -> u64 {
     let mut s = sites();
     s.push(Record {
         label,
         sql: one_line(sql),
         params,
         result: None,
+        subject,
     });
     DB_SITE_TAG | (s.len() as u64 - 1)
 }
@@ -91,6 +94,14 @@ pub fn describe(site: u64) -> Option<String> {
         out.push_str(res);
     }
     Some(out)
+}
+
+/// The rows `site`'s statement touched, in words (`read counts[*]`).
+pub fn subject(site: u64) -> Option<String> {
+    if site & DB_SITE_TAG == 0 {
+        return None;
+    }
+    sites().get((site & !DB_SITE_TAG) as usize)?.subject.clone()
 }
 
 /// Python face of [`describe`].

@@ -285,6 +285,7 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
             description,
             location: file.map(|f| format!("{}:{line}", short_path(&f))),
             source,
+            subject: crate::db::sites::subject(step.event.site),
         });
     }
     Ok(out)
