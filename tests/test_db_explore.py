@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 import frontrun
+from _pg import query_one
 from frontrun.db.reset import SnapshotReset
 
 
@@ -33,16 +34,6 @@ def bank(pg_dsn: str) -> Iterator[tuple[str, SnapshotReset]]:
     conn.close()
     with SnapshotReset(lambda: psycopg2.connect(pg_dsn), ["accounts", "counts"]) as reset:
         yield pg_dsn, reset
-
-
-def _query(dsn: str, sql: str) -> Any:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
 
 
 def _setup(dsn: str, reset: SnapshotReset, n: int = 2) -> Callable[[], Bank]:
@@ -79,7 +70,7 @@ def test_lost_update_is_found_and_explained(bank: tuple[str, SnapshotReset]) -> 
     deposit = _deposit(for_update=False)
 
     def invariant(_: Bank) -> bool:
-        return bool(_query(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
+        return bool(query_one(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
 
     result = frontrun.explore(
         _setup(dsn, reset),
@@ -105,7 +96,7 @@ def test_for_update_fix_is_proved_exhaustively(bank: tuple[str, SnapshotReset]) 
     deposit = _deposit(for_update=True)
 
     def invariant(_: Bank) -> bool:
-        return bool(_query(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
+        return bool(query_one(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
 
     result = frontrun.explore(
         _setup(dsn, reset),
@@ -152,7 +143,7 @@ def test_consistent_lock_order_has_no_deadlock(bank: tuple[str, SnapshotReset]) 
     result = frontrun.explore(
         _setup(dsn, reset),
         [lambda s: t(s.a), lambda s: t(s.b)],
-        lambda _: _query(dsn, "SELECT sum(balance) FROM accounts") == 2000,
+        lambda _: query_one(dsn, "SELECT sum(balance) FROM accounts") == 2000,
         teardown=_teardown,
     )
     assert result.property_holds is True and result.exhausted is True, result.explanation
@@ -181,7 +172,7 @@ def test_counter_race_and_fix(bank: tuple[str, SnapshotReset], workers: int) -> 
         return frontrun.explore(
             _setup(dsn, reset, workers),
             [lambda s, k=k: inc(getattr(s, k)) for k in attrs],
-            lambda _: _query(dsn, "SELECT counter FROM counts") == workers,
+            lambda _: query_one(dsn, "SELECT counter FROM counts") == workers,
             teardown=_teardown,
         )
 
@@ -202,7 +193,7 @@ def test_psycopg3_lost_update_replays_and_fix_is_proved(bank: tuple[str, Snapsho
         return Bank(psycopg.connect(dsn), psycopg.connect(dsn))
 
     def invariant(_: Bank) -> bool:
-        return bool(_query(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
+        return bool(query_one(dsn, "SELECT balance FROM accounts WHERE name='alice'") == 1300)
 
     for for_update in (False, True):
         deposit = _deposit(for_update)
@@ -289,7 +280,7 @@ def test_statements_on_disjoint_rows_are_independent(bank: tuple[str, SnapshotRe
         conn.commit()
 
     def invariant(_: Bank) -> bool:
-        return bool(_query(dsn, "SELECT sum(balance) FROM accounts") == 2002)
+        return bool(query_one(dsn, "SELECT sum(balance) FROM accounts") == 2002)
 
     result = frontrun.explore(
         _setup(dsn, reset),
@@ -320,7 +311,7 @@ def test_statement_stuck_past_the_run_timeout_is_cancelled(
     assert result.property_holds is None, result.explanation
     assert "timeout_per_run" in result.explanation
     # The abandoned statement was cancelled: nothing is left running.
-    active = _query(
+    active = query_one(
         dsn,
         "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' "
         "AND state = 'active'",

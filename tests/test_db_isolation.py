@@ -11,6 +11,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
+from _pg import query_one
 from frontrun import _native as n
 from frontrun.db.reset import SnapshotReset
 from frontrun.sql import isolation_report
@@ -85,16 +86,6 @@ def _retrying(body: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
     return run
 
 
-def _query(dsn: str, sql: str) -> Any:
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
-
-
 def _setup(dsn: str, reset: SnapshotReset) -> Callable[[], Conns]:
     def setup() -> Conns:
         reset.reset()
@@ -120,7 +111,7 @@ def test_lost_update_needs_repeatable_read(db: tuple[str, SnapshotReset]) -> Non
     report = isolation_report(
         _setup(dsn, reset),
         [lambda s: deposit(s.a, 100), lambda s: deposit(s.b, 200)],
-        lambda _: _query(dsn, "SELECT balance FROM accounts WHERE name = 'alice'") == 1300,
+        lambda _: query_one(dsn, "SELECT balance FROM accounts WHERE name = 'alice'") == 1300,
         teardown=_teardown,
         max_executions=50,
     )
@@ -146,7 +137,7 @@ def test_write_skew_needs_serializable(db: tuple[str, SnapshotReset]) -> None:
     report = isolation_report(
         _setup(dsn, reset),
         [lambda s: go_home(s.a, "alice"), lambda s: go_home(s.b, "bob")],
-        lambda _: _query(dsn, "SELECT count(*) FROM doctors WHERE on_call") >= 1,
+        lambda _: query_one(dsn, "SELECT count(*) FROM doctors WHERE on_call") >= 1,
         teardown=_teardown,
         max_executions=50,
     )
