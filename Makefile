@@ -25,8 +25,8 @@ demo: dev  ## start a throwaway PostgreSQL and reproduce the seed's races
 	$(VPY) examples/postgres_races.py
 	$(VPY) examples/counter_race.py --workers 3
 
-test-rs:  ## Rust unit and integration tests
-	cargo test -q -p frontrun-engine -p frontrun-sql
+test-rs:  ## Rust unit and integration tests (all crates, the PyO3 crate included)
+	cargo test -q --workspace
 
 test-py: dev  ## pytest (starts its own PostgreSQL)
 	$(VPY) -m pytest -q
