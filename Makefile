@@ -5,7 +5,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 MATURIN_FLAGS ?= --release
 
-.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean test-versions
+.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean test-versions fuzz-tokens
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -64,3 +64,6 @@ bench: dev  ## run every benchmark and print ratios
 
 clean:  ## remove build products and virtualenvs
 	rm -rf target $(VENV) python/frontrun/_native*.so
+
+fuzz-tokens:  ## decode a million random and mutated replay tokens (CI runs 10,000)
+	cargo test -q --release -p frontrun-engine --lib token::tests::fuzz_1m_cases -- --ignored

@@ -51,9 +51,9 @@ def ok(c: Counter) -> bool:
         ({"max_executions": 1.5}, TypeError, "max_executions must be an int"),
         ({"preemption_bound": -2}, ValueError, "preemption_bound must be >= 0"),
         ({"timeout_per_run": 0}, ValueError, "timeout_per_run must be > 0"),
-        ({"total_timeout": float("nan")}, TypeError, "total_timeout must be a number"),
+        ({"total_timeout": float("nan")}, ValueError, "total_timeout must be a number"),
         ({"max_attempts": 0}, ValueError, "max_attempts must be > 0"),
-        ({"seed": -1}, ValueError, "seed must be a non-negative int"),
+        ({"seed": -1}, ValueError, "seed must be an int between 0"),
         ({"teardown": "x"}, TypeError, "teardown must be callable"),
     ],
 )

@@ -32,12 +32,16 @@ class ExploreResult:
     exhausted: bool
     """True only if DPOR ran every interleaving with no preemption bound."""
     failure_kind: str | None
-    """"invariant", "exception" or "deadlock" when `property_holds` is False."""
+    """"invariant", "exception", "deadlock" or "teardown" when `property_holds` is False."""
     explanation: str
     counterexample: str | None
     """Replay token of the failing interleaving, for `frontrun.replay`."""
     reproduced: int
     reproduce_attempts: int
+    diverged: bool = False
+    """True when a replay could not follow its token (the code, setup or
+    threads changed): what ran is another interleaving, so `property_holds`
+    is None unless it failed."""
 
     def assert_holds(self) -> None:
         """Raise `AssertionError` with the explanation unless the property holds."""
@@ -110,9 +114,25 @@ os.register_at_fork(after_in_child=_forget_workers)
 
 
 _in_worker = threading.local()
+# Set on the thread running an exploration (its setup, invariant, teardown).
+_controlling = threading.local()
 # The object registry and the patched primitives are process-wide, so
 # explorations started from several threads take turns.
 _exploring = _coop._REAL_LOCK()
+
+
+def _forget_exploration() -> None:
+    # A child forked from inside an exploration (by an explored thread, or by
+    # setup) inherits none of its threads: the lock's holder and the worker
+    # the child was forked from are gone, and the child starts afresh.
+    global _exploring, _in_worker, _controlling
+    _exploring = _coop._REAL_LOCK()
+    _in_worker = threading.local()
+    _controlling = threading.local()
+    _native._forget_exploration_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_exploration)
 
 
 def _serve(pool: Any) -> None:
@@ -143,15 +163,32 @@ def _check_callable(what: str, f: object) -> None:
         raise TypeError(f"{what} must be callable, got {type(f).__name__}: {f!r}")
 
 
-def _check_limit(name: str, value: float | None, *, integer: bool, zero_ok: bool = False) -> None:
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
+
+
+def _check_limit(
+    name: str,
+    value: float | None,
+    *,
+    integer: bool,
+    zero_ok: bool = False,
+    maximum: int = _U64_MAX,
+) -> None:
+    """Refuse a bad option naming it. Counts are ints up to `maximum`;
+    durations are numbers of seconds, `inf` meaning no limit."""
     if value is None:
         return
     if isinstance(value, bool) or (integer and not isinstance(value, int)):
         raise TypeError(f"{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if not isinstance(value, int | float) or math.isnan(value):
+    if not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, float) and math.isnan(value):
+        raise ValueError(f"{name} must be a number of seconds (inf for no limit), got nan")
     if value < 0 or (value == 0 and not zero_ok):
         raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'}, got {value!r}")
+    if integer and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
 
 
 def _run(
@@ -186,14 +223,22 @@ def _run(
     if strategy not in _STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
     _check_limit("max_executions", max_executions, integer=True)
-    _check_limit("preemption_bound", preemption_bound, integer=True, zero_ok=True)
+    _check_limit("preemption_bound", preemption_bound, integer=True, zero_ok=True, maximum=_U32_MAX)
     _check_limit("total_timeout", total_timeout, integer=False)
     _check_limit("timeout_per_run", timeout_per_run, integer=False)
     _check_limit("max_attempts", max_attempts, integer=True)
     _check_limit("max_ops", max_ops, integer=True)
-    _check_limit("reproduce_on_failure", reproduce_on_failure, integer=True, zero_ok=True)
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    _check_limit(
+        "reproduce_on_failure",
+        reproduce_on_failure,
+        integer=True,
+        zero_ok=True,
+        maximum=_U32_MAX,
+    )
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _U64_MAX
+    ):
+        raise ValueError(f"seed must be an int between 0 and {_U64_MAX}, got {seed!r}")
     if search_order not in _SEARCH_ORDERS:
         raise ValueError(
             f"unknown search_order {search_order!r}: use one of {', '.join(_SEARCH_ORDERS)}"
@@ -205,6 +250,15 @@ def _run(
             "explore() was called from inside an explored thread: explorations do not nest; "
             "call it from the test itself"
         )
+    if getattr(_controlling, "active", False):
+        nested = RuntimeError(
+            "explore() was called from setup, the invariant or teardown of another "
+            "exploration: explorations do not nest; call it from the test itself"
+        )
+        # The outer exploration raises it too, even if the user's code
+        # caught it or it was reported as the invariant's failure.
+        _controlling.nested = nested
+        raise nested
     options: dict[str, Any] = {
         "max_executions": max_executions,
         "preemption_bound": preemption_bound,
@@ -219,7 +273,15 @@ def _run(
         "search_order": search_order,
     }
     with _exploring:
-        return _run_exclusive(setup, threads, invariant, teardown, strategy, options)
+        _controlling.active = True
+        _controlling.nested = None
+        try:
+            result = _run_exclusive(setup, threads, invariant, teardown, strategy, options)
+        finally:
+            _controlling.active = False
+        if _controlling.nested is not None:
+            raise _controlling.nested
+        return result
 
 
 @contextlib.contextmanager
@@ -330,7 +392,15 @@ def replay(
     teardown: Callable[[Any], Any] | None = None,
     timeout_per_run: float = 5.0,
 ) -> ExploreResult:
-    """Rerun exactly the interleaving of `token` (a result's `counterexample`)."""
+    """Rerun exactly the interleaving of `token` (a result's `counterexample`).
+
+    A replay that cannot follow the token (the code changed) has
+    `diverged=True` and `property_holds=None` unless it failed anyway."""
+    if not isinstance(token, str):
+        raise TypeError(
+            f"the replay token must be a str (a result's counterexample), got "
+            f"{type(token).__name__}: {token!r}; a passing result has no counterexample to replay"
+        )
     return _run(
         setup,
         threads,

@@ -40,6 +40,15 @@ pub enum TokenProblem {
     Checksum,
     /// A run of length zero, which the encoder never writes.
     EmptyRun,
+    /// A `v1` token: older frontrun, weaker checksum.
+    Obsolete,
+    /// The schedule is longer than the replay accepts.
+    TooLong { steps: u64, max: usize },
+    /// The schedule names more threads than the replay accepts.
+    TooManyThreads { threads: u64, max: usize },
+    /// The runs do not add up to the length in the header, or name a thread
+    /// beyond the header's count.
+    Inconsistent,
 }
 
 /// Why a recorded thread could not run.
@@ -55,7 +64,7 @@ impl fmt::Display for TokenProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TokenProblem::MissingVersion => {
-                write!(f, "it does not start with a version such as 'v1:'")
+                write!(f, "it does not start with a version such as 'v2:'")
             }
             TokenProblem::UnknownVersion(v) => {
                 write!(f, "its version '{v}' is not supported by this frontrun")
@@ -70,6 +79,22 @@ impl fmt::Display for TokenProblem {
             TokenProblem::Overflow => write!(f, "it holds a number too large for a schedule"),
             TokenProblem::Checksum => write!(f, "its checksum does not match (altered or cut)"),
             TokenProblem::EmptyRun => write!(f, "it holds an empty run"),
+            TokenProblem::Obsolete => write!(
+                f,
+                "it is a 'v1' token from an older frontrun, which this version no longer reads \
+                 (rerun the exploration to get a 'v2' token)"
+            ),
+            TokenProblem::TooLong { steps, max } => write!(
+                f,
+                "its schedule has {steps} steps, more than the {max} a replay accepts"
+            ),
+            TokenProblem::TooManyThreads { threads, max } => write!(
+                f,
+                "it names {threads} threads, more than the {max} a replay accepts"
+            ),
+            TokenProblem::Inconsistent => {
+                write!(f, "its runs do not match its header (altered or forged)")
+            }
         }
     }
 }

@@ -108,14 +108,35 @@ unsafe extern "C" fn trace_line(
     }
     // SAFETY: CPython calls trace functions only with the GIL held.
     let py = unsafe { Python::assume_gil_acquired() };
+    // A panic must not unwind into CPython's C frames (that aborts the
+    // process): it becomes an exception in the traced thread.
     // SAFETY: `frame` is the live frame CPython passed us.
-    match unsafe { on_line(py, frame) } {
-        Ok(()) => 0,
-        Err(err) => {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        on_line(py, frame)
+    }));
+    match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
             err.restore(py);
             -1
         }
+        Err(panic) => {
+            internal_error(&panic).restore(py);
+            -1
+        }
     }
+}
+
+/// The exception a caught panic becomes: a plain `RuntimeError` naming it.
+pub fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    pyo3::exceptions::PyRuntimeError::new_err(format!(
+        "frontrun internal error: {what}; please report it with the test that triggered it"
+    ))
 }
 
 /// Handle one line event of the current thread.

@@ -167,12 +167,11 @@ impl PyMarkerGate {
 }
 
 fn positive_duration(secs: f64, what: &str) -> PyResult<Duration> {
-    if secs.is_finite() && secs > 0.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err(PyValueError::new_err(format!(
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if secs > 0.0 => Ok(d),
+        _ => Err(PyValueError::new_err(format!(
             "{what} must be a positive number of seconds, got {secs}"
-        )))
+        ))),
     }
 }
 

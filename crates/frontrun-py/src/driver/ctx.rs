@@ -92,3 +92,17 @@ pub fn caller_loc(py: Python<'_>) -> Option<Loc> {
 pub fn _coop_register(obj: &Bound<'_, PyAny>) -> u64 {
     crate::tracer::registry::id_of(obj.py(), obj)
 }
+
+/// In a child forked from inside an exploration: this thread takes part in
+/// none (its gate's other threads do not exist here), so forget the gate,
+/// the event sink and the tracer, and let a new exploration start.
+#[pyfunction]
+pub fn _forget_exploration_after_fork(py: Python<'_>) {
+    if CURRENT.with(|c| c.borrow().is_some()) {
+        crate::tracer::uninstall(py);
+        crate::hooks::set_sink(None);
+    }
+    set_current(None);
+    IN_SETUP.with(|c| c.set(false));
+    BYPASS.with(|c| c.set(false));
+}

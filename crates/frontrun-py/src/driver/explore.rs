@@ -122,7 +122,11 @@ impl Program<'_> {
             });
         }
         gate.kick();
-        let verdict = self.finish(py, &gate, &state)?;
+        // `teardown` runs after every execution that had a `setup`, whatever
+        // its end (deadlock, timeout, an invariant that raised): user
+        // resources must not leak on the executions that matter most.
+        let verdict = self.finish(py, &gate, &state);
+        let verdict = self.tear_down(py, &state, verdict)?;
         let mut strategy = gate
             .take_strategy()
             .expect("the gate hands the strategy back");
@@ -184,47 +188,109 @@ impl Program<'_> {
                     "frontrun internal error: {m}; please report it with the test that triggered it"
                 )))
             }
-            Some(Abort::Pruned) => {
-                self.teardown(state)?;
-                return Ok(Verdict::Pruned);
-            }
+            Some(Abort::Pruned) => return Ok(Verdict::Pruned),
             None => {}
         }
-        if let Some((name, err)) = gate.take_error(py) {
-            let message = format!("thread '{name}' raised:\n{}", error_text(py, &err));
-            self.teardown(state)?;
+        let errors = gate.take_errors(py);
+        if !errors.is_empty() {
             return Ok(Verdict::Failed {
                 kind: "exception",
-                message,
+                message: raised_text(py, &errors),
             });
         }
-        let verdict = match self.invariant.call1((state,)) {
-            Ok(v) if v.is_truthy()? => Verdict::Passed,
-            Ok(v) => Verdict::Failed {
-                kind: "invariant",
-                message: format!(
-                    "the invariant returned {} after all threads finished",
-                    v.repr()?
-                ),
+        Ok(match self.invariant.call1((state,)) {
+            Ok(v) => match v.is_truthy() {
+                Ok(true) => Verdict::Passed,
+                Ok(false) => Verdict::Failed {
+                    kind: "invariant",
+                    message: format!(
+                        "the invariant returned {} after all threads finished",
+                        repr_or_type(&v)
+                    ),
+                },
+                Err(e) if !is_exception(py, &e) => return Err(e),
+                // A numpy array, say: not a verdict, but never let it escape.
+                Err(e) => Verdict::Failed {
+                    kind: "invariant",
+                    message: format!(
+                        "the invariant returned {}, which has no truth value; return a bool:\n{}",
+                        repr_or_type(&v),
+                        error_text(py, &e)
+                    ),
+                },
             },
             // KeyboardInterrupt, SystemExit, test-runner timeouts: not a
             // verdict about the code under test.
-            Err(e) if !e.is_instance_of::<pyo3::exceptions::PyException>(py) => return Err(e),
+            Err(e) if !is_exception(py, &e) => return Err(e),
             Err(e) => Verdict::Failed {
                 kind: "invariant",
                 message: format!("the invariant raised:\n{}", error_text(py, &e)),
             },
-        };
-        self.teardown(state)?;
-        Ok(verdict)
+        })
     }
 
-    fn teardown(&self, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Some(t) = self.teardown {
-            t.call1((state,))?;
-        }
-        Ok(())
+    /// Call `teardown` after an execution that ended with `verdict`. A
+    /// teardown that raises is a failure of its own ("teardown"), except
+    /// that a failure found before it is kept, with the teardown's error
+    /// added to its message.
+    fn tear_down(
+        &self,
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+        verdict: PyResult<Verdict>,
+    ) -> PyResult<Verdict> {
+        let Some(t) = self.teardown else {
+            return verdict;
+        };
+        let outcome = t.call1((state,)).map(drop);
+        let err = match (verdict, outcome) {
+            (v, Ok(())) => return v,
+            // The first interruption wins; the teardown's error is secondary.
+            (Err(e), _) => return Err(e),
+            (Ok(_), Err(e)) if !is_exception(py, &e) => return Err(e),
+            (Ok(v), Err(e)) => (v, format!("teardown raised:\n{}", error_text(py, &e))),
+        };
+        Ok(match err {
+            (Verdict::Failed { kind, message }, extra) => Verdict::Failed {
+                kind,
+                message: format!("{message}\nThen {extra}"),
+            },
+            (Verdict::TimedOut(m), extra) => Verdict::TimedOut(format!("{m}\nThen {extra}")),
+            (Verdict::Passed | Verdict::Pruned, extra) => Verdict::Failed {
+                kind: "teardown",
+                message: extra,
+            },
+        })
     }
+}
+
+fn is_exception(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<pyo3::exceptions::PyException>(py)
+}
+
+/// `repr(v)`, or its type when `repr` itself fails.
+fn repr_or_type(v: &Bound<'_, PyAny>) -> String {
+    v.repr().map(|r| r.to_string()).unwrap_or_else(|_| {
+        let t = v
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        format!("a {t} object")
+    })
+}
+
+/// Every thread's exception, in thread order: two threads that raise are
+/// two findings, and the second is often the one that explains the first.
+fn raised_text(py: Python<'_>, errors: &[(String, PyErr)]) -> String {
+    let each: Vec<String> = errors
+        .iter()
+        .map(|(name, err)| format!("thread '{name}' raised:\n{}", error_text(py, err)))
+        .collect();
+    if each.len() == 1 {
+        return each.into_iter().next().unwrap_or_default();
+    }
+    format!("{} threads raised:\n{}", each.len(), each.join("\n"))
 }
 
 /// The trace of an execution as the explainer wants it.
@@ -317,6 +383,21 @@ fn explanation(py: Python<'_>, exec: &Execution, kind: &str, message: &str) -> P
     Ok(text)
 }
 
+/// Longest wait a timeout option may ask for; `inf` means this. Far beyond
+/// any test, small enough that `Instant::now() + it` cannot overflow.
+const NO_LIMIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A timeout option in seconds: `inf` (or anything past [`NO_LIMIT`]) means
+/// no limit; `nan` and negatives are refused naming the option.
+fn duration_arg(name: &str, secs: f64) -> PyResult<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be a non-negative number of seconds (inf for no limit), got {secs}"
+        )));
+    }
+    Ok(Duration::try_from_secs_f64(secs).map_or(NO_LIMIT, |d| d.min(NO_LIMIT)))
+}
+
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
 #[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first"))]
@@ -388,10 +469,12 @@ pub fn _explore<'py>(
         threads,
         invariant,
         teardown,
-        run_timeout: Duration::from_secs_f64(timeout_per_run),
+        run_timeout: duration_arg("timeout_per_run", timeout_per_run)?,
     };
     let started = Instant::now();
-    let total = total_timeout.map(Duration::from_secs_f64);
+    let total = total_timeout
+        .map(|t| duration_arg("total_timeout", t))
+        .transpose()?;
     let mut strategy = strategies::make(&kind);
     let mut explored: u64 = 0;
     let mut first_failure: Option<(Execution, &'static str, String)> = None;
@@ -485,6 +568,7 @@ pub fn _explore<'py>(
     }
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
+    out.set_item("diverged", diverged.is_some())?;
     let divergence_note = diverged.map(|k| {
         format!(
             "Note: the replay diverged from the token at step {k}: the code, the setup or \
@@ -504,9 +588,6 @@ pub fn _explore<'py>(
             }
         }
         let mut text = explanation(py, &exec, kind, &message)?;
-        if let Some(n) = &divergence_note {
-            text.push_str(n);
-        }
         if reproduce_on_failure > 0 {
             text.push_str(&format!(
                 "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
@@ -535,7 +616,14 @@ pub fn _explore<'py>(
     summary.executions = explored;
     summary.finished = finished;
     let verdict = verdict::decide(&summary);
-    out.set_item("property_holds", verdict.property_holds())?;
+    // A replay that could not follow its token ran some other interleaving:
+    // its passing proves nothing about the recorded one.
+    let holds = if diverged.is_some() {
+        None
+    } else {
+        verdict.property_holds()
+    };
+    out.set_item("property_holds", holds)?;
     out.set_item("exhausted", verdict.exhausted())?;
     let mut text = verdict.explanation(explored);
     match (&stopped, &kind) {

@@ -382,17 +382,17 @@ impl Gate {
             .collect()
     }
 
-    /// The first exception raised by a thread, other than our own aborts.
-    pub fn take_error(&self, py: Python<'_>) -> Option<(String, PyErr)> {
+    /// Every exception raised by a thread, in thread order, other than our
+    /// own aborts.
+    pub fn take_errors(&self, py: Python<'_>) -> Vec<(String, PyErr)> {
         let mut st = self.lock();
-        st.threads.iter_mut().find_map(|t| {
-            let e = t.error.take()?;
-            if e.is_instance_of::<ExplorationAborted>(py) {
-                None
-            } else {
-                Some((t.name.clone(), e))
-            }
-        })
+        st.threads
+            .iter_mut()
+            .filter_map(|t| {
+                let e = t.error.take()?;
+                (!e.is_instance_of::<ExplorationAborted>(py)).then(|| (t.name.clone(), e))
+            })
+            .collect()
     }
 
     pub fn thread_names(&self) -> Vec<String> {

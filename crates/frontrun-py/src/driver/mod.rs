@@ -31,6 +31,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sync::CoopCondition>()?;
     m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_active, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_forget_exploration_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_scheduled, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_register, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_spawn, m)?)?;

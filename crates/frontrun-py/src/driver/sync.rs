@@ -43,22 +43,24 @@ fn fallback_notify() {
 }
 
 /// Retry `attempt` until it succeeds or `timeout` passes (None: forever, as
-/// the real primitives do), sleeping with the GIL released in between.
+/// the real primitives do), sleeping with the GIL released in between. A
+/// signal handler that raises (Ctrl-C's `KeyboardInterrupt`) ends the wait
+/// with its exception, as it does for the real primitives.
 fn fallback_wait(
     py: Python<'_>,
     timeout: Option<Duration>,
     mut attempt: impl FnMut() -> bool,
-) -> bool {
-    let deadline = timeout.map(|t| Instant::now() + t);
+) -> PyResult<bool> {
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         if attempt() {
-            return true;
+            return Ok(true);
         }
         let slice = match deadline {
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
-                    return false;
+                    return Ok(false);
                 }
                 (d - now).min(POLL)
             }
@@ -68,7 +70,7 @@ fn fallback_wait(
             let g = guard(&FALLBACK.0);
             let _ = FALLBACK.1.wait_timeout(g, slice);
         });
-        py.check_signals().ok();
+        py.check_signals()?;
     }
 }
 
@@ -86,9 +88,12 @@ fn timeout_arg(blocking: bool, timeout: f64) -> PyResult<Option<Option<Duration>
             "timeout value must be a non-negative number",
         ));
     }
-    Ok(Some(
-        (timeout >= 0.0).then(|| Duration::from_secs_f64(timeout)),
-    ))
+    // Past what a Duration holds (inf, 1e300): wait without a limit.
+    Ok(Some(if timeout >= 0.0 {
+        Duration::try_from_secs_f64(timeout).ok()
+    } else {
+        None
+    }))
 }
 
 /// The key of a primitive's own state (waiters, flags), distinct from the
@@ -249,7 +254,7 @@ impl CoopLock {
         if !blocking {
             return Ok(attempt());
         }
-        Ok(fallback_wait(py, timeout, attempt))
+        fallback_wait(py, timeout, attempt)
     }
 
     /// Give the lock back; `full` drops every recursion level (returned).
@@ -480,7 +485,15 @@ impl CoopCondition {
                     guard(&st).waiters.iter().any(|&(t, n)| t == ticket && n)
                 });
                 guard(&st).waiters.retain(|&(t, _)| t != ticket);
-                got
+                match got {
+                    Ok(got) => got,
+                    Err(e) => {
+                        // As `threading.Condition.wait`: the lock is held
+                        // again when the interruption propagates.
+                        CoopLock::acquire_impl(lock, true, None, count.max(1))?;
+                        return Err(e);
+                    }
+                }
             }
         };
         CoopLock::acquire_impl(lock, true, None, count.max(1))?;
@@ -523,7 +536,8 @@ fn opt_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
         None => Ok(None),
         Some(t) if t.is_nan() => Err(PyValueError::new_err("timeout must be a number")),
-        Some(t) => Ok(Some(Duration::from_secs_f64(t.max(0.0)))),
+        // Past what a Duration holds (inf, 1e300): wait without a limit.
+        Some(t) => Ok(Duration::try_from_secs_f64(t.max(0.0)).ok()),
     }
 }
 
