@@ -4,13 +4,16 @@ While patched, `threading.Lock`, `RLock` and `Condition` created by `setup()` or
 by explored threads are frontrun's (`_native.CoopLock`/`CoopCondition`); the
 standard `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` and the `queue`
 classes are built from those two, so they cooperate too. `Thread.start/join/
-is_alive` and `time.sleep` become scheduling points on explored threads. Any
+is_alive` and `time.sleep` become scheduling points on explored threads.
+`get_ident`/`get_native_id` give each explored thread its own values (see
+`driver/identity.rs`), which `current_thread()` uses to find its `Thread`. Any
 other thread keeps getting the real primitives, and everything is restored on
 exit, also on error.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import threading
 import time
@@ -66,7 +69,35 @@ def _start(self: threading.Thread) -> None:
         return
     if getattr(self, "_frontrun_tid", None) is not None:
         raise RuntimeError("threads can only be started once")
-    self._frontrun_tid = _native._coop_spawn(_pool, self.run, self.name)  # type: ignore[attr-defined]
+    tid = _native._coop_spawn(_pool, self.run, self.name, self)
+    self._frontrun_tid = tid  # type: ignore[attr-defined]
+    self._ident, self._native_id = _native._coop_thread_ids(tid)  # type: ignore[attr-defined]
+
+
+_STARTED = threading.Event()
+_STARTED.set()
+
+
+class ExploredThread(threading.Thread):
+    """What `threading.current_thread()` returns on an explored thread that
+    the program did not start itself. Built by `driver/identity.rs` without
+    `Thread.__init__` (which would create cooperative primitives): the
+    per-thread fields `_name`, `_ident`, `_native_id` and `_frontrun_tid`
+    are set there, the rest are these class-level defaults."""
+
+    _daemonic = True
+    _started = _STARTED
+    _is_stopped = False
+    _initialized = True
+    _target = None
+    _args = ()
+    _kwargs: dict[str, Any] = {}  # noqa: RUF012 (read-only default)
+    _tstate_lock = None
+    _stderr = None
+    _invoke_excepthook = None
+
+    def __repr__(self) -> str:
+        return f"<ExploredThread({self._name}, started daemon {self._ident})>"  # type: ignore[attr-defined]
 
 
 def _join(self: threading.Thread, timeout: float | None = None) -> None:
@@ -92,6 +123,10 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
     (threading.Thread, "start", _start),
     (threading.Thread, "join", _join),
     (threading.Thread, "is_alive", _is_alive),
+    (threading, "get_ident", _native._coop_get_ident),
+    (_thread, "get_ident", _native._coop_get_ident),
+    (threading, "get_native_id", _native._coop_get_native_id),
+    (_thread, "get_native_id", _native._coop_get_native_id),
 ]
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gc
+import inspect
 import math
 import os
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -113,8 +115,9 @@ atexit.register(shutdown)
 os.register_at_fork(after_in_child=_forget_workers)
 
 
-_in_worker = threading.local()
 # Set on the thread running an exploration (its setup, invariant, teardown).
+# (Explored threads are recognised by `_native._coop_scheduled()`: they see a
+# fresh `threading.local` state.)
 _controlling = threading.local()
 # The object registry and the patched primitives are process-wide, so
 # explorations started from several threads take turns.
@@ -125,9 +128,8 @@ def _forget_exploration() -> None:
     # A child forked from inside an exploration (by an explored thread, or by
     # setup) inherits none of its threads: the lock's holder and the worker
     # the child was forked from are gone, and the child starts afresh.
-    global _exploring, _in_worker, _controlling
+    global _exploring, _controlling
     _exploring = _coop._REAL_LOCK()
-    _in_worker = threading.local()
     _controlling = threading.local()
     _native._forget_exploration_after_fork()
 
@@ -140,7 +142,6 @@ def _serve(pool: Any) -> None:
 
     The user's function is called from here, not from Rust (see `JobHandle`).
     """
-    _in_worker.active = True
     previous = None
     while (job := pool.next_job(previous)) is not None:
         call = job.begin()
@@ -148,7 +149,11 @@ def _serve(pool: Any) -> None:
         if call is not None:
             fn, args = call
             try:
-                fn(*args)
+                returned = fn(*args)
+                if isinstance(returned, _UNRUN):
+                    returned.close()  # no "never awaited" warning on top
+                    raise TypeError(_UNRUN_MESSAGE)
+                del returned
             except BaseException as e:  # reported as that thread's failure
                 error = e
             del fn, args
@@ -158,9 +163,36 @@ def _serve(pool: Any) -> None:
         previous = job
 
 
+_UNRUN = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+_UNRUN_MESSAGE = (
+    "an explored thread returned a generator or coroutine without running its body: "
+    "pass a plain function (async code is not supported yet)"
+)
+
+
 def _check_callable(what: str, f: object) -> None:
     if not callable(f):
         raise TypeError(f"{what} must be callable, got {type(f).__name__}: {f!r}")
+
+
+def _check_thread_function(what: str, f: object) -> None:
+    """Calling a generator or `async def` function runs none of its body: the
+    exploration would pass without testing anything."""
+    _check_callable(what, f)
+    kind = (
+        "a generator function"
+        if inspect.isgeneratorfunction(f)
+        else "a coroutine function (async def)"
+        if inspect.iscoroutinefunction(f)
+        else "an async generator function"
+        if inspect.isasyncgenfunction(f)
+        else None
+    )
+    if kind is not None:
+        raise TypeError(
+            f"{what} is {kind}: calling it would return without running its body; "
+            "pass a plain function (async code is not supported yet)"
+        )
 
 
 _U32_MAX = 2**32 - 1
@@ -219,7 +251,7 @@ def _run(
     if not threads:
         raise ValueError("threads is empty: give at least one callable to run concurrently")
     for i, f in enumerate(threads):
-        _check_callable(f"threads[{i}]", f)
+        _check_thread_function(f"threads[{i}]", f)
     if strategy not in _STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
     _check_limit("max_executions", max_executions, integer=True)
@@ -245,7 +277,7 @@ def _run(
         )
     if replay is not None and not isinstance(replay, str):
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
-    if getattr(_in_worker, "active", False):
+    if _native._coop_scheduled():
         raise RuntimeError(
             "explore() was called from inside an explored thread: explorations do not nest; "
             "call it from the test itself"

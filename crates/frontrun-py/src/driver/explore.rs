@@ -119,6 +119,8 @@ impl Program<'_> {
                 tid,
                 func: f.clone().unbind(),
                 args: args.clone_ref(py),
+                name: name.clone(),
+                thread: None,
             });
         }
         gate.kick();

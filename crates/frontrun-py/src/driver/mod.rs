@@ -4,6 +4,7 @@
 pub mod ctx;
 pub mod explore;
 pub mod gate;
+pub mod identity;
 pub mod ops;
 pub mod pool;
 pub mod spawn;
@@ -39,5 +40,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(spawn::_coop_alive, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_sleep, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_driver_emit, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::_coop_get_ident, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::_coop_get_native_id, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::_coop_thread_ids, m)?)?;
     Ok(())
 }

@@ -20,6 +20,7 @@ use pyo3::types::PyTuple;
 
 use super::ctx;
 use super::gate::{abort_error, Abort, Gate};
+use super::identity;
 use crate::hooks::{self, EventSink};
 use crate::tracer;
 
@@ -29,6 +30,10 @@ pub struct Job {
     pub tid: ThreadId,
     pub func: Py<PyAny>,
     pub args: Py<PyTuple>,
+    /// The explored thread's name (what `current_thread().name` says).
+    pub name: String,
+    /// The `threading.Thread` the program started, if it started one.
+    pub thread: Option<Py<PyAny>>,
 }
 
 #[derive(Default)]
@@ -156,6 +161,12 @@ impl JobHandle {
             return Ok(None);
         }
         let job = &self.job;
+        identity::enter(
+            py,
+            job.tid,
+            job.name.clone(),
+            job.thread.as_ref().map(|t| t.clone_ref(py)),
+        );
         ctx::set_current(Some((job.gate.clone(), job.tid)));
         hooks::set_sink(Some(Box::new(GateSink {
             gate: job.gate.clone(),
@@ -176,6 +187,7 @@ impl JobHandle {
             tracer::uninstall(py);
             hooks::set_sink(None);
             ctx::set_current(None);
+            identity::exit(py);
         }
         let err = match (self.start.take(), error) {
             (Some(Err(a)), _) => Some(abort_error(&a)),

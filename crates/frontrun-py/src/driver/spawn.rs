@@ -23,11 +23,13 @@ fn thread_event(kind: AccessKind, tid: ThreadId) -> Event {
 
 /// Start `target()` as a new explored thread; returns its thread id.
 #[pyfunction]
+#[pyo3(signature = (pool, target, name, thread = None))]
 pub fn _coop_spawn(
     py: Python<'_>,
     pool: &Bound<'_, WorkerPool>,
     target: Py<PyAny>,
     name: String,
+    thread: Option<Py<PyAny>>,
 ) -> PyResult<ThreadId> {
     let (gate, me) = current()
         .ok_or_else(|| PyRuntimeError::new_err("_coop_spawn called outside an explored thread"))?;
@@ -38,6 +40,8 @@ pub fn _coop_spawn(
         tid: child,
         func: target,
         args: PyTuple::empty(py).unbind(),
+        name: name.clone(),
+        thread,
     });
     gate.point(
         py,
