@@ -452,6 +452,16 @@ pub fn object_kind(
         if ty as usize == cell || ty as usize == namespace {
             return Kind::Object;
         }
+        // Buffer-protocol objects (memoryview, array, numpy arrays): C code
+        // reads and writes their storage directly, so they are accessed as a
+        // whole.
+        let buffer = (*ty).tp_as_buffer;
+        if !buffer.is_null()
+            && (*buffer).bf_getbuffer.is_some()
+            && ffi::PyModule_Check(obj) == 0
+        {
+            return Kind::Container;
+        }
         if heap_type && ffi::PyFloat_Check(obj) == 0 && ffi::PyModule_Check(obj) == 0 {
             Kind::Object
         } else {

@@ -40,11 +40,13 @@
 //! does not record it). Code from the stdlib, `<frozen …>` and frontrun's own
 //! package is not traced; site-packages is.
 
+pub mod callee;
 pub mod code;
 pub mod decode;
 pub mod describe;
 pub mod frame;
 pub mod keys;
+pub mod opaque;
 pub mod ops;
 pub mod registry;
 pub mod testing;

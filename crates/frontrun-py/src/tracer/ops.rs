@@ -31,8 +31,30 @@ pub enum Op {
     /// Advancing an iterator: the item of a shared container is shared.
     ForIter,
     /// A positional call (`CALL_METHOD` on 3.10, `CALL` on 3.11+): follows
-    /// up method calls on shared containers.
+    /// up method calls on shared containers, and hands shared arguments to
+    /// opaque (C or untraced) callees.
     Call,
+    /// `CALL_FUNCTION` (3.10): the callable sits right below the arguments.
+    CallFunction,
+    /// `CALL_FUNCTION_KW` (3.10) and `CALL_KW` (3.13): a kwnames tuple on top.
+    CallKw,
+    /// `CALL_FUNCTION_EX`: `f(*args, **kwargs)`.
+    CallEx,
+    /// C code reading the top operand: unpacking, `*x`/`**x` spreads,
+    /// f-string formatting.
+    ReadTop,
+    /// C code reading the two top operands: comparisons, binary operators.
+    ReadTwo,
+    /// `BINARY_OP` (3.11+): an in-place operator (argument ≥ 13) changes the
+    /// left operand, the others read both.
+    BinaryOp,
+    /// `INPLACE_*` (3.10): changes the left operand, reads the right one.
+    Inplace,
+    /// `FORMAT_VALUE` (≤3.12): the value is below the format spec if the
+    /// argument's bit 4 is set.
+    FormatValue,
+    /// `FORMAT_WITH_SPEC` (3.13): the value is below the spec.
+    ReadSecond,
 }
 
 const NAMED: &[(&str, Op)] = &[
@@ -58,7 +80,33 @@ const NAMED: &[(&str, Op)] = &[
     ("FOR_ITER", Op::ForIter),
     ("CALL_METHOD", Op::Call),
     ("CALL", Op::Call),
+    ("CALL_FUNCTION", Op::CallFunction),
+    ("CALL_FUNCTION_KW", Op::CallKw),
+    ("CALL_KW", Op::CallKw),
+    ("CALL_FUNCTION_EX", Op::CallEx),
+    ("UNPACK_SEQUENCE", Op::ReadTop),
+    ("UNPACK_EX", Op::ReadTop),
+    ("LIST_EXTEND", Op::ReadTop),
+    ("SET_UPDATE", Op::ReadTop),
+    ("DICT_UPDATE", Op::ReadTop),
+    ("DICT_MERGE", Op::ReadTop),
+    ("LIST_TO_TUPLE", Op::ReadTop),
+    ("FORMAT_SIMPLE", Op::ReadTop),
+    ("CONVERT_VALUE", Op::ReadTop),
+    ("FORMAT_WITH_SPEC", Op::ReadSecond),
+    ("FORMAT_VALUE", Op::FormatValue),
+    ("COMPARE_OP", Op::ReadTwo),
+    ("BINARY_OP", Op::BinaryOp),
 ];
+
+/// 3.10's per-operator opcodes that are not item accesses.
+fn operator(name: &str) -> Option<Op> {
+    if name.starts_with("INPLACE_") {
+        return Some(Op::Inplace);
+    }
+    let item = matches!(name, "BINARY_SUBSCR" | "BINARY_SLICE" | "BINARY_OP");
+    (name.starts_with("BINARY_") && !item).then_some(Op::ReadTwo)
+}
 
 /// Opcode number → meaning, plus the two opcodes the decoder itself needs.
 #[derive(Clone, Debug)]
@@ -73,6 +121,11 @@ impl OpTable {
     /// Build from `dis.opmap` (name → number).
     pub fn from_opmap(opmap: &HashMap<String, u8>) -> Option<Self> {
         let mut ops = [Op::Skip; 256];
+        for (name, &n) in opmap {
+            if let Some(op) = operator(name) {
+                ops[usize::from(n)] = op;
+            }
+        }
         for (name, op) in NAMED {
             if let Some(&n) = opmap.get(*name) {
                 ops[usize::from(n)] = *op;
@@ -145,6 +198,15 @@ mod tests {
         assert_eq!(t.ops[106], Op::LoadAttr);
         assert_eq!(t.ops[107], Op::Skip);
         assert_eq!(t.cache, None);
+        let mut m = HashMap::new();
+        m.insert("EXTENDED_ARG".to_string(), 144u8);
+        m.insert("INPLACE_ADD".to_string(), 55u8);
+        m.insert("BINARY_ADD".to_string(), 23u8);
+        m.insert("BINARY_SUBSCR".to_string(), 25u8);
+        let t = OpTable::from_opmap(&m).expect("EXTENDED_ARG present");
+        assert_eq!(t.ops[55], Op::Inplace);
+        assert_eq!(t.ops[23], Op::ReadTwo);
+        assert_eq!(t.ops[25], Op::BinarySubscr);
         assert!(OpTable::from_opmap(&HashMap::new()).is_none());
     }
 

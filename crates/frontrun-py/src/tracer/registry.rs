@@ -86,9 +86,16 @@ struct Registry {
     roots: u64,
     prims: u64,
     /// Kept after an execution ends, for explanations; overwritten when an id
-    /// is reused.
+    /// is reused, cleared beyond [`MAX_TYPE_NAMES`].
     type_names: FastMap<ObjId, String>,
+    /// Iterators and views over shared containers (by address): the
+    /// containers each step of them reads.
+    derived: FastMap<usize, Vec<ObjId>>,
 }
+
+/// Beyond this many remembered type names, the oldest execution's are
+/// forgotten (explanations then name the object by id).
+pub const MAX_TYPE_NAMES: usize = 1 << 16;
 
 impl Registry {
     /// The first free id in the sequence `base, mix(base, 1), mix(base, 2)…`.
@@ -159,6 +166,10 @@ pub fn end_execution(_py: Python<'_>) {
         let mut r = reg();
         r.by_addr.clear();
         r.taken.clear();
+        r.derived.clear();
+        if r.type_names.len() > MAX_TYPE_NAMES {
+            r.type_names.clear();
+        }
         r.roots = 0;
         r.prims = 0;
         std::mem::take(&mut r.refs)
@@ -203,6 +214,42 @@ pub fn lookup(obj: *mut ffi::PyObject) -> Option<ObjId> {
 /// The id and kind of a registered object, by address.
 pub fn lookup_kind(obj: *mut ffi::PyObject) -> Option<(ObjId, Kind)> {
     reg().by_addr.get(&(obj as usize)).copied()
+}
+
+/// `obj` (an iterator or view) reads `parents` at each step: remember it
+/// (holding it, so its address is not reused) until the execution ends.
+pub fn derive(obj: &Bound<'_, PyAny>, parents: &[ObjId]) {
+    if parents.is_empty() {
+        return;
+    }
+    let mut r = reg();
+    r.derived
+        .entry(obj.as_ptr() as usize)
+        .or_default()
+        .extend_from_slice(parents);
+    r.refs.push(obj.clone().unbind());
+}
+
+/// The containers an iterator or view registered with [`derive`] reads.
+pub fn derived(obj: *mut ffi::PyObject) -> Option<Vec<ObjId>> {
+    reg().derived.get(&(obj as usize)).cloned()
+}
+
+/// `obj` is another view of shared `id`'s state (`vars(o)`, `o.__dict__`,
+/// a `memoryview`): accesses through it are accesses to `id`.
+pub fn alias(obj: &Bound<'_, PyAny>, id: ObjId, kind: Kind) {
+    let mut r = reg();
+    let addr = obj.as_ptr() as usize;
+    if r.by_addr.contains_key(&addr) {
+        return;
+    }
+    r.by_addr.insert(addr, (id, kind));
+    r.refs.push(obj.clone().unbind());
+}
+
+/// Number of remembered type names (for the bounded-cache test).
+pub fn type_name_count() -> usize {
+    reg().type_names.len()
 }
 
 /// The type name recorded for `id` (for explanations).

@@ -16,11 +16,13 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::callee::{self, Callee};
 use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
 use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
+use super::opaque::Effect;
 use super::ops::{MethodUse, Op};
 use super::registry::{self, Kind};
 use crate::hooks;
@@ -39,8 +41,14 @@ enum Then {
     /// Register it as `parent`'s child under `key`. `slots`: how many slots
     /// the load pushed (a NULL may accompany the value).
     Adopt { parent: ObjId, key: u64, slots: u8 },
-    /// It is an iterator over shared `parent`: its items are shared.
-    Iterator { parent: ObjId },
+    /// It is an iterator over shared `parents`: its items are shared, and
+    /// each of its steps reads them.
+    Iterator { parents: Vec<ObjId> },
+    /// It is an iterator or view produced by opaque code from `parents`
+    /// (`enumerate(l)`, `d.items()`): iterating it reads them.
+    Derived { parents: Vec<ObjId> },
+    /// It is another view of `parent`'s state (`vars(o)`, `memoryview(b)`).
+    Alias { parent: ObjId, kind: Kind },
 }
 
 /// A method of a shared container loaded and not yet called.
@@ -57,7 +65,8 @@ struct SharedIter {
     frame: usize,
     /// Held so its address is not reused while tracked.
     iter: Py<PyAny>,
-    parent: ObjId,
+    /// The containers each step reads; items are adopted from the first.
+    parents: Vec<ObjId>,
     next: i64,
 }
 
@@ -227,7 +236,6 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
             Some((c, info)) if *c == code => {
                 let idle = info.instrs.get(unit).is_none_or(|i| match i.op {
                     Op::Skip => true,
-                    Op::Call => s.methods.is_empty(),
                     Op::ForIter => s.iters.is_empty(),
                     _ => false,
                 });
@@ -277,12 +285,14 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         };
         STATE.with(|s| push_bounded(&mut s.borrow_mut().pending, p));
     }
-    let Some(access) = access else { return Ok(()) };
+    if access.is_empty() {
+        return Ok(());
+    }
     let site = site_of(py, &info, unit);
     hooks::emit(
         py,
         Event {
-            accesses: vec![access],
+            accesses: access,
             site,
         },
     )
@@ -337,18 +347,37 @@ fn resolve_pending(
                 registry::adopt(py, parent, key, &value);
             }
         }
-        Then::Iterator { parent } => {
+        Then::Iterator { parents } => {
             if let Some(it) = peek(py, &stack, 1) {
-                let entry = SharedIter {
-                    frame,
-                    iter: it.unbind(),
-                    parent,
-                    next: 0,
-                };
-                STATE.with(|s| push_bounded(&mut s.borrow_mut().iters, entry));
+                track_iter(frame, &it, parents);
+            }
+        }
+        Then::Derived { parents } => {
+            if let Some(it) = peek(py, &stack, 1) {
+                registry::derive(&it, &parents);
+                // SAFETY: live object, GIL held; a type check only.
+                if unsafe { ffi::PyIter_Check(it.as_ptr()) } != 0 {
+                    track_iter(frame, &it, parents);
+                }
+            }
+        }
+        Then::Alias { parent, kind } => {
+            if let Some(v) = peek(py, &stack, 1) {
+                registry::alias(&v, parent, kind);
             }
         }
     }
+}
+
+/// Follow the steps of iterator `it` over shared `parents`.
+fn track_iter(frame: usize, it: &Bound<'_, PyAny>, parents: Vec<ObjId>) {
+    let entry = SharedIter {
+        frame,
+        iter: it.clone().unbind(),
+        parents,
+        next: 0,
+    };
+    STATE.with(|s| push_bounded(&mut s.borrow_mut().iters, entry));
 }
 
 /// Borrow a stack slot as a `Bound`.
@@ -360,24 +389,82 @@ fn peek<'py>(py: Python<'py>, stack: &Stack, i: u32) -> Option<Bound<'py, PyAny>
         .map(|p| unsafe { Bound::from_borrowed_ptr(py, p) })
 }
 
-/// A shared owner: its id and kind. Modules stand for their globals dict,
-/// once that dict is shared.
+/// A shared owner: its id and kind. A module stands for its globals dict
+/// (shared from first use: any thread may import it).
 fn owner(obj: &Bound<'_, PyAny>) -> Option<(ObjId, Kind)> {
     if let Some(found) = registry::lookup_kind(obj.as_ptr()) {
         return Some(found);
     }
-    // SAFETY: live object, GIL held.
-    if unsafe { ffi::PyModule_Check(obj.as_ptr()) } != 0 {
-        // SAFETY: a module; returns its borrowed dict (or NULL).
-        let d = unsafe { ffi::PyModule_GetDict(obj.as_ptr()) };
-        return registry::lookup(d).map(|id| (id, Kind::Object));
-    }
-    None
+    module_dict(obj).map(|d| (registry::module_globals(obj.py(), &d), Kind::Object))
 }
 
-/// The key of `container[key]`.
+/// The globals dict of `obj` if it is a module.
+fn module_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: live object, GIL held.
+    if unsafe { ffi::PyModule_Check(obj.as_ptr()) } == 0 {
+        return None;
+    }
+    // SAFETY: a module; returns its borrowed dict (or NULL).
+    let d = unsafe { ffi::PyModule_GetDict(obj.as_ptr()) };
+    // SAFETY: the module holds its dict.
+    (!d.is_null()).then(|| unsafe { Bound::from_borrowed_ptr(obj.py(), d) })
+}
+
+/// Whether `p` may be a shared object or a view of one: a cheap type test
+/// that rules out the common immutable values without taking the registry
+/// lock.
+fn maybe_shared(p: *mut ffi::PyObject) -> bool {
+    // SAFETY: `p` is a live stack value, GIL held; type flags only.
+    unsafe {
+        let flags = (*ffi::Py_TYPE(p)).tp_flags;
+        let immutable = ffi::Py_TPFLAGS_LONG_SUBCLASS
+            | ffi::Py_TPFLAGS_UNICODE_SUBCLASS
+            | ffi::Py_TPFLAGS_BYTES_SUBCLASS
+            | ffi::Py_TPFLAGS_TUPLE_SUBCLASS;
+        flags & immutable == 0
+            && p != ffi::Py_None()
+            && ffi::PyFloat_CheckExact(p) == 0
+            && ffi::PyFunction_Check(p) == 0
+    }
+}
+
+/// The shared objects whose state `obj` exposes as a whole: `obj` itself
+/// if shared, or the containers an iterator or view over them reads.
+fn whole_owners(obj: &Bound<'_, PyAny>) -> Vec<ObjId> {
+    if !maybe_shared(obj.as_ptr()) {
+        return Vec::new();
+    }
+    if let Some((id, _)) = owner(obj) {
+        return vec![id];
+    }
+    registry::derived(obj.as_ptr()).unwrap_or_default()
+}
+
+/// list/dict/set/deque/bytearray: their item keys and method names are
+/// known. Other containers (buffer objects) are accessed as a whole.
+fn builtin_container(obj: &Bound<'_, PyAny>) -> bool {
+    let p = obj.as_ptr();
+    // SAFETY: live object, GIL held; type checks only.
+    let builtin = unsafe {
+        ffi::PyList_Check(p) != 0
+            || ffi::PyDict_Check(p) != 0
+            || ffi::PyAnySet_Check(p) != 0
+            || ffi::PyByteArray_Check(p) != 0
+    };
+    builtin || obj.get_type().name().is_ok_and(|n| n == "deque")
+}
+
+/// The key of `container[key]`. A dict registered as an object is an
+/// attribute dict (`vars(o)`, module globals): its string keys are
+/// attribute names.
 fn item(container: Kind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
-    let _ = container;
+    if container == Kind::Object {
+        if let Ok(s) = key.downcast::<pyo3::types::PyString>() {
+            if let Ok(text) = s.to_str() {
+                return Key::Exact(super::keys::attr_key(text));
+            }
+        }
+    }
     match item_key(key) {
         Some(k) if seq && k.int.is_some_and(|i| i < 0) => Key::Any,
         Some(k) => {
@@ -443,10 +530,16 @@ fn call_key(name: u64, position: u64) -> u64 {
     mix(fnv_tagged(b'c', &name.to_le_bytes()), position)
 }
 
-/// `container.method(args…)` is about to be called: publish the arguments
-/// of mutators and follow up the result.
-fn on_method_call(py: Python<'_>, stack: &Stack, frame: usize, nargs: u32) -> Option<Then> {
-    let this = stack.peek(nargs + 1)?;
+/// `container.method(args…)` is about to be called (`this` is the `self`
+/// slot, `args` the positional arguments, top last): publish the arguments
+/// of mutators and follow up the result. Whether the call matched a method
+/// loaded from a shared container (whose load was the access).
+fn on_method_call(
+    py: Python<'_>,
+    this: *mut ffi::PyObject,
+    args: &[*mut ffi::PyObject],
+    frame: usize,
+) -> Option<(ObjId, Then)> {
     let load = STATE.with(|s| {
         let mut s = s.borrow_mut();
         let pos = s
@@ -455,32 +548,277 @@ fn on_method_call(py: Python<'_>, stack: &Stack, frame: usize, nargs: u32) -> Op
             .rposition(|m| m.frame == frame && m.container == this as usize)?;
         Some(s.methods.remove(pos))
     })?;
-    let first = if nargs >= 1 {
-        peek(py, stack, nargs)
-    } else {
-        None
-    };
+    // SAFETY: live stack values of the frame (it holds the references).
+    let bound = |p: *mut ffi::PyObject| unsafe { Bound::from_borrowed_ptr(py, p) };
+    let nargs = args.len() as u64;
     if load.use_ == MethodUse::Write {
-        for i in 1..=nargs {
-            if let Some(arg) = peek(py, stack, i) {
-                registry::adopt(
-                    py,
-                    load.parent,
-                    call_key(load.name, u64::from(nargs - i)),
-                    &arg,
-                );
+        for (i, &arg) in args.iter().enumerate() {
+            registry::adopt(py, load.parent, call_key(load.name, i as u64), &bound(arg));
+        }
+    }
+    let _ = nargs;
+    let key = args
+        .first()
+        .and_then(|&a| item_key(&bound(a)))
+        .map_or_else(|| call_key(load.name, u64::MAX), |k| k.hash);
+    Some((load.parent, pending(load.parent, key, 1)?))
+}
+
+/// The operands of a call instruction: the callable, the `self` slot and
+/// the positional arguments (keyword values included), plus objects spread
+/// with `*`/`**` (read by the interpreter's C code before the call).
+struct CallSite {
+    callable: *mut ffi::PyObject,
+    this: Option<*mut ffi::PyObject>,
+    args: Vec<*mut ffi::PyObject>,
+    spreads: Vec<*mut ffi::PyObject>,
+}
+
+/// Read a call's operands off the stack; the layouts differ per version.
+fn call_site(py: Python<'_>, op: Op, arg: u32, stack: &Stack) -> Option<CallSite> {
+    let v313 = cfg!(Py_3_13);
+    let args_from = |low: u32, n: u32| -> Vec<*mut ffi::PyObject> {
+        (low..low + n).rev().filter_map(|i| stack.peek(i)).collect()
+    };
+    match op {
+        // 3.10 CALL_METHOD, 3.11/3.12 CALL: [NULL|method, callable|self, args];
+        // 3.13 CALL: [callable, self|NULL, args].
+        Op::Call | Op::CallKw if op == Op::Call || v313 => {
+            let kw = u32::from(op == Op::CallKw);
+            let (a, b) = (stack.peek(arg + kw + 2), stack.peek(arg + kw + 1));
+            let (callable, this) = if v313 {
+                (a?, b)
+            } else {
+                match a {
+                    Some(m) => (m, b),
+                    None => (b?, None),
+                }
+            };
+            Some(CallSite {
+                callable,
+                this,
+                args: args_from(1 + kw, arg),
+                spreads: Vec::new(),
+            })
+        }
+        // 3.10 CALL_FUNCTION_KW: [callable, args, kwnames].
+        Op::CallKw => Some(CallSite {
+            callable: stack.peek(arg + 2)?,
+            this: None,
+            args: args_from(2, arg),
+            spreads: Vec::new(),
+        }),
+        Op::CallFunction => Some(CallSite {
+            callable: stack.peek(arg + 1)?,
+            this: None,
+            args: args_from(1, arg),
+            spreads: Vec::new(),
+        }),
+        // [callable, args, kwargs?] (3.10); [NULL, callable, …] (3.11/3.12);
+        // [callable, NULL, …] (3.13).
+        Op::CallEx => {
+            let kw = arg & 1;
+            let callargs = stack.peek(kw + 1)?;
+            let mut spreads = vec![callargs];
+            if kw == 1 {
+                spreads.extend(stack.peek(1));
+            }
+            let callable = if v313 || !cfg!(Py_3_11) {
+                stack.peek(kw + 2 + u32::from(v313))?
+            } else {
+                stack.peek(kw + 2)?
+            };
+            // SAFETY: a live stack value.
+            let tuple = unsafe { Bound::from_borrowed_ptr(py, callargs) };
+            let args = match tuple.downcast::<pyo3::types::PyTuple>() {
+                Ok(t) => t.iter().map(|a| a.as_ptr()).collect(),
+                Err(_) => Vec::new(),
+            };
+            Some(CallSite {
+                callable,
+                this: None,
+                args,
+                spreads,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Accesses of unique (object, kind) pairs, in order.
+fn push_access(out: &mut Vec<Access>, a: Access) {
+    if !out.contains(&a) {
+        out.push(a);
+    }
+}
+
+/// A call instruction: follow up methods of shared containers, and record
+/// what an opaque callee does to the shared objects handed to it.
+fn on_call_instr(py: Python<'_>, ins: Instr, stack: &Stack, frame: usize) -> Option<Classified> {
+    let site = call_site(py, ins.op, ins.arg, stack)?;
+    let method = match (ins.op, site.this) {
+        (Op::Call | Op::CallKw, Some(this)) => on_method_call(py, this, &site.args, frame),
+        _ => None,
+    };
+    let (loaded_from, mut then) = match method {
+        Some((parent, then)) => (Some(parent), Some(then)),
+        None => (None, None),
+    };
+    // SAFETY: live stack values of the frame (it holds the references).
+    let bound = |p: *mut ffi::PyObject| unsafe { Bound::from_borrowed_ptr(py, p) };
+    let mut accesses = Vec::new();
+    for &s in &site.spreads {
+        for id in whole_owners(&bound(s)) {
+            push_access(&mut accesses, Access::read(id, Key::Any));
+        }
+    }
+    // Cheap filter first: most calls pass no shared object at all.
+    let candidates = site.this.iter().chain(site.args.iter());
+    if !candidates.clone().any(|&p| maybe_shared(p)) {
+        return Some((accesses, then));
+    }
+    let callable = bound(site.callable);
+    let Callee::Opaque { effect, bound: bound_self } = callee::resolve(&callable) else {
+        return Some((accesses, then));
+    };
+    // Arguments as the callee sees them: its bound `self` first.
+    let mut args: Vec<*mut ffi::PyObject> = Vec::with_capacity(site.args.len() + 1);
+    args.extend(bound_self.or(site.this));
+    args.extend(site.args.iter().copied());
+    let first = args.first().copied();
+    let attr_name = |i: usize| -> Option<u64> {
+        let name = bound(*args.get(i)?);
+        let text = name.downcast::<pyo3::types::PyString>().ok()?.to_str().ok()?.to_owned();
+        let key = super::keys::attr_key(&text);
+        describe::remember_key(key, || Some(KeyText::Name(text)));
+        Some(key)
+    };
+    match effect {
+        Effect::Pure => {}
+        Effect::GetAttr | Effect::SetAttr | Effect::DelAttr => {
+            let obj = bound(first?);
+            let (id, _) = owner(&obj)?;
+            let key = attr_name(1);
+            let k = key.map_or(Key::Any, Key::Exact);
+            if effect == Effect::GetAttr {
+                push_access(&mut accesses, Access::read(id, k));
+                then = key.and_then(|h| pending(id, h, 1));
+            } else {
+                if let (Effect::SetAttr, Some(v), Some(h)) = (effect, args.get(2), key) {
+                    registry::adopt(py, id, h, &bound(*v));
+                }
+                push_access(&mut accesses, Access::write(id, k));
+            }
+        }
+        Effect::Vars => {
+            if let Some((id, _)) = first.and_then(|p| owner(&bound(p))) {
+                then = Some(Then::Alias {
+                    parent: id,
+                    kind: Kind::Object,
+                });
+            }
+        }
+        _ => {
+            let mut parents = Vec::new();
+            for (i, &p) in args.iter().enumerate() {
+                let ids = whole_owners(&bound(p));
+                let is_self = i == 0 && site.this == Some(p) && bound_self.is_none();
+                for id in ids {
+                    parents.push(id);
+                    if is_self && loaded_from == Some(id) {
+                        continue; // the method load was the access
+                    }
+                    let write = match effect {
+                        Effect::Write => true,
+                        Effect::MutateFirst => i == 0,
+                        _ => false,
+                    };
+                    let a = if write {
+                        Access::write(id, Key::Any)
+                    } else {
+                        Access::read(id, Key::Any)
+                    };
+                    push_access(&mut accesses, a);
+                }
+            }
+            match effect {
+                Effect::Iterate if !parents.is_empty() => {
+                    then = Some(Then::Derived { parents });
+                }
+                Effect::Alias => {
+                    if let Some(&parent) = parents.first() {
+                        then = Some(Then::Alias {
+                            parent,
+                            kind: Kind::Container,
+                        });
+                    }
+                }
+                _ => {}
             }
         }
     }
-    let key = first
-        .as_ref()
-        .and_then(item_key)
-        .map_or_else(|| call_key(load.name, u64::MAX), |k| k.hash);
-    pending(load.parent, key, 1)
+    // A write makes the read of the same object redundant.
+    let writes: Vec<ObjId> = accesses
+        .iter()
+        .filter(|a| a.kind == frontrun_engine::event::AccessKind::Write && a.key == Key::Any)
+        .map(|a| a.obj)
+        .collect();
+    accesses.retain(|a| {
+        !(a.kind == frontrun_engine::event::AccessKind::Read && writes.contains(&a.obj))
+    });
+    Some((accesses, then))
 }
 
-/// The access an instruction is about to make, if it touches shared state,
-/// and the load to follow up.
+/// An operator on stack operands, run by the interpreter's C code:
+/// comparing, unpacking, spreading or formatting a shared container reads
+/// it as a whole; an in-place operator changes its left operand. Objects
+/// with Python-level dunders need nothing (their code is traced).
+fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> {
+    let (reads, write): (&[u32], Option<u32>) = match ins.op {
+        Op::ReadTop => (&[1], None),
+        Op::ReadSecond => (&[2], None),
+        Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
+        Op::FormatValue => (&[1], None),
+        Op::ReadTwo => (&[1, 2], None),
+        Op::BinaryOp if ins.arg >= 13 => (&[1], Some(2)),
+        Op::BinaryOp => (&[1, 2], None),
+        Op::Inplace => (&[1], Some(2)),
+        _ => return None,
+    };
+    let mut accesses = Vec::new();
+    let mut visit = |slot: u32, write: bool| {
+        let Some(p) = stack.peek(slot) else { return };
+        if !maybe_shared(p) {
+            return;
+        }
+        // SAFETY: a live stack value of the frame.
+        let obj = unsafe { Bound::from_borrowed_ptr(py, p) };
+        let ids = match registry::lookup_kind(p) {
+            Some((id, Kind::Container)) => vec![id],
+            Some(_) => return,
+            None => registry::derived(p).unwrap_or_default(),
+        };
+        let _ = obj;
+        for id in ids {
+            let a = if write {
+                Access::write(id, Key::Any)
+            } else {
+                Access::read(id, Key::Any)
+            };
+            push_access(&mut accesses, a);
+        }
+    };
+    for &r in reads {
+        visit(r, false);
+    }
+    if let Some(w) = write {
+        visit(w, true);
+    }
+    Some((accesses, None))
+}
+
+/// The accesses an instruction is about to make, if it touches shared
+/// state, and the load to follow up.
 fn classify(
     py: Python<'_>,
     view: &FrameView,
@@ -488,14 +826,15 @@ fn classify(
     ins: Instr,
     stack: &Stack,
     frame: usize,
-) -> (Option<Access>, Option<Then>) {
-    match classify_inner(py, view, info, ins, stack, frame) {
-        Some((access, then)) => (access, then),
-        None => (None, None),
-    }
+) -> (Vec<Access>, Option<Then>) {
+    classify_inner(py, view, info, ins, stack, frame).unwrap_or_default()
 }
 
-type Classified = (Option<Access>, Option<Then>);
+type Classified = (Vec<Access>, Option<Then>);
+
+fn one(access: Access, then: Option<Then>) -> Option<Classified> {
+    Some((vec![access], then))
+}
 
 fn classify_inner(
     py: Python<'_>,
@@ -518,7 +857,25 @@ fn classify_inner(
             let obj = peek(py, stack, 1)?;
             let (id, kind) = owner(&obj)?;
             let (key, use_) = name_key(info, idx)?;
+            if let Some(d) = module_dict(&obj) {
+                // Like globals: a module attribute bound to code is not a
+                // scheduling point.
+                let name = &info.names.get(idx)?.obj;
+                let value = d.get_item(name.bind(py)).ok()?;
+                if is_code_like(&value) {
+                    return None;
+                }
+                let follow = if method { None } else { pending(id, key, 1) };
+                return one(Access::read(id, Key::Exact(key)), follow);
+            }
             if kind == Kind::Container {
+                // Unknown methods of other containers (buffer objects) may
+                // change them.
+                let use_ = if builtin_container(&obj) {
+                    use_
+                } else {
+                    MethodUse::Write
+                };
                 if method {
                     let load = MethodLoad {
                         frame,
@@ -533,10 +890,20 @@ fn classify_inner(
                     MethodUse::Write => Access::write(id, Key::Any),
                     MethodUse::Read => Access::read(id, Key::Any),
                 };
-                return Some((Some(access), None));
+                return one(access, None);
             }
-            let follow = if method { None } else { pending(id, key, 1) };
-            Some((Some(Access::read(id, Key::Exact(key))), follow))
+            let follow = if method {
+                None
+            } else if key == dict_key() {
+                // `o.__dict__`: its items are `o`'s attributes.
+                Some(Then::Alias {
+                    parent: id,
+                    kind: Kind::Object,
+                })
+            } else {
+                pending(id, key, 1)
+            };
+            one(Access::read(id, Key::Exact(key)), follow)
         }
         Op::StoreAttr | Op::DeleteAttr => {
             let obj = peek(py, stack, 1)?;
@@ -547,7 +914,7 @@ fn classify_inner(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Some(Access::write(id, Key::Exact(key))), None))
+            one(Access::write(id, Key::Exact(key)), None)
         }
         Op::BinarySubscr | Op::StoreSubscr | Op::DeleteSubscr | Op::ContainsOp => {
             let (c, k) = if ins.op == Op::ContainsOp {
@@ -558,7 +925,8 @@ fn classify_inner(
             let container = peek(py, stack, c)?;
             let (id, kind) = owner(&container)?;
             let key_obj = peek(py, stack, k)?;
-            let key = if ins.op == Op::ContainsOp && is_sequence(&container) {
+            let whole = kind == Kind::Container && !builtin_container(&container);
+            let key = if whole || (ins.op == Op::ContainsOp && is_sequence(&container)) {
                 Key::Any
             } else {
                 item(kind, is_sequence(&container), &key_obj)
@@ -569,9 +937,9 @@ fn classify_inner(
                         Key::Exact(h) => pending(id, h, 1),
                         Key::Any => pending(id, unkeyed(), 1),
                     };
-                    Some((Some(Access::read(id, key)), follow))
+                    one(Access::read(id, key), follow)
                 }
-                Op::ContainsOp => Some((Some(Access::read(id, key)), None)),
+                Op::ContainsOp => one(Access::read(id, key), None),
                 _ => {
                     if let (Op::StoreSubscr, Some(v)) = (ins.op, peek(py, stack, 3)) {
                         let h = match key {
@@ -580,7 +948,7 @@ fn classify_inner(
                         };
                         registry::adopt(py, id, h, &v);
                     }
-                    Some((Some(Access::write(id, key)), None))
+                    one(Access::write(id, key), None)
                 }
             }
         }
@@ -591,30 +959,44 @@ fn classify_inner(
             } else {
                 Access::write(id, Key::Any)
             };
-            Some((Some(access), None))
+            one(access, None)
         }
         Op::GetIter => {
-            let (id, _) = owner(&peek(py, stack, 1)?)?;
-            Some((
-                Some(Access::read(id, Key::Any)),
-                Some(Then::Iterator { parent: id }),
-            ))
+            let parents = whole_owners(&peek(py, stack, 1)?);
+            if parents.is_empty() {
+                return None;
+            }
+            let reads = parents.iter().map(|&id| Access::read(id, Key::Any)).collect();
+            Some((reads, Some(Then::Iterator { parents })))
         }
         Op::ForIter => {
+            // Any frame: a comprehension (≤3.11) or generator expression
+            // steps an iterator made by its caller.
             let it = stack.peek(1)? as usize;
-            let (parent, n) = STATE.with(|s| {
+            let (parents, n) = STATE.with(|s| {
                 let mut s = s.borrow_mut();
                 let e = s
                     .iters
                     .iter_mut()
                     .rev()
-                    .find(|e| e.frame == frame && e.iter.as_ptr() as usize == it)?;
+                    .find(|e| e.iter.as_ptr() as usize == it)?;
                 e.next += 1;
-                Some((e.parent, e.next - 1))
+                Some((e.parents.clone(), e.next - 1))
             })?;
-            Some((None, pending(parent, index_key(n), 1)))
+            // Each step reads the containers: a concurrent insertion can
+            // land between any two steps (and end the loop with an error).
+            let reads = parents.iter().map(|&id| Access::read(id, Key::Any)).collect();
+            Some((reads, pending(*parents.first()?, index_key(n), 1)))
         }
-        Op::Call => Some((None, on_method_call(py, stack, frame, ins.arg))),
+        Op::Call | Op::CallFunction | Op::CallKw | Op::CallEx => {
+            on_call_instr(py, ins, stack, frame)
+        }
+        Op::ReadTop
+        | Op::ReadSecond
+        | Op::ReadTwo
+        | Op::BinaryOp
+        | Op::Inplace
+        | Op::FormatValue => on_operands(py, ins, stack),
         Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
             let g = view.globals();
             if g.is_null() {
@@ -644,16 +1026,19 @@ fn classify_inner(
                     };
                     let value = value?;
                     let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
-                    let access = (!is_code_like(&value)).then(|| Access::read(id, Key::Exact(key)));
+                    let access: Vec<Access> = (!is_code_like(&value))
+                        .then(|| Access::read(id, Key::Exact(key)))
+                        .into_iter()
+                        .collect();
                     Some((access, pending(id, key, slots)))
                 }
                 Op::StoreGlobal => {
                     if let Some(v) = peek(py, stack, 1) {
                         registry::adopt(py, id, key, &v);
                     }
-                    Some((Some(Access::write(id, Key::Exact(key))), None))
+                    one(Access::write(id, Key::Exact(key)), None)
                 }
-                _ => Some((Some(Access::write(id, Key::Exact(key))), None)),
+                _ => one(Access::write(id, Key::Exact(key)), None),
             }
         }
         Op::LoadDeref | Op::LoadClassDeref => {
@@ -663,7 +1048,7 @@ fn classify_inner(
             } else {
                 None
             };
-            Some((Some(Access::read(id, Key::Exact(key))), follow))
+            one(Access::read(id, Key::Exact(key)), follow)
         }
         Op::StoreDeref | Op::DeleteDeref => {
             let (id, key) = cell_id(py, view, info, arg)?;
@@ -672,8 +1057,14 @@ fn classify_inner(
                     registry::adopt(py, id, key, &v);
                 }
             }
-            Some((Some(Access::write(id, Key::Exact(key))), None))
+            one(Access::write(id, Key::Exact(key)), None)
         }
         Op::Skip => None,
     }
+}
+
+/// The key of the `__dict__` attribute.
+fn dict_key() -> u64 {
+    static KEY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *KEY.get_or_init(|| super::keys::attr_key("__dict__"))
 }

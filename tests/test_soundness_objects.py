@@ -1,0 +1,534 @@
+"""Soundness of DPOR over opaque code, iteration and attribute access by name.
+
+Two kinds of checks:
+
+- the issue's examples, each a program whose outcome depends on an access
+  made inside C code (`len`, `sum`, `sorted`…), by name (`getattr`,
+  `vars`), on a module attribute, or by iteration: DPOR must reach every
+  outcome, never claim `exhausted=True` after one execution;
+- generated programs: random threads built from the step functions in
+  `OPS`, whose *set* of final outcomes DPOR must reproduce exactly. The
+  reference set comes from brute force: every interleaving of the threads'
+  steps, run sequentially without the tracer.
+
+Each op is a generator function `op(state, results)`: it runs one atomic step
+between consecutive `yield`s (one access to shared state that matters, and
+C code that runs without a scheduling point inside). Brute force interleaves
+the steps; DPOR runs each thread's generator to the end and decides itself
+where to switch. Add an op to `OPS` (with its atomic steps separated by
+`yield`) to extend the suite.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+import frontrun
+from frontrun import _native
+
+pytestmark = pytest.mark.skipif(not _native._tracer_supported(), reason="tracer unsupported")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_idle_workers_after_module() -> Iterator[None]:
+    # Idle workers outlive an exploration; other modules count threads.
+    yield
+    frontrun.shutdown()
+
+
+# A module whose attribute the programs change: `cfg.limit += 1` where `cfg`
+# is an imported module.
+cfg = types.ModuleType("frontrun_soundness_cfg")
+sys.modules[cfg.__name__] = cfg
+
+
+class State:
+    def __init__(self) -> None:
+        self.d: dict[str, int] = {"a": 1}
+        self.l: list[int] = [1, 2]
+        self.s: set[int] = {1}
+        self.x = 0
+        self.res: list[list[Any]] = [[], [], []]
+        cfg.limit = 0  # type: ignore[attr-defined]
+
+
+def outcome(s: State) -> str:
+    limit = cfg.limit  # type: ignore[attr-defined]
+    return repr((sorted(s.d.items()), s.l, sorted(s.s), s.x, limit, s.res))
+
+
+Op = Callable[[State, list[Any]], Iterator[None]]
+
+# --- the ops: one atomic step between yields ----------------------------------
+
+
+def op_len(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(len(s.d))
+    yield
+
+
+def op_sum(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sum(s.l))
+    yield
+
+
+def op_sorted(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sorted(s.l))
+    yield
+
+
+def op_list_keys(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(list(s.d))
+    yield
+
+
+def op_max_set(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(max(s.s, default=None))
+    yield
+
+
+def op_join(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(",".join(map(str, s.l)))
+    yield
+
+
+def op_equal(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.d == {"a": 1})
+    yield
+
+
+def op_spread(s: State, r: list[Any]) -> Iterator[None]:
+    r.append([*s.l])
+    yield
+
+
+def op_dict_spread(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sorted({**s.d}))
+    yield
+
+
+def op_unpack(s: State, r: list[Any]) -> Iterator[None]:
+    first, *rest = s.l
+    r.append((first, rest))
+    yield
+
+
+def op_fstring(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(f"{s.l}")
+    yield
+
+
+def op_contains(s: State, r: list[Any]) -> Iterator[None]:
+    r.append("b" in s.d)
+    yield
+
+
+def op_copy(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(copy.copy(s.l))
+    yield
+
+
+def op_json(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(json.dumps(s.d, sort_keys=True))
+    yield
+
+
+def op_getattr(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(getattr(s, "x"))  # noqa: B009 - the access by name is the point
+    yield
+
+
+def op_iter_dict(s: State, r: list[Any]) -> Iterator[None]:
+    got: list[Any] = []
+    it = iter(s.d)
+    yield
+    try:
+        for k in it:
+            got.append(k)
+            yield
+    except RuntimeError:
+        got.append("changed size")
+    r.append(got)
+
+
+def op_iter_items(s: State, r: list[Any]) -> Iterator[None]:
+    got: list[Any] = []
+    it = iter(s.d.items())
+    yield
+    try:
+        for kv in it:
+            got.append(kv)
+            yield
+    except RuntimeError:
+        got.append("changed size")
+    r.append(got)
+
+
+def op_enumerate_list(s: State, r: list[Any]) -> Iterator[None]:
+    got: list[Any] = []
+    it = enumerate(s.l)
+    yield
+    for i, v in it:
+        got.append((i, v))
+        yield
+    r.append(got)
+
+
+def op_set_b(s: State, r: list[Any]) -> Iterator[None]:
+    s.d["b"] = 2
+    yield
+
+
+def op_set_a(s: State, r: list[Any]) -> Iterator[None]:
+    s.d["a"] = 5
+    yield
+
+
+def op_pop_a(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.d.pop("a", None))
+    yield
+
+
+def op_del_b(s: State, r: list[Any]) -> Iterator[None]:
+    try:
+        del s.d["b"]
+        r.append("deleted")
+    except KeyError:
+        r.append("missing")
+    yield
+
+
+def op_append(s: State, r: list[Any]) -> Iterator[None]:
+    s.l.append(10)
+    yield
+
+
+def op_pop_front(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.l.pop(0) if s.l else None)
+    yield
+
+
+def op_inplace_add(s: State, r: list[Any]) -> Iterator[None]:
+    s.l += [7]
+    yield
+
+
+def op_set_add(s: State, r: list[Any]) -> Iterator[None]:
+    s.s.add(2)
+    yield
+
+
+def op_set_discard(s: State, r: list[Any]) -> Iterator[None]:
+    s.s.discard(1)
+    yield
+
+
+def op_setattr_incr(s: State, r: list[Any]) -> Iterator[None]:
+    v = getattr(s, "x")  # noqa: B009
+    yield
+    setattr(s, "x", v + 1)  # noqa: B010
+
+
+def op_vars_write(s: State, r: list[Any]) -> Iterator[None]:
+    vars(s)["x"] = 7
+    yield
+
+
+def op_object_setattr(s: State, r: list[Any]) -> Iterator[None]:
+    object.__setattr__(s, "x", 3)
+    yield
+
+
+def op_attr_incr(s: State, r: list[Any]) -> Iterator[None]:
+    v = s.x
+    yield
+    s.x = v + 1
+
+
+def op_module_incr(s: State, r: list[Any]) -> Iterator[None]:
+    v = cfg.limit  # type: ignore[attr-defined]
+    yield
+    cfg.limit = v + 1  # type: ignore[attr-defined]
+
+
+def op_module_read(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(cfg.limit)  # type: ignore[attr-defined]
+    yield
+
+
+OPS: list[Op] = [
+    op_len,
+    op_sum,
+    op_sorted,
+    op_list_keys,
+    op_max_set,
+    op_join,
+    op_equal,
+    op_spread,
+    op_dict_spread,
+    op_unpack,
+    op_fstring,
+    op_contains,
+    op_copy,
+    op_json,
+    op_getattr,
+    op_iter_dict,
+    op_iter_items,
+    op_enumerate_list,
+    op_set_b,
+    op_set_a,
+    op_pop_a,
+    op_del_b,
+    op_append,
+    op_pop_front,
+    op_inplace_add,
+    op_set_add,
+    op_set_discard,
+    op_setattr_incr,
+    op_vars_write,
+    op_object_setattr,
+    op_attr_incr,
+    op_module_incr,
+    op_module_read,
+]
+
+Program = list[list[Op]]
+
+
+def thread_steps(ops: list[Op], s: State, tid: int) -> Iterator[None]:
+    for i, op in enumerate(ops):
+        if i:
+            yield  # the previous op's last step ends here
+        yield from op(s, s.res[tid])
+
+
+def brute_force(program: Program) -> set[str]:
+    """Outcomes of every interleaving of the threads' steps, run without the
+    tracer (replaying each schedule prefix from a fresh state)."""
+    outcomes: set[str] = set()
+
+    def run(prefix: list[int]) -> None:
+        s = State()
+        gens = [thread_steps(ops, s, t) for t, ops in enumerate(program)]
+        done = [False] * len(program)
+        for t in prefix:
+            try:
+                next(gens[t])
+            except StopIteration:
+                done[t] = True
+        enabled = [t for t in range(len(program)) if not done[t]]
+        if not enabled:
+            outcomes.add(outcome(s))
+            return
+        for t in enabled:
+            run([*prefix, t])
+
+    run([])
+    return outcomes
+
+
+def dpor_outcomes(program: Program) -> tuple[set[str], frontrun.ExploreResult]:
+    seen: set[str] = set()
+
+    def body(ops: list[Op], tid: int) -> Callable[[State], None]:
+        def run(s: State) -> None:
+            for _ in thread_steps(ops, s, tid):
+                pass
+
+        return run
+
+    def record(s: State) -> bool:
+        seen.add(outcome(s))
+        return True
+
+    r = frontrun.explore(
+        State,
+        [body(ops, t) for t, ops in enumerate(program)],
+        record,
+        stop_on_first=False,
+        reproduce_on_failure=0,
+        max_executions=5000,
+    )
+    return seen, r
+
+
+def generate(rng: random.Random) -> Program:
+    threads = rng.choice((2, 2, 2, 3))
+    per = 2 if threads == 2 else 1
+    return [[rng.choice(OPS) for _ in range(rng.randint(1, per))] for _ in range(threads)]
+
+
+def describe(program: Program) -> str:
+    return " || ".join("; ".join(op.__name__ for op in ops) for ops in program)
+
+
+PROGRAMS = int(os.environ.get("FRONTRUN_SOUNDNESS_PROGRAMS", "1000"))
+
+
+def test_generated_programs_reach_exactly_the_brute_force_outcomes() -> None:
+    rng = random.Random(20261203)
+    mismatches: list[str] = []
+    for _ in range(PROGRAMS):
+        program = generate(rng)
+        want = brute_force(program)
+        got, r = dpor_outcomes(program)
+        if got != want or not r.exhausted:
+            mismatches.append(
+                f"{describe(program)}: missed {sorted(want - got)}, extra {sorted(got - want)}, "
+                f"exhausted={r.exhausted}"
+            )
+    assert not mismatches, f"{len(mismatches)} of {PROGRAMS} programs differ:\n" + "\n".join(
+        mismatches[:10]
+    )
+
+
+def test_every_op_is_generated_and_alone_is_deterministic() -> None:
+    # Each op run alone has one outcome, and brute force and DPOR agree on it.
+    for op in OPS:
+        program: Program = [[op]]
+        want = brute_force(program)
+        got, r = dpor_outcomes(program)
+        assert len(want) == 1 and got == want and r.exhausted, op.__name__
+
+
+# --- the issue's examples: each had 1 execution and exhausted=True ------------
+
+
+class Box:
+    def __init__(self) -> None:
+        self.d = {"a": 1}
+        self.l = [1, 2]
+        self.s = {1}
+        self.out: Any = None
+
+
+EXAMPLES: list[tuple[str, Callable[[Box], Any], Callable[[Box], None]]] = [
+    ("len", lambda b: len(b.d), lambda b: b.d.__setitem__("b", 2)),
+    ("sum", lambda b: sum(b.l), lambda b: b.l.append(10)),
+    ("sorted", lambda b: sorted(b.l), lambda b: b.l.append(10)),
+    ("list", lambda b: list(b.d), lambda b: b.d.__setitem__("b", 2)),
+    ("max", lambda b: max(b.s), lambda b: b.s.add(2)),
+    ("join", lambda b: ",".join(map(str, b.l)), lambda b: b.l.append(10)),
+]
+
+
+def store_b(b: Box) -> None:
+    b.d["b"] = 2
+
+
+@pytest.mark.parametrize(("name", "read", "write"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
+def test_issue_example_reaches_both_outcomes(
+    name: str, read: Callable[[Box], Any], write: Callable[[Box], None]
+) -> None:
+    outs: set[str] = set()
+
+    def reader(b: Box) -> None:
+        b.out = read(b)
+
+    def record(b: Box) -> bool:
+        outs.add(repr(b.out))
+        return True
+
+    r = frontrun.explore(Box, [reader, write], record, stop_on_first=False, reproduce_on_failure=0)
+    assert r.exhausted and r.executions_explored >= 2, name
+    assert len(outs) == 2, (name, outs)
+
+
+def test_dict_changed_size_during_iteration_is_reached() -> None:
+    def iterate(b: Box) -> None:
+        try:
+            for k in b.d:
+                b.out = k
+        except RuntimeError:
+            b.out = "changed size"
+
+    r = frontrun.explore(
+        Box, [iterate, store_b], lambda b: b.out != "changed size", reproduce_on_failure=0
+    )
+    assert r.property_holds is False and r.failure_kind == "invariant", r.explanation
+
+
+def test_comprehension_over_a_shared_dict_reads_it_per_step() -> None:
+    def comprehend(b: Box) -> None:
+        try:
+            b.out = [k for k in b.d]  # noqa: C416 - the comprehension is the point
+        except RuntimeError:
+            b.out = "changed size"
+
+    r = frontrun.explore(
+        Box, [comprehend, store_b], lambda b: b.out != "changed size", reproduce_on_failure=0
+    )
+    assert r.property_holds is False, r.explanation
+
+
+def test_getattr_setattr_lose_updates() -> None:
+    class C:
+        def __init__(self) -> None:
+            self.n = 0
+
+    def incr(c: C) -> None:
+        setattr(c, "n", getattr(c, "n") + 1)  # noqa: B009, B010
+
+    r = frontrun.explore(C, [incr, incr], lambda c: c.n == 2, reproduce_on_failure=0)
+    assert r.property_holds is False, r.explanation
+
+
+def test_module_attribute_lost_update() -> None:
+    def setup() -> State:
+        return State()
+
+    def incr(s: State) -> None:
+        cfg.limit += 1  # type: ignore[attr-defined]
+
+    r = frontrun.explore(setup, [incr, incr], lambda s: cfg.limit == 2, reproduce_on_failure=0)  # type: ignore[attr-defined]
+    assert r.property_holds is False, r.explanation
+
+
+def test_bytearray_through_memoryview_is_shared() -> None:
+    class M:
+        def __init__(self) -> None:
+            self.buf = bytearray(1)
+
+    def incr(m: M) -> None:
+        view = memoryview(m.buf)
+        v = view[0]
+        view[0] = v + 1
+
+    r = frontrun.explore(M, [incr, incr], lambda m: m.buf[0] == 2, reproduce_on_failure=0)
+    assert r.property_holds is False, r.explanation
+
+
+def test_array_subscripts_are_whole_object_accesses() -> None:
+    import array
+
+    class A:
+        def __init__(self) -> None:
+            self.a = array.array("i", [0, 0])
+
+    def incr(x: A) -> None:
+        v = x.a[0]
+        x.a[0] = v + 1
+
+    r = frontrun.explore(A, [incr, incr], lambda x: x.a[0] == 2, reproduce_on_failure=0)
+    assert r.property_holds is False, r.explanation
+
+
+def test_distinct_keys_stay_independent() -> None:
+    # Key-level independence is kept: writes to different keys commute.
+    def wa(b: Box) -> None:
+        b.d["a"] = 3
+
+    def wb(b: Box) -> None:
+        b.d["z"] = 4
+
+    r = frontrun.explore(Box, [wa, wb], lambda b: True)
+    assert r.exhausted and r.executions_explored == 1
