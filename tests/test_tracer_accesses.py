@@ -144,7 +144,8 @@ def test_iteration_and_membership() -> None:
         return total
 
     events = record(body, lst, d)
-    assert on(events, "list") == [("read", "*"), ("read", "*")]
+    # iter(), one read per step (three items and the end), then `in`.
+    assert on(events, "list") == [("read", "*")] * 6
     assert on(events, "dict") == [("read", "'k'")]
 
 
@@ -283,7 +284,14 @@ def test_container_methods_classified() -> None:
         q.popleft()
 
     events = record(body, d, s, q)
-    assert on(events, "dict") == [("read", "*"), ("write", "*"), ("write", "*"), ("read", "*")]
+    # `list(d.items())`: the view's load, then `list()` reading through it.
+    assert on(events, "dict") == [
+        ("read", "*"),
+        ("write", "*"),
+        ("write", "*"),
+        ("read", "*"),
+        ("read", "*"),
+    ]
     assert on(events, "set") == [("write", "*"), ("write", "*")]
     assert on(events, "deque") == [("write", "*"), ("write", "*")]
 
@@ -316,7 +324,10 @@ def test_no_events_from_stdlib_code() -> None:
     # 3.10 code objects have no qualname; the site reports `co_name` there.
     expected = getattr(body.__code__, "co_qualname", body.__code__.co_name)
     assert {fn for _, fn in described} == {expected}
-    assert [d for d, _ in described if "Counter" in d] == ["read Counter.lst"]
+    # The calls themselves are the accesses (copy reads its argument whole);
+    # nothing is reported from inside copy.py.
+    assert [d for d, _ in described if "Counter" in d] == ["read Counter[*]", "read Counter.lst"]
+    assert [d for d, _ in described if "list" in d] == ["read list[*]"]
 
 
 def test_describe_access_text() -> None:

@@ -25,6 +25,13 @@ def _trace_thread(fn: Callable[[], object]) -> list[tuple[str, int, str]]:
 def _trace_end() -> None:
     """End the execution started by `_trace_begin`."""
 
+def _tracer_cache_sizes() -> tuple[int, int, int, int, int]:
+    """Sizes of the tracer's caches: code objects, this thread's code objects,
+    key texts, type names, this thread's opaque callees."""
+
+def _tracer_cache_bounds() -> tuple[int, int, int, int, int]:
+    """The bound of each cache, in the order of `_tracer_cache_sizes`."""
+
 def _trace_record(fn: Callable[[], object], roots: list[object]) -> list[tuple[str, str, str, int]]:
     """Register `roots` as shared, trace `fn()` on this thread, and return
     `(kind, owner type, key, line)` per access; key is a name, an item repr or `*`."""

@@ -129,6 +129,17 @@ pub struct Statics {
 static STATICS: OnceLock<Statics> = OnceLock::new();
 static CACHE: LazyLock<Mutex<HashMap<usize, Arc<CodeInfo>>>> = LazyLock::new(Mutex::default);
 
+/// Beyond this many code objects the cache starts over, so that a
+/// long-lived process (a test session running thousands of explorations
+/// over generated code) does not grow without bound. Entries hold their
+/// code object, so a cached address is never reused while cached.
+pub const MAX_CODES: usize = 4096;
+
+/// Number of cached code objects (for the bounded-cache test).
+pub fn cached_count() -> usize {
+    CACHE.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
 /// Load the opcode table and the helper (idempotent).
 pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
     if let Some(s) = STATICS.get() {
@@ -182,10 +193,15 @@ pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> 
         return Ok(i.clone());
     }
     let info = Arc::new(compute(py, code)?);
-    CACHE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(addr, info.clone());
+    let dropped = {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        let old = (cache.len() >= MAX_CODES).then(|| std::mem::take(&mut *cache));
+        cache.insert(addr, info.clone());
+        old
+    };
+    // Released outside the lock (GIL held): dropping code objects may free
+    // them.
+    drop(dropped);
     Ok(info)
 }
 

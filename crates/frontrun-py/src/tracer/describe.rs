@@ -19,9 +19,21 @@ pub enum KeyText {
 
 static KEYS: LazyLock<Mutex<FastMap<u64, KeyText>>> = LazyLock::new(Mutex::default);
 
+/// Beyond this many remembered keys the table starts over (a key forgotten
+/// then reads as `#hash` in an explanation until it is met again).
+pub const MAX_KEYS: usize = 1 << 14;
+
+/// Number of remembered key texts (for the bounded-cache test).
+pub fn key_count() -> usize {
+    KEYS.lock().unwrap_or_else(|e| e.into_inner()).len()
+}
+
 /// Remember how `hash` reads (first one wins: the hashes are by content).
 pub fn remember_key(hash: u64, text: impl FnOnce() -> Option<KeyText>) {
     let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
+    if keys.len() >= MAX_KEYS && !keys.contains_key(&hash) {
+        keys.clear();
+    }
     if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(hash) {
         if let Some(t) = text() {
             slot.insert(t);

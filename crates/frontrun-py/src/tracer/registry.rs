@@ -95,7 +95,7 @@ struct Registry {
 
 /// Beyond this many remembered type names, the oldest execution's are
 /// forgotten (explanations then name the object by id).
-pub const MAX_TYPE_NAMES: usize = 1 << 16;
+pub const MAX_TYPE_NAMES: usize = 1 << 14;
 
 impl Registry {
     /// The first free id in the sequence `base, mix(base, 1), mix(base, 2)…`.

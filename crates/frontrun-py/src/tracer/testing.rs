@@ -18,7 +18,34 @@ pub fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_trace_begin, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_thread, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_end, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_cache_sizes, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_cache_bounds, m)?)?;
     Ok(())
+}
+
+/// `(code objects, this thread's code objects, key texts, type names,
+/// this thread's callees)`: the current sizes of the tracer's caches.
+#[pyfunction]
+pub fn _tracer_cache_sizes() -> (usize, usize, usize, usize, usize) {
+    (
+        super::code::cached_count(),
+        super::trace::thread_cached_count(),
+        super::describe::key_count(),
+        registry::type_name_count(),
+        super::callee::cached_count(),
+    )
+}
+
+/// The bounds of the caches, in the order of `_tracer_cache_sizes`.
+#[pyfunction]
+pub fn _tracer_cache_bounds() -> (usize, usize, usize, usize, usize) {
+    (
+        super::code::MAX_CODES,
+        super::code::MAX_CODES,
+        super::describe::MAX_KEYS,
+        registry::MAX_TYPE_NAMES,
+        super::callee::MAX_CACHED,
+    )
 }
 
 struct Recorder(Arc<Mutex<Vec<Event>>>);

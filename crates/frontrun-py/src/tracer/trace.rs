@@ -96,6 +96,11 @@ thread_local! {
     static STATE: RefCell<ThreadState> = RefCell::default();
 }
 
+/// Number of code objects in this thread's view of the code cache.
+pub fn thread_cached_count() -> usize {
+    STATE.with(|s| s.borrow().codes.len())
+}
+
 /// Forget this thread's cached code and pending loads.
 pub fn reset_thread() {
     STATE.with(|s| *s.borrow_mut() = ThreadState::default());
@@ -195,11 +200,14 @@ fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
     // SAFETY: the frame holds a strong reference to its code object.
     let bound = unsafe { Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject) };
     let info = code::info(py, &bound)?;
-    STATE.with(|s| {
+    let dropped = STATE.with(|s| {
         let mut s = s.borrow_mut();
+        let old = (s.codes.len() >= code::MAX_CODES).then(|| std::mem::take(&mut s.codes));
         s.codes.insert(code, info.clone());
         s.last = Some((code, info.clone()));
+        old
     });
+    drop(dropped);
     Ok(info)
 }
 
@@ -656,14 +664,35 @@ fn push_access(out: &mut Vec<Access>, a: Access) {
 /// what an opaque callee does to the shared objects handed to it.
 fn on_call_instr(py: Python<'_>, ins: Instr, stack: &Stack, frame: usize) -> Option<Classified> {
     let site = call_site(py, ins.op, ins.arg, stack)?;
+    // What the callee does is judged before a container method publishes
+    // its arguments (they were not shared when handed over).
+    let (accesses, opaque_then) = opaque_call(py, &site, frame).unwrap_or_default();
     let method = match (ins.op, site.this) {
         (Op::Call | Op::CallKw, Some(this)) => on_method_call(py, this, &site.args, frame),
         _ => None,
     };
-    let (loaded_from, mut then) = match method {
-        Some((parent, then)) => (Some(parent), Some(then)),
-        None => (None, None),
-    };
+    let then = opaque_then.or(method.map(|(_, then)| then));
+    Some((accesses, then))
+}
+
+/// The container a pending method load of this frame was made on, if
+/// `this` is one.
+fn loaded_container(this: *mut ffi::PyObject, frame: usize) -> Option<ObjId> {
+    STATE.with(|s| {
+        s.borrow()
+            .methods
+            .iter()
+            .rev()
+            .find(|m| m.frame == frame && m.container == this as usize)
+            .map(|m| m.parent)
+    })
+}
+
+/// The accesses of an opaque callee to the shared objects of `site`, and
+/// the follow-up of its result.
+fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classified> {
+    let loaded_from = site.this.and_then(|t| loaded_container(t, frame));
+    let mut then = None;
     // SAFETY: live stack values of the frame (it holds the references).
     let bound = |p: *mut ffi::PyObject| unsafe { Bound::from_borrowed_ptr(py, p) };
     let mut accesses = Vec::new();
@@ -673,13 +702,13 @@ fn on_call_instr(py: Python<'_>, ins: Instr, stack: &Stack, frame: usize) -> Opt
         }
     }
     // Cheap filter first: most calls pass no shared object at all.
-    let candidates = site.this.iter().chain(site.args.iter());
-    if !candidates.clone().any(|&p| maybe_shared(p)) {
-        return Some((accesses, then));
+    let mut candidates = site.this.iter().chain(site.args.iter());
+    if !candidates.any(|&p| maybe_shared(p)) {
+        return Some((accesses, None));
     }
     let callable = bound(site.callable);
     let Callee::Opaque { effect, bound: bound_self } = callee::resolve(&callable) else {
-        return Some((accesses, then));
+        return Some((accesses, None));
     };
     // Arguments as the callee sees them: its bound `self` first.
     let mut args: Vec<*mut ffi::PyObject> = Vec::with_capacity(site.args.len() + 1);
