@@ -460,7 +460,7 @@ def test_dict_changed_size_during_iteration_is_reached() -> None:
 def test_comprehension_over_a_shared_dict_reads_it_per_step() -> None:
     def comprehend(b: Box) -> None:
         try:
-            b.out = [k for k in b.d]  # noqa: C416 - the comprehension is the point
+            b.out = [k for k in b.d]
         except RuntimeError:
             b.out = "changed size"
 

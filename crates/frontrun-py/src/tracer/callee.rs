@@ -21,15 +21,20 @@ pub enum Callee {
     /// Python code that is traced: its own accesses are seen.
     Traced,
     /// Opaque code; `bound` is the `self` it was bound to, if any.
-    Opaque { effect: Effect, bound: Option<*mut ffi::PyObject> },
+    Opaque {
+        effect: Effect,
+        bound: Option<*mut ffi::PyObject>,
+    },
 }
 
 /// Entries beyond this clear the cache (bounded in long-lived processes).
 pub const MAX_CACHED: usize = 2048;
 
+/// A cached effect, with the callee kept alive when keyed by its address.
+type Entry = (Option<Py<PyAny>>, Effect);
+
 thread_local! {
-    static CACHE: RefCell<FastMap<usize, (Option<Py<PyAny>>, Effect)>> =
-        RefCell::new(FastMap::default());
+    static CACHE: RefCell<FastMap<usize, Entry>> = RefCell::new(FastMap::default());
 }
 
 const NAME_OF: &std::ffi::CStr = cr#"
@@ -67,7 +72,11 @@ fn name_of(f: &Bound<'_, PyAny>) -> String {
             HELPER.get().expect("just set")
         }
     };
-    match helper.bind(py).call1((f,)).and_then(|n| n.extract::<String>()) {
+    match helper
+        .bind(py)
+        .call1((f,))
+        .and_then(|n| n.extract::<String>())
+    {
         Ok(n) => n,
         Err(e) => {
             drop(e);

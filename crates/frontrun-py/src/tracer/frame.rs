@@ -456,10 +456,7 @@ pub fn object_kind(
         // reads and writes their storage directly, so they are accessed as a
         // whole.
         let buffer = (*ty).tp_as_buffer;
-        if !buffer.is_null()
-            && (*buffer).bf_getbuffer.is_some()
-            && ffi::PyModule_Check(obj) == 0
-        {
+        if !buffer.is_null() && (*buffer).bf_getbuffer.is_some() && ffi::PyModule_Check(obj) == 0 {
             return Kind::Container;
         }
         if heap_type && ffi::PyFloat_Check(obj) == 0 && ffi::PyModule_Check(obj) == 0 {

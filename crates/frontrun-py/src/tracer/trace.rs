@@ -707,7 +707,11 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
         return Some((accesses, None));
     }
     let callable = bound(site.callable);
-    let Callee::Opaque { effect, bound: bound_self } = callee::resolve(&callable) else {
+    let Callee::Opaque {
+        effect,
+        bound: bound_self,
+    } = callee::resolve(&callable)
+    else {
         return Some((accesses, None));
     };
     // Arguments as the callee sees them: its bound `self` first.
@@ -717,7 +721,12 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
     let first = args.first().copied();
     let attr_name = |i: usize| -> Option<u64> {
         let name = bound(*args.get(i)?);
-        let text = name.downcast::<pyo3::types::PyString>().ok()?.to_str().ok()?.to_owned();
+        let text = name
+            .downcast::<pyo3::types::PyString>()
+            .ok()?
+            .to_str()
+            .ok()?
+            .to_owned();
         let key = super::keys::attr_key(&text);
         describe::remember_key(key, || Some(KeyText::Name(text)));
         Some(key)
@@ -995,7 +1004,10 @@ fn classify_inner(
             if parents.is_empty() {
                 return None;
             }
-            let reads = parents.iter().map(|&id| Access::read(id, Key::Any)).collect();
+            let reads = parents
+                .iter()
+                .map(|&id| Access::read(id, Key::Any))
+                .collect();
             Some((reads, Some(Then::Iterator { parents })))
         }
         Op::ForIter => {
@@ -1014,7 +1026,10 @@ fn classify_inner(
             })?;
             // Each step reads the containers: a concurrent insertion can
             // land between any two steps (and end the loop with an error).
-            let reads = parents.iter().map(|&id| Access::read(id, Key::Any)).collect();
+            let reads = parents
+                .iter()
+                .map(|&id| Access::read(id, Key::Any))
+                .collect();
             Some((reads, pending(*parents.first()?, index_key(n), 1)))
         }
         Op::Call | Op::CallFunction | Op::CallKw | Op::CallEx => {
