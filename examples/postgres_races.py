@@ -3,8 +3,10 @@
     python examples/postgres_races.py
     python examples/postgres_races.py --explore   # found automatically, no markers
 
-Race 1 (lost update) is forced by a ``TraceExecutor`` schedule over
-``# frontrun:`` markers; race 2 (deadlock) by two ``threading.Event``s. Then
+Race 1 (lost update) is forced by the seed's 4-step ``TraceExecutor``
+schedule over ``# frontrun:`` markers. Race 2 (deadlock) is forced twice: by
+the seed's two ``threading.Event``s, and by a ``Schedule`` alone (the
+blocked transaction passes the turn; PostgreSQL breaks the cycle). Then
 ``SELECT ... FOR UPDATE`` and a consistent lock order are shown to fix them
 under the same forced interleavings. A throwaway PostgreSQL is started unless
 ``DATABASE_URL`` (or ``FRONTRUN_DATABASE_URL``) names a server. Exits 0 only if
@@ -32,24 +34,27 @@ INITIAL = 1000
 THREAD_TIMEOUT = 10.0
 UPDATE_SQL = "UPDATE accounts SET balance=%s WHERE name='alice'"
 
-# The seed's schedule: both SELECTs run before either UPDATE.
+# The seed's schedule, verbatim. One thread runs at a time; each step runs
+# its thread's marked line and on, alone, to its next marker or its end.
 SEED_SCHEDULE = [
     Step("txn_a", "pg_select"),  # pause Txn A just before its SELECT
     Step("txn_b", "pg_select"),  # pause Txn B just before its SELECT
     Step("txn_a", "pg_update"),  # Txn A runs SELECT (reads 1000), pause before UPDATE
     Step("txn_b", "pg_update"),  # Txn B runs SELECT (reads 1000), pause before UPDATE
+    # (schedule exhausted) → both run UPDATE + COMMIT freely
 ]
-# After the seed's four steps both UPDATEs would race for the row lock, so the
-# final value would be 1100 or 1200 by chance. Letting Txn A write first (and
-# pause before COMMIT) makes Txn B's UPDATE land last on every run.
-LOST_UPDATE_SCHEDULE = [*SEED_SCHEDULE, Step("txn_a", "pg_commit")]
-# With FOR UPDATE the seed's 4th step cannot be reached: Txn B would block in
-# its SELECT on Txn A's row lock while A is paused. Instead A reads (taking the
-# lock) and pauses before its UPDATE; then both run, and B must wait for A.
-FOR_UPDATE_SCHEDULE = [
-    Step("txn_a", "pg_select"),
-    Step("txn_b", "pg_select"),
-    Step("txn_a", "pg_update"),
+# With FOR UPDATE the same schedule shows the fix: Txn B's SELECT blocks on
+# Txn A's row lock (the server says so), the turn passes to Txn A's UPDATE
+# and COMMIT, and Txn B then reads 1100.
+FOR_UPDATE_SCHEDULE = SEED_SCHEDULE
+# Race 2 with markers only: each transaction locks its first row, then asks
+# for the other's. Txn1's second lock blocks (held by the paused Txn2), so the
+# turn passes to Txn2, whose second lock closes the cycle.
+DEADLOCK_SCHEDULE = [
+    Step("txn1", "lock_first"),  # Txn1 locks alice, pauses before locking bob
+    Step("txn2", "lock_first"),  # Txn2 locks bob, pauses before locking alice
+    Step("txn1", "lock_second"),  # Txn1 asks for bob: blocks, the turn passes
+    Step("txn2", "lock_second"),  # Txn2 asks for alice: deadlock
 ]
 
 
@@ -116,17 +121,20 @@ def run_lost_update(
     for_update: bool = False,
     schedule: list[Step] | None = None,
     timeout: float = THREAD_TIMEOUT,
+    driver: Any = psycopg2,
 ) -> LostUpdateOutcome:
-    """Run Txn A (+100) and Txn B (+200) under a schedule; return what each saw."""
+    """Run Txn A (+100) and Txn B (+200) under a schedule; return what each saw.
+
+    ``driver`` is ``psycopg2`` (the seed's) or ``psycopg`` (version 3)."""
     if schedule is None:
-        schedule = FOR_UPDATE_SCHEDULE if for_update else LOST_UPDATE_SCHEDULE
+        schedule = FOR_UPDATE_SCHEDULE if for_update else SEED_SCHEDULE
     reset_accounts(dsn)
     select_sql = "SELECT balance FROM accounts WHERE name='alice'"
     if for_update:
         select_sql += " FOR UPDATE"
     seen: dict[str, int] = {}
-    conn_a = psycopg2.connect(dsn)
-    conn_b = psycopg2.connect(dsn)
+    conn_a = driver.connect(dsn)
+    conn_b = driver.connect(dsn)
     try:
 
         def txn_a() -> None:
@@ -137,7 +145,7 @@ def run_lost_update(
             seen["read_a"] = old
             with conn_a.cursor() as cur2:
                 cur2.execute(UPDATE_SQL, (new,))  # frontrun: pg_update
-            conn_a.commit()  # frontrun: pg_commit
+            conn_a.commit()
 
         def txn_b() -> None:  # identical but adds 200, and reads back its own write
             with conn_b.cursor() as cur:
@@ -149,7 +157,7 @@ def run_lost_update(
                 cur2.execute(UPDATE_SQL, (new,))  # frontrun: pg_update
                 cur2.execute("SELECT balance FROM accounts WHERE name='alice'")
                 seen["b_after_update"] = cur2.fetchone()[0]
-            conn_b.commit()  # frontrun: pg_commit
+            conn_b.commit()
 
         executor = TraceExecutor(Schedule(schedule))
         executor.run("txn_a", txn_a)
@@ -199,11 +207,12 @@ def print_lost_update(out: LostUpdateOutcome) -> None:
 
 def print_for_update_fix(out: LostUpdateOutcome) -> None:
     print(RULE)
-    print("Fix 1: SELECT … FOR UPDATE  (same TraceExecutor, both transactions in flight)")
+    print("Fix 1: SELECT … FOR UPDATE  (the seed's same 4-step schedule)")
     print(RULE)
     print()
     print("  Txn A: SELECT balance … FOR UPDATE (row lock held), paused before UPDATE")
-    print("  Txn B: SELECT balance … FOR UPDATE  ← waits for Txn A's COMMIT")
+    print("  Txn B: SELECT balance … FOR UPDATE  ← BLOCKED: the turn passes to Txn A,")
+    print("         which updates and commits; then Txn B reads Txn A's write")
     print()
     print(f"  Txn A's read                             : {out.read_a}")
     print(f"  Txn B's read (after waiting for the lock): {out.read_b}")
@@ -375,6 +384,57 @@ def run_deadlock(dsn: str) -> DeadlockOutcome:
     return out
 
 
+def run_deadlock_with_markers(dsn: str, timeout: float = THREAD_TIMEOUT) -> DeadlockOutcome:
+    """The seed's opposite-order locking, forced by a ``Schedule`` alone.
+
+    Txn1 locks alice and Txn2 locks bob; Txn1 then asks for bob and blocks
+    (on the paused Txn2), which passes the turn to Txn2; Txn2 asks for alice
+    and the cycle is closed. PostgreSQL's deadlock detector aborts one of them.
+    """
+    reset_accounts(dsn)
+    out = DeadlockOutcome(fixed=False)
+    conn1 = psycopg2.connect(dsn)
+    conn2 = psycopg2.connect(dsn)
+
+    def txn1() -> None:
+        with conn1.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM accounts WHERE name='alice' FOR UPDATE"
+            )  # frontrun: lock_first
+            cur.execute(
+                "SELECT * FROM accounts WHERE name='bob' FOR UPDATE"
+            )  # frontrun: lock_second
+            cur.execute("UPDATE accounts SET balance = balance - 100 WHERE name='alice'")
+            cur.execute("UPDATE accounts SET balance = balance + 100 WHERE name='bob'")
+        conn1.commit()
+
+    def txn2() -> None:
+        with conn2.cursor() as cur:
+            cur.execute(
+                "SELECT * FROM accounts WHERE name='bob' FOR UPDATE"
+            )  # frontrun: lock_first
+            cur.execute(
+                "SELECT * FROM accounts WHERE name='alice' FOR UPDATE"
+            )  # frontrun: lock_second
+            cur.execute("UPDATE accounts SET balance = balance - 50 WHERE name='bob'")
+            cur.execute("UPDATE accounts SET balance = balance + 50 WHERE name='alice'")
+        conn2.commit()
+
+    def nothing() -> None:
+        return None
+
+    try:
+        executor = TraceExecutor(Schedule(DEADLOCK_SCHEDULE))
+        executor.run("txn1", _guarded("txn1", conn1, txn1, out, nothing))
+        executor.run("txn2", _guarded("txn2", conn2, txn2, out, nothing))
+        executor.wait(timeout=timeout)
+    finally:
+        conn1.close()
+        conn2.close()
+    out.balances = read_balances(dsn)
+    return out
+
+
 ORDERED_LOCK_SQL = (
     "SELECT * FROM accounts WHERE name = ANY(ARRAY['alice','bob']) ORDER BY name FOR UPDATE"
 )
@@ -477,6 +537,34 @@ def print_deadlock(out: DeadlockOutcome) -> None:
     print()
 
 
+def print_deadlock_with_markers(out: DeadlockOutcome) -> None:
+    print(RULE)
+    print("Race 2, again: Deadlock  (Schedule only, no Events + psycopg2 + Postgres)")
+    print(RULE)
+    print()
+    print("  schedule = Schedule([")
+    for step in DEADLOCK_SCHEDULE:
+        print(f"      Step({step.thread!r}, {step.marker!r}),")
+    print("  ])")
+    print()
+    print("    Step 1: Txn1 locks alice, pauses before locking bob")
+    print("    Step 2: Txn2 locks bob,   pauses before locking alice")
+    print("    Step 3: Txn1 asks for bob    ← BLOCKED (held by Txn2): the turn passes")
+    print("    Step 4: Txn2 asks for alice  ← BLOCKED (held by Txn1) → DEADLOCK")
+    print()
+    for name, text in out.errors.items():
+        print(f"  {name} received Postgres error:")
+        for line in text.splitlines():
+            print(f"    {line}")
+        print()
+    if out.as_expected:
+        print("  DEADLOCK confirmed with markers alone: Postgres aborted one transaction;")
+        print("  the other committed.")
+    else:
+        print(f"  UNEXPECTED: {out}")
+    print()
+
+
 def print_lock_order_fix(out: DeadlockOutcome) -> None:
     print(RULE)
     print("Fix 2: consistent lock order  (alice before bob in both transactions)")
@@ -501,19 +589,21 @@ def print_lock_order_fix(out: DeadlockOutcome) -> None:
 
 
 def run_all(dsn: str) -> bool:
-    """Run and print both races and both fixes; True if all four came out as expected."""
+    """Run and print both races (race 2 twice) and both fixes; True if all came out as expected."""
     lost = run_lost_update(dsn)
     print_lost_update(lost)
     deadlock = run_deadlock(dsn)
     print_deadlock(deadlock)
+    deadlock_markers = run_deadlock_with_markers(dsn)
+    print_deadlock_with_markers(deadlock_markers)
     fixed_lost = run_lost_update(dsn, for_update=True)
     print_for_update_fix(fixed_lost)
     fixed_deadlock = run_lock_order_fix(dsn)
     print_lock_order_fix(fixed_deadlock)
     results = [r.as_expected for r in (lost, fixed_lost)] + [
-        r.as_expected for r in (deadlock, fixed_deadlock)
+        r.as_expected for r in (deadlock, deadlock_markers, fixed_deadlock)
     ]
-    print(f"{sum(results)} of 4 outcomes as expected")
+    print(f"{sum(results)} of {len(results)} outcomes as expected")
     return all(results)
 
 

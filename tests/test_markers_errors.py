@@ -15,6 +15,7 @@ from frontrun.trace_markers import (
     DuplicateMarkerError,
     MarkerNotFoundError,
     ScheduleAborted,
+    ScheduleDeadlockError,
     ScheduleError,
     ThreadFailedError,
     TraceExecutor,
@@ -117,8 +118,9 @@ def test_thread_exception_is_reraised_naming_the_thread() -> None:
         executor.wait(timeout=10.0)
     assert info.value.thread == "bad"
     assert isinstance(info.value.__cause__, ValueError)
-    # `ok` was paused before mark_two when `bad` died holding the turn.
-    assert log == ["one", "before"]
+    # `ok` was paused at its first marker (mark_one) when `bad` died holding
+    # the turn, and was aborted there.
+    assert log == ["before"]
 
 
 def test_exception_after_the_schedule_is_still_reported() -> None:
@@ -134,7 +136,7 @@ def blocked_holder(gate: threading.Event, log: list[str]) -> None:
     log.append("never")  # frontrun: holder_after
 
 
-def test_stuck_turn_holder_times_out_with_positions() -> None:
+def test_turn_holder_blocked_on_a_paused_thread_is_a_deadlock() -> None:
     gate = threading.Event()
     log: list[str] = []
     waiter_log: list[str] = []
@@ -149,22 +151,27 @@ def test_stuck_turn_holder_times_out_with_positions() -> None:
     )
     executor.run("holder", blocked_holder, gate, log)
     executor.run("waiter", two_marks, waiter_log)
+    started = time.monotonic()
     try:
-        with pytest.raises(TraceTimeoutError) as info:
-            executor.wait(timeout=0.5)
+        with pytest.raises(ScheduleDeadlockError) as info:
+            executor.wait(timeout=10.0)
     finally:
         gate.set()
+    # Raised as soon as nothing could run, not at the wait timeout.
+    assert time.monotonic() - started < 5.0
     msg = str(info.value)
-    assert 'pending step 3 of 3: Step("holder", "holder_after")' in msg
+    assert 'pending step 3 Step("holder", "holder_after")' in msg
     holder_line = blocked_holder.__code__.co_firstlineno + 2
+    assert "holder: blocked in <locked _thread.lock" in msg
     assert f"{THIS_FILE}:{holder_line} (blocked_holder)" in msg
-    waiter_line = two_marks.__code__.co_firstlineno + 1
-    assert f'waiter: paused before marker "mark_one" at {THIS_FILE}:{waiter_line}' in msg
+    waiter_line = two_marks.__code__.co_firstlineno + 2
+    assert f'waiter: paused before marker "mark_two" at {THIS_FILE}:{waiter_line}' in msg
     for t in executor.threads:
         t.join(timeout=5.0)
-    # After the event is set the holder unwinds at its next line, before
-    # running it; the waiter was aborted where it stood.
-    assert log == ["start"] and waiter_log == []
+    # The holder blocked, so the turn passed to the waiter's step, which ran
+    # "one" and paused before mark_two. After the event is set the holder
+    # unwinds at its next line, before running it.
+    assert log == ["start"] and waiter_log == ["one"]
 
 
 def sleepy(log: list[str]) -> None:
@@ -190,17 +197,14 @@ def test_sleeping_turn_holder_times_out() -> None:
 
 
 def test_paused_thread_gives_up_after_park_timeout() -> None:
-    gate = threading.Event()
-    executor = TraceExecutor(
-        Schedule([Step("holder", "holder_after"), Step("parked", "mark_one")]), park_timeout=0.2
-    )
+    # wait() is never called in time: the schedule cannot begin, and each
+    # thread paused at its first marker gives up after park_timeout.
+    executor = TraceExecutor(Schedule([Step("other", "mark_two")]), park_timeout=0.2)
     executor.run("parked", two_marks, [])
-    executor.run("holder", blocked_holder, gate, [])
-    try:
-        with pytest.raises(TraceTimeoutError, match=r'thread "parked" waited 0.2 s for its turn'):
-            executor.wait(timeout=10.0)
-    finally:
-        gate.set()
+    executor.run("other", two_marks, [])
+    time.sleep(0.5)
+    with pytest.raises(TraceTimeoutError, match=r'thread "parked" waited 0.2 s for its turn'):
+        executor.wait(timeout=10.0)
 
 
 def test_wait_needs_a_finite_timeout() -> None:
@@ -232,12 +236,9 @@ def test_abort_is_a_base_exception() -> None:
 def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
     import _thread
 
-    gate = threading.Event()
     log: list[str] = []
-    executor = TraceExecutor(
-        Schedule([Step("holder", "holder_start"), Step("holder", "holder_after")])
-    )
-    executor.run("holder", blocked_holder, gate, log)
+    executor = TraceExecutor(Schedule([Step("s", "sleepy_start"), Step("s", "sleepy_end")]))
+    executor.run("s", sleepy, log)
     timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
     try:
@@ -245,11 +246,10 @@ def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
             executor.wait(timeout=30.0)
     finally:
         timer.join(timeout=5.0)
-        gate.set()
     for t in executor.threads:
         t.join(timeout=5.0)
-    # Aborted: the holder unwound before its next line once unblocked.
-    assert log == ["start"]
+    # Aborted: the sleeper unwound before its next line once awake.
+    assert log == ["a"]
 
 
 def test_coroutine_functions_are_pointed_to_the_async_executor() -> None:
@@ -263,11 +263,7 @@ def test_coroutine_functions_are_pointed_to_the_async_executor() -> None:
 
 
 def test_timeout_report_flags_a_marker_seen_nowhere() -> None:
-    gate = threading.Event()
-    executor = TraceExecutor(Schedule([Step("h", "holder_start"), Step("h", "misspelt_marker")]))
-    executor.run("h", blocked_holder, gate, [])
-    try:
-        with pytest.raises(TraceTimeoutError, match='marker "misspelt_marker" is in none of the'):
-            executor.wait(timeout=0.3)
-    finally:
-        gate.set()
+    executor = TraceExecutor(Schedule([Step("s", "sleepy_start"), Step("s", "misspelt_marker")]))
+    executor.run("s", sleepy, [])
+    with pytest.raises(TraceTimeoutError, match='marker "misspelt_marker" is in none of the'):
+        executor.wait(timeout=0.3)

@@ -131,7 +131,9 @@ class AsyncTraceExecutor:
         self.schedule: Schedule = steps
         self._park_timeout = park_timeout
         listener = _ParkListener(park_timeout)
-        self._gate = MarkerGate([(s.thread, s.marker) for s in steps], park_timeout, listener)
+        self._gate = MarkerGate(
+            [(s.thread, s.marker) for s in steps], park_timeout, listener, watch_blocking=False
+        )
         self._pending: list[
             tuple[str, Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]]
         ] = []

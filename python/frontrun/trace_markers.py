@@ -32,11 +32,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, overload
 
+from frontrun._lock_probe import LockWaitProbe
 from frontrun._native import (
     DuplicateMarkerError,
     MarkerGate,
     MarkerNotFoundError,
     ScheduleAborted,
+    ScheduleDeadlockError,
     ScheduleError,
     ThreadFailedError,
     TraceTimeoutError,
@@ -49,6 +51,7 @@ __all__ = [
     "DuplicateMarkerError",
     "MarkerNotFoundError",
     "ScheduleAborted",
+    "ScheduleDeadlockError",
     "ScheduleError",
     "ThreadFailedError",
     "TraceExecutor",
@@ -80,7 +83,13 @@ class TraceExecutor:
     ) -> None:
         steps = schedule if isinstance(schedule, Schedule) else Schedule(schedule)
         self.schedule: Schedule = steps
-        self._gate = MarkerGate([(s.thread, s.marker) for s in steps], park_timeout)
+        # The probe asks the server about row-lock waits; the gate starts it
+        # at the run's first database call.
+        self._probe = LockWaitProbe()
+        self._gate = MarkerGate(
+            [(s.thread, s.marker) for s in steps], park_timeout, None, self._probe.start
+        )
+        self._probe.gate = self._gate
         self._threads: list[threading.Thread] = []
 
     @overload
@@ -134,7 +143,14 @@ class TraceExecutor:
             raise TypeError("wait(timeout=None) is not allowed: give a number of seconds")
         try:
             self._gate.wait(float(timeout))
+        except TraceTimeoutError as exc:
+            if self._probe.error is not None:
+                raise TraceTimeoutError(
+                    f"{exc}\nThe row-lock probe failed: {self._probe.error!r}"
+                ) from None
+            raise
         finally:
+            self._probe.stop(_JOIN_GRACE)
             deadline = time.monotonic() + _JOIN_GRACE
             for thread in self._threads:
                 thread.join(max(0.0, deadline - time.monotonic()))

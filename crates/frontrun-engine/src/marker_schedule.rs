@@ -1,23 +1,31 @@
 //! The turn-taking rules of a trace-marker schedule, free of threads and I/O.
 //!
-//! A schedule is an ordered list of steps `(thread, marker)`. The thread of
-//! the current step holds the *turn*: it runs until it is about to execute a
-//! line tagged with the step's marker, pauses there, and the turn passes to the
-//! next step's thread. Threads of the schedule that do not hold the turn are
-//! parked (at their start, or where they last paused). Threads the schedule
-//! never names are not governed at all. Once the steps are used up every thread
-//! is released.
+//! A schedule is an ordered list of steps `(thread, marker)`. Exactly one
+//! thread holds the *turn* at a time; the others are parked. The rules:
 //!
-//! The driver reports what each thread does and obeys the answers; it parks a
-//! thread while [`MarkerSchedule::may_proceed`] is false.
+//! 1. Threads start one at a time in registration (`run()`) order, each
+//!    running alone up to its first marked line, where it pauses.
+//! 2. Once the schedule is sealed (every thread is known), the thread of the
+//!    pending step gets the turn. A thread pauses before every marked line;
+//!    when that line carries its pending step's marker the step is consumed
+//!    there and the thread runs on alone to its next marked line, its end, or
+//!    a blocking call. A thread whose marker is further on runs alone to it.
+//! 3. After the last step, threads run to their ends one at a time in
+//!    registration order, passing markers freely.
+//! 4. A thread that blocks gives the turn away: to the thread of the first
+//!    pending step whose thread is not blocked (after the schedule, to the
+//!    first runnable thread). When its call returns it takes the turn back
+//!    as soon as the running thread stops, before anyone else.
+//!
+//! The driver reports what each thread does and parks a thread while
+//! [`MarkerSchedule::holds_turn`] is false.
 
 use std::fmt;
 
 /// Index of a thread, in the order the driver registered them.
 pub type ThreadIdx = usize;
 
-/// One step: let `thread` run until it is about to execute the line tagged
-/// `marker`, then pause it.
+/// One step: thread `thread` executes its line tagged `marker` and runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Step {
     /// Name of the thread, as given when it was started.
@@ -27,7 +35,7 @@ pub struct Step {
 }
 
 impl Step {
-    /// A step for `thread` up to `marker`.
+    /// A step for `thread` at `marker`.
     pub fn new(thread: impl Into<String>, marker: impl Into<String>) -> Self {
         Step {
             thread: thread.into(),
@@ -45,9 +53,9 @@ impl fmt::Display for Step {
 /// What a thread must do after reporting where it stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Keep running.
+    /// Keep running: it holds the turn.
     Run,
-    /// Park until [`MarkerSchedule::may_proceed`] says otherwise.
+    /// Park until [`MarkerSchedule::holds_turn`] says otherwise.
     Pause,
 }
 
@@ -58,15 +66,17 @@ pub enum ThreadState {
     NotStarted,
     /// Started, parked before its first line until it gets the turn.
     AtStart,
-    /// Running (it holds the turn, the schedule is over, or it is not in the
-    /// schedule).
+    /// Holds the turn.
     Running,
-    /// Paused just before the line tagged by this marker.
-    Paused(String),
+    /// Paused just before a line tagged with these markers.
+    Paused(Vec<String>),
+    /// Inside a blocking call; gave the turn away.
+    Blocked,
+    /// Its blocking call returned; waits to take the turn back.
+    Returned,
     /// Returned or raised.
     Finished,
 }
-
 /// A violation of the schedule that makes it impossible to complete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScheduleError {
@@ -135,29 +145,37 @@ fn quoted_list(names: &[String]) -> String {
 struct Slot {
     name: String,
     state: ThreadState,
-    /// Whether some step names this thread.
-    scheduled: bool,
+    /// Reached its first marked line (or finished, or blocked on the way):
+    /// its start is over.
+    start_done: bool,
 }
 
 /// The turn-taking state of one run of a schedule.
 pub struct MarkerSchedule {
     steps: Vec<Step>,
-    /// Index of the pending step; `steps.len()` once exhausted.
-    pos: usize,
+    /// Which steps were consumed (a step may be consumed ahead of an earlier
+    /// one whose thread is blocked).
+    taken: Vec<bool>,
     /// Thread of each step, once registered.
     step_thread: Vec<Option<ThreadIdx>>,
     threads: Vec<Slot>,
+    /// The thread allowed to run.
+    turn: Option<ThreadIdx>,
+    /// Every thread is registered: steps may be consumed.
+    sealed: bool,
 }
 
 impl MarkerSchedule {
     /// A schedule over `steps`, with no thread registered yet.
     pub fn new(steps: Vec<Step>) -> Self {
-        let step_thread = vec![None; steps.len()];
+        let n = steps.len();
         MarkerSchedule {
             steps,
-            pos: 0,
-            step_thread,
+            taken: vec![false; n],
+            step_thread: vec![None; n],
             threads: Vec::new(),
+            turn: None,
+            sealed: false,
         }
     }
 
@@ -167,24 +185,28 @@ impl MarkerSchedule {
             return Err(ScheduleError::DuplicateThread(name.to_owned()));
         }
         let idx = self.threads.len();
-        let mut scheduled = false;
         for (slot, step) in self.step_thread.iter_mut().zip(&self.steps) {
             if step.thread == name {
                 *slot = Some(idx);
-                scheduled = true;
             }
         }
         self.threads.push(Slot {
             name: name.to_owned(),
             state: ThreadState::NotStarted,
-            scheduled,
+            start_done: false,
         });
         Ok(idx)
     }
 
-    /// Whether any step names thread `t` (otherwise it is never governed).
-    pub fn is_scheduled(&self, t: ThreadIdx) -> bool {
-        self.threads[t].scheduled
+    /// No more threads will be registered: the steps may begin.
+    pub fn seal(&mut self) {
+        self.sealed = true;
+        self.pick();
+    }
+
+    /// Whether [`Self::seal`] was called.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// The steps.
@@ -192,14 +214,17 @@ impl MarkerSchedule {
         &self.steps
     }
 
-    /// The pending step and its 0-based index, unless the schedule is over.
+    /// The first step not yet consumed and its 0-based index.
     pub fn pending(&self) -> Option<(usize, &Step)> {
-        self.steps.get(self.pos).map(|s| (self.pos, s))
+        self.taken
+            .iter()
+            .position(|t| !t)
+            .map(|i| (i, &self.steps[i]))
     }
 
-    /// Every step has been taken: all threads run freely.
+    /// Every step has been consumed.
     pub fn is_exhausted(&self) -> bool {
-        self.pos >= self.steps.len()
+        self.taken.iter().all(|t| *t)
     }
 
     /// Name of thread `t`.
@@ -217,64 +242,159 @@ impl MarkerSchedule {
         self.threads.len()
     }
 
-    fn holds_turn(&self, t: ThreadIdx) -> bool {
-        self.step_thread.get(self.pos).copied().flatten() == Some(t)
+    /// The thread holding the turn.
+    pub fn turn(&self) -> Option<ThreadIdx> {
+        self.turn
     }
 
-    /// A parked thread may run: it holds the turn, or the schedule is over.
-    pub fn may_proceed(&self, t: ThreadIdx) -> bool {
-        !self.threads[t].scheduled || self.is_exhausted() || self.holds_turn(t)
+    /// Whether thread `t` may run now.
+    pub fn holds_turn(&self, t: ThreadIdx) -> bool {
+        self.turn == Some(t)
     }
 
-    /// Thread `t` starts. It waits at its start unless it may proceed.
+    /// Thread `t` starts. It runs if the turn is its.
     pub fn on_start(&mut self, t: ThreadIdx) -> Decision {
-        if self.may_proceed(t) {
-            self.threads[t].state = ThreadState::Running;
+        self.threads[t].state = ThreadState::AtStart;
+        self.pick();
+        self.decision(t)
+    }
+
+    /// Thread `t` (holding the turn) is about to execute a line tagged with
+    /// `markers`: consume its step there, keep going, or pause.
+    pub fn on_marker<S: AsRef<str>>(&mut self, t: ThreadIdx, markers: &[S]) -> Decision {
+        if !self.holds_turn(t) {
+            return Decision::Run;
+        }
+        let keep_going = if !self.threads[t].start_done {
+            // Rule 1: every thread first stops at its first marked line.
+            self.threads[t].start_done = true;
+            false
+        } else {
+            match self.effective_step() {
+                None => self.is_exhausted(),
+                Some(e) if self.step_thread[e] == Some(t) => {
+                    if markers.iter().any(|m| m.as_ref() == self.steps[e].marker) {
+                        self.taken[e] = true;
+                    }
+                    true
+                }
+                Some(_) => false,
+            }
+        };
+        if keep_going {
+            return Decision::Run;
+        }
+        self.threads[t].state =
+            ThreadState::Paused(markers.iter().map(|m| m.as_ref().to_owned()).collect());
+        self.turn = None;
+        self.pick();
+        self.decision(t)
+    }
+
+    /// Thread `t` enters a call that would block: the turn passes on.
+    pub fn on_block(&mut self, t: ThreadIdx) {
+        if self.holds_turn(t) {
+            self.threads[t].state = ThreadState::Blocked;
+            self.threads[t].start_done = true;
+            self.turn = None;
+            self.pick();
+        }
+    }
+
+    /// Thread `t`'s blocking call returned: it takes the turn back as soon
+    /// as the running thread stops.
+    pub fn on_unblock(&mut self, t: ThreadIdx) -> Decision {
+        if self.threads[t].state == ThreadState::Blocked {
+            self.threads[t].state = ThreadState::Returned;
+            self.pick();
+        }
+        self.decision(t)
+    }
+
+    /// Thread `t` returned or raised. Steps of `t` left untaken can never be
+    /// taken: the first of them is returned as the error.
+    pub fn on_finish(&mut self, t: ThreadIdx) -> Result<(), ScheduleError> {
+        self.threads[t].state = ThreadState::Finished;
+        self.threads[t].start_done = true;
+        if self.holds_turn(t) {
+            self.turn = None;
+        }
+        let missed =
+            (0..self.steps.len()).find(|&i| !self.taken[i] && self.step_thread[i] == Some(t));
+        self.pick();
+        match missed {
+            Some(i) => Err(ScheduleError::FinishedBeforeStep {
+                step: self.steps[i].clone(),
+                position: i + 1,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn decision(&self, t: ThreadIdx) -> Decision {
+        if self.holds_turn(t) {
             Decision::Run
         } else {
-            self.threads[t].state = ThreadState::AtStart;
             Decision::Pause
         }
     }
 
-    /// Whether reaching a line tagged with `markers` would complete the
-    /// pending step of thread `t` (a cheap check before [`Self::on_marker`]).
-    pub fn wants<S: AsRef<str>>(&self, t: ThreadIdx, markers: &[S]) -> bool {
-        match self.pending() {
-            Some((_, step)) if self.holds_turn(t) => {
-                markers.iter().any(|m| m.as_ref() == step.marker)
+    fn is_blocked(&self, t: ThreadIdx) -> bool {
+        matches!(
+            self.threads[t].state,
+            ThreadState::Blocked | ThreadState::Returned
+        )
+    }
+
+    /// The step the schedule waits for: the first untaken one whose thread is
+    /// not blocked (a blocked thread's step waits while later ones go on).
+    fn effective_step(&self) -> Option<usize> {
+        (0..self.steps.len())
+            .find(|&i| !self.taken[i] && !self.step_thread[i].is_some_and(|t| self.is_blocked(t)))
+    }
+
+    /// Hand a free turn to the thread the rules name, if any can run now.
+    fn pick(&mut self) {
+        if self.turn.is_some() {
+            return;
+        }
+        let chosen = self.choose();
+        if let Some(t) = chosen {
+            if let ThreadState::Paused(markers) = &self.threads[t].state {
+                if let Some(e) = self.effective_step() {
+                    if self.step_thread[e] == Some(t) && markers.contains(&self.steps[e].marker) {
+                        self.taken[e] = true;
+                    }
+                }
             }
-            _ => false,
+            self.threads[t].state = ThreadState::Running;
+            self.turn = Some(t);
         }
     }
 
-    /// Thread `t` is about to execute a line tagged with `markers`. If that
-    /// completes its pending step, the turn moves on and `t` pauses.
-    pub fn on_marker<S: AsRef<str>>(&mut self, t: ThreadIdx, markers: &[S]) -> Decision {
-        if !self.wants(t, markers) {
-            return Decision::Run;
+    fn choose(&self) -> Option<ThreadIdx> {
+        let ready = |s: &Slot| matches!(s.state, ThreadState::AtStart | ThreadState::Paused(_));
+        // A thread whose blocking call returned had the turn: it goes first.
+        if let Some(t) = self
+            .threads
+            .iter()
+            .position(|s| s.state == ThreadState::Returned)
+        {
+            return Some(t);
         }
-        let marker = self.steps[self.pos].marker.clone();
-        self.pos += 1;
-        self.threads[t].state = ThreadState::Paused(marker);
-        Decision::Pause
-    }
-
-    /// A parked thread was woken and found it may proceed.
-    pub fn on_resume(&mut self, t: ThreadIdx) {
-        self.threads[t].state = ThreadState::Running;
-    }
-
-    /// Thread `t` returned or raised. It is an error if the turn was its.
-    pub fn on_finish(&mut self, t: ThreadIdx) -> Result<(), ScheduleError> {
-        self.threads[t].state = ThreadState::Finished;
-        if self.threads[t].scheduled && self.holds_turn(t) {
-            return Err(ScheduleError::FinishedBeforeStep {
-                step: self.steps[self.pos].clone(),
-                position: self.pos + 1,
-            });
+        // Starts, one at a time in registration order.
+        if let Some(t) = self.threads.iter().position(|s| !s.start_done) {
+            return (self.threads[t].state == ThreadState::AtStart).then_some(t);
         }
-        Ok(())
+        if !self.sealed {
+            return None;
+        }
+        if !self.is_exhausted() {
+            let e = self.effective_step()?;
+            let t = self.step_thread[e]?;
+            return ready(&self.threads[t]).then_some(t);
+        }
+        self.threads.iter().position(ready)
     }
 
     /// Once every thread has been started: a step naming a thread that was
@@ -298,89 +418,141 @@ impl MarkerSchedule {
             .iter()
             .all(|s| s.state == ThreadState::Finished)
     }
+
+    /// Nobody holds the turn and nobody can take it, yet some thread is
+    /// blocked: unless a blocking call returns by itself, the run is stuck.
+    pub fn is_stalled(&self) -> bool {
+        self.sealed
+            && self.turn.is_none()
+            && self.threads.iter().any(|s| s.state == ThreadState::Blocked)
+            && !self
+                .threads
+                .iter()
+                .any(|s| matches!(s.state, ThreadState::NotStarted | ThreadState::Returned))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn seed_schedule() -> MarkerSchedule {
-        MarkerSchedule::new(vec![
-            Step::new("a", "select"),
-            Step::new("b", "select"),
-            Step::new("a", "update"),
-            Step::new("b", "update"),
-        ])
+    fn schedule(steps: &[(&str, &str)], names: &[&str]) -> MarkerSchedule {
+        let mut s = MarkerSchedule::new(steps.iter().map(|(t, m)| Step::new(*t, *m)).collect());
+        for n in names {
+            s.register(n).unwrap();
+        }
+        s
+    }
+
+    /// Drive thread `t` from its start to a marker the way the gate would.
+    fn start_to(s: &mut MarkerSchedule, t: ThreadIdx, marker: &str) -> Decision {
+        assert_eq!(s.on_start(t), Decision::Run, "{} starts alone", s.name(t));
+        s.on_marker(t, &[marker])
     }
 
     #[test]
-    fn seed_lost_update_order() {
-        let mut s = seed_schedule();
-        let a = s.register("a").unwrap();
-        let b = s.register("b").unwrap();
-        assert_eq!(s.on_start(a), Decision::Run);
-        assert_eq!(s.on_start(b), Decision::Pause);
-        assert_eq!(s.state(b), &ThreadState::AtStart);
-        // a passes an unrelated marker, then reaches its step.
-        assert_eq!(s.on_marker(a, &["update"]), Decision::Run);
-        assert_eq!(s.on_marker(a, &["select"]), Decision::Pause);
-        assert!(!s.may_proceed(a));
-        assert!(s.may_proceed(b));
-        s.on_resume(b);
-        assert_eq!(s.on_marker(b, &["select"]), Decision::Pause);
-        assert!(s.may_proceed(a) && !s.may_proceed(b));
-        s.on_resume(a);
-        assert_eq!(s.on_marker(a, &["update"]), Decision::Pause);
-        s.on_resume(b);
-        assert_eq!(s.on_marker(b, &["update"]), Decision::Pause);
+    fn seed_schedule_is_serial_per_step() {
+        // [a read, b read, a write, b write] with markers read -> write.
+        let mut s = schedule(
+            &[("a", "read"), ("b", "read"), ("a", "write"), ("b", "write")],
+            &["a", "b"],
+        );
+        assert_eq!(start_to(&mut s, 0, "read"), Decision::Pause);
+        // b is not started yet when a pauses: nobody holds the turn.
+        assert_eq!(s.turn(), None);
+        assert_eq!(start_to(&mut s, 1, "read"), Decision::Pause);
+        assert_eq!(s.turn(), None, "steps wait for seal");
+        s.seal();
+        assert_eq!(s.turn(), Some(0));
+        assert_eq!(s.pending().unwrap().0, 1, "step 1 consumed at resume");
+        assert_eq!(s.on_marker(0, &["write"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(1));
+        assert_eq!(s.on_marker(1, &["write"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(0));
+        assert!(s.is_exhausted() || s.pending().unwrap().0 == 3);
+        assert_eq!(s.on_finish(0), Ok(()));
+        assert_eq!(s.turn(), Some(1));
         assert!(s.is_exhausted());
-        assert!(s.may_proceed(a) && s.may_proceed(b));
-        s.on_resume(a);
-        s.on_resume(b);
-        assert_eq!(s.on_marker(a, &["select"]), Decision::Run);
-        assert_eq!(s.on_finish(a), Ok(()));
-        assert_eq!(s.on_finish(b), Ok(()));
+        assert_eq!(s.on_finish(1), Ok(()));
         assert!(s.all_finished());
     }
 
     #[test]
-    fn threads_outside_the_schedule_run_freely() {
-        let mut s = seed_schedule();
-        let a = s.register("a").unwrap();
-        let free = s.register("free").unwrap();
-        assert!(!s.is_scheduled(free));
-        assert_eq!(s.on_start(free), Decision::Run);
-        assert_eq!(s.on_marker(free, &["select"]), Decision::Run);
-        assert_eq!(s.on_finish(free), Ok(()));
-        assert_eq!(s.pending().unwrap().0, 0);
-        assert_eq!(s.on_start(a), Decision::Run);
-    }
-
-    #[test]
-    fn consecutive_steps_of_one_thread_keep_the_turn() {
-        let mut s = MarkerSchedule::new(vec![Step::new("a", "x"), Step::new("a", "y")]);
-        let a = s.register("a").unwrap();
-        assert_eq!(s.on_start(a), Decision::Run);
-        assert_eq!(s.on_marker(a, &["x"]), Decision::Pause);
-        assert!(s.may_proceed(a));
-    }
-
-    #[test]
-    fn empty_schedule_releases_everyone() {
-        let mut s = MarkerSchedule::new(vec![]);
-        let a = s.register("a").unwrap();
+    fn a_thread_runs_alone_past_markers_to_its_own() {
+        let mut s = schedule(&[("a", "z")], &["a", "b"]);
+        start_to(&mut s, 0, "x");
+        s.on_start(1);
+        assert_eq!(s.on_marker(1, &["q"]), Decision::Pause);
+        s.seal();
+        assert_eq!(s.turn(), Some(0));
+        assert_eq!(s.on_marker(0, &["y"]), Decision::Run);
+        assert_eq!(s.on_marker(0, &["z"]), Decision::Run);
         assert!(s.is_exhausted());
-        assert_eq!(s.on_start(a), Decision::Run);
+        // After the schedule markers pass freely.
+        assert_eq!(s.on_marker(0, &["x"]), Decision::Run);
+        s.on_finish(0).unwrap();
+        assert_eq!(s.turn(), Some(1));
+    }
+
+    #[test]
+    fn blocking_passes_the_turn_and_takes_it_back() {
+        let mut s = schedule(
+            &[("a", "l1"), ("b", "l2"), ("a", "l2"), ("b", "l1")],
+            &["a", "b"],
+        );
+        start_to(&mut s, 0, "l1");
+        start_to(&mut s, 1, "l2");
+        s.seal();
+        assert_eq!(s.on_marker(0, &["l2"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(1));
+        assert_eq!(s.on_marker(1, &["l1"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(0));
+        s.on_block(0);
+        assert_eq!(s.turn(), Some(1), "the next step's thread");
+        assert!(s.is_exhausted());
+        s.on_block(1);
+        assert_eq!(s.turn(), None);
+        assert!(s.is_stalled());
+        assert_eq!(s.on_unblock(1), Decision::Run);
+        assert_eq!(s.on_unblock(0), Decision::Pause);
+        s.on_finish(1).unwrap();
+        assert_eq!(s.turn(), Some(0));
+    }
+
+    #[test]
+    fn a_blocked_threads_step_waits_while_later_steps_go_on() {
+        let mut s = schedule(&[("a", "x"), ("a", "y"), ("b", "z")], &["a", "b"]);
+        start_to(&mut s, 0, "x");
+        start_to(&mut s, 1, "z");
+        s.seal();
+        s.on_block(0);
+        assert_eq!(s.turn(), Some(1));
+        assert_eq!(s.pending().unwrap().0, 1);
+        assert_eq!(s.on_finish(1), Ok(()));
+        assert_eq!(s.on_unblock(0), Decision::Run);
+        assert_eq!(s.on_marker(0, &["y"]), Decision::Run);
+        assert!(s.is_exhausted());
+    }
+
+    #[test]
+    fn empty_schedule_runs_threads_one_after_another() {
+        let mut s = schedule(&[], &["a", "b"]);
+        assert_eq!(s.on_start(0), Decision::Run);
+        assert_eq!(s.on_start(1), Decision::Pause);
+        s.seal();
+        assert_eq!(s.on_marker(0, &["m"]), Decision::Pause, "first marker");
+        assert_eq!(s.turn(), Some(1));
+        assert_eq!(s.on_marker(1, &["m"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(0));
+        assert_eq!(s.on_marker(0, &["n"]), Decision::Run);
         assert_eq!(s.check_threads_known(), Ok(()));
     }
 
     #[test]
-    fn finishing_while_holding_the_turn_is_an_error() {
-        let mut s = seed_schedule();
-        let a = s.register("a").unwrap();
-        let _b = s.register("b").unwrap();
-        s.on_start(a);
-        let err = s.on_finish(a).unwrap_err();
+    fn finishing_with_a_step_left_is_an_error() {
+        let mut s = schedule(&[("a", "select"), ("b", "select")], &["a", "b"]);
+        s.on_start(0);
+        let err = s.on_finish(0).unwrap_err();
         assert_eq!(
             err,
             ScheduleError::FinishedBeforeStep {
@@ -393,20 +565,8 @@ mod tests {
     }
 
     #[test]
-    fn finishing_after_the_schedule_is_fine() {
-        let mut s = MarkerSchedule::new(vec![Step::new("a", "x")]);
-        let a = s.register("a").unwrap();
-        s.on_start(a);
-        s.on_marker(a, &["x"]);
-        s.on_resume(a);
-        assert_eq!(s.on_finish(a), Ok(()));
-    }
-
-    #[test]
     fn unknown_thread_is_reported_with_the_known_ones() {
-        let mut s = seed_schedule();
-        s.register("a").unwrap();
-        s.register("c").unwrap();
+        let s = schedule(&[("a", "x"), ("b", "select")], &["a", "c"]);
         match s.check_threads_known() {
             Err(ScheduleError::UnknownThread {
                 step,
@@ -423,8 +583,7 @@ mod tests {
 
     #[test]
     fn duplicate_thread_names_are_rejected() {
-        let mut s = seed_schedule();
-        s.register("a").unwrap();
+        let mut s = schedule(&[], &["a"]);
         assert_eq!(
             s.register("a"),
             Err(ScheduleError::DuplicateThread("a".to_owned()))
@@ -432,24 +591,11 @@ mod tests {
     }
 
     #[test]
-    fn turn_waits_for_a_thread_started_late() {
-        let mut s = seed_schedule();
-        let b = s.register("b").unwrap();
-        assert_eq!(s.on_start(b), Decision::Pause);
-        let a = s.register("a").unwrap();
-        assert!(!s.may_proceed(b));
-        assert_eq!(s.on_start(a), Decision::Run);
-    }
-
-    #[test]
-    fn wants_only_matches_the_turn_holder() {
-        let mut s = seed_schedule();
-        let a = s.register("a").unwrap();
-        let b = s.register("b").unwrap();
-        s.on_start(a);
-        assert!(s.wants(a, &["select"]));
-        assert!(!s.wants(b, &["select"]));
-        assert!(!s.wants(a, &["update"]));
-        assert_eq!(s.on_marker(b, &["select"]), Decision::Run);
+    fn starts_follow_registration_order() {
+        let mut s = schedule(&[("b", "x")], &["a", "b"]);
+        assert_eq!(s.on_start(1), Decision::Pause, "b waits for a's start");
+        assert_eq!(s.on_start(0), Decision::Run);
+        assert_eq!(s.on_marker(0, &["x"]), Decision::Pause);
+        assert_eq!(s.turn(), Some(1));
     }
 }

@@ -2,6 +2,7 @@
 
 use pyo3::prelude::*;
 
+pub mod block_hook;
 pub mod db;
 pub mod driver;
 pub mod hooks;

@@ -57,6 +57,11 @@ struct ThreadCtx {
     last_info: Option<CodeInfo>,
     /// The abort was already raised in this thread; let it unwind in peace.
     abort_delivered: bool,
+    /// The last marked line reached: frame address, line, instruction
+    /// offset. A statement spanning several lines fires the line event of
+    /// its first line again further on (a larger offset, same frame): that
+    /// is still the same visit, not a new one to pause at.
+    last_mark: (usize, i32, i32),
 }
 
 thread_local! {
@@ -73,6 +78,7 @@ pub fn install(_py: Python<'_>, gate: Arc<Gate>, idx: ThreadIdx) {
             last_code: 0,
             last_info: None,
             abort_delivered: false,
+            last_mark: (0, 0, -1),
         });
     });
     // SAFETY: the GIL is held (witnessed by `_py`); PyEval_SetTrace affects
@@ -222,6 +228,24 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
     else {
         return Ok(());
     };
+    // SAFETY: `frame` is a valid borrowed frame object.
+    let lasti: i32 = unsafe { Bound::from_borrowed_ptr(py, frame.cast::<ffi::PyObject>()) }
+        .getattr(pyo3::intern!(py, "f_lasti"))
+        .and_then(|l| l.extract())
+        .unwrap_or(-1);
+    let revisit = CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(ctx) = c.as_mut() else {
+            return false;
+        };
+        let (f, l, i) = ctx.last_mark;
+        let same = f == frame as usize && l == line && lasti > i;
+        ctx.last_mark = (frame as usize, line, lasti);
+        same
+    });
+    if revisit {
+        return Ok(());
+    }
     let stopped = hit
         .gate
         .on_marker(py, hit.idx, names, || format!("{}:{line}", hit.file));

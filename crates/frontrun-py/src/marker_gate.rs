@@ -49,6 +49,8 @@ pub enum Failure {
     },
     /// A parked thread waited longer than the park limit.
     ParkTimeout(String),
+    /// No thread can take the turn.
+    Deadlock(String),
 }
 
 /// Why a parked or traced thread must stop.
@@ -59,6 +61,32 @@ pub enum Stop {
     ParkTimeout(String),
     /// The park listener raised.
     Listener(PyErr),
+}
+
+/// What a blocked thread waits for, for the deadlock report.
+pub struct BlockedOn {
+    /// The lock or statement.
+    pub what: String,
+    /// `file:line` of the call.
+    pub at: String,
+    /// Backends holding the row lock, when the server said so.
+    pub db_blockers: Option<Vec<i64>>,
+}
+
+/// A database call in progress in a traced thread.
+pub struct DbCall {
+    /// Distinguishes successive calls of one thread.
+    pub id: u64,
+    /// Backend pid of the connection.
+    pub pid: i64,
+    /// The connection (to derive the probe's connection from).
+    pub conn: Py<PyAny>,
+    /// What is executed, for reports.
+    pub what: String,
+    /// `file:line` of the call.
+    pub at: String,
+    /// The server reported it blocked.
+    pub blocked: bool,
 }
 
 /// Mutable state of a run, under [`Gate::state`].
@@ -73,8 +101,17 @@ pub struct GateState {
     pub idents: Vec<Option<u64>>,
     /// Where each paused thread stopped: `file:line`.
     pub paused_at: Vec<Option<String>>,
+    /// What each blocked thread waits for.
+    pub blocked_on: Vec<Option<BlockedOn>>,
+    /// The database call each thread is in, if any.
+    pub db_calls: Vec<Option<DbCall>>,
+    /// Backend pid each thread last used.
+    pub pids: Vec<Option<i64>>,
     /// Files whose markers traced threads looked up, with what they hold.
     pub files: BTreeMap<String, Option<Arc<FileMarkers>>>,
+    /// Bumped at every change; a stall is only reported if it stays put.
+    pub version: u64,
+    next_call: u64,
 }
 
 /// The shared gate of one run.
@@ -84,7 +121,7 @@ pub struct Gate {
     /// Mirrors `abort_reason.is_some()` so the line tracer can check it
     /// without locking.
     aborted: AtomicBool,
-    /// Set once every step is taken: the tracers may step aside.
+    /// Set once every step is taken: markers no longer matter.
     released: AtomicBool,
     park_timeout: Duration,
     /// Called as `listener(thread_index, what)` with the GIL held: `what` is
@@ -92,12 +129,20 @@ pub struct Gate {
     /// or `"abort"` when it must unwind. The async executor uses it to hand
     /// the event loop back and forth.
     listener: Option<Py<PyAny>>,
+    /// Called once with the connection of the first database call, so the
+    /// executor can start its lock-wait probe.
+    on_db: Option<Py<PyAny>>,
+    db_seen: AtomicBool,
 }
 
 impl Gate {
     /// A gate over `steps`; a parked thread gives up after `park_timeout`.
-    pub fn new(steps: Vec<Step>, park_timeout: Duration, listener: Option<Py<PyAny>>) -> Self {
-        let steps_empty = steps.is_empty();
+    pub fn new(
+        steps: Vec<Step>,
+        park_timeout: Duration,
+        listener: Option<Py<PyAny>>,
+        on_db: Option<Py<PyAny>>,
+    ) -> Self {
         Gate {
             state: Mutex::new(GateState {
                 sched: MarkerSchedule::new(steps),
@@ -105,13 +150,20 @@ impl Gate {
                 abort_reason: None,
                 idents: Vec::new(),
                 paused_at: Vec::new(),
+                blocked_on: Vec::new(),
+                db_calls: Vec::new(),
+                pids: Vec::new(),
                 files: BTreeMap::new(),
+                version: 0,
+                next_call: 0,
             }),
             cv: Condvar::new(),
             aborted: AtomicBool::new(false),
-            released: AtomicBool::new(steps_empty),
+            released: AtomicBool::new(false),
             park_timeout,
             listener,
+            on_db,
+            db_seen: AtomicBool::new(false),
         }
     }
 
@@ -122,12 +174,21 @@ impl Gate {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Wake every waiter after a change of `st`.
+    fn changed(&self, st: &mut GateState) {
+        st.version += 1;
+        if st.sched.is_exhausted() && st.sched.is_sealed() {
+            self.released.store(true, Ordering::Release);
+        }
+        self.cv.notify_all();
+    }
+
     /// Whether the run was aborted.
     pub fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
     }
 
-    /// Whether the schedule is exhausted and every thread runs freely.
+    /// Whether every step is taken: markers pass freely.
     pub fn is_released(&self) -> bool {
         self.released.load(Ordering::Acquire)
     }
@@ -138,12 +199,17 @@ impl Gate {
         let idx = st.sched.register(name)?;
         st.idents.push(None);
         st.paused_at.push(None);
+        st.blocked_on.push(None);
+        st.db_calls.push(None);
+        st.pids.push(None);
         Ok(idx)
     }
 
-    /// Whether thread `t` is governed by the schedule (and must be traced).
-    pub fn is_scheduled(&self, t: ThreadIdx) -> bool {
-        self.lock().sched.is_scheduled(t)
+    /// Every thread is registered: the steps may begin.
+    pub fn seal(&self) {
+        let mut st = self.lock();
+        st.sched.seal();
+        self.changed(&mut st);
     }
 
     /// Remember a file a traced thread looked at.
@@ -181,7 +247,9 @@ impl Gate {
         let decision = {
             let mut st = self.lock();
             st.idents[t] = Some(ident);
-            st.sched.on_start(t)
+            let d = st.sched.on_start(t);
+            self.changed(&mut st);
+            d
         };
         match decision {
             Decision::Run => Ok(()),
@@ -200,18 +268,161 @@ impl Gate {
     ) -> Result<(), Stop> {
         {
             let mut st = self.lock();
-            if st.sched.on_marker(t, markers) == Decision::Run {
+            let decision = st.sched.on_marker(t, markers);
+            self.changed(&mut st);
+            if decision == Decision::Run {
                 return Ok(());
             }
-            if st.sched.is_exhausted() {
-                self.released.store(true, Ordering::Release);
-            }
             st.paused_at[t] = Some(where_());
-            self.cv.notify_all();
         }
         let parked = self.park(py, t);
         self.lock().paused_at[t] = None;
         parked
+    }
+
+    /// Thread `t` is about to make a call that will block (`what` at `at`):
+    /// the turn passes on until [`Gate::on_unblock`].
+    pub fn on_block(&self, t: ThreadIdx, what: String, at: String) {
+        let mut st = self.lock();
+        if st.sched.holds_turn(t) {
+            st.sched.on_block(t);
+            st.blocked_on[t] = Some(BlockedOn {
+                what,
+                at,
+                db_blockers: None,
+            });
+            self.changed(&mut st);
+        }
+    }
+
+    /// Whether thread `t` gave the turn away in a blocking call.
+    pub fn is_blocked(&self, t: ThreadIdx) -> bool {
+        self.lock().blocked_on[t].is_some()
+    }
+
+    /// Thread `t`'s blocking call returned: wait to take the turn back.
+    pub fn on_unblock(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
+        let decision = {
+            let mut st = self.lock();
+            if st.blocked_on[t].take().is_none() {
+                return Ok(());
+            }
+            let d = st.sched.on_unblock(t);
+            self.changed(&mut st);
+            d
+        };
+        match decision {
+            Decision::Run => Ok(()),
+            Decision::Pause => self.park(py, t),
+        }
+    }
+
+    /// Thread `t` enters a database call on backend `pid`. Returns its id.
+    pub fn begin_db_call(
+        &self,
+        py: Python<'_>,
+        t: ThreadIdx,
+        pid: i64,
+        conn: Py<PyAny>,
+        what: String,
+        at: String,
+    ) -> PyResult<u64> {
+        if !self.db_seen.swap(true, Ordering::AcqRel) {
+            if let Some(on_db) = &self.on_db {
+                on_db.call1(py, (conn.clone_ref(py),))?;
+            }
+        }
+        let mut st = self.lock();
+        st.next_call += 1;
+        let id = st.next_call;
+        st.pids[t] = Some(pid);
+        st.db_calls[t] = Some(DbCall {
+            id,
+            pid,
+            conn,
+            what,
+            at,
+            blocked: false,
+        });
+        self.changed(&mut st);
+        Ok(id)
+    }
+
+    /// Thread `t`'s database call `id` returned. Returns whether it had been
+    /// reported blocked (then the caller must take the turn back).
+    pub fn end_db_call(&self, t: ThreadIdx, id: u64) -> bool {
+        let mut st = self.lock();
+        let call = st.db_calls[t].take_if(|c| c.id == id);
+        self.changed(&mut st);
+        call.is_some_and(|c| c.blocked)
+    }
+
+    /// The database call of the thread holding the turn, unless already
+    /// known to be blocked: `(call id, pid, connection)`. Waits up to
+    /// `timeout` for one; `None` if there is none or the run is over.
+    pub fn db_call_to_probe(
+        &self,
+        py: Python<'_>,
+        timeout: Duration,
+    ) -> Option<(u64, i64, Py<PyAny>)> {
+        let found = py.allow_threads(|| {
+            let deadline = Instant::now() + timeout;
+            let mut st = self.lock();
+            loop {
+                if st.abort_reason.is_some() || st.sched.all_finished() {
+                    return None;
+                }
+                if let Some(t) = st.sched.turn() {
+                    if let Some(c) = st.db_calls[t].as_ref().filter(|c| !c.blocked) {
+                        return Some((t, c.id, c.pid));
+                    }
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                st = self
+                    .cv
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        })?;
+        let (t, id, pid) = found;
+        let st = self.lock();
+        let conn = st.db_calls[t].as_ref()?.conn.clone_ref(py);
+        Some((id, pid, conn))
+    }
+
+    /// The server says database call `id` waits for a lock held by the
+    /// backends `blockers`: its thread gives the turn away.
+    pub fn db_call_blocked(&self, id: u64, blockers: Vec<i64>, query: Option<String>) -> bool {
+        let mut st = self.lock();
+        let Some(t) = (0..st.db_calls.len()).find(|&t| {
+            st.db_calls[t]
+                .as_ref()
+                .is_some_and(|c| c.id == id && !c.blocked)
+        }) else {
+            return false;
+        };
+        if !st.sched.holds_turn(t) {
+            return false;
+        }
+        let call = st.db_calls[t].as_mut().expect("found above");
+        call.blocked = true;
+        let what = match query {
+            Some(q) => format!("{} {q:?}", call.what),
+            None => call.what.clone(),
+        };
+        let at = call.at.clone();
+        st.sched.on_block(t);
+        st.blocked_on[t] = Some(BlockedOn {
+            what,
+            at,
+            db_blockers: Some(blockers),
+        });
+        self.changed(&mut st);
+        true
     }
 
     /// Park `t`, telling the listener (if any) before and after.
@@ -229,7 +440,7 @@ impl Gate {
         }
     }
 
-    /// Wait, with the GIL released, until `t` may proceed.
+    /// Wait, with the GIL released, until `t` holds the turn.
     fn park_released(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
         py.allow_threads(|| {
             let deadline = Instant::now() + self.park_timeout;
@@ -238,8 +449,7 @@ impl Gate {
                 if let Some(reason) = &st.abort_reason {
                     return Err(Stop::Aborted(reason.clone()));
                 }
-                if st.sched.may_proceed(t) {
-                    st.sched.on_resume(t);
+                if st.sched.holds_turn(t) {
                     return Ok(());
                 }
                 let now = Instant::now();
@@ -263,14 +473,18 @@ impl Gate {
     pub fn on_finish(&self, t: ThreadIdx, error: Option<PyErr>, aborted_unwind: bool) {
         let mut st = self.lock();
         let finished = st.sched.on_finish(t);
-        let exhausted = st.sched.is_exhausted();
+        st.blocked_on[t] = None;
+        st.db_calls[t] = None;
         match error {
             Some(err) if !aborted_unwind => {
                 let name = st.sched.name(t).to_owned();
                 record(&mut st, Failure::Thread { name, err });
-                if !exhausted {
-                    // The schedule cannot progress past a dead thread.
-                    self.abort_locked(&mut st, "another thread of the run raised");
+                if !st.sched.all_finished() {
+                    // One thread at a time: the others cannot be trusted to
+                    // reach their steps past a dead thread; stop them.
+                    if !st.sched.is_exhausted() {
+                        self.abort_locked(&mut st, "another thread of the run raised");
+                    }
                 }
             }
             _ => {
@@ -280,16 +494,19 @@ impl Gate {
                 }
             }
         }
-        self.cv.notify_all();
+        self.changed(&mut st);
     }
 
     /// Wait, with the GIL released, until every thread has finished or the
     /// deadline passes. Once a failure is recorded, waits at most `grace`
-    /// more for the others to unwind. Returns whether all finished. Signals
-    /// (Ctrl-C) are checked every [`SIGNAL_SLICE`]; their error is returned.
+    /// more for the others to unwind. A run where no thread can take the
+    /// turn is failed with a deadlock report once that state has held for
+    /// [`STALL_CONFIRM`]. Returns whether all finished. Signals (Ctrl-C) are
+    /// checked every [`SIGNAL_SLICE`]; their error is returned.
     pub fn wait_all(&self, py: Python<'_>, timeout: Duration, grace: Duration) -> PyResult<bool> {
         let deadline = Instant::now() + timeout;
         let mut failed_deadline: Option<Instant> = None;
+        let mut stall: Option<(u64, Instant)> = None;
         loop {
             let outcome = py.allow_threads(|| {
                 let slice_end = Instant::now() + SIGNAL_SLICE;
@@ -297,6 +514,21 @@ impl Gate {
                 loop {
                     if st.sched.all_finished() {
                         return Some(true);
+                    }
+                    if st.failure.is_none() && stalled_for_good(&st) {
+                        let now = Instant::now();
+                        match stall {
+                            Some((v, since)) if v == st.version => {
+                                if now >= since + STALL_CONFIRM {
+                                    let msg = deadlock_message(&st);
+                                    record(&mut st, Failure::Deadlock(msg.clone()));
+                                    self.abort_locked(&mut st, &msg);
+                                }
+                            }
+                            _ => stall = Some((st.version, now)),
+                        }
+                    } else {
+                        stall = None;
                     }
                     if st.failure.is_some() && failed_deadline.is_none() {
                         failed_deadline = Some(Instant::now() + grace);
@@ -309,9 +541,14 @@ impl Gate {
                     if now >= slice_end {
                         return None;
                     }
+                    let mut until = limit.min(slice_end);
+                    if let Some((_, since)) = stall {
+                        until =
+                            until.min((since + STALL_CONFIRM).max(now + Duration::from_millis(1)));
+                    }
                     st = self
                         .cv
-                        .wait_timeout(st, limit.min(slice_end) - now)
+                        .wait_timeout(st, until - now)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0;
                 }
@@ -332,6 +569,68 @@ impl Gate {
             other => Some(other),
         }
     }
+}
+
+/// How long a stall must last, with nothing changing, before it is reported
+/// as a deadlock: covers a blocking call that has just returned but whose
+/// thread has not told the gate yet.
+const STALL_CONFIRM: Duration = Duration::from_millis(100);
+
+/// Nobody can run and the blocked threads will not return by themselves:
+/// each waits on a `threading` primitive, or on a row lock held (at least
+/// partly) by a thread that is paused, not by one that is blocked too (a
+/// cycle of blocked transactions is the server's to break).
+fn stalled_for_good(st: &GateState) -> bool {
+    if !st.sched.is_stalled() {
+        return false;
+    }
+    st.blocked_on
+        .iter()
+        .flatten()
+        .all(|b| match &b.db_blockers {
+            None => true,
+            Some(pids) => pids
+                .iter()
+                .any(|p| match st.pids.iter().position(|q| *q == Some(*p)) {
+                    Some(u) => !matches!(st.sched.state(u), ThreadState::Blocked),
+                    None => false,
+                }),
+        })
+}
+
+fn deadlock_message(st: &GateState) -> String {
+    let mut out = String::from(
+        "no thread can run: every unfinished thread is paused or blocked, and the blocked \
+         ones wait for paused ones (the schedule gives the turn to a blocked thread)",
+    );
+    if let Some((i, step)) = st.sched.pending() {
+        out.push_str(&format!("; pending step {} {step}", i + 1));
+    }
+    out.push('.');
+    for t in 0..st.sched.thread_count() {
+        let name = st.sched.name(t);
+        out.push_str(&format!("\n  {name}: "));
+        match (&st.blocked_on[t], st.sched.state(t)) {
+            (Some(b), _) => {
+                out.push_str(&format!("blocked in {} at {}", b.what, b.at));
+                if let Some(pids) = &b.db_blockers {
+                    let holders: Vec<String> = pids
+                        .iter()
+                        .map(|p| match st.pids.iter().position(|q| *q == Some(*p)) {
+                            Some(u) => format!("{:?} (backend {p})", st.sched.name(u)),
+                            None => format!("backend {p} (not a thread of this run)"),
+                        })
+                        .collect();
+                    out.push_str(&format!(
+                        ", waiting for the row lock of {}",
+                        holders.join(", ")
+                    ));
+                }
+            }
+            (None, state) => out.push_str(&describe_state(state, st.paused_at[t].as_deref())),
+        }
+    }
+    out
 }
 
 fn record(st: &mut GateState, failure: Failure) {
@@ -377,11 +676,16 @@ pub fn describe_state(state: &ThreadState, paused_at: Option<&str>) -> String {
     match state {
         ThreadState::NotStarted => "not started".to_owned(),
         ThreadState::AtStart => "waiting at its start for its first step".to_owned(),
-        ThreadState::Running => "running".to_owned(),
-        ThreadState::Paused(m) => match paused_at {
-            Some(at) => format!("paused before marker {m:?} at {at}"),
-            None => format!("paused before marker {m:?}"),
-        },
+        ThreadState::Running => "running (holds the turn)".to_owned(),
+        ThreadState::Paused(m) => {
+            let m = m.join(", ");
+            match paused_at {
+                Some(at) => format!("paused before marker {m:?} at {at}"),
+                None => format!("paused before marker {m:?}"),
+            }
+        }
+        ThreadState::Blocked => "blocked in a call (gave the turn away)".to_owned(),
+        ThreadState::Returned => "its blocking call returned; waiting for the turn".to_owned(),
         ThreadState::Finished => "finished".to_owned(),
     }
 }

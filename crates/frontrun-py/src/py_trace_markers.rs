@@ -10,9 +10,9 @@ use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyTimeoutError, PyValueE
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::line_tracer;
 use crate::marker_files::{markers_of, FileScan};
 use crate::marker_gate::{describe_state, Failure, Gate};
+use crate::{block_hook, line_tracer};
 
 pyo3::create_exception!(
     frontrun.trace_markers,
@@ -31,6 +31,12 @@ pyo3::create_exception!(
     DuplicateMarkerError,
     ScheduleError,
     "A source file uses the same marker name twice."
+);
+pyo3::create_exception!(
+    frontrun.trace_markers,
+    ScheduleDeadlockError,
+    ScheduleError,
+    "No thread of a trace-marker run can take the turn: the blocked ones wait for paused ones."
 );
 pyo3::create_exception!(
     frontrun.trace_markers,
@@ -58,22 +64,48 @@ const UNWIND_GRACE: Duration = Duration::from_secs(1);
 #[pyclass(module = "frontrun._native", name = "MarkerGate", frozen)]
 pub struct PyMarkerGate {
     gate: Arc<Gate>,
+    /// Pass the turn when a thread blocks (off for asyncio, whose tasks
+    /// already run one at a time and whose workers hand a baton around).
+    watch_blocking: bool,
 }
 
 #[pymethods]
 impl PyMarkerGate {
     #[new]
-    #[pyo3(signature = (steps, park_timeout, listener=None))]
+    #[pyo3(signature = (steps, park_timeout, listener=None, on_db=None, watch_blocking=true))]
     fn new(
         steps: Vec<(String, String)>,
         park_timeout: f64,
         listener: Option<Py<PyAny>>,
+        on_db: Option<Py<PyAny>>,
+        watch_blocking: bool,
     ) -> PyResult<Self> {
         let park = positive_duration(park_timeout, "park_timeout")?;
         let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
         Ok(PyMarkerGate {
-            gate: Arc::new(Gate::new(steps, park, listener)),
+            gate: Arc::new(Gate::new(steps, park, listener, on_db)),
+            watch_blocking,
         })
+    }
+
+    /// For the lock-wait probe: `(call id, backend pid, connection)` of the
+    /// database call the thread holding the turn is in, waiting up to
+    /// `timeout` seconds for one; `None` if none (or the run is over).
+    fn db_call_to_probe(&self, py: Python<'_>, timeout: f64) -> Option<(u64, i64, Py<PyAny>)> {
+        let timeout = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+        self.gate.db_call_to_probe(py, timeout)
+    }
+
+    /// The server says call `call_id` waits for a row lock of `blockers`
+    /// (backend pids) while running `query`: its thread passes the turn.
+    #[pyo3(signature = (call_id, blockers, query=None))]
+    fn db_call_blocked(&self, call_id: u64, blockers: Vec<i64>, query: Option<String>) -> bool {
+        self.gate.db_call_blocked(call_id, blockers, query)
+    }
+
+    /// Whether every thread of the run has finished.
+    fn all_finished(&self) -> bool {
+        self.gate.lock().sched.all_finished()
     }
 
     /// Declare thread `name` running `func`; checks `func`'s source file for
@@ -106,7 +138,6 @@ impl PyMarkerGate {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) {
         let ident = current_ident(py);
-        let traced = self.gate.is_scheduled(idx);
         // Trace only the function: the wait at the start (and the park
         // listener it may call) is frontrun's own business.
         let outcome = self
@@ -114,13 +145,15 @@ impl PyMarkerGate {
             .on_start(py, idx, ident)
             .map_err(line_tracer::stop_error)
             .and_then(|()| {
-                if traced {
-                    line_tracer::install(py, self.gate.clone(), idx);
+                line_tracer::install(py, self.gate.clone(), idx);
+                if self.watch_blocking {
+                    block_hook::install(py, self.gate.clone(), idx);
                 }
                 let called = func.call(args.clone(), kwargs).map(drop);
-                if traced {
-                    line_tracer::uninstall(py);
+                if self.watch_blocking {
+                    block_hook::uninstall(py);
                 }
+                line_tracer::uninstall(py);
                 called
             });
         let error = outcome.err();
@@ -146,6 +179,7 @@ impl PyMarkerGate {
             }
             drop(st);
         }
+        self.gate.seal();
         let all_done = match self.gate.wait_all(py, timeout, UNWIND_GRACE) {
             Ok(done) => done,
             Err(interrupt) => {
@@ -233,6 +267,7 @@ fn failure_to_err(py: Python<'_>, failure: Failure) -> PyErr {
         )),
         Failure::Duplicate { file, dup } => DuplicateMarkerError::new_err(format!("{file}: {dup}")),
         Failure::ParkTimeout(msg) => TraceTimeoutError::new_err(msg),
+        Failure::Deadlock(msg) => ScheduleDeadlockError::new_err(msg),
     }
 }
 
@@ -320,7 +355,7 @@ fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
 
 /// `file:line (function)` of the innermost frames, innermost first, down to
 /// the first frame outside the standard library (the user's line).
-fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String {
+pub(crate) fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String {
     const MAX_FRAMES: usize = 6;
     let stdlib: Vec<String> = py
         .import("sysconfig")
@@ -393,6 +428,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<DuplicateMarkerError>(),
     )?;
     m.add("TraceTimeoutError", py.get_type::<TraceTimeoutError>())?;
+    m.add(
+        "ScheduleDeadlockError",
+        py.get_type::<ScheduleDeadlockError>(),
+    )?;
     m.add("ThreadFailedError", py.get_type::<ThreadFailedError>())?;
     m.add("ScheduleAborted", py.get_type::<ScheduleAborted>())?;
     Ok(())
