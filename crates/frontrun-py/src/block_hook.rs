@@ -101,8 +101,10 @@ unsafe extern "C" fn profile(
 ) -> c_int {
     // SAFETY: CPython calls profile functions only with the GIL held.
     let py = unsafe { Python::assume_gil_acquired() };
+    // A panic must not unwind into CPython's C frames: it becomes an
+    // exception in the traced thread.
     // SAFETY: the arguments are as CPython passed them.
-    let result = unsafe {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
         match what {
             ffi::PyTrace_C_CALL => on_c_call(py, frame, arg),
             ffi::PyTrace_C_RETURN | ffi::PyTrace_C_EXCEPTION => on_return(py, arg as usize),
@@ -110,11 +112,15 @@ unsafe extern "C" fn profile(
             ffi::PyTrace_RETURN => on_return(py, frame as usize),
             _ => Ok(()),
         }
-    };
+    }));
     match result {
-        Ok(()) => 0,
-        Err(err) => {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
             err.restore(py);
+            -1
+        }
+        Err(panic) => {
+            crate::line_tracer::internal_error(&panic).restore(py);
             -1
         }
     }
