@@ -6,7 +6,12 @@ standard `Semaphore`, `BoundedSemaphore`, `Event`, `Barrier` and the `queue`
 classes are built from those two, so they cooperate too. `Thread.start/join/
 is_alive` and `time.sleep` become scheduling points on explored threads.
 `get_ident`/`get_native_id` give each explored thread its own values (see
-`driver/identity.rs`), which `current_thread()` uses to find its `Thread`. Any
+`driver/identity.rs`), which `current_thread()` uses to find its `Thread`.
+Explored threads (and `setup`/invariant/`teardown` on the exploring thread)
+read the execution's virtual clock through `time.monotonic()`, `time.time()`,
+`time.perf_counter()` (and their `_ns` forms, and the copies `threading` and
+`queue` imported): timed waits and sleeps move it on instead of waiting, so a
+loop waiting for a deadline ends (see `driver/gate.rs`). Any
 other thread keeps getting the real primitives, and everything is restored on
 exit, also on error.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import _thread
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -59,8 +65,51 @@ def _condition(lock: Any = None) -> Any:
 
 
 def _sleep(secs: float) -> None:
-    if not _native._coop_sleep():
+    if not _native._coop_sleep(secs):
         _REAL_SLEEP(secs)
+
+
+_REAL_MONOTONIC = time.monotonic
+_REAL_MONOTONIC_NS = time.monotonic_ns
+_REAL_TIME = time.time
+_REAL_TIME_NS = time.time_ns
+_REAL_PERF_COUNTER = time.perf_counter
+_REAL_PERF_COUNTER_NS = time.perf_counter_ns
+_vclock = _native._coop_vclock
+# Where virtual time 0 of every execution lies on each clock: the real
+# readings when the exploration started, so values look like real ones and
+# are the same in every execution.
+_base = {"monotonic": 0, "time": 0, "perf_counter": 0}
+
+
+def _monotonic() -> float:
+    v = _vclock()
+    return _REAL_MONOTONIC() if v is None else _base["monotonic"] / 1e9 + v
+
+
+def _monotonic_ns() -> int:
+    v = _vclock()
+    return _REAL_MONOTONIC_NS() if v is None else _base["monotonic"] + int(v * 1e9)
+
+
+def _time() -> float:
+    v = _vclock()
+    return _REAL_TIME() if v is None else _base["time"] / 1e9 + v
+
+
+def _time_ns() -> int:
+    v = _vclock()
+    return _REAL_TIME_NS() if v is None else _base["time"] + int(v * 1e9)
+
+
+def _perf_counter() -> float:
+    v = _vclock()
+    return _REAL_PERF_COUNTER() if v is None else _base["perf_counter"] / 1e9 + v
+
+
+def _perf_counter_ns() -> int:
+    v = _vclock()
+    return _REAL_PERF_COUNTER_NS() if v is None else _base["perf_counter"] + int(v * 1e9)
 
 
 def _start(self: threading.Thread) -> None:
@@ -120,6 +169,15 @@ _PATCHES: list[tuple[Any, str, Callable[..., Any]]] = [
     (threading, "RLock", _rlock),
     (threading, "Condition", _condition),
     (time, "sleep", _sleep),
+    (time, "monotonic", _monotonic),
+    (time, "monotonic_ns", _monotonic_ns),
+    (time, "time", _time),
+    (time, "time_ns", _time_ns),
+    (time, "perf_counter", _perf_counter),
+    (time, "perf_counter_ns", _perf_counter_ns),
+    # `from time import monotonic as _time` / `as time`: their deadlines.
+    (threading, "_time", _monotonic),
+    (queue, "time", _monotonic),
     (threading.Thread, "start", _start),
     (threading.Thread, "join", _join),
     (threading.Thread, "is_alive", _is_alive),
@@ -136,6 +194,11 @@ def cooperative(pool: Any) -> Iterator[None]:
     global _depth, _pool
     with _patch_lock:
         if _depth == 0:
+            _base.update(
+                monotonic=_REAL_MONOTONIC_NS(),
+                time=_REAL_TIME_NS(),
+                perf_counter=_REAL_PERF_COUNTER_NS(),
+            )
             saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in _PATCHES]
             for owner, name, new in _PATCHES:
                 setattr(owner, name, new)

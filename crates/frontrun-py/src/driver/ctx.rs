@@ -17,6 +17,10 @@ thread_local! {
     /// Our own bookkeeping (creating a worker thread) must see real primitives.
     static BYPASS: Cell<bool> = const { Cell::new(false) };
     static OS_ID: u64 = NEXT_OS_ID.fetch_add(1, Ordering::Relaxed);
+    /// On the controller, during an execution: the clock its `setup`,
+    /// invariant and `teardown` read (`Some(None)`: before its gate exists,
+    /// at virtual time 0).
+    static CONTROLLER_CLOCK: RefCell<Option<Option<Arc<Gate>>>> = const { RefCell::new(None) };
 }
 
 static NEXT_OS_ID: AtomicU64 = AtomicU64::new(1);
@@ -51,6 +55,50 @@ pub fn bypass<R>(f: impl FnOnce() -> R) -> R {
 /// The owner id this thread uses on primitives outside a gate.
 pub fn os_owner() -> u64 {
     OS_OWNER | OS_ID.with(|v| *v)
+}
+
+/// While alive, the controller reads the virtual clock of the execution it
+/// runs (see `controller_gate`); restored on drop, also on error.
+pub struct ControllerClock(());
+
+impl ControllerClock {
+    pub fn start() -> ControllerClock {
+        CONTROLLER_CLOCK.with(|c| *c.borrow_mut() = Some(None));
+        ControllerClock(())
+    }
+}
+
+impl Drop for ControllerClock {
+    fn drop(&mut self) {
+        CONTROLLER_CLOCK.with(|c| *c.borrow_mut() = None);
+    }
+}
+
+/// From now on the controller's clock is `gate`'s.
+pub fn controller_gate(gate: &Arc<Gate>) {
+    CONTROLLER_CLOCK.with(|c| {
+        if let Some(g) = c.borrow_mut().as_mut() {
+            *g = Some(gate.clone());
+        }
+    });
+}
+
+/// Virtual seconds since the current execution started, on its explored
+/// threads and on the controller while it runs it; `None` elsewhere (real
+/// time applies).
+#[pyfunction]
+pub fn _coop_vclock() -> Option<f64> {
+    if let Some((gate, _)) = current() {
+        return Some(gate.vnow());
+    }
+    if BYPASS.with(Cell::get) {
+        return None;
+    }
+    CONTROLLER_CLOCK.with(|c| {
+        c.borrow()
+            .as_ref()
+            .map(|g| g.as_ref().map_or(0.0, |g| g.vnow()))
+    })
 }
 
 /// Whether primitives created now on this thread should be cooperative.

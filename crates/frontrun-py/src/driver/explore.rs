@@ -102,12 +102,14 @@ impl Program<'_> {
         strategy: Box<dyn Strategy + Send>,
     ) -> PyResult<(Execution, Box<dyn Strategy + Send>)> {
         registry::begin_execution(py);
+        let _clock = ctx::ControllerClock::start();
         ctx::set_in_setup(true);
         let state = self.setup.call0();
         ctx::set_in_setup(false);
         let state = state?;
         registry::add_root(py, &state);
         let gate = Gate::new(strategy, self.run_timeout);
+        ctx::controller_gate(&gate);
         let args = PyTuple::new(py, [&state])?.unbind();
         // Nothing may fail between reserving workers and submitting to them:
         // an unused reservation would keep idle workers from leaving.

@@ -6,6 +6,17 @@
 //! hands the turn over and parks with the GIL released. The chooser applies
 //! the chosen thread's operation (lock taken, waiter removed…) under the same
 //! mutex, so the state the strategy saw is the state that runs.
+//!
+//! Timed waits (`Op::timeout`) never wait in real time. Timing out is a
+//! scheduling choice like any other: a timed wait that cannot complete is
+//! still reported enabled, and running it then means "it timed out". The
+//! execution has a virtual clock, which only timeouts and sleeps advance
+//! (by their duration, from when they started waiting); explored threads read
+//! it through `time.monotonic()` and friends, so a loop that waits until a
+//! deadline computed from the clock ends after its first timeout. To keep a
+//! polling loop (`while not ev.wait(0.1): ...`) from spinning forever without
+//! the others moving, a thread that timed out may time out again only after
+//! another thread ran a step (or when nothing else can run at all).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -45,6 +56,9 @@ enum Slot {
         op: Option<Box<dyn Op>>,
         loc: Option<Loc>,
         what: Option<String>,
+        /// The virtual clock when the thread got here (a timeout ends
+        /// `timeout` after it).
+        since: f64,
     },
     Running,
     Finished,
@@ -60,6 +74,11 @@ struct Thread {
     /// The tracer site of its last event, when newer than `last_loc`.
     last_site: u64,
     error: Option<PyErr>,
+    /// Steps this thread ran (the others ran `steps - own_steps`).
+    own_steps: usize,
+    /// The others' step count when this thread last timed out: it may time
+    /// out again only once they moved on.
+    spin_mark: Option<usize>,
     /// Signalled when this thread gets the turn (or the run is aborted):
     /// one condvar per thread so a hand-over wakes only its receiver.
     cv: Arc<Condvar>,
@@ -101,6 +120,8 @@ struct State {
     finished: Vec<bool>,
     /// Always empty between decisions; kept for its allocation.
     statuses: Vec<ThreadStatus<'static>>,
+    /// Virtual seconds since the execution started (see the module doc).
+    vclock: f64,
 }
 
 /// The shared state of one execution.
@@ -133,6 +154,7 @@ impl Gate {
                 steps: Arc::new(AtomicUsize::new(0)),
                 finished: Vec::new(),
                 statuses: Vec::new(),
+                vclock: 0.0,
             }),
             cv: Condvar::new(),
             run_timeout,
@@ -171,6 +193,8 @@ impl Gate {
             last_loc: None,
             last_site: 0,
             error: None,
+            own_steps: 0,
+            spin_mark: None,
             cv: Arc::new(Condvar::new()),
         });
         st.live_jobs += 1;
@@ -182,6 +206,11 @@ impl Gate {
         let st = self.lock();
         let n = st.steps.load(Ordering::Relaxed);
         (st.steps.clone(), n)
+    }
+
+    /// The execution's virtual clock, in seconds since it started.
+    pub fn vnow(&self) -> f64 {
+        self.lock().vclock
     }
 
     /// Take the strategy back once the execution is over.
@@ -229,11 +258,13 @@ impl Gate {
         } else {
             st.threads[tid].last_site = event.site;
         }
+        let since = st.vclock;
         st.threads[tid].slot = Slot::Pending {
             event,
             op,
             loc,
             what,
+            since,
         };
         match decide(&mut st) {
             Decision::Run(u) if u == tid => return Ok(st.threads[tid].result),
@@ -422,6 +453,7 @@ fn start_slot() -> Slot {
         op: None,
         loc: None,
         what: None,
+        since: 0.0,
     }
 }
 
@@ -443,22 +475,29 @@ fn decide(st: &mut State) -> Decision {
             threads,
             finished,
             statuses: spare,
+            steps,
             ..
         } = &mut *st;
+        let steps = steps.load(Ordering::Relaxed);
         finished.clear();
         finished.extend(threads.iter().map(|t| matches!(t.slot, Slot::Finished)));
         let mut statuses = recycle(std::mem::take(spare));
-        statuses.extend(threads.iter().enumerate().map(|(i, t)| match &t.slot {
-            Slot::Pending { event, op, .. } => {
-                if op.as_ref().is_none_or(|o| o.enabled(i, finished)) {
-                    ThreadStatus::Enabled(event)
-                } else {
-                    ThreadStatus::Disabled(event)
+        statuses.extend(threads.iter().enumerate().map(|(i, t)| {
+            match &t.slot {
+                Slot::Pending { event, op, .. } => {
+                    if op
+                        .as_ref()
+                        .is_none_or(|o| o.enabled(i, finished) || may_time_out(t, &**o, steps))
+                    {
+                        ThreadStatus::Enabled(event)
+                    } else {
+                        ThreadStatus::Disabled(event)
+                    }
                 }
+                Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
+                // A running thread cannot be asked about; it is the caller.
+                Slot::Running | Slot::Finished => ThreadStatus::Finished,
             }
-            Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
-            // A running thread cannot be asked about; it is the caller.
-            Slot::Running | Slot::Finished => ThreadStatus::Finished,
         }));
         let choice = match strategy.as_mut() {
             Some(s) => s.choose(&statuses),
@@ -511,10 +550,23 @@ static UNBORN: Event = Event {
 
 /// Whether `u` may run, by the `finished` flags of the current decision.
 fn is_enabled(st: &State, u: ThreadId) -> bool {
-    match &st.threads[u].slot {
-        Slot::Pending { op, .. } => op.as_ref().is_none_or(|o| o.enabled(u, &st.finished)),
+    let steps = st.steps.load(Ordering::Relaxed);
+    let t = &st.threads[u];
+    match &t.slot {
+        Slot::Pending { op, .. } => op
+            .as_ref()
+            .is_none_or(|o| o.enabled(u, &st.finished) || may_time_out(t, &**o, steps)),
         _ => false,
     }
+}
+
+/// Whether `t`'s pending timed wait may end by timing out now: always the
+/// first time, then only after another thread ran a step since its last
+/// timeout (see the module doc).
+fn may_time_out(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+    op.timeout().is_some()
+        && t.spin_mark
+            .is_none_or(|m| steps.saturating_sub(t.own_steps) > m)
 }
 
 /// The same (emptied) buffer, for borrows of another lifetime. Collecting a
@@ -529,15 +581,26 @@ fn recycle<'b>(mut v: Vec<ThreadStatus<'_>>) -> Vec<ThreadStatus<'b>> {
 
 fn run(st: &mut State, u: ThreadId, timed_out: bool) {
     let slot = std::mem::replace(&mut st.threads[u].slot, Slot::Running);
+    let steps = st.steps.load(Ordering::Relaxed);
     if let Slot::Pending {
         event,
         op,
         loc,
         what,
+        since,
     } = slot
     {
         if let Some(mut op) = op {
-            st.threads[u].result = op.apply(u, timed_out);
+            // Chosen while it could not complete: it timed out.
+            let timed_out = timed_out || !op.enabled(u, &st.finished);
+            let t = &mut st.threads[u];
+            if timed_out {
+                t.spin_mark = Some(steps.saturating_sub(t.own_steps));
+            }
+            t.result = op.apply(u, timed_out);
+            if let Some(d) = op.elapsed(timed_out) {
+                st.vclock = st.vclock.max(since + d);
+            }
         }
         for a in &event.accesses {
             if a.kind == AccessKind::Spawn {
@@ -556,6 +619,7 @@ fn run(st: &mut State, u: ThreadId, timed_out: bool) {
         });
     }
     st.turn = Some(u);
+    st.threads[u].own_steps += 1;
     st.steps.fetch_add(1, Ordering::Relaxed);
 }
 

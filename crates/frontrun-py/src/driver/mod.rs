@@ -35,6 +35,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ctx::_forget_exploration_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_scheduled, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_register, m)?)?;
+    m.add_function(wrap_pyfunction!(ctx::_coop_vclock, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_spawn, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_join, m)?)?;
     m.add_function(wrap_pyfunction!(spawn::_coop_alive, m)?)?;

@@ -54,9 +54,18 @@ pub trait Op: Send {
     /// Perform the state change; the value is handed back to the thread.
     /// `timed_out` is set when a timed wait fires because nothing else can run.
     fn apply(&mut self, tid: ThreadId, timed_out: bool) -> i64;
-    /// A wait with a timeout: it may fire when every thread is blocked.
+    /// May fire when every thread is blocked (a timed wait, a sleep).
     fn timed(&self) -> bool {
-        false
+        self.timeout().is_some()
+    }
+    /// The timeout of a timed wait, in seconds: while it cannot complete, it
+    /// may time out instead (a scheduling choice, see `gate`).
+    fn timeout(&self) -> Option<f64> {
+        None
+    }
+    /// Virtual seconds that pass while it runs (a timeout's, a sleep's).
+    fn elapsed(&self, timed_out: bool) -> Option<f64> {
+        self.timeout().filter(|_| timed_out)
     }
     fn blocked_on(&self) -> Blocked;
 }
@@ -64,7 +73,7 @@ pub trait Op: Send {
 /// Waiting for a thread to finish (`Thread.join`).
 pub struct JoinOp {
     pub child: ThreadId,
-    pub timed: bool,
+    pub timeout: Option<f64>,
 }
 
 impl Op for JoinOp {
@@ -74,8 +83,15 @@ impl Op for JoinOp {
     fn apply(&mut self, _tid: ThreadId, timed_out: bool) -> i64 {
         i64::from(!timed_out)
     }
+    // Not a scheduling choice (no `timeout`): a child's end is not an event,
+    // so DPOR could not order a timed-out join against it, and the `Join`
+    // access would wrongly inherit the child's clock. It fires only when
+    // nothing else can run.
     fn timed(&self) -> bool {
-        self.timed
+        self.timeout.is_some()
+    }
+    fn elapsed(&self, timed_out: bool) -> Option<f64> {
+        self.timeout.filter(|_| timed_out)
     }
     fn blocked_on(&self) -> Blocked {
         Blocked::Thread(self.child)
@@ -89,6 +105,8 @@ impl Op for JoinOp {
 pub struct SleepOp {
     pub steps: Arc<AtomicUsize>,
     pub mark: usize,
+    /// The seconds asked for: the virtual clock moves on by that much.
+    pub secs: f64,
 }
 
 impl Op for SleepOp {
@@ -100,6 +118,9 @@ impl Op for SleepOp {
     }
     fn timed(&self) -> bool {
         true
+    }
+    fn elapsed(&self, _timed_out: bool) -> Option<f64> {
+        Some(self.secs)
     }
     fn blocked_on(&self) -> Blocked {
         Blocked::Signal("the others (time.sleep)".into())

@@ -71,7 +71,7 @@ pub fn _coop_join(py: Python<'_>, tid: ThreadId, timeout: Option<f64>) -> PyResu
         thread_event(AccessKind::Join, tid),
         Some(Box::new(JoinOp {
             child: tid,
-            timed: timeout.is_some(),
+            timeout: timeout.map(|t| t.max(0.0)),
         })),
         caller_loc(py),
         Some("join thread".into()),
@@ -85,10 +85,12 @@ pub fn _coop_alive(tid: ThreadId) -> bool {
     current().is_some_and(|(gate, _)| !gate.is_finished(tid))
 }
 
-/// `time.sleep` on an explored thread: a yield point, no real sleep.
-/// Returns `False` when the caller should really sleep (not explored).
+/// `time.sleep(secs)` on an explored thread: a yield point, no real sleep;
+/// the virtual clock moves on by `secs`. Returns `False` when the caller
+/// should really sleep (not explored).
 #[pyfunction]
-pub fn _coop_sleep(py: Python<'_>) -> PyResult<bool> {
+#[pyo3(signature = (secs = 0.0))]
+pub fn _coop_sleep(py: Python<'_>, secs: f64) -> PyResult<bool> {
     let Some((gate, me)) = current() else {
         return Ok(false);
     };
@@ -97,7 +99,11 @@ pub fn _coop_sleep(py: Python<'_>) -> PyResult<bool> {
         py,
         me,
         Event::default(),
-        Some(Box::new(SleepOp { steps, mark })),
+        Some(Box::new(SleepOp {
+            steps,
+            mark,
+            secs: if secs.is_finite() { secs.max(0.0) } else { 0.0 },
+        })),
         caller_loc(py),
         Some("sleep".into()),
     )?;

@@ -109,13 +109,46 @@ fn one(obj: u64, kind: AccessKind) -> Event {
     Event::new(vec![Access { obj, key, kind }], 0)
 }
 
+/// Taking lock `obj`. An attempt that may fail (timed, or non-blocking) also
+/// reads whether the lock is held: its outcome depends on where it falls
+/// relative to the holder's release, so the two must be reordered too
+/// (an untimed acquire just waits, and races only with other acquires).
+fn acquire_event(obj: u64, may_fail: bool) -> Event {
+    let mut accesses = vec![Access {
+        obj,
+        key: Key::Any,
+        kind: AccessKind::Acquire,
+    }];
+    if may_fail {
+        accesses.push(Access::read(obj, STATE_KEY));
+    }
+    Event::new(accesses, 0)
+}
+
+/// Giving lock `obj` back: changes whether it is held (see `acquire_event`).
+/// Releases of one lock are ordered by the acquires between them, so this
+/// write adds no race among them.
+fn release_event(obj: u64) -> Event {
+    Event::new(
+        vec![
+            Access {
+                obj,
+                key: Key::Any,
+                kind: AccessKind::Release,
+            },
+            Access::write(obj, STATE_KEY),
+        ],
+        0,
+    )
+}
+
 struct AcquireOp {
     st: Shared<LockState>,
     me: u64,
     reentrant: bool,
     /// Non-blocking: always enabled, reports whether it got the lock.
     blocking: bool,
-    timed: bool,
+    timeout: Option<f64>,
     name: &'static str,
     /// Restore this recursion count (a `Condition.wait` re-acquiring).
     count: u32,
@@ -140,8 +173,8 @@ impl Op for AcquireOp {
         s.count += self.count;
         1
     }
-    fn timed(&self) -> bool {
-        self.timed
+    fn timeout(&self) -> Option<f64> {
+        self.timeout
     }
     fn blocked_on(&self) -> Blocked {
         let owner = guard(&self.st).owner.filter(|o| *o < super::ctx::OS_OWNER);
@@ -223,7 +256,7 @@ impl CoopLock {
                 me,
                 reentrant: this.reentrant,
                 blocking,
-                timed: blocking && timeout.is_some(),
+                timeout: timeout.filter(|_| blocking).map(|t| t.as_secs_f64()),
                 name: this.name(),
                 count,
             };
@@ -231,7 +264,7 @@ impl CoopLock {
             let r = gate.point(
                 py,
                 tid,
-                one(Self::id(slf), AccessKind::Acquire),
+                acquire_event(Self::id(slf), !blocking || timeout.is_some()),
                 Some(Box::new(op)),
                 caller_loc(py),
                 Some(what),
@@ -294,7 +327,7 @@ impl CoopLock {
                 gate.point(
                     py,
                     tid,
-                    one(Self::id(slf), AccessKind::Release),
+                    release_event(Self::id(slf)),
                     Some(Box::new(op)),
                     caller_loc(py),
                     Some(format!("release {}", this.name())),
@@ -388,7 +421,7 @@ pub struct CondState {
 struct WakeOp {
     cond: Shared<CondState>,
     ticket: u64,
-    timed: bool,
+    timeout: Option<f64>,
 }
 
 impl Op for WakeOp {
@@ -404,8 +437,8 @@ impl Op for WakeOp {
         c.waiters.retain(|&(t, _)| t != self.ticket);
         i64::from(notified)
     }
-    fn timed(&self) -> bool {
-        self.timed
+    fn timeout(&self) -> Option<f64> {
+        self.timeout
     }
     fn blocked_on(&self) -> Blocked {
         Blocked::Signal("Condition.notify".into())
@@ -463,7 +496,7 @@ impl CoopCondition {
                 let op = WakeOp {
                     cond: this.st.clone(),
                     ticket,
-                    timed: timeout.is_some(),
+                    timeout: timeout.map(|t| t.as_secs_f64()),
                 };
                 let id = registry::id_of(py, slf.as_any());
                 let r = gate.point(
@@ -532,6 +565,9 @@ impl CoopCondition {
     }
 }
 
+/// Origin of `wait_for`'s real-time deadlines outside explorations.
+static START: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
 fn opt_timeout(timeout: Option<f64>) -> PyResult<Option<Duration>> {
     match timeout {
         None => Ok(None),
@@ -596,7 +632,14 @@ impl CoopCondition {
         timeout: Option<f64>,
     ) -> PyResult<PyObject> {
         let timeout = opt_timeout(timeout)?;
-        let end = timeout.map(|t| Instant::now() + t);
+        // On an explored thread the deadline is on the execution's virtual
+        // clock, which the timed-out wait moves to it.
+        let clock = current().map(|(gate, _)| gate);
+        let now = || match &clock {
+            Some(g) => Duration::from_secs_f64(g.vnow()),
+            None => START.elapsed(),
+        };
+        let end = timeout.map(|t| now() + t);
         loop {
             let r = predicate.call0()?;
             if r.is_truthy()? {
@@ -604,11 +647,11 @@ impl CoopCondition {
             }
             let left = match end {
                 Some(e) => {
-                    let now = Instant::now();
-                    if now >= e && current().is_none() {
+                    let n = now();
+                    if n >= e {
                         return Ok(r.unbind());
                     }
-                    Some(e.saturating_duration_since(now))
+                    Some(e - n)
                 }
                 None => None,
             };
