@@ -199,6 +199,56 @@ def test_try_lock_on_a_held_lock_does_not_pass_the_turn() -> None:
         ]
 
 
+def test_reentrant_rlock_does_not_pass_the_turn() -> None:
+    log: list[str] = []
+    lock = threading.RLock()
+
+    def nested(tag: str) -> None:
+        with lock:
+            log.append(f"{tag} outer")  # frontrun: rl_outer
+            lock.acquire()
+            log.append(f"{tag} inner")
+            lock.release()
+
+    executor = TraceExecutor(Schedule([Step("a", "rl_outer"), Step("b", "rl_outer")]))
+    executor.run("a", nested, "a")
+    executor.run("b", nested, "b")
+    executor.wait(timeout=10.0)
+    assert log == ["a outer", "a inner", "b outer", "b inner"]
+
+
+def test_with_on_a_lock_held_by_a_paused_thread_passes_the_turn() -> None:
+    log: list[str] = []
+
+    class Store:
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+    store = Store()
+
+    def holder() -> None:
+        with store.lock:
+            log.append("holder in")  # frontrun: wl_hold
+            log.append("holder leaving")  # frontrun: wl_leave
+        log.append("holder out")
+
+    def waiter() -> None:
+        log.append("waiter asks")  # frontrun: wl_ask
+        with store.lock:
+            log.append("waiter in")
+
+    schedule = Schedule(
+        [Step("holder", "wl_hold"), Step("waiter", "wl_ask"), Step("holder", "wl_leave")]
+    )
+    for _ in range(20):
+        log.clear()
+        executor = TraceExecutor(schedule)
+        executor.run("holder", holder)
+        executor.run("waiter", waiter)
+        executor.wait(timeout=10.0)
+        assert log == ["holder in", "waiter asks", "holder leaving", "holder out", "waiter in"]
+
+
 def test_lock_cycle_through_paused_threads_is_reported_at_once() -> None:
     first = threading.Lock()
     second = threading.Lock()

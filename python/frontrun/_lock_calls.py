@@ -12,7 +12,7 @@ import dis
 import functools
 from types import CodeType, FrameType
 
-__all__ = ["passes_blocking_false"]
+__all__ = ["passes_blocking_false", "with_targets"]
 
 _SIMPLE_LOADS = frozenset(
     {"LOAD_CONST", "LOAD_FAST", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_SMALL_INT"}
@@ -58,3 +58,39 @@ def _is_try_call(code: CodeType, lasti: int) -> bool:
         )
 
     return const_is(blocking, False) or const_is(timeout, 0)
+
+
+_WITH_LOADS = {
+    "LOAD_FAST": "fast",
+    "LOAD_FAST_CHECK": "fast",
+    "LOAD_DEREF": "fast",
+    "LOAD_CLASSDEREF": "fast",
+    "LOAD_GLOBAL": "global",
+    "LOAD_NAME": "name",
+}
+
+
+def with_targets(code: CodeType) -> dict[int, tuple[str, str, tuple[str, ...]]]:
+    """Lines of ``code`` that start a ``with`` on a plain name or attribute
+    chain (``with lock:``, ``with self._lock:``), as ``{line: (scope, name,
+    attributes)}``. CPython 3.11 enters such a context manager without a
+    profile event, so the line tracer evaluates the chain at the line event
+    to see whether the ``with`` would wait for a lock."""
+    instrs = [i for i in dis.get_instructions(code) if i.opname not in ("CACHE", "NOP")]
+    found: dict[int, tuple[str, str, tuple[str, ...]]] = {}
+    for k, ins in enumerate(instrs):
+        if ins.opname != "BEFORE_WITH":
+            continue
+        attrs: list[str] = []
+        j = k - 1
+        while j >= 0 and instrs[j].opname == "LOAD_ATTR":
+            attrs.append(str(instrs[j].argval))
+            j -= 1
+        if j < 0 or instrs[j].opname not in _WITH_LOADS:
+            continue
+        first = instrs[j]
+        line = first.positions.lineno if first.positions is not None else None
+        if line is None or line in found:
+            continue
+        found[line] = (_WITH_LOADS[first.opname], str(first.argval), tuple(reversed(attrs)))
+    return found

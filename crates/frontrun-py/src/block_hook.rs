@@ -18,9 +18,10 @@
 //!   turn; the return of the call takes it back.
 //!
 //! `with lock:` on a bare lock calls `__enter__` without a profile event on
-//! CPython 3.11; the line tracer covers that case (see `line_tracer`).
+//! CPython 3.11: the line tracer finds such `with` lines and calls
+//! [`check_with`] there, and the thread's next event takes the turn back.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -60,6 +61,85 @@ struct HookCtx {
 
 thread_local! {
     static HOOK: RefCell<Option<HookCtx>> = const { RefCell::new(None) };
+    /// A `with` statement of this thread passed the turn before entering
+    /// its lock; the thread's next event takes the turn back.
+    static WITH_BLOCKED: Cell<Option<(Arc<Gate>, ThreadIdx)>> = const { Cell::new(None) };
+}
+
+/// The line tracer found a `with` line: if its context manager is a lock
+/// that would make this thread wait, pass the turn until the next event.
+///
+/// # Safety
+/// The GIL is held and `frame` is valid.
+pub unsafe fn check_with(
+    py: Python<'_>,
+    frame: *mut ffi::PyFrameObject,
+    target: &(String, String, Vec<String>),
+    gate: &Arc<Gate>,
+    idx: ThreadIdx,
+) -> PyResult<()> {
+    // SAFETY: `frame` is a valid borrowed frame object.
+    let frame_obj = unsafe { Bound::from_borrowed_ptr(py, frame.cast::<ffi::PyObject>()) };
+    let Some(obj) = with_target(py, &frame_obj, target) else {
+        return Ok(());
+    };
+    let kind = HOOK.with(|h| {
+        let mut h = h.borrow_mut();
+        let ctx = h.as_mut()?;
+        // SAFETY: `obj` is a valid object; its type is a valid type.
+        Some(unsafe { kind_of(ctx, ffi::Py_TYPE(obj.as_ptr())) })
+    });
+    let Some(kind @ (Kind::Lock | Kind::RLock)) = kind else {
+        return Ok(());
+    };
+    if !would_block(&obj, kind)? {
+        return Ok(());
+    }
+    let what = obj
+        .repr()
+        .map_or_else(|_| "a lock".to_owned(), |r| r.to_string());
+    // SAFETY: `frame` is valid.
+    let at = unsafe { location(py, frame) };
+    gate.on_block(idx, format!("with {what}"), at);
+    if gate.is_blocked(idx) {
+        WITH_BLOCKED.with(|w| w.set(Some((gate.clone(), idx))));
+    }
+    Ok(())
+}
+
+/// Evaluate a `with` line's context manager expression (a name and
+/// attributes) in `frame`; `None` if it cannot be found.
+fn with_target<'py>(
+    py: Python<'py>,
+    frame: &Bound<'py, PyAny>,
+    (scope, name, attrs): &(String, String, Vec<String>),
+) -> Option<Bound<'py, PyAny>> {
+    let lookup = |what: &str| -> Option<Bound<'py, PyAny>> {
+        frame.getattr(what).ok()?.get_item(name.as_str()).ok()
+    };
+    let builtins =
+        || -> Option<Bound<'py, PyAny>> { py.import("builtins").ok()?.getattr(name.as_str()).ok() };
+    let mut obj = match scope.as_str() {
+        "fast" => lookup("f_locals")?,
+        "global" => lookup("f_globals").or_else(builtins)?,
+        _ => lookup("f_locals")
+            .or_else(|| lookup("f_globals"))
+            .or_else(builtins)?,
+    };
+    for a in attrs {
+        obj = obj.getattr(a.as_str()).ok()?;
+    }
+    Some(obj)
+}
+
+/// If a `with` of this thread passed the turn, its lock is now held: wait
+/// for the turn back.
+pub fn resume_after_with(py: Python<'_>) -> PyResult<()> {
+    if let Some((gate, idx)) = WITH_BLOCKED.with(Cell::take) {
+        gate.on_unblock(py, idx)
+            .map_err(crate::line_tracer::stop_error)?;
+    }
+    Ok(())
 }
 
 /// Start watching the current thread's calls on behalf of thread `idx`.
@@ -105,6 +185,7 @@ unsafe extern "C" fn profile(
     // exception in the traced thread.
     // SAFETY: the arguments are as CPython passed them.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        resume_after_with(py)?;
         match what {
             ffi::PyTrace_C_CALL => on_c_call(py, frame, arg),
             ffi::PyTrace_C_RETURN | ffi::PyTrace_C_EXCEPTION => on_return(py, arg as usize),

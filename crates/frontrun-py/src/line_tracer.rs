@@ -44,7 +44,16 @@ impl Hasher for PtrHasher {
 struct CodeInfo {
     file: Arc<str>,
     markers: Option<Arc<FileMarkers>>,
+    /// Lines that enter a `with` on a plain name or attribute chain.
+    withs: Option<Arc<WithLines>>,
 }
+
+/// Where a `with` statement's context manager is found: `(scope, name,
+/// attributes)`, scope being `"fast"`, `"global"` or `"name"`.
+type WithTarget = (String, String, Vec<String>);
+
+/// `with` lines of one code object.
+type WithLines = HashMap<u32, WithTarget>;
 
 /// Tracing state of the current thread.
 struct ThreadCtx {
@@ -150,7 +159,11 @@ pub fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> PyErr {
 /// # Safety
 /// The GIL is held and `frame` is a valid frame.
 unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()> {
-    let Some(hit) = CTX.with(|c| -> PyResult<Option<MarkedCode>> {
+    // A `with` that gave the turn away has its lock now: take the turn back
+    // before running anything else.
+    crate::block_hook::resume_after_with(py)?;
+    let mut withs: Option<(Arc<WithLines>, Arc<Gate>, ThreadIdx)> = None;
+    let hit = CTX.with(|c| -> PyResult<Option<MarkedCode>> {
         let mut guard = c.borrow_mut();
         let Some(ctx) = guard.as_mut() else {
             return Ok(None);
@@ -160,16 +173,9 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             // Unwinding: never pause or raise again in this thread.
             return Ok(None);
         }
-        if !aborted && ctx.gate.is_released() {
-            // Nothing left to pause for: stop paying for line events. (An
-            // abort after this point can no longer unwind the thread, but a
-            // released thread runs to its end anyway.)
-            // SAFETY: the GIL is held; removing the calling thread's own
-            // trace function from inside it is allowed (the interpreter
-            // reads the new, empty setting on the next event).
-            unsafe { ffi::PyEval_SetTrace(None, std::ptr::null_mut()) };
-            return Ok(None);
-        }
+        // Once every step is taken markers pass freely, but `with` lines
+        // still have to be watched: a blocking one must pass the turn.
+        let released = !aborted && ctx.gate.is_released();
         // SAFETY: `frame` is valid; PyFrame_GetCode returns a new reference
         // that `Bound::from_owned_ptr` takes over and releases on drop.
         let code = unsafe {
@@ -187,6 +193,12 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             };
             ctx.last_code = key;
             ctx.last_info = info;
+        }
+        if let Some(CodeInfo { withs: Some(w), .. }) = &ctx.last_info {
+            withs = Some((w.clone(), ctx.gate.clone(), ctx.idx));
+        }
+        if released {
+            return Ok(None);
         }
         let marked = matches!(
             &ctx.last_info,
@@ -208,6 +220,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             Some(CodeInfo {
                 file,
                 markers: Some(markers),
+                ..
             }) => Some(MarkedCode {
                 gate: ctx.gate.clone(),
                 idx: ctx.idx,
@@ -216,12 +229,35 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             }),
             _ => None,
         })
-    })?
-    else {
+    })?;
+    if hit.is_none() && withs.is_none() {
         return Ok(());
-    };
+    }
     // SAFETY: `frame` is valid and the GIL is held.
     let line = unsafe { ffi::PyFrame_GetLineNumber(frame) };
+    if let Some(hit) = hit {
+        // SAFETY: as above.
+        unsafe { on_marked_line(py, frame, line, hit)? };
+    }
+    if let Some((withs, gate, idx)) = withs {
+        if let Some(target) = u32::try_from(line).ok().and_then(|l| withs.get(&l)) {
+            // SAFETY: as above.
+            unsafe { crate::block_hook::check_with(py, frame, target, &gate, idx)? };
+        }
+    }
+    Ok(())
+}
+
+/// A line event in a file with markers: pause at a marked line.
+///
+/// # Safety
+/// The GIL is held and `frame` is a valid frame.
+unsafe fn on_marked_line(
+    py: Python<'_>,
+    frame: *mut ffi::PyFrameObject,
+    line: i32,
+    hit: MarkedCode,
+) -> PyResult<()> {
     let Some(names) = u32::try_from(line)
         .ok()
         .and_then(|l| hit.markers.at_line(l))
@@ -276,8 +312,10 @@ fn code_info(py: Python<'_>, gate: &Gate, code: &Bound<'_, PyAny>) -> PyResult<O
     let Ok(path) = filename.extract::<String>() else {
         return Ok(None);
     };
+    let withs = with_lines(py, code)?;
     let markers = match markers_of(&path) {
-        FileScan::Unreadable => return Ok(None),
+        FileScan::Unreadable if withs.is_none() => return Ok(None),
+        FileScan::Unreadable => None,
         FileScan::NoMarkers => None,
         FileScan::Markers(m) => Some(m),
         FileScan::Duplicate(dup) => {
@@ -291,7 +329,32 @@ fn code_info(py: Python<'_>, gate: &Gate, code: &Bound<'_, PyAny>) -> PyResult<O
     Ok(Some(CodeInfo {
         file: Arc::from(path.as_str()),
         markers,
+        withs,
     }))
+}
+
+/// The `with` lines of `code`, if it has any `with` at all (a scan of its
+/// bytecode for `BEFORE_WITH` first, so most code objects cost no more).
+fn with_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Arc<WithLines>>> {
+    static BEFORE_WITH: std::sync::OnceLock<Option<u8>> = std::sync::OnceLock::new();
+    let op = *BEFORE_WITH.get_or_init(|| {
+        py.import("dis")
+            .and_then(|d| d.getattr("opmap")?.get_item("BEFORE_WITH")?.extract::<u8>())
+            .ok()
+    });
+    let Some(op) = op else {
+        return Ok(None);
+    };
+    let bytes: Vec<u8> = code.getattr(pyo3::intern!(py, "co_code"))?.extract()?;
+    if !bytes.chunks_exact(2).any(|unit| unit[0] == op) {
+        return Ok(None);
+    }
+    let found: HashMap<u32, WithTarget> = py
+        .import("frontrun._lock_calls")?
+        .getattr("with_targets")?
+        .call1((code,))?
+        .extract()?;
+    Ok((!found.is_empty()).then(|| Arc::new(found)))
 }
 
 /// The exception that unwinds a thread of an aborted run.
