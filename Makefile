@@ -48,7 +48,8 @@ PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 OTHER_PYTHONS ?= 3.10 3.12 3.13
 # Version-sensitive suites: the tracers read interpreter internals that change per minor version.
 VERSION_TESTS ?= tests/test_tracer_*.py tests/test_trace_markers.py tests/test_markers_errors.py \
-	tests/test_dpor.py tests/test_explore.py tests/test_coop.py tests/test_realistic_bugs.py
+	tests/test_dpor.py tests/test_explore.py tests/test_coop.py tests/test_realistic_bugs.py \
+	tests/test_soundness_objects.py
 
 test-versions:  ## tracer, marker and DPOR tests on CPython 3.10, 3.12 and 3.13 (one venv each)
 	@set -e; for short in $(OTHER_PYTHONS); do \

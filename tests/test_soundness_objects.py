@@ -117,8 +117,11 @@ def op_dict_spread(s: State, r: list[Any]) -> Iterator[None]:
 
 
 def op_unpack(s: State, r: list[Any]) -> Iterator[None]:
-    first, *rest = s.l
-    r.append((first, rest))
+    try:
+        first, *rest = s.l
+        r.append((first, rest))
+    except ValueError:
+        r.append("empty")
     yield
 
 
@@ -183,6 +186,21 @@ def op_enumerate_list(s: State, r: list[Any]) -> Iterator[None]:
     r.append(got)
 
 
+def op_truth(s: State, r: list[Any]) -> Iterator[None]:
+    r.append("nonempty" if s.l else "empty")
+    yield
+
+
+def op_not_set(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(not s.s)
+    yield
+
+
+def op_clear_list(s: State, r: list[Any]) -> Iterator[None]:
+    s.l.clear()
+    yield
+
+
 def op_set_b(s: State, r: list[Any]) -> Iterator[None]:
     s.d["b"] = 2
     yield
@@ -213,7 +231,10 @@ def op_append(s: State, r: list[Any]) -> Iterator[None]:
 
 
 def op_pop_front(s: State, r: list[Any]) -> Iterator[None]:
-    r.append(s.l.pop(0) if s.l else None)
+    try:
+        r.append(s.l.pop(0))
+    except IndexError:
+        r.append(None)
     yield
 
 
@@ -284,6 +305,9 @@ OPS: list[Op] = [
     op_iter_dict,
     op_iter_items,
     op_enumerate_list,
+    op_truth,
+    op_not_set,
+    op_clear_list,
     op_set_b,
     op_set_a,
     op_pop_a,
@@ -532,3 +556,21 @@ def test_distinct_keys_stay_independent() -> None:
 
     r = frontrun.explore(Box, [wa, wb], lambda b: True)
     assert r.exhausted and r.executions_explored == 1
+
+
+def test_truth_test_of_a_shared_list_is_a_read() -> None:
+    # `if b.l:` observes the size: both answers are reachable.
+    outs: set[str] = set()
+
+    def test_truth(b: Box) -> None:
+        b.out = "nonempty" if b.l else "empty"
+
+    def clear(b: Box) -> None:
+        b.l.clear()
+
+    def record(b: Box) -> bool:
+        outs.add(b.out)
+        return True
+
+    r = frontrun.explore(Box, [test_truth, clear], record, stop_on_first=False)
+    assert r.exhausted and outs == {"nonempty", "empty"}

@@ -95,6 +95,17 @@ const NAMED: &[(&str, Op)] = &[
     ("CONVERT_VALUE", Op::ReadTop),
     ("FORMAT_WITH_SPEC", Op::ReadSecond),
     ("FORMAT_VALUE", Op::FormatValue),
+    // Truth tests observe a container's size.
+    ("TO_BOOL", Op::ReadTop),
+    ("UNARY_NOT", Op::ReadTop),
+    ("POP_JUMP_IF_FALSE", Op::ReadTop),
+    ("POP_JUMP_IF_TRUE", Op::ReadTop),
+    ("POP_JUMP_FORWARD_IF_FALSE", Op::ReadTop),
+    ("POP_JUMP_FORWARD_IF_TRUE", Op::ReadTop),
+    ("POP_JUMP_BACKWARD_IF_FALSE", Op::ReadTop),
+    ("POP_JUMP_BACKWARD_IF_TRUE", Op::ReadTop),
+    ("JUMP_IF_FALSE_OR_POP", Op::ReadTop),
+    ("JUMP_IF_TRUE_OR_POP", Op::ReadTop),
     ("COMPARE_OP", Op::ReadTwo),
     ("BINARY_OP", Op::BinaryOp),
 ];
