@@ -245,7 +245,24 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
                 let idle = info.instrs.get(unit).is_none_or(|i| match i.op {
                     Op::Skip => true,
                     Op::ForIter => s.iters.is_empty(),
-                    _ => false,
+                    // A call passing only numbers, strings and functions
+                    // hands nothing shared to anyone.
+                    Op::Call | Op::CallFunction | Op::CallKw if s.methods.is_empty() => {
+                        stack_of(view, info, unit).is_some_and(|stack| {
+                            (1..=i.arg + 2)
+                                .all(|slot| stack.peek(slot).is_none_or(|p| !maybe_shared(p)))
+                        })
+                    }
+                    // Operators on numbers and strings, the common case,
+                    // are settled here without leaving the fast path.
+                    _ => operand_slots(*i).is_some_and(|(reads, write)| {
+                        stack_of(view, info, unit).is_some_and(|stack| {
+                            reads
+                                .iter()
+                                .chain(write.iter())
+                                .all(|&slot| stack.peek(slot).is_none_or(|p| !maybe_shared(p)))
+                        })
+                    }),
                 });
                 if !info.traced || (idle && s.pending.is_empty()) {
                     Err(())
@@ -269,14 +286,7 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
     let Some(&ins) = info.instrs.get(unit) else {
         return Ok(());
     };
-    let stack = || {
-        let depth = if cfg!(Py_3_12) {
-            StackDepth::Known(info.depths.get(unit).and_then(|&d| u32::try_from(d).ok()))
-        } else {
-            StackDepth::Live
-        };
-        view.stack(depth, info.nlocalsplus, info.stacksize)
-    };
+    let stack = || stack_of(view, &info, unit);
     let code = view.code() as usize;
     resolve_pending(py, frame, code, unit, &stack);
     if ins.op == Op::Skip {
@@ -304,6 +314,16 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
             site,
         },
     )
+}
+
+/// The live value stack of `view` before code unit `unit`.
+fn stack_of(view: &FrameView, info: &CodeInfo, unit: usize) -> Option<Stack> {
+    let depth = if cfg!(Py_3_12) {
+        StackDepth::Known(info.depths.get(unit).and_then(|&d| u32::try_from(d).ok()))
+    } else {
+        StackDepth::Live
+    };
+    view.stack(depth, info.nlocalsplus, info.stacksize)
 }
 
 fn site_of(py: Python<'_>, info: &CodeInfo, unit: usize) -> u64 {
@@ -812,17 +832,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
 /// it as a whole; an in-place operator changes its left operand. Objects
 /// with Python-level dunders need nothing (their code is traced).
 fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> {
-    let (reads, write): (&[u32], Option<u32>) = match ins.op {
-        Op::ReadTop => (&[1], None),
-        Op::ReadSecond => (&[2], None),
-        Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
-        Op::FormatValue => (&[1], None),
-        Op::ReadTwo => (&[1, 2], None),
-        Op::BinaryOp if ins.arg >= 13 => (&[1], Some(2)),
-        Op::BinaryOp => (&[1, 2], None),
-        Op::Inplace => (&[1], Some(2)),
-        _ => return None,
-    };
+    let (reads, write) = operand_slots(ins)?;
     let mut accesses = Vec::new();
     let mut visit = |slot: u32, write: bool| {
         let Some(p) = stack.peek(slot) else { return };
@@ -853,6 +863,22 @@ fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> 
         visit(w, true);
     }
     Some((accesses, None))
+}
+
+/// The stack slots an operator reads, and the one it changes (in-place
+/// operators); `None` for other instructions.
+fn operand_slots(ins: Instr) -> Option<(&'static [u32], Option<u32>)> {
+    Some(match ins.op {
+        Op::ReadTop => (&[1], None),
+        Op::ReadSecond => (&[2], None),
+        Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
+        Op::FormatValue => (&[1], None),
+        Op::ReadTwo => (&[1, 2], None),
+        Op::BinaryOp if ins.arg >= 13 => (&[1], Some(2)),
+        Op::BinaryOp => (&[1, 2], None),
+        Op::Inplace => (&[1], Some(2)),
+        _ => return None,
+    })
 }
 
 /// The accesses an instruction is about to make, if it touches shared
