@@ -11,9 +11,18 @@ UPDATE = "UPDATE accounts SET balance=%s WHERE name=%s"
 
 
 def conflicting(a: list[tuple[int, int | None, str]], b: list[tuple[int, int | None, str]]) -> bool:
-    """The engine's rule: same object, overlapping keys, at least one write."""
+    """The engine's rule: same object, overlapping keys, at least one write;
+    or two acquisitions of one lock."""
     return any(
-        x[0] == y[0] and "write" in (x[2], y[2]) and (x[1] is None or y[1] is None or x[1] == y[1])
+        x[0] == y[0]
+        and (
+            (x[2], y[2]) == ("acquire", "acquire")
+            or (
+                "write" in (x[2], y[2])
+                and {x[2], y[2]} <= {"read", "write"}
+                and (x[1] is None or y[1] is None or x[1] == y[1])
+            )
+        )
         for x in a
         for y in b
     )
@@ -73,6 +82,8 @@ def test_parameters_pin_rows_in_every_style(
     assert a.conflicts(a2)
     assert not a.conflicts(b), (a.describe(), b.describe())
     m = n.DbModel("db")
+    # (Without the catalog, `balance` might be unique: writes of it collide.)
+    m.declare_unique("accounts", ["name"])
     assert conflicting(m.accesses(1, a), m.accesses(2, a2))
     assert not conflicting(m.accesses(1, a), m.accesses(2, b))
 
@@ -81,8 +92,34 @@ def test_reads_commute_and_writes_do_not() -> None:
     m = n.DbModel("db")
     read = m.accesses(1, n.sql_footprint(SELECT_ALICE, ("alice",)))
     write = m.accesses(2, n.sql_footprint(UPDATE, (5, "alice")))
+    write_again = m.accesses(3, n.sql_footprint(UPDATE, (6, "alice")))
     assert not conflicting(read, read)
-    assert conflicting(read, write)
+    # An uncommitted write is invisible: the read commutes with it, not with
+    # the commit that publishes it.
+    assert not conflicting(read, write)
+    m.apply(2, n.sql_footprint(UPDATE, (5, "alice")))
+    assert conflicting(read, m.accesses(2, n.sql_footprint("COMMIT")))
+    # Two writers of a row take its lock: ordered.
+    assert conflicting(write, write_again)
+
+
+def test_unique_columns_order_writes_of_different_rows() -> None:
+    m = n.DbModel("db")
+    m.declare_unique("accounts", ["name"])
+    bal = m.accesses(1, n.sql_footprint(UPDATE, (5, "alice")))
+    bal_bob = m.accesses(2, n.sql_footprint(UPDATE, (5, "bob")))
+    rename = m.accesses(3, n.sql_footprint("UPDATE accounts SET name='x' WHERE name='carl'"))
+    insert = m.accesses(
+        4, n.sql_footprint("INSERT INTO accounts (name, balance) VALUES ('dave', 1)")
+    )
+    assert not conflicting(bal, bal_bob), "balance is not unique"
+    assert conflicting(rename, insert) and not conflicting(bal, insert)
+    # A table the catalog did not list: every assigned column may be unique.
+    other = n.DbModel("db")
+    assert conflicting(
+        other.accesses(1, n.sql_footprint(UPDATE, (5, "alice"))),
+        other.accesses(2, n.sql_footprint(UPDATE, (5, "bob"))),
+    )
 
 
 def test_python_values_become_parameters() -> None:
@@ -174,7 +211,7 @@ def test_db_event_is_a_noop_without_a_sink_and_reaches_one() -> None:
     # A fresh model: `m` now counts the row lock as held by transaction 1.
     assert events == [(7, n.DbModel("db").accesses(1, fp))]
     kinds = {k for _, _, k in events[0][1]}
-    assert kinds == {"read", "write", "acquire"}
+    assert kinds == {"read", "write", "acquire"}, "lock, marker and unique columns"
     assert "acquire" not in {k for _, _, k in m.accesses(1, fp)}, "held locks are not re-acquired"
     assert "release" in {k for _, _, k in m.accesses(1, n.sql_footprint("COMMIT"))}
     with pytest.raises(RuntimeError, match="without _db_capture_start"):

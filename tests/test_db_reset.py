@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import psycopg2
 import pytest
 
@@ -81,3 +84,40 @@ def test_template_reset_gives_fresh_copies(pg_server: PostgresServer) -> None:
                 cur.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (first,))
                 assert cur.fetchone()[0] == 0, "the previous copy is dropped"
             conn.close()
+
+
+def test_snapshot_reset_with_psycopg3(pg_dsn: str) -> None:
+    import psycopg
+
+    _prepare(pg_dsn)
+    with SnapshotReset(lambda: psycopg.connect(pg_dsn), ["accounts", "log"]) as r:
+        for _ in range(2):
+            _dirty(pg_dsn)
+            r.reset()
+            rows, logs, nxt = _state(pg_dsn)
+            assert rows == [(1, "alice", 1000), (2, "bob", 5)]
+            assert (logs, nxt) == (0, 3)
+
+
+def test_snapshot_reset_with_sqlite3(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY AUTOINCREMENT, name text, balance int);"
+        "INSERT INTO accounts (name, balance) VALUES ('alice', 1000), ('bob', 5);"
+    )
+    conn.commit()
+    with SnapshotReset(lambda: sqlite3.connect(path), ["accounts"]) as r:
+        for _ in range(2):
+            conn.execute("UPDATE accounts SET balance = 0")
+            conn.execute("INSERT INTO accounts (name, balance) VALUES ('mallory', 1)")
+            conn.commit()
+            r.reset()
+            assert conn.execute("SELECT * FROM accounts ORDER BY id").fetchall() == [
+                (1, "alice", 1000),
+                (2, "bob", 5),
+            ]
+            conn.execute("INSERT INTO accounts (name, balance) VALUES ('carol', 7)")
+            assert conn.execute("SELECT max(id) FROM accounts").fetchone() == (3,)
+            conn.rollback()
+    conn.close()

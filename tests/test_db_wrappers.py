@@ -88,7 +88,7 @@ def test_sqlite_statements_are_events_with_values(sqlite_path: Path) -> None:
     ]
     select, update, commit = (acc for _, acc in cap.events)
     assert {k for _, _, k in select} == {"read"}
-    assert "write" in {k for _, _, k in update}
+    assert "acquire" in {k for _, _, k in update}
     assert commit, "the commit of a transaction that wrote is not a pure yield"
     assert conn.execute("SELECT balance FROM accounts WHERE name='alice'").fetchone() == (1100,)
     conn.close()
@@ -150,7 +150,12 @@ def test_psycopg2_isolation_locks_and_commit(pg_bank: str) -> None:
             assert model.predict(b._txn, upd) == ("proceeds", [])
         assert cap.texts()[-1] == "Txn A | COMMIT"
         update_acc, commit_acc = cap.events[0][1], cap.events[1][1]
-        assert set(update_acc) & set(commit_acc), "the commit publishes the update's row"
+        # The commit releases the row lock the update took, and publishes the row.
+        assert {(o, "release") for o, _, k in update_acc if k == "acquire"} <= {
+            (o, k) for o, _, k in commit_acc
+        }
+        assert any(k == "acquire" for _, _, k in update_acc)
+        assert any(k == "write" for _, _, k in commit_acc)
         with Capture() as cap2:
             cur = b.cursor()
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")

@@ -181,6 +181,11 @@ pub struct TableAccess {
     /// (`FOR UPDATE`…) or implicit (`UPDATE`/`DELETE` take `FOR UPDATE`;
     /// every `UPDATE` is treated as possibly changing a key column).
     pub lock: Option<RowLock>,
+    /// For a write, the columns whose values it may change in `rows`:
+    /// `Some` for an `UPDATE` (its assigned columns), `None` for anything
+    /// else (an `INSERT` or `DELETE` adds or removes every value of a row).
+    /// Unique-column collisions are judged from these.
+    pub changes: Option<Vec<String>>,
 }
 
 impl TableAccess {

@@ -213,6 +213,7 @@ fn instantiate(t: &Template, params: Params<'_>, dialect: Dialect) -> Footprint 
                 Rows::Keys(keys)
             },
             lock: a.lock,
+            changes: a.changes.clone(),
         };
         if !fp.accesses.contains(&access) {
             fp.accesses.push(access);

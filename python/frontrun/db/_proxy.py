@@ -124,6 +124,7 @@ class ConnectionProxy:
         d["_released"] = False
         session.track(self)
         session.note_label(database, txn, d["label"])
+        session.learn_catalog(database, driver, conn)
         if session.isolation is not None:
             _drivers.set_isolation(driver, conn, session.isolation)
 
@@ -169,6 +170,14 @@ class ConnectionProxy:
             return str(self._session_level)
         return str(_call(_drivers.isolation_of, self._driver, self._conn))
 
+    def _snapshot_isolation(self) -> bool:
+        """Whether the transaction's first statement takes its snapshot
+        (REPEATABLE READ and SERIALIZABLE on PostgreSQL)."""
+        return self._dialect == "postgresql" and self.isolation in (
+            "repeatable read",
+            "serializable",
+        )
+
     def _autocommit(self) -> bool:
         return bool(_call(_drivers.is_autocommit, self._driver, self._conn))
 
@@ -190,6 +199,7 @@ class ConnectionProxy:
             serializable=self.isolation == "serializable",
             lock_model=True,
             loc=user_location(),
+            snapshot_isolation=self._snapshot_isolation(),
         )
         return site
 

@@ -75,6 +75,7 @@ class DbSession:
         self._next = 0
         self._warned: set[str] = set()
         self._conns: list[weakref.ref[ConnectionProxy]] = []
+        self._catalog_read: set[str] = set()
 
     def declare_key(self, table: str, column: str) -> None:
         """Fix the column that identifies rows of ``table`` (its primary key)."""
@@ -104,6 +105,23 @@ class DbSession:
                     model.declare_key(table, column)
                 self._models[database] = model
             return model
+
+    def learn_catalog(self, database: str, driver: str, conn: Any) -> None:
+        """Read ``database``'s unique columns through ``conn`` (a new
+        connection, still idle), once per exploration (PostgreSQL only)."""
+        if driver not in ("psycopg2", "psycopg"):
+            return
+        with self._lock:
+            if database in self._catalog_read:
+                return
+            model = self._models.get(database)
+        if model is None:
+            return
+        from frontrun.db._catalog import learn_unique_columns
+
+        if _native._db_call(learn_unique_columns, model, conn):
+            with self._lock:
+                self._catalog_read.add(database)
 
     def next_connection(self) -> tuple[int, str]:
         """A transaction id and an explanation label for a new connection."""
@@ -142,6 +160,7 @@ class DbSession:
             min_epoch,
             conn.isolation == "serializable",
             user_location(),
+            conn._snapshot_isolation(),
         )
 
     def track(self, conn: ConnectionProxy) -> None:

@@ -30,13 +30,24 @@ def _ident(name: str) -> str:
     return name
 
 
+def _is_sqlite(conn: Any) -> bool:
+    return type(conn).__module__.startswith("sqlite3")
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class SnapshotReset:
     """Restore named tables to the rows they hold now.
 
-    ``connect()`` opens a psycopg2 connection to the database. ``method`` is
+    ``connect()`` opens a connection to the database: psycopg2, psycopg 3 or
+    sqlite3. The rows are copied, on the server, into temporary tables of
+    that connection (so no value is ever rendered as SQL text by a driver),
+    and each ``reset()`` puts them back in one round trip. ``method`` is
     ``"delete"`` (default; cheap for small tables and needs no exclusive
-    lock) or ``"truncate"``. ``lock_timeout`` bounds the wait for a lock a
-    leftover session still holds.
+    lock) or ``"truncate"`` (PostgreSQL). ``lock_timeout`` bounds the wait
+    for a lock a leftover session still holds (PostgreSQL).
     """
 
     def __init__(
@@ -53,11 +64,21 @@ class SnapshotReset:
             raise ValueError("SnapshotReset needs at least one table name")
         self.tables = [_ident(t) for t in tables]
         self._conn = connect()
-        self._conn.autocommit = True
+        self._sqlite = _is_sqlite(self._conn)
+        if self._sqlite:
+            if method == "truncate":
+                raise ValueError("SQLite has no TRUNCATE: use method='delete'")
+            self._conn.isolation_level = None  # autocommit: the script says BEGIN
+        else:
+            self._conn.autocommit = True
         self._script = self._record(method, lock_timeout)
 
+    def _copy_name(self, index: int) -> str:
+        return f"frontrun_snapshot_{index}"
+
     def _record(self, method: str, lock_timeout: float) -> str:
-        parts = [f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'", "BEGIN"]
+        parts = [] if self._sqlite else [f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'"]
+        parts.append("BEGIN")
         if method == "truncate":
             parts.append(f"TRUNCATE {', '.join(self.tables)}")
         else:
@@ -65,34 +86,64 @@ class SnapshotReset:
             # them; deferring checks is not possible for all FKs, so delete
             # in reverse of the order given (give parents first).
             parts += [f"DELETE FROM {t}" for t in reversed(self.tables)]
-        with self._conn.cursor() as cur:
-            for t in self.tables:
-                cur.execute(f"SELECT * FROM {t}")
-                rows = cur.fetchall()
-                cols = ", ".join(d[0] for d in cur.description)
-                if rows:
-                    marks = "(" + ", ".join(["%s"] * len(cur.description)) + ")"
-                    values = ", ".join(cur.mogrify(marks, r).decode() for r in rows)
-                    parts.append(f"INSERT INTO {t} ({cols}) VALUES {values}")
+        cur = self._conn.cursor()
+        try:
+            for i, t in enumerate(self.tables):
+                copy = self._copy_name(i)
                 cur.execute(
-                    "SELECT s FROM (SELECT pg_get_serial_sequence(%s, attname) AS s "
-                    "FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
-                    "AND NOT attisdropped) q WHERE s IS NOT NULL",
-                    (t, t),
+                    f"DROP TABLE IF EXISTS temp.{copy}"
+                    if self._sqlite
+                    else f"DROP TABLE IF EXISTS pg_temp.{copy}"
                 )
-                for (seq,) in cur.fetchall():
-                    cur.execute(f"SELECT last_value, is_called FROM {seq}")
-                    last, called = cur.fetchone()
-                    parts.append(
-                        cur.mogrify("SELECT setval(%s, %s, %s)", (seq, last, called)).decode()
-                    )
+                cur.execute(f"CREATE TEMP TABLE {copy} AS SELECT * FROM {t}")
+                parts.append(
+                    f"INSERT INTO {t} SELECT * FROM {'temp' if self._sqlite else 'pg_temp'}.{copy}"
+                )
+                parts += self._sequences(cur, t)
+        finally:
+            cur.close()
         parts.append("COMMIT")
         return ";\n".join(parts)
 
+    def _sequences(self, cur: Any, table: str) -> list[str]:
+        """Statements that put ``table``'s id counters back."""
+        if self._sqlite:
+            cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+            if cur.fetchone() is None:
+                return []
+            cur.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+            row = cur.fetchone()
+            out = [f"DELETE FROM sqlite_sequence WHERE name = {_quote(table)}"]
+            if row is not None:
+                out.append(
+                    f"INSERT INTO sqlite_sequence (name, seq) VALUES ({_quote(table)}, {int(row[0])})"
+                )
+            return out
+        cur.execute(
+            "SELECT s FROM (SELECT pg_get_serial_sequence(%s, attname) AS s "
+            "FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 "
+            "AND NOT attisdropped) q WHERE s IS NOT NULL",
+            (table, table),
+        )
+        out = []
+        for (seq,) in cur.fetchall():
+            cur.execute(f"SELECT last_value, is_called FROM {seq}")
+            last, called = cur.fetchone()
+            out.append(
+                f"SELECT setval({_quote(seq)}, {int(last)}, {'true' if called else 'false'})"
+            )
+        return out
+
     def reset(self) -> None:
         """Put the tables back as recorded (one round trip)."""
-        with self._conn.cursor() as cur:
+        if self._sqlite:
+            self._conn.executescript(self._script)
+            return
+        cur = self._conn.cursor()
+        try:
             cur.execute(self._script)
+        finally:
+            cur.close()
 
     def close(self) -> None:
         self._conn.close()

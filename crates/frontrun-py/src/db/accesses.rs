@@ -1,15 +1,38 @@
 //! From footprint resources to engine accesses.
 //!
-//! Data resources become reads and writes. Row locks become lock
-//! acquisitions (`Acquire`) of one object per locked row, released by the
-//! transaction's `COMMIT`/`ROLLBACK` (`Release`). That is what lets DPOR try
-//! both orders of two transactions that lock the same row: with plain writes
-//! the lock holder's later statements would order the two lockers and hide
-//! their race. A lock a transaction already holds is not acquired again.
+//! The model follows PostgreSQL's MVCC: what a transaction writes is invisible
+//! to others until its `COMMIT`, and writers of one row are ordered by the
+//! row lock they take, held until `COMMIT`/`ROLLBACK`. So:
 //!
-//! A statement that locks a row does not also *read* it: every writer of the
-//! row holds the row lock until it commits, so the lock order already orders
-//! the read after them (and a read access would hide the lockers' race).
+//! - **Row locks** (`UPDATE`, `DELETE`, `SELECT … FOR UPDATE/SHARE`, upserts,
+//!   and `INSERT`, which holds the new key until it ends) become lock
+//!   acquisitions (`Acquire`) of one object per locked row, released by the
+//!   transaction's end (`Release`). DPOR tries both orders of two
+//!   transactions that lock the same row. A lock a transaction already holds
+//!   is not acquired again.
+//! - **Data** is written by the `COMMIT` only (it publishes the rows the
+//!   transaction wrote); plain reads read it. A statement that locks a row
+//!   neither reads nor writes its data: every writer of the row holds its
+//!   lock until it ends, so the lock order already orders them.
+//! - **Snapshots**: a REPEATABLE READ or SERIALIZABLE transaction's first
+//!   statement takes its snapshot. It reads one "commits" object that every
+//!   committing writer writes (each under its own key, so that commits do
+//!   not conflict with each other through it).
+//! - **SERIALIZABLE**: whether a transaction fails depends on the order of
+//!   every statement and commit of the serializable transactions, so they all
+//!   write one object; they also read the commits object.
+//! - **Unique columns**: an `INSERT` or `DELETE` adds or removes a value of
+//!   every unique column of its table, and an `UPDATE` of the columns it
+//!   assigns; another writer may wait for it and fail or succeed depending
+//!   on how it ended. They write a per-table object, under the changed
+//!   column's key (every key for inserts and deletes). Where the table's
+//!   unique columns are not known ([`Uniques`]), every assigned column counts.
+//!
+//! A statement that takes locks is split in two scheduling points: first its
+//! reads (the scan and snapshot happen before any lock wait), then its lock
+//! acquisitions. The acquisitions then carry no access that conflicts with a
+//! `COMMIT`; if they did, the commit→statement edge would hide the race of
+//! two acquisitions of a row from the search.
 //!
 //! Locks on unpinned rows (`Key::Any`) cannot name their rows, so each lock
 //! also touches a per-table marker: read by row locks, written by
@@ -20,29 +43,84 @@ use std::collections::{BTreeSet, HashMap};
 
 use frontrun_engine::event::{Access, AccessKind, Key};
 use frontrun_sql::resources::{database_resource, fnv1a, row_lock_resources, table_resource};
-use frontrun_sql::{Footprint, KeyColumns, Resource, ResourceMode};
+use frontrun_sql::{AccessMode, Footprint, KeyColumns, Resource, ResourceMode, TableAccess};
 
 /// Lock objects each open transaction has acquired.
 pub(crate) type Held = HashMap<u64, BTreeSet<u64>>;
 
+/// The columns of each table (by its data resource id) that a unique index
+/// covers, where known (PostgreSQL's catalog).
+pub(crate) type Uniques = HashMap<u64, Vec<String>>;
+
 /// Distinguishes the marker object from the lock objects of a table.
 const MARKER: u64 = 0x6d61_726b_6572_0001;
 
-/// For each row-lock resource id of the tables `fp` touches, the table's
-/// canonical lock id (the "key" lock object; both map to it).
-fn lock_ids(fp: &Footprint) -> HashMap<u64, u64> {
-    let tables = fp
-        .accesses
-        .iter()
-        .map(|a| a.table.as_str())
-        .chain(fp.table_locks.iter().map(|l| l.table.as_str()));
-    let mut out = HashMap::new();
-    for t in tables {
-        let (k, r) = row_lock_resources(t);
-        out.insert(k, k);
-        out.insert(r, k);
+/// How the transaction running a statement sees the database.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Isolation {
+    /// The statement takes the transaction's snapshot (first statement of a
+    /// REPEATABLE READ or SERIALIZABLE transaction).
+    pub snapshot: bool,
+    pub serializable: bool,
+}
+
+/// The accesses of one statement, in the order they happen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Parts {
+    /// Snapshot, scan and unique-key checks.
+    pub reads: Vec<Access>,
+    /// Row-lock acquisitions (the point where the statement may wait).
+    pub locks: Vec<Access>,
+}
+
+impl Parts {
+    /// Both parts as one event (for sinks that see a statement at once).
+    pub fn joined(mut self) -> Vec<Access> {
+        self.reads.extend(self.locks);
+        self.reads.sort_unstable();
+        self.reads.dedup();
+        self.reads
     }
-    out
+}
+
+/// The object every committing writer writes (under its transaction's key)
+/// and every snapshot reads.
+fn commits_object(salt: u64) -> u64 {
+    fnv1a(b"commits") ^ salt
+}
+
+/// The object every statement and end of a SERIALIZABLE transaction writes.
+fn serializable_object(salt: u64) -> u64 {
+    fnv1a(b"serializable") ^ salt
+}
+
+/// The per-table object that orders writes of its unique columns.
+fn unique_object(table: &str, salt: u64) -> u64 {
+    let (k, _) = row_lock_resources(table);
+    fnv1a(&[b"unique:".as_slice(), &k.to_le_bytes()].concat()) ^ salt
+}
+
+/// The unique-column writes of the write access `a` (see the module docs).
+fn unique_writes(a: &TableAccess, uniques: &Uniques, salt: u64, out: &mut Vec<Access>) {
+    let obj = unique_object(&a.table, salt);
+    let Some(cols) = &a.changes else {
+        out.push(Access {
+            obj,
+            key: Key::Any,
+            kind: AccessKind::Write,
+        });
+        return;
+    };
+    let known = uniques.get(&table_resource(&a.table));
+    for col in cols {
+        if known.is_none_or(|u| u.contains(col)) {
+            out.push(Access {
+                obj,
+                key: Key::Exact(fnv1a(col.as_bytes())),
+                kind: AccessKind::Write,
+            });
+        }
+    }
 }
 
 fn data_access(r: &Resource, salt: u64, promote_reads: bool) -> Access {
@@ -70,83 +148,179 @@ fn lock_object(lock_id: u64, key: Option<u64>, salt: u64) -> u64 {
     mixed ^ salt
 }
 
+/// The resources of one table access alone.
+fn access_resources(a: &TableAccess, keys: &mut KeyColumns) -> Vec<Resource> {
+    let single = Footprint {
+        accesses: vec![a.clone()],
+        ..Footprint::default()
+    };
+    single.resources(keys)
+}
+
+/// Acquire the lock object of `(table, key)` for `txn` unless it holds it.
+fn acquire(
+    held: &mut Held,
+    txn: u64,
+    table: &str,
+    key: Option<u64>,
+    salt: u64,
+    out: &mut Vec<Access>,
+) {
+    let (lock_id, _) = row_lock_resources(table);
+    let obj = lock_object(lock_id, key, salt);
+    if held.entry(txn).or_default().insert(obj) {
+        out.push(Access {
+            obj,
+            key: Key::Any,
+            kind: AccessKind::Acquire,
+        });
+        out.push(Access {
+            obj: lock_id ^ MARKER ^ salt,
+            key: Key::Any,
+            kind: if key.is_some() {
+                AccessKind::Read
+            } else {
+                AccessKind::Write
+            },
+        });
+    }
+}
+
 /// Accesses of a statement (not ending its transaction) of `txn`.
 pub(crate) fn statement(
     fp: &Footprint,
     keys: &mut KeyColumns,
+    uniques: &Uniques,
     held: &mut Held,
     txn: u64,
     salt: u64,
-) -> Vec<Access> {
-    let locks = lock_ids(fp);
-    let resources = fp.resources(keys);
-    // (table data id, row key) of every row this statement locks.
-    let locked: Vec<(u64, Option<u64>)> = fp
-        .accesses
-        .iter()
-        .filter(|a| a.lock.is_some())
-        .flat_map(|a| {
-            let data = table_resource(&a.table);
-            let (k, _) = row_lock_resources(&a.table);
-            resources
-                .iter()
-                .filter(move |r| r.id == k)
-                .map(move |r| (data, r.key))
-        })
-        .collect();
-    let mut out = Vec::new();
-    for r in resources.iter().copied() {
-        let Some(&lock_id) = locks.get(&r.id) else {
-            let covered = r.mode == ResourceMode::Read && locked.contains(&(r.id, r.key));
-            if !covered {
-                out.push(data_access(&r, salt, false));
+    iso: Isolation,
+) -> Parts {
+    let mut parts = Parts::default();
+    if fp.is_inert() {
+        return parts;
+    }
+    parts.reads.push(Access {
+        obj: database_resource() ^ salt,
+        key: Key::Any,
+        kind: AccessKind::Read,
+    });
+    for a in &fp.accesses {
+        let data = table_resource(&a.table);
+        let (lock_k, lock_r) = row_lock_resources(&a.table);
+        let rs = access_resources(a, keys);
+        let data_keys = rs.iter().filter(|r| r.id == data).map(|r| r.key);
+        match (a.mode, a.lock.is_some()) {
+            // A plain read: it sees committed data.
+            (AccessMode::Read, false) => {
+                for r in rs.iter().filter(|r| r.id == data) {
+                    parts.reads.push(data_access(r, salt, false));
+                }
             }
-            continue;
-        };
-        let obj = lock_object(lock_id, r.key, salt);
-        if held.entry(txn).or_default().insert(obj) {
-            out.push(Access {
-                obj,
-                key: Key::Any,
-                kind: AccessKind::Acquire,
-            });
-            out.push(Access {
-                obj: lock_id ^ MARKER ^ salt,
-                key: Key::Any,
-                kind: if r.key.is_some() {
-                    AccessKind::Read
-                } else {
-                    AccessKind::Write
-                },
-            });
+            // A locking read, UPDATE, DELETE or upsert: the row locks.
+            (_, true) => {
+                let locked: BTreeSet<Option<u64>> = rs
+                    .iter()
+                    .filter(|r| r.id == lock_k || r.id == lock_r)
+                    .map(|r| r.key)
+                    .collect();
+                for key in locked {
+                    acquire(held, txn, &a.table, key, salt, &mut parts.locks);
+                }
+            }
+            // A plain INSERT: holds its new key until it ends.
+            (AccessMode::Write, false) => {
+                let new: BTreeSet<Option<u64>> = data_keys.collect();
+                for key in new {
+                    acquire(held, txn, &a.table, key, salt, &mut parts.locks);
+                }
+            }
+        }
+        if a.mode == AccessMode::Write {
+            unique_writes(a, uniques, salt, &mut parts.reads);
         }
     }
-    out.sort_unstable();
-    out.dedup();
-    out
+    for l in &fp.table_locks {
+        // An explicit table lock (`LOCK TABLE`, DDL) held until the end:
+        // the whole-table lock object, and the data it keeps others from.
+        let single = Footprint {
+            table_locks: vec![l.clone()],
+            ..Footprint::default()
+        };
+        let data = table_resource(&l.table);
+        let rs = single.resources(keys);
+        for r in rs.iter().filter(|r| r.id == data) {
+            parts.reads.push(data_access(r, salt, false));
+        }
+        if rs
+            .iter()
+            .any(|r| r.id != data && r.id != database_resource())
+        {
+            acquire(held, txn, &l.table, None, salt, &mut parts.locks);
+        }
+    }
+    if iso.snapshot || iso.serializable {
+        parts.reads.push(Access {
+            obj: commits_object(salt),
+            key: Key::Any,
+            kind: AccessKind::Read,
+        });
+    }
+    if iso.serializable {
+        parts.reads.push(Access {
+            obj: serializable_object(salt),
+            key: Key::Any,
+            kind: AccessKind::Write,
+        });
+    }
+    for part in [&mut parts.reads, &mut parts.locks] {
+        part.sort_unstable();
+        part.dedup();
+    }
+    parts
 }
 
-/// Accesses of the `COMMIT`/`ROLLBACK` of `txn`, which did `done`: it
-/// publishes the data it wrote (and, under SERIALIZABLE, its reads matter
-/// too) and releases its locks.
+/// Accesses of the end of `txn`, which did `done`: a `COMMIT` publishes the
+/// rows it wrote (under SERIALIZABLE its reads matter too); either end
+/// releases its locks.
 pub(crate) fn end(
     done: Option<&Footprint>,
     keys: &mut KeyColumns,
     held: &mut Held,
     txn: u64,
     salt: u64,
+    commit: bool,
     serializable: bool,
 ) -> Vec<Access> {
     let mut out = Vec::new();
-    if let Some(done) = done {
-        let locks = lock_ids(done);
-        for r in done.resources(keys) {
-            if !locks.contains_key(&r.id) {
-                // Every statement reads the database resource; promoting it
-                // would make the commit conflict with everything.
-                let promote = serializable && r.id != database_resource();
-                out.push(data_access(&r, salt, promote));
+    if let Some(done) = done.filter(|d| !d.is_inert()) {
+        let mut wrote = false;
+        for a in &done.accesses {
+            let data = table_resource(&a.table);
+            for r in access_resources(a, keys).iter().filter(|r| r.id == data) {
+                if a.mode == AccessMode::Write {
+                    wrote = true;
+                    if commit {
+                        out.push(data_access(r, salt, false));
+                    }
+                } else if serializable {
+                    out.push(data_access(r, salt, true));
+                }
             }
+        }
+        if wrote && commit {
+            out.push(Access {
+                obj: commits_object(salt),
+                key: Key::Exact(txn),
+                kind: AccessKind::Write,
+            });
+        }
+        if serializable {
+            out.push(Access {
+                obj: serializable_object(salt),
+                key: Key::Any,
+                kind: AccessKind::Write,
+            });
         }
     }
     for obj in held.remove(&txn).unwrap_or_default() {
@@ -164,10 +338,23 @@ pub(crate) fn end(
 /// Accesses of an unbounded statement (unparsed SQL): it conflicts with
 /// every statement of the database.
 pub(crate) fn global(fp: &Footprint, keys: &mut KeyColumns, salt: u64) -> Vec<Access> {
-    fp.resources(keys)
+    let mut out: Vec<Access> = fp
+        .resources(keys)
         .iter()
         .map(|r| data_access(r, salt, false))
-        .collect()
+        .collect();
+    // It may also commit or take a snapshot.
+    out.push(Access {
+        obj: commits_object(salt),
+        key: Key::Any,
+        kind: AccessKind::Write,
+    });
+    out.push(Access {
+        obj: serializable_object(salt),
+        key: Key::Any,
+        kind: AccessKind::Write,
+    });
+    out
 }
 
 /// SQLite's database write lock, taken by a transaction's first write.

@@ -14,8 +14,13 @@ use super::wait::{self, LockWaitOp, PyLoc};
 /// the lock model predicts it would wait for another transaction's row lock.
 /// Elsewhere the event goes to the thread's sink, if any. Returns whether
 /// anything received it.
+///
+/// A statement that takes row locks is two points on an explored thread:
+/// its reads (snapshot and scan, never waiting), then its lock acquisitions
+/// (which wait while another transaction holds the rows). See
+/// [`super::accesses`] for why.
 #[pyfunction]
-#[pyo3(signature = (model, txn, fp, site = 0, serializable = false, lock_model = true, loc = None))]
+#[pyo3(signature = (model, txn, fp, site = 0, serializable = false, lock_model = true, loc = None, snapshot_isolation = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn db_event(
     py: Python<'_>,
@@ -26,29 +31,37 @@ pub fn db_event(
     serializable: bool,
     lock_model: bool,
     loc: Option<PyLoc>,
+    snapshot_isolation: bool,
 ) -> PyResult<bool> {
+    // (Computed only for a receiver: it marks the locks as taken.)
+    let parts = || model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
     if lock_model && crate::driver::ctx::current().is_some() {
-        let event = Event::new(model.event_accesses(txn, &fp.fp, serializable), site);
+        let parts = parts();
         let op = LockWaitOp {
             model: model.shared(),
             txn,
             fp: fp.fp.clone(),
             min_epoch: 0,
         };
-        return wait::point(py, event, op, loc);
+        if parts.locks.is_empty() {
+            return wait::point(py, Event::new(parts.reads, site), Some(op), loc);
+        }
+        wait::point(py, Event::new(parts.reads, site), None, loc.clone())?;
+        return wait::point(py, Event::new(parts.locks, site), Some(op), loc);
     }
     if !crate::hooks::has_sink() {
         return Ok(false);
     }
-    let accesses = model.event_accesses(txn, &fp.fp, serializable);
-    crate::hooks::emit(py, Event::new(accesses, site))?;
+    crate::hooks::emit(py, Event::new(parts().joined(), site))?;
     Ok(true)
 }
 
 /// After a probe found `fp` waiting for a lock: a scheduling point that is
 /// enabled again once some transaction ended (`model.epoch >= min_epoch`).
+/// The statement is then run again from its start: one point with all its
+/// accesses (locks already taken are not acquired again).
 #[pyfunction]
-#[pyo3(signature = (model, txn, fp, site, min_epoch, serializable = false, loc = None))]
+#[pyo3(signature = (model, txn, fp, site, min_epoch, serializable = false, loc = None, snapshot_isolation = false))]
 #[allow(clippy::too_many_arguments)]
 pub fn db_wait(
     py: Python<'_>,
@@ -59,15 +72,17 @@ pub fn db_wait(
     min_epoch: u64,
     serializable: bool,
     loc: Option<PyLoc>,
+    snapshot_isolation: bool,
 ) -> PyResult<()> {
-    let event = Event::new(model.event_accesses(txn, &fp.fp, serializable), site);
+    let parts = model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
+    let event = Event::new(parts.joined(), site);
     let op = LockWaitOp {
         model: model.shared(),
         txn,
         fp: fp.fp.clone(),
         min_epoch,
     };
-    if wait::point(py, event, op, loc)? {
+    if wait::point(py, event, Some(op), loc)? {
         Ok(())
     } else {
         Err(PyRuntimeError::new_err(

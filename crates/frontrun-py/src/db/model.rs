@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use frontrun_engine::event::{Access, AccessKind, Key};
+use frontrun_engine::event::{AccessKind, Key};
 use frontrun_sql::resources::fnv1a;
 use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction};
 use pyo3::prelude::*;
@@ -15,6 +15,8 @@ use super::footprint::PyFootprint;
 
 pub(crate) struct Model {
     keys: KeyColumns,
+    /// Unique columns of the tables whose catalog was read.
+    uniques: accesses::Uniques,
     locks: LockTable,
     /// Transactions ended so far: a statement that found a row locked may
     /// succeed only after some transaction ended since.
@@ -89,29 +91,58 @@ impl PyDbModel {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The engine accesses of `fp` run by transaction `txn`.
+    /// The engine accesses of `fp` run by transaction `txn`, as the
+    /// statement's two scheduling points (see [`accesses`]).
     ///
     /// `COMMIT`/`ROLLBACK` use the footprint of everything the transaction
     /// did (what the commit publishes and which locks it releases) instead
-    /// of conflicting with every statement. Under SERIALIZABLE a commit can
-    /// also abort others through their reads, so its reads count as writes.
-    pub fn event_accesses(&self, txn: u64, fp: &Footprint, serializable: bool) -> Vec<Access> {
+    /// of conflicting with every statement; they and unbounded statements
+    /// are one point (`reads`). `snapshot_isolation`: the transaction runs at
+    /// REPEATABLE READ or SERIALIZABLE, so its first statement takes a
+    /// snapshot.
+    pub(crate) fn event_parts(
+        &self,
+        txn: u64,
+        fp: &Footprint,
+        serializable: bool,
+        snapshot_isolation: bool,
+    ) -> accesses::Parts {
         let mut m = self.lock();
+        // SQLite serialises writers with its database lock instead.
+        let postgres = m.sqlite_writer.is_none();
         let Model {
-            keys, locks, held, ..
+            keys,
+            uniques,
+            locks,
+            held,
+            ..
         } = &mut *m;
         if fp.ends_transaction() && !fp.global && fp.accesses.is_empty() {
             let done = locks.transaction_footprint(txn);
-            return accesses::end(done, keys, held, txn, self.salt, serializable);
+            let commit = !fp.txn.contains(&frontrun_sql::TxnControl::Rollback);
+            return accesses::Parts {
+                reads: accesses::end(done, keys, held, txn, self.salt, commit, serializable),
+                locks: Vec::new(),
+            };
         }
         if fp.global {
-            return accesses::global(fp, keys, self.salt);
+            return accesses::Parts {
+                reads: accesses::global(fp, keys, self.salt),
+                locks: Vec::new(),
+            };
         }
-        let mut out = accesses::statement(fp, keys, held, txn, self.salt);
+        let first = locks
+            .transaction_footprint(txn)
+            .is_none_or(Footprint::is_inert);
+        let iso = accesses::Isolation {
+            snapshot: snapshot_isolation && first && postgres,
+            serializable: serializable && postgres,
+        };
+        let mut parts = accesses::statement(fp, keys, uniques, held, txn, self.salt, iso);
         if m.sqlite_writer.is_some() && writes(fp) {
-            accesses::acquire_database(&mut m.held, txn, self.salt, &mut out);
+            accesses::acquire_database(&mut m.held, txn, self.salt, &mut parts.locks);
         }
-        out
+        parts
     }
 
     pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
@@ -148,6 +179,7 @@ impl PyDbModel {
         PyDbModel {
             inner: Arc::new(Mutex::new(Model {
                 keys: KeyColumns::new(),
+                uniques: accesses::Uniques::new(),
                 locks: LockTable::new(),
                 epoch: 0,
                 threads: HashMap::new(),
@@ -168,15 +200,36 @@ impl PyDbModel {
         self.lock().keys.declare(table, column);
     }
 
+    /// Record the columns of `table` that unique indexes cover (from the
+    /// catalog). Tables never declared count every column as unique.
+    fn declare_unique(&self, table: &str, columns: Vec<String>) {
+        let id = frontrun_sql::resources::table_resource(table);
+        let mut m = self.lock();
+        let cols = m.uniques.entry(id).or_default();
+        for c in columns {
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+    }
+
     /// The key column used for `table`, declared or learnt.
     fn key_column(&self, table: &str) -> Option<String> {
         self.lock().keys.get(table).map(str::to_owned)
     }
 
-    /// Engine accesses of `fp` run by `txn` (see the module docs).
-    #[pyo3(signature = (txn, fp, serializable = false))]
-    fn accesses(&self, txn: u64, fp: &PyFootprint, serializable: bool) -> Vec<PyAccess> {
-        self.event_accesses(txn, &fp.fp, serializable)
+    /// Engine accesses of `fp` run by `txn`, both scheduling points of a
+    /// statement together (see the module docs).
+    #[pyo3(signature = (txn, fp, serializable = false, snapshot_isolation = false))]
+    fn accesses(
+        &self,
+        txn: u64,
+        fp: &PyFootprint,
+        serializable: bool,
+        snapshot_isolation: bool,
+    ) -> Vec<PyAccess> {
+        self.event_parts(txn, &fp.fp, serializable, snapshot_isolation)
+            .joined()
             .iter()
             .map(|a| {
                 let key = match a.key {

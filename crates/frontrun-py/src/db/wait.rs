@@ -64,19 +64,27 @@ impl Op for LockWaitOp {
 }
 
 /// Deliver `event` as the current explored thread's scheduling point,
-/// enabled only while `op` says so. `Ok(false)` outside an exploration.
+/// enabled only while `op` says so (always, without one). `Ok(false)`
+/// outside an exploration.
 /// `loc` is the user's `file, line, function` (the caller of the driver
 /// method); the innermost frame is used when it is not given.
-pub fn point(py: Python<'_>, event: Event, op: LockWaitOp, loc: Option<PyLoc>) -> PyResult<bool> {
+pub fn point(
+    py: Python<'_>,
+    event: Event,
+    op: Option<LockWaitOp>,
+    loc: Option<PyLoc>,
+) -> PyResult<bool> {
     let Some((gate, tid)) = crate::driver::ctx::current() else {
         return Ok(false);
     };
-    op.model().note_thread(op.txn, tid);
+    if let Some(op) = &op {
+        op.model().note_thread(op.txn, tid);
+    }
     gate.point(
         py,
         tid,
         event,
-        Some(Box::new(op) as Box<dyn Op>),
+        op.map(|op| Box::new(op) as Box<dyn Op>),
         loc.map_or_else(
             || crate::driver::ctx::caller_loc(py),
             |(file, line, function)| {

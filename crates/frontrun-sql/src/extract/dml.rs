@@ -98,6 +98,7 @@ impl Extractor<'_> {
             mode: AccessMode::Write,
             pins,
             lock,
+            changes: None,
         });
     }
 
@@ -130,13 +131,15 @@ impl Extractor<'_> {
         self.walk_items(returning);
         let sources = rels.split_off(n_targets);
         for (i, mut rel) in rels.into_iter().enumerate() {
-            if i == 0 {
+            let changes = if i == 0 {
                 adjust_for_assignments(self, &mut rel.pins, assignments);
+                Some(assigned_columns(self, assignments))
             } else {
                 // MySQL multi-table UPDATE may write any joined table.
                 rel.pins.clear();
-            }
-            self.push_write(rel);
+                None
+            };
+            self.push_write(rel, changes);
         }
         for rel in sources {
             self.push_read(rel);
@@ -164,7 +167,7 @@ impl Extractor<'_> {
         for rel in rels {
             // MySQL `DELETE t1 FROM t1 JOIN t2`: only the named tables lose rows.
             if named.is_empty() || named.contains(&rel.qualifier) || named.contains(&rel.table) {
-                self.push_write(rel);
+                self.push_write(rel, None);
             } else {
                 self.push_read(rel);
             }
@@ -174,7 +177,7 @@ impl Extractor<'_> {
         }
     }
 
-    pub(super) fn push_write(&mut self, rel: Rel) {
+    pub(super) fn push_write(&mut self, rel: Rel, changes: Option<Vec<String>>) {
         self.accesses.push(TAccess {
             table: rel.table,
             mode: AccessMode::Write,
@@ -184,6 +187,7 @@ impl Extractor<'_> {
                 nowait: false,
                 skip_locked: false,
             }),
+            changes,
         });
     }
 
@@ -193,6 +197,7 @@ impl Extractor<'_> {
             mode: AccessMode::Read,
             pins: rel.pins,
             lock: None,
+            changes: None,
         });
     }
 }
@@ -200,6 +205,24 @@ impl Extractor<'_> {
 /// UPDATE rewrites the assigned columns of the rows it touches: the written
 /// row set must include the post-image, so an assigned pinned column gains
 /// the new value, or stops being pinned when the value is not a constant.
+/// The columns an UPDATE's assignments write (last name part, as pinned).
+fn assigned_columns(ex: &Extractor<'_>, assignments: &[Assignment]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in assignments {
+        let names: Vec<&ast::ObjectNamePart> = match &a.target {
+            AssignmentTarget::ColumnName(c) => c.0.last().into_iter().collect(),
+            AssignmentTarget::Tuple(cs) => cs.iter().filter_map(|c| c.0.last()).collect(),
+        };
+        for p in names {
+            let col = ex.object_name(&ObjectName(vec![p.clone()]));
+            if !out.contains(&col) {
+                out.push(col);
+            }
+        }
+    }
+    out
+}
+
 fn adjust_for_assignments(ex: &Extractor<'_>, pins: &mut Pins, assignments: &[Assignment]) {
     for a in assignments {
         let cols: Vec<String> = match &a.target {

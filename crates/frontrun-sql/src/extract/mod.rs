@@ -42,6 +42,8 @@ pub(crate) struct TAccess {
     pub mode: AccessMode,
     pub pins: Pins,
     pub lock: Option<RowLock>,
+    /// See [`crate::TableAccess::changes`].
+    pub changes: Option<Vec<String>>,
 }
 
 /// A footprint with unresolved parameters. `base.accesses` is empty; the

@@ -71,6 +71,7 @@ impl Extractor<'_> {
                 mode: AccessMode::Read,
                 pins: rel.pins,
                 lock,
+                changes: None,
             });
         }
         self.ctes.truncate(depth);
