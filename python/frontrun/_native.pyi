@@ -229,6 +229,7 @@ def db_event(
     lock_model: bool = True,
     loc: tuple[str, int, str] | None = None,
     snapshot_isolation: bool = False,
+    take_snapshot: Callable[[], None] | None = None,
 ) -> bool: ...
 def db_wait(
     model: DbModel,

@@ -35,7 +35,9 @@
 //! let mut locks = LockTable::new();
 //! locks.apply(1, &write);
 //! assert_eq!(locks.predict(2, &write), Prediction::Blocks(vec![1]));
-//! assert_eq!(locks.predict(2, &other), Prediction::Proceeds);
+//! // Another row, but `balance` might be unique: only the server knows.
+//! assert_eq!(locks.predict(2, &other), Prediction::Unknown);
+//! assert_eq!(locks.predict(2, &read), Prediction::Proceeds);
 //! ```
 //!
 //! # Soundness

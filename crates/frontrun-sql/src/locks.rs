@@ -19,7 +19,9 @@
 use std::collections::BTreeMap;
 
 use crate::footprint::same_table;
-use crate::footprint::{AccessMode, Footprint, RowLockMode, Rows, TableLockMode, TxnControl};
+use crate::footprint::{
+    AccessMode, Footprint, RowLockMode, Rows, StatementKind, TableLockMode, TxnControl,
+};
 
 /// A transaction (in practice: a connection with an open transaction).
 pub type TxnId = u64;
@@ -232,6 +234,12 @@ impl LockTable {
                 };
                 let plain_insert = a.mode == AccessMode::Write && a.lock.is_none();
                 for h in held.rows.iter().filter(|h| same_table(&h.table, &a.table)) {
+                    // A write may collide with another's uncommitted write
+                    // of a different row on a unique column (the catalog is
+                    // not known here): then it waits for that transaction.
+                    if creates_values(fp, a) && h.written {
+                        unknown = true;
+                    }
                     // Uncommitted new rows are invisible to UPDATE, DELETE
                     // and SELECT … FOR …: they skip them without waiting.
                     if h.inserted && !plain_insert {
@@ -261,6 +269,13 @@ impl LockTable {
             (true, false) => Prediction::Proceeds,
         }
     }
+}
+
+/// Whether the write `a` of `fp` may give a row new column values (every
+/// write but a `DELETE`), which a unique index then checks.
+fn creates_values(fp: &Footprint, a: &crate::footprint::TableAccess) -> bool {
+    a.mode == AccessMode::Write
+        && !(a.changes.is_none() && a.lock.is_some() && fp.kind == StatementKind::Delete)
 }
 
 /// Both row sets pin some common column (and overlap there): then they name

@@ -142,9 +142,10 @@ fn inserts_with_a_possible_unique_collision_are_unknown() {
         locks.predict(B, &pg("INSERT INTO accounts (name) VALUES ('carol')")),
         Prediction::Unknown
     );
+    // Another unique column (not known here) may collide too.
     assert_eq!(
         locks.predict(B, &pg("INSERT INTO accounts (name) VALUES ('dave')")),
-        Prediction::Proceeds
+        Prediction::Unknown
     );
 }
 
@@ -226,12 +227,16 @@ fn uncommitted_inserts_block_only_colliding_inserts() {
     for sql in [
         "SELECT * FROM accounts WHERE name='dave' FOR UPDATE",
         "SELECT * FROM accounts WHERE name='dave' FOR KEY SHARE",
-        "UPDATE accounts SET balance = 2 WHERE name='dave'",
         "DELETE FROM accounts WHERE name='dave'",
         "SELECT * FROM accounts FOR UPDATE",
     ] {
         assert_eq!(locks.predict(B, &pg(sql)), Prediction::Proceeds, "{sql}");
     }
+    // An UPDATE's new values may collide with the new row's on a unique column.
+    assert_eq!(
+        locks.predict(B, &pg("UPDATE accounts SET balance = 2 WHERE name='dave'")),
+        Prediction::Unknown
+    );
     assert_eq!(
         locks.predict(B, &pg("INSERT INTO accounts (name) VALUES ('dave')")),
         Prediction::Unknown

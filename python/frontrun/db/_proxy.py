@@ -178,6 +178,10 @@ class ConnectionProxy:
             "serializable",
         )
 
+    def _take_snapshot(self) -> None:
+        """Start the transaction's snapshot now (see ``db_event``)."""
+        self._plain("SELECT 1")
+
     def _autocommit(self) -> bool:
         return bool(_call(_drivers.is_autocommit, self._driver, self._conn))
 
@@ -200,6 +204,7 @@ class ConnectionProxy:
             lock_model=True,
             loc=user_location(),
             snapshot_isolation=self._snapshot_isolation(),
+            take_snapshot=self._take_snapshot,
         )
         return site
 

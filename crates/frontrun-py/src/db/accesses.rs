@@ -71,6 +71,8 @@ pub(crate) struct Parts {
     pub reads: Vec<Access>,
     /// Row-lock acquisitions (the point where the statement may wait).
     pub locks: Vec<Access>,
+    /// The statement takes its transaction's snapshot (in `reads`).
+    pub snapshot: bool,
 }
 
 impl Parts {
@@ -259,6 +261,7 @@ pub(crate) fn statement(
             acquire(held, txn, &l.table, None, salt, &mut parts.locks);
         }
     }
+    parts.snapshot = iso.snapshot;
     if iso.snapshot || iso.serializable {
         parts.reads.push(Access {
             obj: commits_object(salt),

@@ -18,9 +18,13 @@ use super::wait::{self, LockWaitOp, PyLoc};
 /// A statement that takes row locks is two points on an explored thread:
 /// its reads (snapshot and scan, never waiting), then its lock acquisitions
 /// (which wait while another transaction holds the rows). See
-/// [`super::accesses`] for why.
+/// [`super::accesses`] for why. When that statement takes its transaction's
+/// snapshot, `take_snapshot` is called between the two points: the server
+/// takes the snapshot when the statement starts, before any lock wait, so
+/// the driver makes it happen there (and a commit the statement then waits
+/// for is not in it).
 #[pyfunction]
-#[pyo3(signature = (model, txn, fp, site = 0, serializable = false, lock_model = true, loc = None, snapshot_isolation = false))]
+#[pyo3(signature = (model, txn, fp, site = 0, serializable = false, lock_model = true, loc = None, snapshot_isolation = false, take_snapshot = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn db_event(
     py: Python<'_>,
@@ -32,6 +36,7 @@ pub fn db_event(
     lock_model: bool,
     loc: Option<PyLoc>,
     snapshot_isolation: bool,
+    take_snapshot: Option<Py<PyAny>>,
 ) -> PyResult<bool> {
     // (Computed only for a receiver: it marks the locks as taken.)
     let parts = || model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
@@ -47,6 +52,9 @@ pub fn db_event(
             return wait::point(py, Event::new(parts.reads, site), Some(op), loc);
         }
         wait::point(py, Event::new(parts.reads, site), None, loc.clone())?;
+        if let Some(take) = take_snapshot.filter(|_| parts.snapshot) {
+            take.call0(py)?;
+        }
         return wait::point(py, Event::new(parts.locks, site), Some(op), loc);
     }
     if !crate::hooks::has_sink() {

@@ -123,12 +123,14 @@ impl PyDbModel {
             return accesses::Parts {
                 reads: accesses::end(done, keys, held, txn, self.salt, commit, serializable),
                 locks: Vec::new(),
+                snapshot: false,
             };
         }
         if fp.global {
             return accesses::Parts {
                 reads: accesses::global(fp, keys, self.salt),
                 locks: Vec::new(),
+                snapshot: false,
             };
         }
         let first = locks
