@@ -84,20 +84,97 @@ def test_threads_writing_distinct_attributes_need_one_execution(n: int) -> None:
 
 @pytest.mark.parametrize("bound", [0, 1, 2])
 @pytest.mark.parametrize("setup", [Counter, LockedCounter], ids=["counter", "locked"])
-def test_preemption_bound_never_runs_more_than_unbounded(bound: int, setup: type) -> None:
+def test_preemption_bound_proves_only_what_it_covered(bound: int, setup: type) -> None:
     def run(b: int | None) -> frontrun.ExploreResult:
-        return frontrun.explore(
-            setup,
-            [inc] * 3,
-            lambda c: True,
-            preemption_bound=b,
-        )
+        return frontrun.explore(setup, [inc] * 3, lambda c: True, strategy="dpor", preemption_bound=b)
 
     unbounded, bounded = run(None), run(bound)
-    assert bounded.executions_explored <= unbounded.executions_explored
-    assert bounded.property_holds is True and bounded.exhausted is False
     assert unbounded.exhausted is True
-    assert "preemptions" in bounded.explanation
+    assert bounded.property_holds is True
+    if setup is Counter:
+        # The racy counter has interleavings beyond any of these bounds.
+        assert bounded.exhausted is False
+        assert "at most" in bounded.explanation and "preemptions" in bounded.explanation
+    else:
+        # Lock order is the only choice and costs no preemption: a bounded
+        # search that never had to prune covered everything, and says so.
+        assert bounded.exhausted is True
+
+
+class Bluetooth:
+    """SCTBench's bluetooth_driver shape: a worker that checks a stopping
+    flag, then takes an I/O reference, against a stopper that waits for the
+    last reference to go and marks the device stopped."""
+
+    def __init__(self) -> None:
+        self.pending_io = 1
+        self.stopping_flag = False
+        self.stopping_event = False
+        self.stopped = False
+
+
+def _io_decrement(d: Bluetooth) -> None:
+    d.pending_io -= 1
+    if d.pending_io == 0:
+        d.stopping_event = True
+
+
+def _bt_worker(d: Bluetooth) -> None:
+    if d.stopping_flag:
+        return
+    d.pending_io += 1
+    assert not d.stopped, "I/O on a stopped device"
+    _io_decrement(d)
+
+
+def _bt_stopper(d: Bluetooth) -> None:
+    d.stopping_flag = True
+    _io_decrement(d)
+    if d.stopping_event:
+        d.stopped = True
+
+
+@pytest.mark.parametrize("bound", [1, 2, 3])
+def test_bounded_dpor_finds_a_one_preemption_bug_with_any_bound_that_allows_it(bound: int) -> None:
+    r = frontrun.explore(
+        Bluetooth,
+        [_bt_worker, _bt_stopper],
+        lambda d: True,
+        strategy="dpor",
+        preemption_bound=bound,
+        reproduce_on_failure=1,
+    )
+    assert r.property_holds is False and r.failure_kind == "exception", r.explanation
+    assert "stopped device" in r.explanation and r.reproduced == 1
+
+
+def test_bounded_dpor_with_bound_zero_cannot_reach_the_one_preemption_bug() -> None:
+    r = frontrun.explore(
+        Bluetooth, [_bt_worker, _bt_stopper], lambda d: True, strategy="dpor", preemption_bound=0
+    )
+    assert r.property_holds is True and r.exhausted is False
+
+
+def test_default_search_reports_the_bound_that_found_the_bug() -> None:
+    r = frontrun.explore(Bluetooth, [_bt_worker, _bt_stopper], lambda d: True)
+    assert r.property_holds is False and r.preemption_bound_found == 1, r.explanation
+    assert "limited to 1 preemption" in r.explanation
+    plain = frontrun.explore(Bluetooth, [_bt_worker, _bt_stopper], lambda d: True, strategy="dpor")
+    assert plain.property_holds is False and plain.preemption_bound_found is None
+
+
+def test_default_search_proves_like_plain_dpor() -> None:
+    for setup, n in ((Counter, 2), (Counter, 3), (LockedCounter, 3)):
+        plain = frontrun.explore(setup, [inc] * n, lambda c: True, strategy="dpor")
+        default = frontrun.explore(setup, [inc] * n, lambda c: True)
+        assert plain.exhausted is True and default.exhausted is True
+        assert default.property_holds is True
+        assert default.repeated_executions < default.executions_explored
+    locked_plain = frontrun.explore(LockedCounter, [inc] * 3, lambda c: True, strategy="dpor")
+    locked = frontrun.explore(LockedCounter, [inc] * 3, lambda c: True)
+    # No preemption is needed to reach every lock order: pass 0 is complete.
+    assert locked.executions_explored == locked_plain.executions_explored
+    assert locked.repeated_executions == 0
 
 
 def test_max_executions_cutting_dpor_short_is_inconclusive() -> None:
@@ -196,7 +273,12 @@ def test_invariant_raising_is_a_failure() -> None:
 
 def test_stop_on_first_false_counts_everything_and_keeps_the_first_failure() -> None:
     r = frontrun.explore(
-        Counter, [inc] * 3, lambda c: c.value == 3, stop_on_first=False, reproduce_on_failure=1
+        Counter,
+        [inc] * 3,
+        lambda c: c.value == 3,
+        strategy="dpor",
+        stop_on_first=False,
+        reproduce_on_failure=1,
     )
     assert r.executions_explored == 36
     assert r.property_holds is False and r.reproduced == 1
@@ -218,7 +300,12 @@ def test_replay_of_a_token_from_other_code_says_it_diverged() -> None:
 def test_every_search_order_runs_the_same_traces(order: str) -> None:
     for n, expected in ((2, 4), (3, 36)):
         r = frontrun.explore(
-            _SearchCounter, [_search_inc] * n, lambda c: True, search_order=order, seed=7
+            _SearchCounter,
+            [_search_inc] * n,
+            lambda c: True,
+            strategy="dpor",
+            search_order=order,
+            seed=7,
         )
         assert r.property_holds is True and r.exhausted
         assert r.executions_explored == expected

@@ -186,7 +186,9 @@ def test_explore_inside_an_explored_thread_is_refused() -> None:
 
 def test_teardown_runs_after_every_execution() -> None:
     torn: list[int] = []
-    r = frontrun.explore(Counter, [inc, inc], ok, teardown=lambda c: torn.append(c.value))
+    r = frontrun.explore(
+        Counter, [inc, inc], ok, strategy="dpor", teardown=lambda c: torn.append(c.value)
+    )
     assert r.property_holds is True
     assert len(torn) == r.executions_explored == 4
     assert all(v in (1, 2) for v in torn)

@@ -11,14 +11,14 @@ import os
 import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from frontrun import _coop, _native
 from frontrun.db import _hooks as _db_hooks
 
-Strategy = Literal["dpor", "random", "pct"]
-_STRATEGIES = ("dpor", "random", "pct")
+Strategy = Literal["iterative", "dpor", "random", "pct"]
+_STRATEGIES = ("iterative", "dpor", "random", "pct")
 SearchOrder = Literal["lowest-first", "highest-first", "random"]
 _SEARCH_ORDERS = ("lowest-first", "highest-first", "random")
 _JOIN_TIMEOUT = 2.0
@@ -44,6 +44,32 @@ class ExploreResult:
     """True when a replay could not follow its token (the code, setup or
     threads changed): what ran is another interleaving, so `property_holds`
     is None unless it failed."""
+    preemption_bound_found: int | None = None
+    """With the default iterative search: the preemption bound of the pass that
+    found the failure (None if the unbounded pass found it, or another strategy)."""
+    repeated_executions: int = 0
+    """Executions that ran an interleaving (Mazurkiewicz trace) an earlier one
+    already ran: the price of searching in passes of growing bounds."""
+    preemptions: int | None = None
+    """Preemptions (switches away from a thread that could have continued) of
+    the reported, minimised failing schedule; None if it could not be measured."""
+    context_switches: int | None = None
+    """Context switches of the reported failing schedule."""
+    shrink_replays: int = 0
+    """Replays spent minimising the failing schedule (at most `shrink_budget`)."""
+    _replay_target: tuple[Any, Any, Any, Any] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def regression_test(self, name: str | None = None) -> str:
+        """Source of a pytest test that replays this failure and asserts that it
+        still fails: paste it into a test module. It is runnable as pasted when
+        `setup`, the threads and the invariant are importable module-level
+        names (a lambda or a nested function must be moved to module level
+        first; such names are marked in the source)."""
+        if self.counterexample is None or self.property_holds is not False:
+            raise ValueError("regression_test() needs a failing result (property_holds is False)")
+        return _regression_source(self, name)
 
     def assert_holds(self) -> None:
         """Raise `AssertionError` with the explanation unless the property holds."""
@@ -241,6 +267,7 @@ def _run(
     replay: str | None = None,
     max_ops: int | None = None,
     search_order: str = "lowest-first",
+    shrink_budget: int = 64,
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -267,6 +294,7 @@ def _run(
         zero_ok=True,
         maximum=_U32_MAX,
     )
+    _check_limit("shrink_budget", shrink_budget, integer=True, zero_ok=True, maximum=_U32_MAX)
     if seed is not None and (
         not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _U64_MAX
     ):
@@ -303,6 +331,7 @@ def _run(
         "replay": replay,
         "max_ops": max_ops,
         "search_order": search_order,
+        "shrink_budget": shrink_budget,
     }
     with _exploring:
         _controlling.active = True
@@ -370,7 +399,9 @@ def _run_exclusive(
             strategy,
             **options,
         )
-    return ExploreResult(**raw)
+    result = ExploreResult(**raw)
+    result._replay_target = (setup, list(threads), invariant, teardown)
+    return result
 
 
 def explore(
@@ -378,7 +409,7 @@ def explore(
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
     *,
-    strategy: Strategy = "dpor",
+    strategy: Strategy | None = None,
     teardown: Callable[[Any], Any] | None = None,
     max_executions: int | None = None,
     preemption_bound: int | None = None,
@@ -389,14 +420,31 @@ def explore(
     seed: int | None = None,
     reproduce_on_failure: int = 10,
     search_order: SearchOrder = "lowest-first",
+    shrink_budget: int = 64,
 ) -> ExploreResult:
     """Run `threads` (each called with `setup()`'s state) under every
     interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
     check `invariant(state)` after each execution.
 
+    The default (`strategy=None`, or "iterative") finds shallow bugs first:
+    DPOR with at most 0 preemptions, then 1, then 2 (`preemption_bound`
+    changes that last bounded pass), then unbounded. Each pass is sound for
+    its bound; a pass that never had to prune for its bound already covered
+    every interleaving, so the search stops there. `exhausted` is True exactly
+    when every interleaving was covered. `strategy="dpor"` runs plain optimal
+    DPOR in its depth-first order (one execution per interleaving), or, with
+    `preemption_bound=k`, only the schedules with at most k preemptions.
+
     `search_order` is the order in which DPOR tries threads at free choices:
     "lowest-first", "highest-first" or "random" (seeded by `seed`); every
-    order runs the same number of executions when the search is exhaustive."""
+    order runs the same number of executions when the search is exhaustive.
+
+    A failure is minimised before it is reported: its schedule is shrunk to
+    the fewest preemptions, then the fewest context switches, that still fail
+    the same way under replay, with at most `shrink_budget` replays (0: off).
+    `result.regression_test()` gives a pytest test replaying it."""
+    if strategy is None:
+        strategy = "iterative"
     return _run(
         setup,
         threads,
@@ -412,6 +460,7 @@ def explore(
         seed=seed,
         reproduce_on_failure=reproduce_on_failure,
         search_order=search_order,
+        shrink_budget=shrink_budget,
     )
 
 
@@ -449,3 +498,70 @@ def replay(
         reproduce_on_failure=0,
         replay=token,
     )
+
+
+def _reference(obj: object, role: str) -> tuple[str | None, str]:
+    """`(import line, expression)` naming `obj` in a test module, or `(None,
+    placeholder)` when it has no importable name (a lambda, a nested function)."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        return None, f"{role}  # TODO: {obj!r} has no importable name; move it to module level"
+    top = qualname.split(".")[0]
+    if module == "__main__":
+        return None, f"{qualname}  # TODO: defined in __main__; import it from its module"
+    return f"from {module} import {top}", qualname
+
+
+def _regression_source(result: ExploreResult, name: str | None) -> str:
+    target = result._replay_target
+    setup, threads, invariant, teardown = target if target else (None, [], None, None)
+    imports: list[str] = ["import frontrun"]
+    parts: dict[str, str] = {}
+    for role, obj in (("setup", setup), ("invariant", invariant), ("teardown", teardown)):
+        if obj is None:
+            continue
+        line, expr = _reference(obj, role)
+        parts[role] = expr
+        if line and line not in imports:
+            imports.append(line)
+    thread_exprs = []
+    for i, f in enumerate(threads):
+        line, expr = _reference(f, f"thread_{i}")
+        thread_exprs.append(expr)
+        if line and line not in imports:
+            imports.append(line)
+    kind = result.failure_kind or "failure"
+    base = getattr(setup, "__name__", "program") if setup is not None else "program"
+    test_name = name or f"test_{_identifier(base)}_{kind}_interleaving_still_fails"
+    threads_src = "".join(f"            {t},\n" for t in thread_exprs)
+    teardown_src = f"        teardown={parts['teardown']},\n" if "teardown" in parts else ""
+    return (
+        "\n".join(imports)
+        + f"""
+
+
+def {test_name}() -> None:
+    \"\"\"Replays the {kind} failure frontrun found ({result.preemptions} preemptions,
+    {result.context_switches} context switches) and asserts that it still fails.
+
+    Runnable as pasted when setup, the threads and the invariant are importable
+    (module-level names); a TODO marks any that are not. When the bug is fixed
+    the replay passes and this test fails: replace it with an exploration that
+    asserts the property holds.\"\"\"
+    result = frontrun.replay(
+        {result.counterexample!r},
+        {parts.get("setup", "setup")},
+        [
+{threads_src}        ],
+        {parts.get("invariant", "invariant")},
+{teardown_src}    )
+    assert result.property_holds is False, "the recorded interleaving no longer fails"
+    assert result.failure_kind == {result.failure_kind!r}
+"""
+    )
+
+
+def _identifier(text: str) -> str:
+    out = "".join(c.lower() if c.isalnum() else "_" for c in text).strip("_")
+    return out or "program"

@@ -112,7 +112,7 @@ impl fmt::Display for Verdict {
             Verdict::Fails => write!(f, "an execution failed"),
             Verdict::Holds { exhausted: true } => write!(
                 f,
-                "the property holds in all {{n}} executions, one per distinct interleaving: the search is exhaustive"
+                "the property holds in all {{n}} executions, which cover every distinct interleaving: the search is exhaustive"
             ),
             Verdict::Holds { exhausted: false } => write!(
                 f,

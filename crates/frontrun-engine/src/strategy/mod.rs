@@ -8,6 +8,7 @@
 use crate::event::{Event, ThreadId};
 
 pub mod dpor;
+pub mod guided;
 pub mod pct;
 pub mod random;
 pub mod replay;
@@ -60,4 +61,24 @@ pub trait Strategy {
     fn end_execution(&mut self, outcome: Outcome);
     /// The choices made so far in the current execution, for replay tokens.
     fn schedule(&self) -> &[ThreadId];
+    /// After `begin_execution` returned `false`: `Some(true)` if every
+    /// Mazurkiewicz trace was covered, `Some(false)` if not; `None` when the
+    /// strategy leaves that to the driver (which knows what it built).
+    fn covered_every_trace(&self) -> Option<bool> {
+        None
+    }
+    /// For a search in passes of growing preemption bounds: the bound of
+    /// the current pass.
+    fn pass_bound(&self) -> Option<dpor::PassBound> {
+        None
+    }
+    /// Executions that repeated a Mazurkiewicz trace an earlier one ran.
+    fn repeated_executions(&self) -> u64 {
+        0
+    }
+    /// Preemptions and context switches of the last execution, for
+    /// strategies that count them.
+    fn switch_counts(&self) -> Option<guided::SwitchCounts> {
+        None
+    }
 }

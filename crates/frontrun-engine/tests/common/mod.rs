@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use frontrun_engine::event::{Access, AccessKind, Event, Key, ThreadId};
+use frontrun_engine::rng::SplitMix64;
 use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
 
 /// One operation of an abstract thread.
@@ -150,6 +151,11 @@ pub fn run_one(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
     if !strategy.begin_execution() {
         return None;
     }
+    Some(run_one_started(p, strategy))
+}
+
+/// Run one execution whose `begin_execution` was already called.
+pub fn run_one_started(p: &Program, strategy: &mut dyn Strategy) -> Run {
     let events: Vec<Vec<Event>> = (0..p.threads.len())
         .map(|t| (0..p.threads[t].len()).map(|pc| p.event(t, pc)).collect())
         .collect();
@@ -183,11 +189,11 @@ pub fn run_one(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
                     Outcome::Passed
                 };
                 strategy.end_execution(outcome);
-                return Some(Run {
+                return Run {
                     state: st,
                     end,
                     steps,
-                });
+                };
             }
         }
     }
@@ -320,4 +326,61 @@ pub fn explore(p: &Program, strategy: &mut dyn Strategy, cap: usize) -> Vec<Run>
 /// `n` threads each doing `ops`.
 pub fn uniform(n: usize, ops: &[Op], vars: usize, locks: usize) -> Program {
     Program::new(vec![ops.to_vec(); n], vars, locks)
+}
+
+/// A random program: 2–4 threads, 1–3 variables, 0–2 locks, a few ops each;
+/// lock sections are well nested (so locks taken in different orders by
+/// different threads can deadlock).
+pub fn random_program(seed: u64) -> Program {
+    random_program_with(seed, false)
+}
+
+/// With `waits`, threads also set flags and wait for them (condition waits).
+pub fn random_program_with(seed: u64, waits: bool) -> Program {
+    let mut r = SplitMix64::new(seed);
+    let n = 2 + r.below(3) as usize;
+    let vars = 1 + r.below(3) as usize;
+    let locks = r.below(3) as usize;
+    // Keep brute force small: fewer ops with more threads.
+    let max_ops = match n {
+        2 => 5,
+        3 => 3,
+        _ => 2,
+    };
+    let mut threads = Vec::new();
+    for _ in 0..n {
+        let mut ops = Vec::new();
+        let k = 1 + r.below(max_ops) as usize;
+        for _ in 0..k {
+            let kinds = if waits { 7 } else { 5 };
+            ops.push(match r.below(kinds) {
+                0 | 1 => Op::Read(r.below(vars as u64) as usize),
+                2 | 3 => Op::Write(r.below(vars as u64) as usize),
+                5 => Op::Set(r.below(vars as u64) as usize),
+                6 => Op::Await(r.below(vars as u64) as usize),
+                _ => Op::Local,
+            });
+        }
+        if locks > 0 && r.below(2) == 0 {
+            // Wrap a slice of the ops in one lock, or two nested ones.
+            let a = r.below(locks as u64) as usize;
+            let lo = r.below(ops.len() as u64) as usize;
+            let hi = lo + 1 + r.below((ops.len() - lo) as u64) as usize;
+            let mut wrapped = ops[..lo].to_vec();
+            let nested = locks == 2 && r.below(2) == 0;
+            wrapped.push(Op::Lock(a));
+            if nested {
+                wrapped.push(Op::Lock(1 - a));
+            }
+            wrapped.extend_from_slice(&ops[lo..hi]);
+            if nested {
+                wrapped.push(Op::Unlock(1 - a));
+            }
+            wrapped.push(Op::Unlock(a));
+            wrapped.extend_from_slice(&ops[hi..]);
+            ops = wrapped;
+        }
+        threads.push(ops);
+    }
+    Program::new(threads, vars, locks)
 }

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, TraceLine};
+use frontrun_engine::strategy::dpor::PassBound;
+use frontrun_engine::strategy::guided::{shrink_candidates, Guided, SwitchCounts};
 use frontrun_engine::strategy::{Outcome, Strategy};
 use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
@@ -297,6 +299,96 @@ fn raised_text(py: Python<'_>, errors: &[(String, PyErr)]) -> String {
     format!("{} threads raised:\n{}", each.len(), each.join("\n"))
 }
 
+/// Whether failures are shrunk: never when replaying a user's token.
+enum SearchKind {
+    Search,
+    Replay,
+}
+
+/// A failing execution shrunk to fewer preemptions, then fewer context
+/// switches, with what it cost.
+struct Shrunk {
+    exec: Execution,
+    kind: &'static str,
+    message: String,
+    counts: Option<SwitchCounts>,
+    replays: u32,
+}
+
+impl Program<'_> {
+    /// Replay `plan` (then never preempt) and count its switches.
+    fn guided(
+        &self,
+        py: Python<'_>,
+        plan: Vec<ThreadId>,
+    ) -> PyResult<(Execution, Option<SwitchCounts>)> {
+        let (exec, s) = self.run(py, Box::new(Guided::new(plan)))?;
+        Ok((exec, s.switch_counts()))
+    }
+
+    /// Shrink a failure greedily (see [`shrink_candidates`]): a candidate
+    /// replaces the current one only if it fails the same way under replay
+    /// with fewer (preemptions, context switches); at most `budget` replays.
+    /// The failure is never lost: if even its own replay does not fail the
+    /// same way, it is reported as found, unmeasured.
+    fn shrink(
+        &self,
+        py: Python<'_>,
+        exec: Execution,
+        kind: &'static str,
+        message: String,
+        budget: u32,
+    ) -> PyResult<Shrunk> {
+        let original = Shrunk {
+            exec,
+            kind,
+            message,
+            counts: None,
+            replays: 0,
+        };
+        if budget == 0 {
+            return Ok(original);
+        }
+        let fails_same = |e: &Execution| match &e.verdict {
+            Verdict::Failed { kind: k, message } if *k == kind => Some(message.clone()),
+            _ => None,
+        };
+        let (first, counts) = self.guided(py, original.exec.schedule.clone())?;
+        let (Some(message), Some(counts)) = (fails_same(&first), counts) else {
+            return Ok(Shrunk {
+                replays: 1,
+                ..original
+            });
+        };
+        let mut best = Shrunk {
+            exec: first,
+            kind,
+            message,
+            counts: Some(counts),
+            replays: 1,
+        };
+        'improve: while best.replays < budget {
+            for plan in shrink_candidates(&best.exec.schedule) {
+                if best.replays >= budget {
+                    break 'improve;
+                }
+                let (exec, counts) = self.guided(py, plan)?;
+                best.replays += 1;
+                if let (Some(m), Some(c)) = (fails_same(&exec), counts) {
+                    if Some(c) < best.counts {
+                        best.exec = exec;
+                        best.message = m;
+                        best.counts = Some(c);
+                        continue 'improve;
+                    }
+                }
+            }
+            break;
+        }
+        Ok(best)
+    }
+}
+
 /// The trace of an execution as the explainer wants it.
 fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
     let linecache = py.import("linecache")?;
@@ -401,10 +493,18 @@ fn duration_arg(name: &str, secs: f64) -> PyResult<Duration> {
     }
     Ok(Duration::try_from_secs_f64(secs).map_or(NO_LIMIT, |d| d.min(NO_LIMIT)))
 }
+/// Bounded passes of the default iterative search (0, 1, 2), before the
+/// unbounded one: most bugs need at most two preemptions.
+const ITERATIVE_MAX_BOUND: u32 = 2;
+
+/// Executions the bounded passes may run together before the search goes
+/// to the unbounded pass: they find shallow bugs fast, but repeat traces, so
+/// on a bug-free program this caps what they add to the proof's cost.
+const ITERATIVE_BOUNDED_BUDGET: u64 = 500;
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
-#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first"))]
+#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 64))]
 #[allow(clippy::too_many_arguments)]
 pub fn _explore<'py>(
     py: Python<'py>,
@@ -425,6 +525,7 @@ pub fn _explore<'py>(
     replay: Option<&str>,
     max_ops: Option<u64>,
     search_order: &str,
+    shrink_budget: u32,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
     // `add_root` classifies objects by type, which needs the registry's types
@@ -444,6 +545,12 @@ pub fn _explore<'py>(
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },
+        (None, "iterative") => Kind::Iterative {
+            max_bound: preemption_bound.unwrap_or(ITERATIVE_MAX_BOUND),
+            bounded_budget: ITERATIVE_BOUNDED_BUDGET,
+            search_order: strategies::search_order(search_order, seed)
+                .map_err(PyValueError::new_err)?,
+        },
         (None, "random") => Kind::Random {
             seed,
             attempts: max_attempts,
@@ -456,13 +563,18 @@ pub fn _explore<'py>(
         },
         (None, other) => {
             return Err(PyValueError::new_err(format!(
-                "unknown strategy {other:?}: use \"dpor\", \"random\" or \"pct\""
+                "unknown strategy {other:?}: use \"iterative\", \"dpor\", \"random\" or \"pct\""
             )))
         }
     };
-    let systematic = matches!(kind, Kind::Dpor { .. });
+    let systematic = matches!(kind, Kind::Dpor { .. } | Kind::Iterative { .. });
+    let kind_of_search = if matches!(kind, Kind::Replay { .. }) {
+        SearchKind::Replay
+    } else {
+        SearchKind::Search
+    };
     let limit = match kind {
-        Kind::Dpor { .. } => max_executions,
+        Kind::Dpor { .. } | Kind::Iterative { .. } => max_executions,
         Kind::Replay { .. } => Some(1),
         _ => Some(max_executions.map_or(max_attempts, |m| m.min(max_attempts))),
     };
@@ -486,16 +598,11 @@ pub fn _explore<'py>(
     let mut finished = false;
     let mut diverged: Option<usize> = None;
     let mut summary = SearchSummary {
-        unbounded_dpor: matches!(
-            kind,
-            Kind::Dpor {
-                preemption_bound: None,
-                ..
-            }
-        ),
         timeout_per_run,
         ..SearchSummary::default()
     };
+    // The pass of an iterative search that found the first failure.
+    let mut failure_pass: Option<PassBound> = None;
     loop {
         let cap_hit = limit.is_some_and(|m| explored >= m);
         let time_hit = total.is_some_and(|t| started.elapsed() >= t);
@@ -544,6 +651,7 @@ pub fn _explore<'py>(
             });
             break;
         }
+        let pass = strategy.pass_bound();
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
         if let Kind::Replay { schedule } = &kind {
@@ -563,6 +671,7 @@ pub fn _explore<'py>(
                 let (k, m) = (*kind, message.clone());
                 if first_failure.is_none() {
                     first_failure = Some((exec, k, m));
+                    failure_pass = pass;
                 }
                 if stop_on_first {
                     break;
@@ -573,6 +682,14 @@ pub fn _explore<'py>(
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
     out.set_item("diverged", diverged.is_some())?;
+    out.set_item("repeated_executions", strategy.repeated_executions())?;
+    out.set_item(
+        "preemption_bound_found",
+        match failure_pass {
+            Some(PassBound::Bounded(k)) => Some(k),
+            _ => None,
+        },
+    )?;
     let divergence_note = diverged.map(|k| {
         format!(
             "Note: the replay diverged from the token at step {k}: the code, the setup or \
@@ -580,6 +697,21 @@ pub fn _explore<'py>(
         )
     });
     if let Some((exec, kind, message)) = first_failure {
+        let budget = if matches!(kind_of_search, SearchKind::Replay) {
+            0
+        } else {
+            shrink_budget
+        };
+        let shrunk = program.shrink(py, exec, kind, message, budget)?;
+        out.set_item("shrink_replays", shrunk.replays)?;
+        out.set_item("preemptions", shrunk.counts.map(|c| c.preemptions))?;
+        out.set_item("context_switches", shrunk.counts.map(|c| c.switches))?;
+        let Shrunk {
+            exec,
+            kind,
+            message,
+            ..
+        } = shrunk;
         let token = strategies::encode_token(&exec.schedule);
         let mut reproduced = 0;
         for _ in 0..reproduce_on_failure {
@@ -592,6 +724,16 @@ pub fn _explore<'py>(
             }
         }
         let mut text = explanation(py, &exec, kind, &message)?;
+        match failure_pass {
+            Some(PassBound::Bounded(k)) => text.push_str(&format!(
+                "Found by the pass limited to {k} preemption{} (iterative preemption bounding).\n",
+                if k == 1 { "" } else { "s" }
+            )),
+            Some(PassBound::Unbounded) => text.push_str(
+                "Found by the unbounded pass (no schedule within the smaller bounds failed).\n",
+            ),
+            None => {}
+        }
         if reproduce_on_failure > 0 {
             text.push_str(&format!(
                 "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
@@ -619,6 +761,9 @@ pub fn _explore<'py>(
     out.set_item("reproduce_attempts", 0)?;
     summary.executions = explored;
     summary.finished = finished;
+    // Only the strategy knows whether it covered every trace (a bounded
+    // search that never pruned for its bound did; sampling never does).
+    summary.unbounded_dpor = finished && strategy.covered_every_trace().unwrap_or(false);
     let verdict = verdict::decide(&summary);
     // A replay that could not follow its token ran some other interleaving:
     // its passing proves nothing about the recorded one.
@@ -632,6 +777,7 @@ pub fn _explore<'py>(
     let mut text = verdict.explanation(explored);
     match (&stopped, &kind) {
         (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
+        (None, Kind::Dpor { .. } | Kind::Iterative { .. }) if verdict.exhausted() => text.push('.'),
         (
             None,
             Kind::Dpor {
@@ -645,7 +791,7 @@ pub fn _explore<'py>(
             text.push_str(" (sampled schedules: not a proof).");
         }
         (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
-        (None, Kind::Dpor { .. }) => text.push('.'),
+        (None, Kind::Dpor { .. } | Kind::Iterative { .. }) => text.push('.'),
     }
     if let Some(n) = &divergence_note {
         text.push('\n');

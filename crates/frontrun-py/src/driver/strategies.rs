@@ -1,7 +1,7 @@
 //! Strategy construction and replay tokens, from the engine's.
 
 use frontrun_engine::event::ThreadId;
-use frontrun_engine::strategy::dpor::{Dpor, DporConfig, SearchOrder};
+use frontrun_engine::strategy::dpor::{BoundedDpor, Dpor, DporConfig, IterativeDpor, SearchOrder};
 use frontrun_engine::strategy::pct::Pct;
 use frontrun_engine::strategy::random::RandomStrategy;
 use frontrun_engine::strategy::replay::Replay;
@@ -13,6 +13,12 @@ use frontrun_engine::token;
 pub enum Kind {
     Dpor {
         preemption_bound: Option<u32>,
+        search_order: SearchOrder,
+    },
+    /// Iterative preemption bounding: bounds `0..=max_bound`, then plain DPOR.
+    Iterative {
+        max_bound: u32,
+        bounded_budget: u64,
         search_order: SearchOrder,
     },
     Random {
@@ -35,13 +41,20 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
         Kind::Dpor {
             preemption_bound,
             search_order,
-        } => {
-            let mut config = DporConfig::default().with_search_order(*search_order);
-            if let Some(b) = preemption_bound {
-                config = config.with_preemption_bound(*b);
-            }
-            Box::new(Dpor::new(config))
-        }
+        } => match preemption_bound {
+            // Sound for its bound (BPOR), unlike pruning optimal DPOR.
+            Some(b) => Box::new(BoundedDpor::new(Some(*b), None)),
+            None => Box::new(Dpor::new(
+                DporConfig::default().with_search_order(*search_order),
+            )),
+        },
+        Kind::Iterative {
+            max_bound,
+            bounded_budget,
+            search_order,
+        } => Box::new(
+            IterativeDpor::new(*max_bound, *search_order).with_bounded_budget(*bounded_budget),
+        ),
         Kind::Random {
             seed,
             attempts,

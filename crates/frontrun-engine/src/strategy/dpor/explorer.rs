@@ -383,4 +383,8 @@ impl Strategy for Dpor {
     fn schedule(&self) -> &[ThreadId] {
         &self.schedule
     }
+
+    fn covered_every_trace(&self) -> Option<bool> {
+        Some(self.exhausted())
+    }
 }

@@ -12,6 +12,9 @@
 //!   (`max_executions` reached while work remained).
 //! - [`DporConfig`] (`#[non_exhaustive]`, `Default` + `with_*` builders),
 //!   [`SearchOrder`], [`DporStats`].
+//! - [`BoundedDpor`]: preemption-bounded DPOR that is sound for its bound
+//!   (BPOR); [`IterativeDpor`]: bounds 0, 1, … then unbounded.
+//! - [`trace_fingerprint`]: identifies an execution's Mazurkiewicz trace.
 //! - [`find_races`]: the races of any executed trace, for explanations;
 //!   [`Dpor::last_races`]: those DPOR found in its last execution.
 //!
@@ -44,14 +47,18 @@
 //! Determinism: the same program gives the same executions in the same
 //! order (no hashing, no wall clock; `Random(seed)` is seeded).
 
+mod bounded;
 mod explorer;
 mod index;
+mod iterative;
 mod path;
 mod race;
 mod sequence;
 mod wakeup;
 
+pub use bounded::BoundedDpor;
 pub use explorer::Dpor;
+pub use iterative::{IterativeDpor, PassBound};
 
 use crate::event::{Event, ThreadId};
 
@@ -73,6 +80,36 @@ pub fn find_races(trace: &[(ThreadId, Event)]) -> Vec<(usize, usize)> {
     race::TraceClocks::default().analyze(&nodes, nodes.len(), 0, &mut races);
     races.sort_unstable();
     races
+}
+
+/// A fingerprint of the Mazurkiewicz trace of an executed schedule: equal
+/// for two schedules that only reorder independent steps, different (up to
+/// hash collisions) otherwise. It hashes each thread's events in order with
+/// their vector clocks (the happens-before relation built from program
+/// order, conflicts, lock hand-overs, spawns and joins), which every
+/// linearization of a trace shares.
+pub fn trace_fingerprint(trace: &[(ThreadId, Event)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let nodes: Vec<path::Node> = trace
+        .iter()
+        .map(|(t, e)| path::Node {
+            thread: *t,
+            event: e.clone(),
+            ..path::Node::default()
+        })
+        .collect();
+    let mut clocks = race::TraceClocks::default();
+    clocks.analyze(&nodes, nodes.len(), usize::MAX, &mut Vec::new());
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    // Stable: each thread's events stay in program order.
+    order.sort_by_key(|&j| nodes[j].thread);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for j in order {
+        nodes[j].thread.hash(&mut h);
+        nodes[j].event.hash(&mut h);
+        clocks.row(j).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// How free choices (points not dictated by a wakeup tree) are made.
@@ -99,9 +136,10 @@ pub struct DporConfig {
     /// executions than the unbounded one (checked on random programs); a
     /// switch inside a reversed sequence is counted as a preemption whenever
     /// the thread left still had work (conservative). Free choices follow
-    /// `search_order` as without a bound, so a run's tail may itself preempt;
-    /// like other bounded partial-order reductions, the bound prunes the
-    /// search but does not promise every schedule within it.
+    /// `search_order` as without a bound, so a run's tail may itself preempt.
+    /// Pruning optimal DPOR this way is NOT sound for the bound (sleep sets
+    /// and the bound together lose traces): use [`BoundedDpor`] for a search
+    /// that covers every trace within a bound.
     pub preemption_bound: Option<u32>,
     pub search_order: SearchOrder,
 }

@@ -255,6 +255,12 @@ impl TraceClocks {
         i != j && self.clocks[j * self.stride + trace[i].thread] >= self.local[i]
     }
 
+    /// The clock of the event at position `j`: per thread, how many of its
+    /// events happen before it or are it.
+    pub fn row(&self, j: usize) -> &[u32] {
+        &self.clocks[j * self.stride..(j + 1) * self.stride]
+    }
+
     /// Position of the next event of the same thread after `i`.
     pub fn next_same(&self, i: usize) -> Option<usize> {
         self.next_same[i]
