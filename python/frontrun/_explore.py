@@ -267,7 +267,7 @@ def _run(
     replay: str | None = None,
     max_ops: int | None = None,
     search_order: str = "lowest-first",
-    shrink_budget: int = 64,
+    shrink_budget: int = 128,
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -420,7 +420,7 @@ def explore(
     seed: int | None = None,
     reproduce_on_failure: int = 10,
     search_order: SearchOrder = "lowest-first",
-    shrink_budget: int = 64,
+    shrink_budget: int = 128,
 ) -> ExploreResult:
     """Run `threads` (each called with `setup()`'s state) under every
     interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
@@ -546,7 +546,7 @@ def {test_name}() -> None:
     {result.context_switches} context switches) and asserts that it still fails.
 
     Runnable as pasted when setup, the threads and the invariant are importable
-    (module-level names); a TODO marks any that are not. When the bug is fixed
+    (module-level names); a comment marks any that are not. When the bug is fixed
     the replay passes and this test fails: replace it with an exploration that
     asserts the property holds.\"\"\"
     result = frontrun.replay(

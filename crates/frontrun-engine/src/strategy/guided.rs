@@ -102,6 +102,14 @@ impl Strategy for Guided {
     }
 }
 
+/// Positions where `schedule` switches threads, ascending: its prefixes
+/// ending there are the plans that drop every switch from that one on.
+pub fn switch_points(schedule: &[ThreadId]) -> Vec<usize> {
+    (1..schedule.len())
+        .filter(|&i| schedule[i] != schedule[i - 1])
+        .collect()
+}
+
 /// Candidate plans that may shrink `schedule`: for each context switch,
 /// latest first, the prefix before it, so the thread that ran continues
 /// instead (the rest of the run then never preempts); and for each block of

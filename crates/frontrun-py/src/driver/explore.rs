@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, TraceLine};
 use frontrun_engine::strategy::dpor::PassBound;
-use frontrun_engine::strategy::guided::{shrink_candidates, Guided, SwitchCounts};
+use frontrun_engine::strategy::guided::{shrink_candidates, switch_points, Guided, SwitchCounts};
 use frontrun_engine::strategy::{Outcome, Strategy};
 use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
@@ -367,6 +367,26 @@ impl Program<'_> {
             counts: Some(counts),
             replays: 1,
         };
+        // Most switches of a found schedule are incidental: find, by
+        // bisection, a short prefix that still fails when the run then never
+        // preempts (failing is close to monotone in the prefix length).
+        let points = switch_points(&best.exec.schedule);
+        let (mut lo, mut hi) = (0, points.len());
+        let schedule = best.exec.schedule.clone();
+        while lo < hi && best.replays < budget {
+            let mid = (lo + hi) / 2;
+            let (exec, counts) = self.guided(py, schedule[..points[mid]].to_vec())?;
+            best.replays += 1;
+            match (fails_same(&exec), counts) {
+                (Some(m), Some(c)) if Some(c) <= best.counts => {
+                    best.exec = exec;
+                    best.message = m;
+                    best.counts = Some(c);
+                    hi = mid;
+                }
+                _ => lo = mid + 1,
+            }
+        }
         'improve: while best.replays < budget {
             for plan in shrink_candidates(&best.exec.schedule) {
                 if best.replays >= budget {
@@ -504,7 +524,7 @@ const ITERATIVE_BOUNDED_BUDGET: u64 = 500;
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
-#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 64))]
+#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 128))]
 #[allow(clippy::too_many_arguments)]
 pub fn _explore<'py>(
     py: Python<'py>,
