@@ -48,11 +48,9 @@ def locked_inc(c: Counter) -> None:
         c.value = v + 1
 
 
-def counter(n: int, inc: Callable[[Counter], None], lost: int = 1) -> Callable[[Counter], bool]:
-    """`lost` updates must be lost to break the invariant."""
-
+def counter(n: int) -> Callable[[Counter], bool]:
     def inv(c: Counter) -> bool:
-        return c.value > n - lost
+        return c.value == n
 
     return inv
 
@@ -173,21 +171,23 @@ def consistent(m: Mailbox) -> bool:
 class Locks:
     def __init__(self, n: int = 2) -> None:
         self.locks = [threading.Lock() for _ in range(n)]
-        self.done = 0
+        # One append per thread: appends never lose each other, so only a
+        # deadlock can break `all_done` (not a lost update of a counter).
+        self.finished: list[int] = []
 
 
 def take(first: int, second: int) -> Callable[[Locks], None]:
     def t(s: Locks) -> None:
         with s.locks[first]:
             with s.locks[second]:
-                s.done += 1
+                s.finished.append(first)
 
     t.__name__ = f"take_{first}_{second}"
     return t
 
 
 def all_done(n: int) -> Callable[[Locks], bool]:
-    return lambda s: s.done == n
+    return lambda s: len(s.finished) == n
 
 
 def philosophers(n: int) -> Callable[[], Locks]:
@@ -428,41 +428,104 @@ def got_data(h: Handoff) -> bool:
     return h.got == "data"
 
 
+# -- a value seen mid-update, twice (2 and 3 preemptions) ---------------------
+
+
+class Flicker:
+    def __init__(self) -> None:
+        self.x = 0
+        self.lock = threading.Lock()
+        self.bad = False
+
+
+def write_steps(f: Flicker) -> None:
+    f.x = 1
+    f.x = 2
+    f.x = 3
+
+
+def write_steps_locked(f: Flicker) -> None:
+    with f.lock:
+        f.x = 1
+        f.x = 2
+        f.x = 3
+
+
+def read_twice(first: int, second: int) -> Callable[[Flicker], None]:
+    """Bad when it reads `first` then `second`: 1 then 3 needs the writer
+    stopped after its first write and the reader after its first read (2
+    preemptions); 1 then 2 also needs the writer stopped after its second."""
+
+    def r(f: Flicker) -> None:
+        a = f.x
+        b = f.x
+        if (a, b) == (first, second):
+            f.bad = True
+
+    r.__name__ = f"read_{first}_then_{second}"
+    return r
+
+
+def read_twice_locked(first: int, second: int) -> Callable[[Flicker], None]:
+    def r(f: Flicker) -> None:
+        with f.lock:
+            a = f.x
+        with f.lock:
+            b = f.x
+        if (a, b) == (first, second):
+            f.bad = True
+
+    r.__name__ = f"locked_read_{first}_then_{second}"
+    return r
+
+
 def _suite() -> list[Program]:
     P = Program
     ps: list[Program] = []
-    for n, lost, k in ((2, 1, 1), (3, 2, 2), (4, 3, 3)):
-        ps.append(
-            P(
-                f"lost_update_{n}x_{lost}lost",
-                Counter,
-                [racy_inc] * n,
-                counter(n, racy_inc, lost),
-                True,
-                "atomicity",
-                k,
-            )
+
+    def pair(bug: Program, fixed: Program | None = None) -> None:
+        ps.append(bug)
+        if fixed is not None:
+            ps.append(fixed)
+
+    for n in (2, 3, 4, 10):
+        inv = counter(n)
+        pair(
+            P(f"lost_update_{n}x", Counter, [racy_inc] * n, inv, True, "atomicity", 1),
+            P(f"locked_counter_{n}x", Counter, [locked_inc] * n, inv, False, "safe"),
         )
-        ps.append(
-            P(
-                f"locked_counter_{n}x",
-                Counter,
-                [locked_inc] * n,
-                counter(n, locked_inc, 1),
-                False,
-                "safe",
-            )
+    pair(
+        P(
+            "flicker_1_then_3",
+            Flicker,
+            [write_steps, read_twice(1, 3)],
+            not_bad,
+            True,
+            "atomicity",
+            2,
+        ),
+        P(
+            "flicker_locked",
+            Flicker,
+            [write_steps_locked, read_twice_locked(1, 3)],
+            not_bad,
+            False,
+            "safe",
+        ),
+    )
+    pair(
+        P(
+            "flicker_1_then_2",
+            Flicker,
+            [write_steps, read_twice(1, 2)],
+            not_bad,
+            True,
+            "atomicity",
+            3,
         )
-    ps.append(
-        P("lost_update_10x", Counter, [racy_inc] * 10, counter(10, racy_inc), True, "atomicity", 1)
     )
-    ps.append(
-        P("locked_counter_10x", Counter, [locked_inc] * 10, counter(10, locked_inc), False, "safe")
-    )
-    ps.append(
-        P("check_then_act", Registry, [racy_get_or_create] * 2, created_once, True, "atomicity", 1)
-    )
-    ps.append(
+    pair(
+        P("check_then_act", Registry, [racy_get_or_create] * 2, created_once, True, "atomicity", 1),
         P(
             "check_then_act_locked",
             Registry,
@@ -470,51 +533,24 @@ def _suite() -> list[Program]:
             created_once,
             False,
             "safe",
-        )
+        ),
     )
-    ps.append(
-        P(
-            "overdraft",
-            Bank,
-            [racy_withdraw(80), racy_withdraw(50)],
-            lambda b: b.balance >= 0,
-            True,
-            "atomicity",
-            1,
-        )
-    )
-    ps.append(
+    pair(
+        P("overdraft", Bank, [racy_withdraw(80), racy_withdraw(50)], solvent, True, "atomicity", 1),
         P(
             "overdraft_locked",
             Bank,
             [locked_withdraw(80), locked_withdraw(50)],
-            lambda b: b.balance >= 0,
+            solvent,
             False,
             "safe",
-        )
+        ),
     )
-    ps.append(
-        P(
-            "use_before_init",
-            Service,
-            [use_unready, init_service],
-            lambda s: s.result == 3,
-            True,
-            "order",
-            0,
-        )
+    pair(
+        P("use_before_init", Service, [use_unready, init_service], configured, True, "order", 0),
+        P("use_after_ready", Service, [use_after_ready, init_service], configured, False, "safe"),
     )
-    ps.append(
-        P(
-            "use_after_ready",
-            Service,
-            [use_after_ready, init_service],
-            lambda s: s.result == 3,
-            False,
-            "safe",
-        )
-    )
-    ps.append(
+    pair(
         P(
             "publish_flag_first",
             Mailbox,
@@ -523,39 +559,35 @@ def _suite() -> list[Program]:
             True,
             "order",
             1,
-        )
+        ),
+        P("publish_data_first", Mailbox, [publish_data_first, consume], consistent, False, "safe"),
     )
-    ps.append(
-        P("publish_data_first", Mailbox, [publish_data_first, consume], consistent, False, "safe")
+    pair(
+        P("lock_order_deadlock", Locks, [take(0, 1), take(1, 0)], all_done(2), True, "deadlock", 1),
+        P("lock_order_fixed", Locks, [take(0, 1), take(0, 1)], all_done(2), False, "safe"),
     )
-    ps.append(
-        P("lock_order_deadlock", Locks, [take(0, 1), take(1, 0)], all_done(2), True, "deadlock", 1)
-    )
-    ps.append(P("lock_order_fixed", Locks, [take(0, 1), take(0, 1)], all_done(2), False, "safe"))
+    # A blocked thread is switched away from for free, so a deadlock cycle of
+    # any length needs only one preemption.
     for n in (3, 4):
         ring = [take(i, (i + 1) % n) for i in range(n)]
         ordered = [take(min(i, (i + 1) % n), max(i, (i + 1) % n)) for i in range(n)]
-        ps.append(
-            P(f"philosophers_{n}", philosophers(n), ring, all_done(n), True, "deadlock", n - 1)
+        pair(
+            P(f"philosophers_{n}", philosophers(n), ring, all_done(n), True, "deadlock", 1),
+            P(f"philosophers_{n}_ordered", philosophers(n), ordered, all_done(n), False, "safe"),
         )
-        ps.append(
-            P(f"philosophers_{n}_ordered", philosophers(n), ordered, all_done(n), False, "safe")
-        )
-    ps.append(
-        P("bluetooth_driver", Device, [bt_worker, bt_stopper], lambda d: True, True, "atomicity", 1)
-    )
-    ps.append(
+    pair(
+        P("bluetooth_driver", Device, [bt_worker, bt_stopper], anything, True, "atomicity", 1),
         P(
             "bluetooth_driver_locked",
             Device,
             [bt_worker_locked, bt_stopper_locked],
-            lambda d: True,
+            anything,
             False,
             "safe",
-        )
+        ),
     )
     for n in (10, 100):
-        ps.append(
+        pair(
             P(
                 f"twostage_{n}",
                 TwoStage,
@@ -564,9 +596,7 @@ def _suite() -> list[Program]:
                 True,
                 "atomicity",
                 1,
-            )
-        )
-        ps.append(
+            ),
             P(
                 f"twostage_{n}_atomic",
                 TwoStage,
@@ -574,30 +604,18 @@ def _suite() -> list[Program]:
                 not_bad,
                 False,
                 "safe",
-            )
+            ),
         )
-    ps.append(
-        P(
-            "wrong_lock",
-            Shared,
-            [inc_under_a, inc_under_b],
-            lambda s: s.value == 2,
-            True,
-            "atomicity",
-            1,
-        )
+    pair(
+        P("wrong_lock", Shared, [inc_under_a, inc_under_b], counted_twice, True, "atomicity", 1),
+        P("right_lock", Shared, [inc_under_a, inc_under_a], counted_twice, False, "safe"),
     )
-    ps.append(
-        P("right_lock", Shared, [inc_under_a, inc_under_a], lambda s: s.value == 2, False, "safe")
-    )
-    ps.append(
-        P("stack_pop", Stack, [racy_pop, racy_pop], lambda s: s.popped == 1, True, "atomicity", 1)
-    )
-    ps.append(
-        P("stack_pop_locked", Stack, [locked_pop] * 3, lambda s: s.popped == 1, False, "safe")
+    pair(
+        P("stack_pop", Stack, [racy_pop, racy_pop], popped_once, True, "atomicity", 1),
+        P("stack_pop_locked", Stack, [locked_pop] * 3, popped_once, False, "safe"),
     )
     for n in (2, 10):
-        ps.append(
+        pair(
             P(
                 f"reorder_{n}",
                 Pair,
@@ -606,9 +624,7 @@ def _suite() -> list[Program]:
                 True,
                 "atomicity",
                 1,
-            )
-        )
-        ps.append(
+            ),
             P(
                 f"reorder_{n}_locked",
                 Pair,
@@ -616,13 +632,13 @@ def _suite() -> list[Program]:
                 not_bad,
                 False,
                 "safe",
-            )
+            ),
         )
-    ps.append(P("torn_transfer", Accounts, [transfer, audit], total_kept, True, "atomicity", 1))
-    ps.append(
-        P("locked_transfer", Accounts, [transfer_locked, audit_locked], total_kept, False, "safe")
+    pair(
+        P("torn_transfer", Accounts, [transfer, audit], total_kept, True, "atomicity", 1),
+        P("locked_transfer", Accounts, [transfer_locked, audit_locked], total_kept, False, "safe"),
     )
-    ps.append(
+    pair(
         P(
             "event_before_data",
             Handoff,
@@ -631,10 +647,30 @@ def _suite() -> list[Program]:
             True,
             "order",
             1,
-        )
+        ),
+        P("event_after_data", Handoff, [consume_handoff, produce], got_data, False, "safe"),
     )
-    ps.append(P("event_after_data", Handoff, [consume_handoff, produce], got_data, False, "safe"))
     return ps
+
+
+def solvent(b: Bank) -> bool:
+    return b.balance >= 0
+
+
+def configured(s: Service) -> bool:
+    return s.result == 3
+
+
+def anything(_: object) -> bool:
+    return True
+
+
+def counted_twice(s: Shared) -> bool:
+    return s.value == 2
+
+
+def popped_once(s: Stack) -> bool:
+    return s.popped == 1
 
 
 SUITE: list[Program] = _suite()

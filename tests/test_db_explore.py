@@ -202,7 +202,9 @@ def test_psycopg3_lost_update_replays_and_fix_is_proved(bank: tuple[str, Snapsho
             [lambda s, d=deposit: d(s.a, 100), lambda s, d=deposit: d(s.b, 200)],
             invariant,
             teardown=_teardown,
-            max_executions=10,
+            # The default search's bounded passes repeat some interleavings
+            # before the unbounded pass proves the fix (16 executions).
+            max_executions=100,
             reproduce_on_failure=5,
         )
         if for_update:

@@ -501,41 +501,36 @@ def replay(
 
 
 def _reference(obj: object, role: str) -> tuple[str | None, str]:
-    """`(import line, expression)` naming `obj` in a test module, or `(None,
-    placeholder)` when it has no importable name (a lambda, a nested function)."""
+    """`(import line, expression)` naming `obj` in a test module. An object with
+    no importable name (a lambda, a nested function, something defined in
+    `__main__`) gets a placeholder name and a comment saying what to do."""
     module = getattr(obj, "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname or "<" in qualname:
-        return None, f"{role}  # TODO: {obj!r} has no importable name; move it to module level"
-    top = qualname.split(".")[0]
+        return None, f"{role},  # TODO: {obj!r} has no importable name; move it to module level"
     if module == "__main__":
-        return None, f"{qualname}  # TODO: defined in __main__; import it from its module"
-    return f"from {module} import {top}", qualname
+        return None, f"{qualname},  # TODO: defined in __main__; import it from its module"
+    return f"from {module} import {qualname.split('.')[0]}", f"{qualname},"
 
 
 def _regression_source(result: ExploreResult, name: str | None) -> str:
     target = result._replay_target
     setup, threads, invariant, teardown = target if target else (None, [], None, None)
     imports: list[str] = ["import frontrun"]
-    parts: dict[str, str] = {}
-    for role, obj in (("setup", setup), ("invariant", invariant), ("teardown", teardown)):
-        if obj is None:
-            continue
+
+    def ref(obj: object, role: str) -> str:
         line, expr = _reference(obj, role)
-        parts[role] = expr
         if line and line not in imports:
             imports.append(line)
-    thread_exprs = []
-    for i, f in enumerate(threads):
-        line, expr = _reference(f, f"thread_{i}")
-        thread_exprs.append(expr)
-        if line and line not in imports:
-            imports.append(line)
+        return expr
+
+    setup_src = ref(setup, "setup")
+    thread_src = "".join(f"            {ref(f, f'thread_{i}')}\n" for i, f in enumerate(threads))
+    invariant_src = ref(invariant, "invariant")
+    teardown_src = f"        teardown={ref(teardown, 'teardown')}\n" if teardown else ""
     kind = result.failure_kind or "failure"
     base = getattr(setup, "__name__", "program") if setup is not None else "program"
     test_name = name or f"test_{_identifier(base)}_{kind}_interleaving_still_fails"
-    threads_src = "".join(f"            {t},\n" for t in thread_exprs)
-    teardown_src = f"        teardown={parts['teardown']},\n" if "teardown" in parts else ""
     return (
         "\n".join(imports)
         + f"""
@@ -551,10 +546,10 @@ def {test_name}() -> None:
     asserts the property holds.\"\"\"
     result = frontrun.replay(
         {result.counterexample!r},
-        {parts.get("setup", "setup")},
+        {setup_src}
         [
-{threads_src}        ],
-        {parts.get("invariant", "invariant")},
+{thread_src}        ],
+        {invariant_src}
 {teardown_src}    )
     assert result.property_holds is False, "the recorded interleaving no longer fails"
     assert result.failure_kind == {result.failure_kind!r}

@@ -517,10 +517,10 @@ fn duration_arg(name: &str, secs: f64) -> PyResult<Duration> {
 /// unbounded one: most bugs need at most two preemptions.
 const ITERATIVE_MAX_BOUND: u32 = 2;
 
-/// Executions the bounded passes may run together before the search goes
-/// to the unbounded pass: they find shallow bugs fast, but repeat traces, so
-/// on a bug-free program this caps what they add to the proof's cost.
-const ITERATIVE_BOUNDED_BUDGET: u64 = 500;
+/// Executions each bounded pass may run before the next pass starts: they
+/// find shallow bugs fast, but repeat traces, so on a bug-free program this
+/// caps what they add to the proof's cost (at most 3 x 200).
+const ITERATIVE_PASS_BUDGET: u64 = 200;
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
@@ -567,7 +567,7 @@ pub fn _explore<'py>(
         },
         (None, "iterative") => Kind::Iterative {
             max_bound: preemption_bound.unwrap_or(ITERATIVE_MAX_BOUND),
-            bounded_budget: ITERATIVE_BOUNDED_BUDGET,
+            pass_budget: ITERATIVE_PASS_BUDGET,
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },

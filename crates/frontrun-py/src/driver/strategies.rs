@@ -18,7 +18,7 @@ pub enum Kind {
     /// Iterative preemption bounding: bounds `0..=max_bound`, then plain DPOR.
     Iterative {
         max_bound: u32,
-        bounded_budget: u64,
+        pass_budget: u64,
         search_order: SearchOrder,
     },
     Random {
@@ -50,10 +50,10 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
         },
         Kind::Iterative {
             max_bound,
-            bounded_budget,
+            pass_budget,
             search_order,
         } => Box::new(
-            IterativeDpor::new(*max_bound, *search_order).with_bounded_budget(*bounded_budget),
+            IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget),
         ),
         Kind::Random {
             seed,

@@ -10,10 +10,12 @@
 //! - a bounded pass that never dropped a backtrack point for its bound ran
 //!   what the unbounded search would, so it already covered every
 //!   Mazurkiewicz trace: the search stops there, exhausted;
-//! - the bounded passes together run at most `bounded_budget` executions;
-//!   then the search goes straight to the unbounded pass (a pass cut short
-//!   is no longer complete for its bound, which only delays bugs, never
-//!   hides them: the unbounded pass covers everything). Executions whose trace an earlier execution already ran are
+//! - each bounded pass runs at most `pass_budget` executions, then the next
+//!   pass starts (a pass cut short is no longer complete for its bound,
+//!   which only delays bugs, never hides them: the unbounded pass covers
+//!   everything). Per pass, not in total: with many threads, pass 0 alone
+//!   can have millions of thread orders, and a one-preemption bug is then
+//!   found early in pass 1. Executions whose trace an earlier execution already ran are
 //! counted ([`IterativeDpor::repeated`], by [`super::trace_fingerprint`]);
 //! the stateless driver cannot skip them before running them.
 
@@ -43,8 +45,7 @@ enum Pass {
 #[derive(Debug)]
 pub struct IterativeDpor {
     max_bound: u32,
-    bounded_budget: u64,
-    bounded_runs: u64,
+    pass_budget: u64,
     search_order: SearchOrder,
     pass: Pass,
     over: bool,
@@ -62,8 +63,7 @@ impl IterativeDpor {
     pub fn new(max_bound: u32, search_order: SearchOrder) -> Self {
         IterativeDpor {
             max_bound,
-            bounded_budget: u64::MAX,
-            bounded_runs: 0,
+            pass_budget: u64::MAX,
             search_order,
             pass: Pass::Bounded(BoundedDpor::new(Some(0), None)),
             over: false,
@@ -75,15 +75,10 @@ impl IterativeDpor {
         }
     }
 
-    /// Cap the executions of all bounded passes together.
-    pub fn with_bounded_budget(mut self, budget: u64) -> Self {
-        self.bounded_budget = budget;
+    /// Cap the executions of each bounded pass.
+    pub fn with_pass_budget(mut self, budget: u64) -> Self {
+        self.pass_budget = budget;
         self
-    }
-
-    /// Whether the bounded budget cut a pass short.
-    pub fn budget_cut(&self) -> bool {
-        self.bounded_runs >= self.bounded_budget
     }
 
     fn unbounded(&self) -> Pass {
@@ -130,7 +125,7 @@ impl IterativeDpor {
                     return false;
                 }
                 let k = b.bound().unwrap_or(0);
-                self.pass = if k < self.max_bound && !self.budget_cut() {
+                self.pass = if k < self.max_bound {
                     Pass::Bounded(BoundedDpor::new(Some(k + 1), None))
                 } else {
                     self.unbounded()
@@ -152,16 +147,11 @@ impl Strategy for IterativeDpor {
             return false;
         }
         loop {
-            if let Pass::Bounded(b) = &self.pass {
-                if self.budget_cut() {
-                    self.pass_executions.push(b.stats().executions);
-                    self.pass = self.unbounded();
-                }
-            }
-            if self.strategy().begin_execution() {
-                if matches!(self.pass, Pass::Bounded(_)) {
-                    self.bounded_runs += 1;
-                }
+            let cut = match &self.pass {
+                Pass::Bounded(b) => b.stats().executions >= self.pass_budget,
+                Pass::Unbounded(_) => false,
+            };
+            if !cut && self.strategy().begin_execution() {
                 self.trace.clear();
                 return true;
             }
