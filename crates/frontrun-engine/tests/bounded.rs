@@ -153,7 +153,7 @@ fn bounded_dpor_matches_bounded_brute_force() {
     let n: u64 = std::env::var("BPOR_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(if cfg!(debug_assertions) { 120 } else { 400 });
     for seed in 0..n {
         let e = check(seed, &random_program(seed));
         for k in 0..4 {
@@ -168,7 +168,7 @@ fn bounded_dpor_matches_bounded_brute_force_with_condition_waits() {
     let n: u64 = std::env::var("BPOR_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(150);
+        .unwrap_or(if cfg!(debug_assertions) { 50 } else { 150 });
     for seed in 2000..2000 + n {
         check(seed, &random_program_with(seed, true));
     }
@@ -176,7 +176,7 @@ fn bounded_dpor_matches_bounded_brute_force_with_condition_waits() {
 
 #[test]
 fn unbounded_persistent_sets_cover_every_trace() {
-    for seed in 500..700 {
+    for seed in 500..if cfg!(debug_assertions) { 560 } else { 700 } {
         let p = random_program(seed);
         let all = brute_force(&p);
         let mut s = BoundedDpor::new(None, None);
@@ -230,7 +230,8 @@ fn check_iterative(seed: u64, p: &Program) -> (u64, u64, u64) {
 #[test]
 fn iterative_bounding_finds_each_bug_at_its_smallest_bound() {
     let (mut it, mut plain, mut rep) = (0, 0, 0);
-    for seed in 0..300 {
+    let n = if cfg!(debug_assertions) { 80 } else { 300 };
+    for seed in 0..n {
         let (a, b, r) = check_iterative(seed, &random_program(seed));
         it += a;
         plain += b;

@@ -52,9 +52,7 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
             max_bound,
             pass_budget,
             search_order,
-        } => Box::new(
-            IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget),
-        ),
+        } => Box::new(IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget)),
         Kind::Random {
             seed,
             attempts,
