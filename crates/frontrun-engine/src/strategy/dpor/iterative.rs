@@ -15,9 +15,11 @@
 //!   which only delays bugs, never hides them: the unbounded pass covers
 //!   everything). Per pass, not in total: with many threads, pass 0 alone
 //!   can have millions of thread orders, and a one-preemption bug is then
-//!   found early in pass 1. Executions whose trace an earlier execution already ran are
-//! counted ([`IterativeDpor::repeated`], by [`super::trace_fingerprint`]);
-//! the stateless driver cannot skip them before running them.
+//!   found early in pass 1.
+//!
+//! Executions whose trace an earlier execution already ran are counted
+//! ([`IterativeDpor::repeated`], by [`super::trace_fingerprint`]); the
+//! stateless driver cannot skip them before running them.
 
 use std::collections::HashSet;
 
@@ -37,7 +39,7 @@ pub enum PassBound {
 
 #[derive(Debug)]
 enum Pass {
-    Bounded(BoundedDpor),
+    Bounded(Box<BoundedDpor>),
     Unbounded(Box<Dpor>),
 }
 
@@ -65,7 +67,7 @@ impl IterativeDpor {
             max_bound,
             pass_budget: u64::MAX,
             search_order,
-            pass: Pass::Bounded(BoundedDpor::new(Some(0), None)),
+            pass: Pass::Bounded(Box::new(BoundedDpor::new(Some(0), None))),
             over: false,
             covered_all: false,
             seen: HashSet::new(),
@@ -110,7 +112,7 @@ impl IterativeDpor {
 
     fn strategy(&mut self) -> &mut dyn Strategy {
         match &mut self.pass {
-            Pass::Bounded(b) => b,
+            Pass::Bounded(b) => b.as_mut(),
             Pass::Unbounded(d) => d.as_mut(),
         }
     }
@@ -126,7 +128,7 @@ impl IterativeDpor {
                 }
                 let k = b.bound().unwrap_or(0);
                 self.pass = if k < self.max_bound {
-                    Pass::Bounded(BoundedDpor::new(Some(k + 1), None))
+                    Pass::Bounded(Box::new(BoundedDpor::new(Some(k + 1), None)))
                 } else {
                     self.unbounded()
                 };
