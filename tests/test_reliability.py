@@ -406,3 +406,87 @@ def test_ctrl_c_ends_a_cooperative_lock_wait_outside_explorations() -> None:
     clean(p)
     assert "INTERRUPTED" in p.out, p.out
     assert p.seconds < 15, p.seconds
+
+
+# --- honest explanations ------------------------------------------------------
+
+
+def test_failure_without_interleaving_is_not_called_a_race() -> None:
+    p = probe(
+        """
+        def always(c):
+            inc(c)
+            raise ValueError("always")
+        r = frontrun.explore(Counter, [always, always], ok)
+        print(r.explanation)
+        def deep(c):
+            def f(n):
+                return f(n + 1)
+            f(0)
+        r = frontrun.explore(Counter, [deep, inc], ok)
+        print(r.explanation[-2000:])
+        done()
+        """
+    )
+    clean(p)
+    assert p.out.count("fails without any interleaving: not a concurrency bug") == 2, p.out
+    assert "write-write race" not in p.out and "order violation" not in p.out, p.out
+
+
+def test_order_dependence_is_named_as_such() -> None:
+    p = probe(
+        """
+        import queue
+        def consumer(q):
+            q.get_nowait()
+        def producer(q):
+            q.put(1)
+        r = frontrun.explore(queue.Queue, [consumer, producer], lambda q: True)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    assert "in this order but not in the reverse order" in p.out, p.out
+
+
+def test_a_single_blocked_waiter_is_not_a_cycle() -> None:
+    p = probe(
+        """
+        import queue
+        def get(q):
+            q.get()
+        r = frontrun.explore(queue.Queue, [get], lambda q: True)
+        print("KIND", r.failure_kind)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    assert "KIND deadlock" in p.out
+    assert "wait for each other in a cycle" not in p.out, p.out
+    assert "blocked forever, not a lock cycle: thread 'get'" in p.out, p.out
+    assert "waits for Condition.notify" in p.out, p.out
+
+
+def test_explanation_and_reproduction_count_against_total_timeout() -> None:
+    p = probe(
+        """
+        def slow_then_fail(c):
+            inc(c)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 1.0:
+                pass
+            raise ValueError("late")
+        t0 = time.monotonic()
+        r = frontrun.explore(Counter, [slow_then_fail, inc], ok, total_timeout=0.3)
+        took = time.monotonic() - t0
+        print("KIND", r.failure_kind, "TOOK", round(took, 1), "REPRO", r.reproduce_attempts)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    assert "KIND exception" in p.out and "REPRO 0" in p.out, p.out
+    assert "explanation shortened" in p.out, p.out
+    assert "ValueError: late" in p.out, p.out

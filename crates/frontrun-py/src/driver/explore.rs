@@ -1,11 +1,12 @@
 //! The exploration loop: run executions under a strategy until it is done,
 //! a limit is hit or a failure is found, and report an honest verdict.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{AccessKind, ThreadId};
-use frontrun_engine::explain::{self, TraceLine};
+use frontrun_engine::explain::{self, BugKind, TraceLine};
 use frontrun_engine::strategy::dpor::PassBound;
 use frontrun_engine::strategy::guided::{shrink_candidates, switch_points, Guided, SwitchCounts};
 use frontrun_engine::strategy::{Outcome, Strategy};
@@ -235,6 +236,31 @@ impl Program<'_> {
         })
     }
 
+    /// `exec` failed with its threads run one after another: run them one
+    /// after another in the reverse order, to tell a failure that needs no
+    /// interleaving at all from an order dependence.
+    fn serial_in_reverse(&self, py: Python<'_>, exec: &Execution, seed: u64) -> PyResult<Serial> {
+        let distinct: std::collections::HashSet<_> = exec.schedule.iter().collect();
+        if distinct.len() <= 1 {
+            return Ok(Serial::FailsInEveryOrder);
+        }
+        let mut reverse = strategies::make(&Kind::Dpor {
+            preemption_bound: Some(0),
+            search_order: strategies::search_order("highest-first", seed)
+                .map_err(PyValueError::new_err)?,
+        });
+        if !reverse.begin_execution() {
+            return Ok(Serial::No);
+        }
+        let (again, _) = self.run(py, reverse)?;
+        Ok(match again.verdict {
+            Verdict::Failed { .. } => Serial::FailsInEveryOrder,
+            Verdict::Passed => Serial::FailsInThisOrder,
+            // Cut short: nothing learnt.
+            Verdict::Pruned | Verdict::TimedOut(_) => Serial::No,
+        })
+    }
+
     /// Call `teardown` after an execution that ended with `verdict`. A
     /// teardown that raises is a failure of its own ("teardown"), except
     /// that a failure found before it is kept, with the teardown's error
@@ -413,25 +439,36 @@ impl Program<'_> {
 fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
     let linecache = py.import("linecache")?;
     let mut out = Vec::with_capacity(exec.trace.len());
+    // A long trace repeats a few sites and lines: look each up once, so the
+    // explanation stays linear in the trace with a small constant.
+    let mut sites: HashMap<u64, Option<(String, u32)>> = HashMap::new();
+    let mut sources: HashMap<(String, u32), String> = HashMap::new();
     for step in &exec.trace {
-        let (file, line) = match &step.loc {
-            Some(l) => (Some(l.file.clone()), l.line),
-            None => match tracer::site_location(py, step.event.site) {
-                Some(s) => (Some(s.file), s.line),
-                None => (None, 0),
-            },
-        };
         if step.event.accesses.is_empty() && step.what.is_none() {
             continue;
         }
+        let (file, line) = match &step.loc {
+            Some(l) => (Some(l.file.clone()), l.line),
+            None => match sites.entry(step.event.site).or_insert_with(|| {
+                tracer::site_location(py, step.event.site).map(|s| (s.file, s.line))
+            }) {
+                Some((f, l)) => (Some(f.clone()), *l),
+                None => (None, 0),
+            },
+        };
         let source = match &file {
-            Some(f) => Some(
-                linecache
-                    .call_method1("getline", (f, line))?
-                    .extract::<String>()?
-                    .trim()
-                    .to_string(),
-            ),
+            Some(f) => Some(match sources.get(&(f.clone(), line)) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = linecache
+                        .call_method1("getline", (f, line))?
+                        .extract::<String>()?
+                        .trim()
+                        .to_string();
+                    sources.insert((f.clone(), line), s.clone());
+                    s
+                }
+            }),
             None => None,
         };
         // Database statements render as `Txn A | SQL → values` (db/sites.rs).
@@ -484,19 +521,87 @@ fn short_path(f: &str) -> &str {
     f.rsplit('/').next().unwrap_or(f)
 }
 
-fn explanation(py: Python<'_>, exec: &Execution, kind: &str, message: &str) -> PyResult<String> {
+/// What running the failure's threads one after another showed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serial {
+    /// The failing execution interleaved the threads.
+    No,
+    /// It ran them one after another, and so did the reverse order: both
+    /// failed (or there is only one order).
+    FailsInEveryOrder,
+    /// It ran them one after another; the reverse order passed.
+    FailsInThisOrder,
+}
+
+/// Whether each thread ran in one stretch (no thread resumed after
+/// another had run).
+fn is_serial(schedule: &[ThreadId]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    let mut last = None;
+    for &t in schedule {
+        if last != Some(t) && !seen.insert(t) {
+            return false;
+        }
+        last = Some(t);
+    }
+    true
+}
+
+fn explanation(
+    py: Python<'_>,
+    exec: &Execution,
+    kind: &str,
+    message: &str,
+    serial: Serial,
+) -> PyResult<String> {
     let lines = trace_lines(py, exec)?;
-    let (bug, at) = explain::classify(&lines, kind == "deadlock");
     let mut text = format!("{kind} failure: {message}\n");
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    text.push_str(&format!("Bug: {}\n", explain::summary(bug, &lines, at)));
+    let bug = match (kind, serial) {
+        ("deadlock", _) if !message.contains("wait-for cycle") => {
+            // One thread (or several) waiting for what nobody will give:
+            // not a cycle, so say what it waits for.
+            let waits: Vec<&str> = message
+                .lines()
+                .filter(|l| l.trim_start().starts_with("thread '"))
+                .map(str::trim)
+                .collect();
+            format!(
+                "blocked forever, not a lock cycle: {}; no other thread is left to unblock it",
+                waits.join("; ")
+            )
+        }
+        ("deadlock", _) => explain::summary(BugKind::Deadlock, &lines, None),
+        (_, Serial::FailsInEveryOrder) => "fails without any interleaving: not a concurrency bug \
+             (it fails with the threads run one after another, in every order tried)"
+            .into(),
+        (_, Serial::FailsInThisOrder) => "fails when the threads run one after another in this \
+             order but not in the reverse order: an order dependence, with no preemption needed"
+            .into(),
+        (_, Serial::No) => {
+            let (bug, at) = explain::classify(&lines, false);
+            explain::summary(bug, &lines, at)
+        }
+    };
+    text.push_str(&format!("Bug: {bug}\n"));
     if !lines.is_empty() {
         text.push_str("Interleaving (shared accesses that conflict between threads):\n");
         text.push_str(&explain::render_trace(&lines));
     }
     Ok(text)
+}
+
+/// The explanation when `total_timeout` ran out before the trace could be
+/// explained: the failure itself, without the trace analysis.
+fn shortened_explanation(exec: &Execution, kind: &str, message: &str, total: Duration) -> String {
+    format!(
+        "{kind} failure: {message}\nBug: not classified: total_timeout ({total:?}) was reached \
+         before the trace of {} steps could be explained (explanation shortened; raise \
+         total_timeout or replay the counterexample for the full explanation).\n",
+        exec.trace.len()
+    )
 }
 
 /// Longest wait a timeout option may ask for; `inf` means this. Far beyond
@@ -716,6 +821,8 @@ pub fn _explore<'py>(
              the threads differ from when it was recorded, so this is not the same interleaving.\n"
         )
     });
+    // Explaining and reproducing count against total_timeout too.
+    let out_of_time = || total.is_some_and(|t| started.elapsed() >= t);
     if let Some((exec, kind, message)) = first_failure {
         let budget = if matches!(kind_of_search, SearchKind::Replay) {
             0
@@ -733,17 +840,30 @@ pub fn _explore<'py>(
             ..
         } = shrunk;
         let token = strategies::encode_token(&exec.schedule);
+        let serial = if kind != "deadlock" && is_serial(&exec.schedule) && !out_of_time() {
+            program.serial_in_reverse(py, &exec, seed)?
+        } else {
+            Serial::No
+        };
         let mut reproduced = 0;
+        let mut attempts = 0;
         for _ in 0..reproduce_on_failure {
+            if out_of_time() {
+                break;
+            }
             let replayer = strategies::make(&Kind::Replay {
                 schedule: exec.schedule.clone(),
             });
             let (again, _) = program.run(py, replayer)?;
+            attempts += 1;
             if let Verdict::Failed { kind: k, .. } = again.verdict {
                 reproduced += u32::from(k == kind);
             }
         }
-        let mut text = explanation(py, &exec, kind, &message)?;
+        let mut text = match total {
+            Some(t) if out_of_time() => shortened_explanation(&exec, kind, &message, t),
+            _ => explanation(py, &exec, kind, &message, serial)?,
+        };
         match failure_pass {
             Some(PassBound::Bounded(k)) => text.push_str(&format!(
                 "Found by the pass limited to {k} preemption{} (iterative preemption bounding).\n",
@@ -754,6 +874,12 @@ pub fn _explore<'py>(
             ),
             None => {}
         }
+        if attempts < reproduce_on_failure {
+            text.push_str(&format!(
+                "Reproduction stopped at total_timeout after {attempts} of {reproduce_on_failure} replays.\n"
+            ));
+        }
+        let reproduce_on_failure = attempts;
         if reproduce_on_failure > 0 {
             text.push_str(&format!(
                 "Reproduced {reproduced}/{reproduce_on_failure} times by replaying the counterexample.\n"
