@@ -5,7 +5,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 MATURIN_FLAGS ?= --release
 
-.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean test-versions fuzz-tokens
+.PHONY: help venv dev demo test test-rs test-py lint fmt bench clean test-versions fuzz-tokens stubtest
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,8 +28,11 @@ demo: dev  ## start a throwaway PostgreSQL and reproduce the seed's races
 test-rs:  ## Rust unit and integration tests (all crates, the PyO3 crate included)
 	cargo test -q --workspace
 
-test-py: dev  ## pytest (starts its own PostgreSQL)
+test-py: dev stubtest  ## pytest (starts its own PostgreSQL)
 	$(VPY) -m pytest -q
+
+stubtest: dev  ## the type stub python/frontrun/_native.pyi matches the built module
+	$(VPY) -m mypy.stubtest --allowlist python/frontrun/_native.stubtest-allowlist frontrun._native
 
 test: test-rs test-py  ## everything CI runs
 

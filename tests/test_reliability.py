@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -49,17 +50,21 @@ class Probe:
     seconds: float
 
 
-def probe(body: str, timeout: float = 60.0) -> Probe:
+def probe(body: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> Probe:
     """Run `body` (after PRELUDE) in a new interpreter; a hang past `timeout`
     fails the test (the process group is killed, so nothing stays behind)."""
     code = PRELUDE + textwrap.dedent(body)
+    # A file, not `-c`: explanations quote source lines.
+    with tempfile.NamedTemporaryFile("w", suffix="_probe.py", delete=False) as f:
+        f.write(code)
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, f.name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -67,6 +72,8 @@ def probe(body: str, timeout: float = 60.0) -> Probe:
         os.killpg(proc.pid, 9)
         out, err = proc.communicate(timeout=10)
         pytest.fail(f"probe hung for {timeout} s\nstdout:\n{out}\nstderr:\n{err}")
+    finally:
+        os.unlink(f.name)
     result = Probe(proc.returncode, out, err, time.monotonic() - started)
     # No child process of the probe may outlive it (a forked child reaped).
     try:
@@ -490,3 +497,107 @@ def test_explanation_and_reproduction_count_against_total_timeout() -> None:
     assert "KIND exception" in p.out and "REPRO 0" in p.out, p.out
     assert "explanation shortened" in p.out, p.out
     assert "ValueError: late" in p.out, p.out
+
+
+# --- stuck threads ------------------------------------------------------------
+
+
+def test_a_thread_in_an_endless_python_loop_is_stopped_after_its_timeout() -> None:
+    p = probe(
+        """
+        def spin(c):
+            c.value = 1
+            while True:
+                pass
+        t0 = time.monotonic()
+        r = frontrun.explore(Counter, [spin], ok, timeout_per_run=0.5, max_executions=1)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        print("NOT-STOPPED", frontrun.shutdown(timeout=2.0))
+        done()
+        """
+    )
+    clean(p)
+    assert "HOLDS None" in p.out, p.out
+    assert "thread 'spin' is running at " in p.out and ": while True:" in p.out, p.out
+    assert "NOT-STOPPED []" in p.out, p.out
+
+
+def test_a_thread_blocked_in_c_is_reported_with_where_it_blocks() -> None:
+    p = probe(
+        """
+        real = threading.Lock()  # created before the exploration: not frontrun's
+        real.acquire()
+        def blocked(c):
+            c.value = 1
+            with real:
+                pass
+        r = frontrun.explore(Counter, [blocked], ok, timeout_per_run=0.5, max_executions=1)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        print("NOT-STOPPED", frontrun.shutdown(timeout=0.5))
+        real.release()  # the stuck thread can go on, and is stopped then
+        time.sleep(0.5)
+        done()
+        """
+    )
+    clean(p)
+    assert "HOLDS None" in p.out, p.out
+    assert "thread 'blocked' is running at " in p.out and ": with real:" in p.out, p.out
+    assert "could not be stopped ('blocked')" in p.out, p.out
+    assert "NOT-STOPPED ['frontrun-worker" in p.out and "in blocked" in p.out, p.out
+
+
+def test_stuck_workers_do_not_stack_past_the_maximum() -> None:
+    p = probe(
+        """
+        real = threading.Lock()
+        real.acquire()
+        def blocked(c):
+            with real:
+                pass
+        for i in range(4):
+            try:
+                r = frontrun.explore(Counter, [blocked], ok, timeout_per_run=0.2, max_executions=1)
+                print("RUN", i, r.property_holds)
+            except RuntimeError as e:
+                print("REFUSED", i, e)
+        stuck = sum(t.name == "frontrun-worker" for t in threading.enumerate())
+        print("WORKERS", stuck)
+        real.release()
+        time.sleep(0.5)
+        done()
+        """,
+        env={"FRONTRUN_MAX_WORKERS": "2"},
+    )
+    assert p.rc == 0, p.err
+    assert "REFUSED 2 frontrun has 2 worker threads alive" in p.out, p.out
+    assert "WORKERS 2" in p.out, p.out
+    assert "LEFT []" in p.out, p.out
+
+
+def test_ctrl_c_ends_an_exploration_within_a_second_while_a_thread_blocks_in_c() -> None:
+    p = probe(
+        """
+        import _thread
+        real = threading.Lock()
+        real.acquire()
+        def blocked(c):
+            with real:
+                pass
+        threading.Timer(0.5, _thread.interrupt_main).start()
+        t0 = time.monotonic()
+        try:
+            frontrun.explore(Counter, [blocked], ok, timeout_per_run=60, max_executions=1)
+        except KeyboardInterrupt:
+            print("INTERRUPTED after", round(time.monotonic() - t0, 2))
+        real.release()
+        time.sleep(0.5)
+        done()
+        """,
+        timeout=30,
+    )
+    clean(p)
+    line = next((x for x in p.out.splitlines() if x.startswith("INTERRUPTED")), "")
+    assert line, p.out
+    assert float(line.split()[-1]) < 1.5 + 0.5, line

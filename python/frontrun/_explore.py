@@ -8,7 +8,9 @@ import gc
 import inspect
 import math
 import os
+import sys
 import threading
+import time
 import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -81,6 +83,29 @@ _IDLE_EXIT = 1.0
 """Seconds an idle worker waits for a job before leaving by itself."""
 
 
+_MAX_WORKERS = int(os.environ.get("FRONTRUN_MAX_WORKERS", "64"))
+"""Most worker threads alive at once, stuck ones included: an exploration
+refuses to start rather than stack more threads on stuck ones."""
+
+_started: list[threading.Thread] = []
+"""Every worker thread started and not known to have exited, across
+`shutdown()`s: a worker stuck in C outlives its pool."""
+
+
+def _alive_workers() -> list[threading.Thread]:
+    _started[:] = [t for t in _started if _coop._REAL_IS_ALIVE(t)]
+    return list(_started)
+
+
+def _where(t: threading.Thread) -> str:
+    """`file:line in function` of a thread's innermost frame."""
+    frame = sys._current_frames().get(t.ident or -1)
+    if frame is None:
+        return "in C code, outside Python"
+    code = frame.f_code
+    return f"at {os.path.basename(code.co_filename)}:{frame.f_lineno} in {code.co_name}"
+
+
 class _Workers:
     """The process's worker threads, shared by every exploration.
 
@@ -90,20 +115,33 @@ class _Workers:
     """
 
     def __init__(self, idle_exit: float = _IDLE_EXIT) -> None:
-        self.threads: list[threading.Thread] = []
         self.pool = _native.WorkerPool(self._spawn, idle_exit)
 
     def _spawn(self, pool: Any) -> None:
-        self.threads = [t for t in self.threads if _coop._REAL_IS_ALIVE(t)]
+        alive = _alive_workers()
+        if len(alive) >= _MAX_WORKERS:
+            raise RuntimeError(_too_many(alive))
         t = threading.Thread(target=_serve, args=(pool,), name="frontrun-worker", daemon=True)
         _coop._REAL_START(t)
-        self.threads.append(t)
+        _started.append(t)
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float) -> list[str]:
         self.pool.shutdown()
-        for t in self.threads:
-            # Workers stuck in user code (a run timeout) stay behind as daemons.
-            _coop._REAL_JOIN(t, timeout)
+        deadline = time.monotonic() + timeout
+        for t in _alive_workers():
+            _coop._REAL_JOIN(t, max(deadline - time.monotonic(), 0.0))
+        # Workers stuck in user code (a run timeout) stay behind as daemons.
+        return [f"{t.name} (ident {t.ident}) {_where(t)}" for t in _alive_workers()]
+
+
+def _too_many(alive: list[threading.Thread]) -> str:
+    where = "; ".join(f"{t.name} {_where(t)}" for t in alive[:5])
+    return (
+        f"frontrun has {len(alive)} worker threads alive, the most FRONTRUN_MAX_WORKERS "
+        f"({_MAX_WORKERS}) allows; threads stuck in code whose execution timed out are "
+        f"among them ({where}). Refusing to start more: fix the code that blocks, or "
+        "raise FRONTRUN_MAX_WORKERS"
+    )
 
 
 _workers: _Workers | None = None
@@ -119,15 +157,39 @@ def _pool() -> Any:
         return _workers.pool
 
 
-def shutdown(timeout: float = _JOIN_TIMEOUT) -> None:
+def _check_capacity(needed: int) -> None:
+    """Refuse to start an exploration that would push the worker threads
+    past `_MAX_WORKERS` because of stuck ones."""
+    stuck = [t for t in _alive_workers() if not _idle(t)]
+    if stuck and len(stuck) + needed > _MAX_WORKERS:
+        raise RuntimeError(_too_many(stuck))
+
+
+def _idle(t: threading.Thread) -> bool:
+    """Whether a worker waits for a job (its innermost Python frame is
+    `_serve`'s, in the pool's wait); between explorations, a worker that is
+    not idle is stuck in the code of an execution that ended."""
+    frame = sys._current_frames().get(t.ident or -1)
+    return frame is None or frame.f_code is _serve.__code__
+
+
+def shutdown(timeout: float = _JOIN_TIMEOUT) -> list[str]:
     """Stop frontrun's idle worker threads and wait (up to `timeout` seconds
-    each) for them to exit. Explorations started later start new ones.
-    Idle workers also leave by themselves after a second, and at exit."""
+    in all) for them to exit. Explorations started later start new ones.
+    Idle workers also leave by themselves after a second, and at exit.
+
+    Returns the threads it could not stop, with where each one is: workers
+    stuck in code whose execution timed out (blocked in C, or an endless
+    loop that swallowed the stop request). Empty when all stopped."""
     global _workers
     with _workers_lock:
         workers, _workers = _workers, None
     if workers is not None:
-        workers.close(timeout)
+        return workers.close(timeout)
+    deadline = time.monotonic() + timeout
+    for t in _alive_workers():
+        _coop._REAL_JOIN(t, max(deadline - time.monotonic(), 0.0))
+    return [f"{t.name} (ident {t.ident}) {_where(t)}" for t in _alive_workers()]
 
 
 def _forget_workers() -> None:
@@ -135,6 +197,7 @@ def _forget_workers() -> None:
     global _workers, _workers_lock
     _workers = None
     _workers_lock = _coop._REAL_LOCK()
+    _started.clear()
 
 
 atexit.register(shutdown)
@@ -167,22 +230,28 @@ def _serve(pool: Any) -> None:
     """A worker thread: run explored threads' code until it is sent away.
 
     The user's function is called from here, not from Rust (see `JobHandle`).
+    A timed-out execution stops its threads with an asynchronous
+    `ExplorationAborted`; `job.end` withdraws one that arrives too late, and
+    the `try` covers the instructions between the call and `end`.
     """
     previous = None
     while (job := pool.next_job(previous)) is not None:
-        call = job.begin()
         error = None
-        if call is not None:
-            fn, args = call
-            try:
-                returned = fn(*args)
-                if isinstance(returned, _UNRUN):
-                    returned.close()  # no "never awaited" warning on top
-                    raise TypeError(_UNRUN_MESSAGE)
-                del returned
-            except BaseException as e:  # reported as that thread's failure
-                error = e
-            del fn, args
+        try:
+            call = job.begin()
+            if call is not None:
+                fn, args = call
+                del call
+                try:
+                    returned = fn(*args)
+                    if isinstance(returned, _UNRUN):
+                        returned.close()  # no "never awaited" warning on top
+                        raise TypeError(_UNRUN_MESSAGE)
+                    del returned
+                finally:
+                    del fn, args
+        except BaseException as e:  # reported as that thread's failure
+            error = e
         if job.end(error):
             pool.worker_exit(job)
             return
@@ -389,6 +458,7 @@ def _run_exclusive(
     options: dict[str, Any],
 ) -> ExploreResult:
     pool = _pool()
+    _check_capacity(len(threads))
     with _coop.cooperative(pool), _db_hooks.exploring() as db, _gc_on_controller() as collect:
         raw: dict[str, Any] = _native._explore(
             pool,

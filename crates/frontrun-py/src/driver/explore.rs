@@ -163,25 +163,64 @@ impl Program<'_> {
         // Parked threads time out on their own at the deadline; the margin
         // lets them report before we give up on a thread that never parks.
         let margin = Duration::from_millis(200);
-        if !gate.wait_jobs(py, gate.deadline() + margin) {
-            let positions: Vec<String> = gate
-                .positions(py)
-                .into_iter()
-                .map(|(n, l)| match l {
-                    Some(l) => format!("  thread '{n}' last seen at {}:{}", l.file, l.line),
-                    None => format!("  thread '{n}' (no cooperative operation seen)"),
-                })
-                .collect();
+        let finished = match gate.wait_jobs(py, gate.deadline() + margin) {
+            Ok(f) => f,
+            Err(interrupt) => {
+                // Ctrl-C: stop the threads, give them a moment, and let the
+                // interruption through (teardown still runs).
+                gate.abort(Abort::Timeout("the exploration was interrupted".into()));
+                gate.interrupt_running(py);
+                let _ = gate.wait_jobs(py, Instant::now() + margin);
+                gate.withdraw_stop_requests(py);
+                return Err(interrupt);
+            }
+        };
+        if !finished {
             let msg = format!(
-                "an execution did not finish within timeout_per_run ({:?}); a thread may be \
-                 stuck outside frontrun's control (real blocking I/O, an endless loop)\n{}",
+                "an execution did not finish within timeout_per_run ({:?}); a thread is \
+                 stuck outside frontrun's control (a real lock or other primitive created \
+                 outside setup, blocking I/O, an endless loop)\n{}",
                 self.run_timeout,
-                positions.join("\n")
+                where_threads_are(py, gate)
             );
-            gate.abort(Abort::Timeout(msg.clone()));
-            gate.wait_jobs(py, Instant::now() + margin);
-            return Ok(Verdict::TimedOut(msg));
+            Ok(Verdict::TimedOut(self.stop_stuck(py, gate, msg)?))
+        } else {
+            self.judge(py, gate, state)
         }
+    }
+
+    /// Stop the threads of a timed-out execution: a thread still running
+    /// Python code gets an asynchronous `ExplorationAborted` and unwinds; a
+    /// thread blocked in C cannot be stopped, and the message says so.
+    fn stop_stuck(&self, py: Python<'_>, gate: &Arc<Gate>, msg: String) -> PyResult<String> {
+        gate.abort(Abort::Timeout(msg.clone()));
+        gate.interrupt_running(py);
+        let stopped = gate.wait_jobs(py, Instant::now() + Duration::from_millis(500));
+        gate.withdraw_stop_requests(py);
+        if stopped? {
+            return Ok(msg);
+        }
+        let stuck: Vec<String> = gate
+            .running()
+            .into_iter()
+            .map(|(name, _)| format!("'{name}'"))
+            .collect();
+        Ok(format!(
+            "{msg}\n{} thread(s) could not be stopped ({}): blocked in C code, which an \
+             asynchronous exception cannot interrupt; their worker is abandoned, and \
+             frontrun.shutdown() reports it",
+            gate.live_jobs(),
+            stuck.join(", ")
+        ))
+    }
+
+    /// Judge an execution whose threads all returned.
+    fn judge(
+        &self,
+        py: Python<'_>,
+        gate: &Arc<Gate>,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Verdict> {
         match gate.aborted() {
             Some(Abort::Deadlock(m)) => {
                 return Ok(Verdict::Failed {
@@ -294,6 +333,41 @@ impl Program<'_> {
             },
         })
     }
+}
+
+/// Where each unfinished thread is: the live frame of a thread running
+/// code (found through `sys._current_frames`), else its last scheduling
+/// point.
+fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
+    let frames = py
+        .import("sys")
+        .and_then(|sys| sys.call_method0("_current_frames"))
+        .ok();
+    let linecache = py.import("linecache").ok();
+    let live = |ident: u64| -> Option<String> {
+        let frame = frames.as_ref()?.get_item(ident).ok()?;
+        let line: u32 = frame.getattr("f_lineno").ok()?.extract().ok()?;
+        let code = frame.getattr("f_code").ok()?;
+        let file: String = code.getattr("co_filename").ok()?.extract().ok()?;
+        let func: String = code.getattr("co_name").ok()?.extract().ok()?;
+        let source = linecache
+            .as_ref()
+            .and_then(|lc| lc.call_method1("getline", (&file, line)).ok())
+            .and_then(|s| s.extract::<String>().ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        Some(format!("{}:{line} in {func}: {source}", short_path(&file)))
+    };
+    let running: HashMap<String, u64> = gate.running().into_iter().collect();
+    gate.positions(py)
+        .into_iter()
+        .map(|(n, l)| match (running.get(&n).and_then(|&i| live(i)), l) {
+            (Some(at), _) => format!("  thread '{n}' is running at {at}"),
+            (None, Some(l)) => format!("  thread '{n}' last seen at {}:{}", l.file, l.line),
+            (None, None) => format!("  thread '{n}' (no cooperative operation seen)"),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn is_exception(py: Python<'_>, e: &PyErr) -> bool {
@@ -651,6 +725,55 @@ pub fn _explore<'py>(
     max_ops: Option<u64>,
     search_order: &str,
     shrink_budget: u32,
+) -> PyResult<Bound<'py, PyDict>> {
+    // No panic may cross into Python as a `PanicException` (a
+    // BaseException that test code does not expect): it becomes a
+    // RuntimeError asking for a report.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        explore_body(
+            py,
+            pool,
+            setup,
+            threads,
+            invariant,
+            teardown,
+            strategy,
+            max_executions,
+            preemption_bound,
+            total_timeout,
+            timeout_per_run,
+            stop_on_first,
+            max_attempts,
+            seed,
+            reproduce_on_failure,
+            replay,
+            max_ops,
+            search_order,
+        )
+    }))
+    .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explore_body<'py>(
+    py: Python<'py>,
+    pool: &Bound<'py, WorkerPool>,
+    setup: &Bound<'py, PyAny>,
+    threads: &Bound<'py, PyList>,
+    invariant: &Bound<'py, PyAny>,
+    teardown: Option<&Bound<'py, PyAny>>,
+    strategy: &str,
+    max_executions: Option<u64>,
+    preemption_bound: Option<u32>,
+    total_timeout: Option<f64>,
+    timeout_per_run: f64,
+    stop_on_first: bool,
+    max_attempts: u64,
+    seed: Option<u64>,
+    reproduce_on_failure: u32,
+    replay: Option<&str>,
+    max_ops: Option<u64>,
+    search_order: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
     // `add_root` classifies objects by type, which needs the registry's types

@@ -79,10 +79,16 @@ struct Thread {
     /// The others' step count when this thread last timed out: it may time
     /// out again only once they moved on.
     spin_mark: Option<usize>,
+    /// The OS thread ident of the worker while it runs this thread's code:
+    /// where a stop request (an asynchronous exception) is sent.
+    ident: Option<u64>,
     /// Signalled when this thread gets the turn (or the run is aborted):
     /// one condvar per thread so a hand-over wakes only its receiver.
     cv: Arc<Condvar>,
 }
+
+/// How often a controller waiting for its threads checks for signals.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// Why an execution was stopped from outside its threads' code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +128,8 @@ struct State {
     statuses: Vec<ThreadStatus<'static>>,
     /// Virtual seconds since the execution started (see the module doc).
     vclock: f64,
+    /// Stop requests (asynchronous exceptions) were sent to its threads.
+    interrupted: bool,
 }
 
 /// The shared state of one execution.
@@ -155,6 +163,7 @@ impl Gate {
                 finished: Vec::new(),
                 statuses: Vec::new(),
                 vclock: 0.0,
+                interrupted: false,
             }),
             cv: Condvar::new(),
             run_timeout,
@@ -195,6 +204,7 @@ impl Gate {
             error: None,
             own_steps: 0,
             spin_mark: None,
+            ident: None,
             cv: Arc::new(Condvar::new()),
         });
         st.live_jobs += 1;
@@ -251,6 +261,17 @@ impl Gate {
         let mut st = self.lock();
         if let Some(a) = &st.abort {
             return Err(abort_error(a));
+        }
+        if st.turn != Some(tid) {
+            // Two threads running at once would make the trace a lie: stop
+            // the execution as frontrun's own error rather than record it.
+            let a = Abort::Internal(format!(
+                "thread '{}' reached a scheduling point without holding the turn (held by {:?})",
+                st.threads[tid].name, st.turn
+            ));
+            st.abort = Some(a.clone());
+            self.wake_all(&st);
+            return Err(abort_error(&a));
         }
         if loc.is_some() {
             st.threads[tid].last_loc.clone_from(&loc);
@@ -346,29 +367,104 @@ impl Gate {
     }
 
     /// Wait (GIL released) for every job of the execution to return. `false`
-    /// when `deadline` passed first.
-    pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> bool {
-        py.allow_threads(|| {
-            let cv = Self::turn_cv(&self.lock());
-            if let Some(cv) = cv {
-                cv.notify_one();
+    /// when `deadline` passed first. Signals are checked every
+    /// [`SIGNAL_POLL`], so Ctrl-C ends the wait promptly with its
+    /// `KeyboardInterrupt`, whatever the threads are doing.
+    pub fn wait_jobs(&self, py: Python<'_>, deadline: Instant) -> PyResult<bool> {
+        let cv = Self::turn_cv(&self.lock());
+        if let Some(cv) = cv {
+            py.allow_threads(|| cv.notify_one());
+        }
+        loop {
+            let slice = deadline.min(Instant::now() + SIGNAL_POLL);
+            if py.allow_threads(|| self.wait_jobs_nogil(slice)) {
+                return Ok(true);
             }
-            let mut st = self.lock();
-            loop {
-                if st.live_jobs == 0 {
-                    return true;
-                }
-                let now = Instant::now();
-                if now >= deadline {
-                    return false;
-                }
-                st = self
-                    .cv
-                    .wait_timeout(st, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+            if Instant::now() >= deadline {
+                return Ok(false);
             }
-        })
+            py.check_signals()?;
+        }
+    }
+
+    fn wait_jobs_nogil(&self, deadline: Instant) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.live_jobs == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .cv
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Whether `interrupt_running` was called: workers must then make sure
+    /// no stop request stays pending (see [`consume_stop_request`]).
+    pub fn was_interrupted(&self) -> bool {
+        self.lock().interrupted
+    }
+
+    /// Withdraw the stop requests of threads that did not take them (blocked
+    /// in C): a request left pending keeps the interpreter's "pending work"
+    /// flag raised, on which CPython 3.11 loops forever in traced code.
+    pub fn withdraw_stop_requests(&self, py: Python<'_>) {
+        for (_, ident) in self.running() {
+            // SAFETY: the GIL is held; NULL withdraws that thread's request.
+            unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, std::ptr::null_mut()) };
+        }
+        consume_stop_request(py);
+    }
+
+    /// Jobs whose worker has not returned yet.
+    pub fn live_jobs(&self) -> usize {
+        self.lock().live_jobs
+    }
+
+    /// The worker running thread `tid`'s code is the OS thread `ident`
+    /// (None: it left that code).
+    pub fn set_running_on(&self, tid: ThreadId, ident: Option<u64>) {
+        if let Some(t) = self.lock().threads.get_mut(tid) {
+            t.ident = ident;
+        }
+    }
+
+    /// (name, OS ident) of every thread still running its code: those the
+    /// gate cannot stop by itself.
+    pub fn running(&self) -> Vec<(String, u64)> {
+        self.lock()
+            .threads
+            .iter()
+            .filter(|t| !matches!(t.slot, Slot::Finished))
+            .filter_map(|t| Some((t.name.clone(), t.ident?)))
+            .collect()
+    }
+
+    /// Ask every thread still in its code to stop: an `ExplorationAborted`
+    /// raised asynchronously, at its next Python instruction (a thread
+    /// blocked in C gets it when, if ever, it returns). Returns how many
+    /// were asked.
+    pub fn interrupt_running(&self, py: Python<'_>) -> usize {
+        let mut st = self.lock();
+        st.interrupted = true;
+        let exc = py.get_type::<ExplorationAborted>();
+        let mut n = 0;
+        for t in &st.threads {
+            if let (Some(ident), false) = (t.ident, matches!(t.slot, Slot::Finished)) {
+                // SAFETY: the GIL is held; the exception type is a live
+                // class object, which the call borrows (it takes its own
+                // reference when it records the request).
+                let hit = unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(ident as _, exc.as_ptr()) };
+                n += usize::from(hit > 0);
+            }
+        }
+        n
     }
 
     /// Stop the execution: parked threads raise `ExplorationAborted`.
@@ -455,6 +551,33 @@ fn start_slot() -> Slot {
         what: None,
         since: 0.0,
     }
+}
+
+extern "C" {
+    /// CPython's ident of the calling thread (`threading.get_ident()`).
+    fn PyThread_get_thread_ident() -> std::os::raw::c_ulong;
+}
+
+/// The calling thread's ident, as `threading.get_ident()` gives it.
+// `c_ulong` is 32 bits on some platforms, where the conversion is needed.
+#[allow(clippy::useless_conversion)]
+pub fn thread_ident() -> u64 {
+    // SAFETY: a plain query about the calling thread, valid at any time.
+    u64::from(unsafe { PyThread_get_thread_ident() })
+}
+
+/// Leave no stop request pending on the calling thread, and lower the
+/// interpreter-wide flag that any request (even a withdrawn one) raised:
+/// CPython lowers it only when a thread takes a request, so this thread
+/// takes one of its own, at once, in a one-line evaluation.
+pub fn consume_stop_request(py: Python<'_>) {
+    let exc = py.get_type::<ExplorationAborted>();
+    // SAFETY: the GIL is held; the type object is alive, and the call takes
+    // its own reference.
+    unsafe { pyo3::ffi::PyThreadState_SetAsyncExc(thread_ident() as _, exc.as_ptr()) };
+    // Evaluating code checks for pending work on entry: the request is
+    // raised here and dropped.
+    let _ = py.eval(c"None", None, None);
 }
 
 pub fn abort_error(a: &Abort) -> PyErr {

@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx;
-use super::gate::{abort_error, Abort, Gate};
+use super::gate::{abort_error, consume_stop_request, thread_ident, Abort, Gate};
 use super::identity;
 use crate::hooks::{self, EventSink};
 use crate::tracer;
@@ -173,6 +173,7 @@ impl JobHandle {
             tid: job.tid,
         })));
         self.began = true;
+        job.gate.set_running_on(job.tid, Some(thread_ident()));
         tracer::install(py)?;
         Ok(Some((job.func.clone_ref(py), job.args.clone_ref(py))))
     }
@@ -184,6 +185,12 @@ impl JobHandle {
     fn end(&mut self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> bool {
         let job = &self.job;
         if self.began {
+            job.gate.set_running_on(job.tid, None);
+            // A stop request that arrived after the code returned is void:
+            // take it here, before the worker's own loop could receive it.
+            if job.gate.was_interrupted() {
+                consume_stop_request(py);
+            }
             tracer::uninstall(py);
             hooks::set_sink(None);
             ctx::set_current(None);

@@ -372,7 +372,7 @@ impl CoopLock {
         }
     }
 
-    #[pyo3(signature = (blocking = true, timeout = -1.0))]
+    #[pyo3(signature = (blocking = true, timeout = -1.0), text_signature = "($self, blocking=True, timeout=-1.0)")]
     fn acquire(slf: &Bound<'_, Self>, blocking: bool, timeout: f64) -> PyResult<bool> {
         let t = timeout_arg(blocking, timeout)?;
         Self::acquire_impl(slf, t.is_some(), t.flatten(), 1)
@@ -598,7 +598,7 @@ impl CoopCondition {
         })
     }
 
-    #[pyo3(signature = (blocking = true, timeout = -1.0))]
+    #[pyo3(signature = (blocking = true, timeout = -1.0), text_signature = "($self, blocking=True, timeout=-1.0)")]
     fn acquire(&self, py: Python<'_>, blocking: bool, timeout: f64) -> PyResult<bool> {
         CoopLock::acquire(self.lock.bind(py), blocking, timeout)
     }
