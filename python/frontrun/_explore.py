@@ -115,6 +115,8 @@ class _Workers:
     """
 
     def __init__(self, idle_exit: float = _IDLE_EXIT) -> None:
+        self.threads: list[threading.Thread] = []
+        """The threads this pool started (alive or not)."""
         self.pool = _native.WorkerPool(self._spawn, idle_exit)
 
     def _spawn(self, pool: Any) -> None:
@@ -124,6 +126,7 @@ class _Workers:
         t = threading.Thread(target=_serve, args=(pool,), name="frontrun-worker", daemon=True)
         _coop._REAL_START(t)
         _started.append(t)
+        self.threads = [w for w in self.threads if _coop._REAL_IS_ALIVE(w)] + [t]
 
     def close(self, timeout: float) -> list[str]:
         self.pool.shutdown()
