@@ -239,13 +239,6 @@ def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
     log: list[str] = []
     executor = TraceExecutor(Schedule([Step("s", "sleepy_start"), Step("s", "sleepy_end")]))
     executor.run("s", sleepy, log)
-    # Interrupt only once the sleeper is past its first marker: a fixed delay
-    # raced with a slow thread start under CPU load (the run was then
-    # aborted before "a", 3 times in 7).
-    deadline = time.monotonic() + 30.0
-    while log != ["a"] and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert log == ["a"], "the sleeper never reached its first marker"
     timer = threading.Timer(0.2, _thread.interrupt_main)
     timer.start()
     try:
