@@ -349,8 +349,8 @@ def test_teardown_runs_after_a_timed_out_execution() -> None:
             calls["teardown"] += 1
         def slow(c):
             time.sleep(0)  # a scheduling point
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 1.0:  # busy, out of frontrun's control
+            t0 = os.times().elapsed  # real time: explored threads read a virtual clock
+            while os.times().elapsed - t0 < 1.0:  # busy, out of frontrun's control
                 pass
         r = frontrun.explore(setup, [slow], ok, teardown=td, timeout_per_run=0.2)
         print("HOLDS", r.property_holds)
@@ -481,8 +481,9 @@ def test_explanation_and_reproduction_count_against_total_timeout() -> None:
         """
         def slow_then_fail(c):
             inc(c)
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < 1.0:
+            # Real elapsed time: explored threads read a virtual clock.
+            t0 = os.times().elapsed
+            while os.times().elapsed - t0 < 1.0:
                 pass
             raise ValueError("late")
         t0 = time.monotonic()
