@@ -113,7 +113,7 @@ def test_lost_update_needs_repeatable_read(db: tuple[str, SnapshotReset]) -> Non
         [lambda s: deposit(s.a, 100), lambda s: deposit(s.b, 200)],
         lambda _: query_one(dsn, "SELECT balance FROM accounts WHERE name = 'alice'") == 1300,
         teardown=_teardown,
-        max_executions=50,
+        max_executions=400,
     )
     rc = report.outcome("read committed")
     assert rc.holds is False and rc.anomaly is not None, str(report)
@@ -139,7 +139,7 @@ def test_write_skew_needs_serializable(db: tuple[str, SnapshotReset]) -> None:
         [lambda s: go_home(s.a, "alice"), lambda s: go_home(s.b, "bob")],
         lambda _: query_one(dsn, "SELECT count(*) FROM doctors WHERE on_call") >= 1,
         teardown=_teardown,
-        max_executions=50,
+        max_executions=400,
     )
     for level in ("read committed", "repeatable read"):
         o = report.outcome(level)

@@ -120,9 +120,9 @@ class _Workers:
         self.pool = _native.WorkerPool(self._spawn, idle_exit)
 
     def _spawn(self, pool: Any) -> None:
-        alive = _alive_workers()
-        if len(alive) >= _MAX_WORKERS:
-            raise RuntimeError(_too_many(alive))
+        # No cap here: an exploration of 100 threads needs 100 workers. The
+        # refusal to stack more workers on stuck ones happens once, before an
+        # exploration starts (`_check_capacity`), where idle and stuck differ.
         t = threading.Thread(target=_serve, args=(pool,), name="frontrun-worker", daemon=True)
         _coop._REAL_START(t)
         _started.append(t)

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, BugKind, TraceLine};
-use frontrun_engine::strategy::dpor::PassBound;
+use frontrun_engine::strategy::dpor::{Dpor, DporConfig, PassBound};
 use frontrun_engine::strategy::guided::{shrink_candidates, switch_points, Guided, SwitchCounts};
 use frontrun_engine::strategy::{Outcome, Strategy};
 use frontrun_engine::verdict::{self, SearchSummary};
@@ -283,11 +283,16 @@ impl Program<'_> {
         if distinct.len() <= 1 {
             return Ok(Serial::FailsInEveryOrder);
         }
-        let mut reverse = strategies::make(&Kind::Dpor {
-            preemption_bound: Some(0),
-            search_order: strategies::search_order("highest-first", seed)
-                .map_err(PyValueError::new_err)?,
-        });
+        // The pruning DPOR with bound 0 and the highest thread first runs
+        // the threads one after another in reverse order on its first
+        // execution (the sound bounded search follows no search order).
+        let order =
+            strategies::search_order("highest-first", seed).map_err(PyValueError::new_err)?;
+        let mut reverse: Box<dyn Strategy + Send> = Box::new(Dpor::new(
+            DporConfig::default()
+                .with_preemption_bound(0)
+                .with_search_order(order),
+        ));
         if !reverse.begin_execution() {
             return Ok(Serial::No);
         }
@@ -749,6 +754,7 @@ pub fn _explore<'py>(
             replay,
             max_ops,
             search_order,
+            shrink_budget,
         )
     }))
     .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
@@ -774,6 +780,7 @@ fn explore_body<'py>(
     replay: Option<&str>,
     max_ops: Option<u64>,
     search_order: &str,
+    shrink_budget: u32,
 ) -> PyResult<Bound<'py, PyDict>> {
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
     // `add_root` classifies objects by type, which needs the registry's types
