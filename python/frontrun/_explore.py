@@ -463,18 +463,39 @@ def _run_exclusive(
     pool = _pool()
     _check_capacity(len(threads))
     with _coop.cooperative(pool), _db_hooks.exploring() as db, _gc_on_controller() as collect:
+        run_setup = _before(collect, db.wrap_setup(setup))
+        _settle(pool, run_setup, threads, invariant, teardown, options)
         raw: dict[str, Any] = _native._explore(
-            pool,
-            _before(collect, db.wrap_setup(setup)),
-            list(threads),
-            invariant,
-            teardown,
-            strategy,
-            **options,
+            pool, run_setup, list(threads), invariant, teardown, strategy, **options
         )
     result = ExploreResult(**raw)
     result._replay_target = (setup, list(threads), invariant, teardown)
     return result
+
+
+def _settle(
+    pool: Any,
+    setup: Callable[[], Any],
+    threads: Sequence[Callable[[Any], Any]],
+    invariant: Callable[[Any], Any],
+    teardown: Callable[[Any], Any] | None,
+    options: dict[str, Any],
+) -> None:
+    """Run the program once, unrecorded, before exploring it.
+
+    Libraries initialise lazily on first use (a dialect's first connect, a
+    registry filled once, a compiled-statement cache): if that happened in
+    the first explored execution only, later executions would run a
+    different program than the one DPOR planned from, and interleavings
+    would be missed without a sign. After one execution the program has
+    settled. Its outcome is not reported: the exploration proper starts with
+    the same schedule, so a failure shows up there again.
+    """
+    once = dict(options)
+    once.update(
+        max_executions=1, stop_on_first=True, reproduce_on_failure=0, replay=None, seed=None
+    )
+    _native._explore(pool, setup, list(threads), invariant, teardown, "dpor", **once)
 
 
 def explore(

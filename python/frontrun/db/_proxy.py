@@ -104,8 +104,9 @@ class ConnectionProxy:
         session: DbSession,
         label: str | None = None,
         pool_key: tuple[Any, ...] | None = None,
+        driver: str | None = None,
     ) -> None:
-        driver = _drivers.driver_of(conn)
+        driver = driver or _drivers.driver_of(conn)
         txn, default_label = session.next_connection()
         database = _drivers.connection_database(driver, conn)
         d = _new_fields(self)
@@ -281,7 +282,10 @@ class ConnectionProxy:
                 if _call(_busy, self._conn):
                     self._conn.cancel()
         key = self._pool_key
-        if key is not None and self._session.give_back(key, self._driver, self._conn):
+        # An instrumented connection of the driver's type is kept itself
+        # (reset through its raw view).
+        kept = _fields(self).get("_typed", self._conn)
+        if key is not None and self._session.give_back(key, self._driver, self._conn, kept):
             _fields(self)["_released"] = True
             return
         if self._dialect == "postgresql" and not self._conn.closed:

@@ -184,8 +184,11 @@ class DbSession:
                 pool, self._pool = self._pool, {}
             for reals in pool.values():
                 for real in reals:
+                    # An instrumented connection's own close() would only
+                    # give it back: close it as its driver does.
+                    base = getattr(type(real), "_frontrun_base", None)
                     with contextlib.suppress(Exception):
-                        real.close()
+                        base.close(real) if base is not None else real.close()
 
     def take_pooled(self, key: tuple[Any, ...]) -> Any:
         """A kept connection opened with the same arguments, or ``None``."""
@@ -193,7 +196,7 @@ class DbSession:
             reals = self._pool.get(key)
             return reals.pop(0) if reals else None
 
-    def give_back(self, key: tuple[Any, ...], driver: str, real: Any) -> bool:
+    def give_back(self, key: tuple[Any, ...], driver: str, real: Any, kept: Any = None) -> bool:
         """Reset ``real`` to a new connection's state and keep it; ``False``
         (caller closes it) if pooling is off or the reset failed."""
         if not self.pooling or driver == "sqlite3":
@@ -205,7 +208,7 @@ class DbSession:
         except Exception:
             return False
         with self._lock:
-            self._pool.setdefault(key, []).append(real)
+            self._pool.setdefault(key, []).append(real if kept is None else kept)
         return True
 
     def new_execution(self) -> None:
