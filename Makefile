@@ -13,7 +13,7 @@ help:  ## list the targets
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "maturin>=1.7,<2" pytest pytest-timeout ruff mypy psycopg2-binary "psycopg[binary]>=3.1"
+	$(VPY) -m pip install -q "maturin>=1.7,<2" pytest pytest-timeout ruff mypy psycopg2-binary "psycopg[binary]>=3.1" "sqlalchemy>=2,<3" "django>=5,<6" "cachetools>=5"
 	touch $@
 
 venv: $(VENV)/.deps  ## create the virtualenv with build and test tools

@@ -15,7 +15,7 @@ import pytest
 
 import frontrun.db
 from frontrun import _native as n
-from frontrun.db import ConnectionProxy, DbSession, UnparsedSqlWarning
+from frontrun.db import ConnectionProxy, DbSession, UnparsedSqlWarning, _typed
 
 Events = list[tuple[int, list[tuple[int, int | None, str]]]]
 
@@ -174,16 +174,22 @@ def test_psycopg3_execute_transaction_and_isolation(pg_bank: str) -> None:
     session = DbSession()
     with frontrun.db.instrument(session):
         conn = psycopg.connect(pg_bank)
-    assert isinstance(conn, ConnectionProxy)
+    # The driver's own type (TypeInfo.fetch and adapters accept it), with
+    # the interception state on the side.
+    assert isinstance(conn, psycopg.Connection) and not isinstance(conn, ConnectionProxy)
+    tracker = _typed.tracker_of(conn)
+    assert tracker is not None
     try:
+        assert psycopg.types.TypeInfo.fetch(conn, "int4") is not None
+        conn.rollback()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        assert conn.isolation == "repeatable read"
+        assert tracker.isolation == "repeatable read"
         with Capture() as cap:
             with conn.transaction():
                 cur = conn.execute("SELECT balance FROM accounts WHERE name=%s", ("bob",))
                 assert cur.fetchone() == (50,)
                 conn.execute("UPDATE accounts SET balance=%s WHERE name=%s", (60, "bob"))
-            assert session.model(conn._database).holders() == []
+            assert session.model(tracker._database).holders() == []
         assert [t.split(" → ")[0] for t in cap.texts()] == [
             "Txn A | SELECT balance FROM accounts WHERE name=%s  -- ('bob',)",
             "Txn A | UPDATE accounts SET balance=%s WHERE name=%s  -- (60, 'bob')",

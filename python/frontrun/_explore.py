@@ -464,8 +464,12 @@ def _run_exclusive(
     _check_capacity(len(threads))
     with _coop.cooperative(pool), _db_hooks.exploring() as db, _gc_on_controller() as collect:
         run_setup = _before(collect, db.wrap_setup(setup))
-        _settle(pool, run_setup, threads, invariant, teardown, options)
-        raw: dict[str, Any] = _native._explore(
+        raw: dict[str, Any] = _settle(pool, run_setup, threads, invariant, teardown, options)
+        if raw["property_holds"] is None and "timeout_per_run" in raw["explanation"]:
+            # The program does not even run once: exploring it would only
+            # time out again.
+            return ExploreResult(**raw)
+        raw = _native._explore(
             pool, run_setup, list(threads), invariant, teardown, strategy, **options
         )
     result = ExploreResult(**raw)
@@ -480,7 +484,7 @@ def _settle(
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None,
     options: dict[str, Any],
-) -> None:
+) -> dict[str, Any]:
     """Run the program once, unrecorded, before exploring it.
 
     Libraries initialise lazily on first use (a dialect's first connect, a
@@ -488,14 +492,19 @@ def _settle(
     the first explored execution only, later executions would run a
     different program than the one DPOR planned from, and interleavings
     would be missed without a sign. After one execution the program has
-    settled. Its outcome is not reported: the exploration proper starts with
-    the same schedule, so a failure shows up there again.
+    settled. Its outcome is not reported (but for a run timeout): the
+    exploration proper starts with the same schedule, so a failure shows up
+    there again. `setup` and `teardown` run once more than
+    `executions_explored` says.
     """
     once = dict(options)
     once.update(
         max_executions=1, stop_on_first=True, reproduce_on_failure=0, replay=None, seed=None
     )
-    _native._explore(pool, setup, list(threads), invariant, teardown, "dpor", **once)
+    raw: dict[str, Any] = _native._explore(
+        pool, setup, list(threads), invariant, teardown, "dpor", **once
+    )
+    return raw
 
 
 def explore(

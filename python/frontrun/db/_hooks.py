@@ -52,11 +52,13 @@ class _Exploring:
 
 @contextlib.contextmanager
 def exploring() -> Iterator[_Exploring]:
-    """Patch the drivers already imported; close leftover connections at the end."""
+    """Patch the installed drivers; close leftover connections at the end."""
     global _last
     session = DbSession(pooling=True, isolation=_isolation)
     _last = session
-    with instrument(session, import_drivers=False):
+    # Drivers are imported now if installed: libraries such as SQLAlchemy
+    # import them lazily, in setup() or in a thread, after the patching.
+    with instrument(session, import_drivers=True):
         try:
             yield _Exploring(session)
         finally:

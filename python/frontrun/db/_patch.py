@@ -42,7 +42,9 @@ def pool_key(module_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return (module_name, _key_part(args), _key_part(kwargs))
 
 
-def _wrapping(module_name: str, original: Callable[..., Any], session: DbSession) -> Callable[..., Any]:
+def _wrapping(
+    module_name: str, original: Callable[..., Any], session: DbSession
+) -> Callable[..., Any]:
     typed = _TYPED.get(module_name)
 
     @functools.wraps(original)

@@ -224,7 +224,9 @@ class _Pg3CursorMixin(_Pg2CursorMixin):
 
 
 _classes: dict[tuple[type, type], type] = {}
-_NOT_COPIED = frozenset({"__slots__", "__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"})
+_NOT_COPIED = frozenset(
+    {"__slots__", "__dict__", "__weakref__", "__module__", "__doc__", "__qualname__"}
+)
 
 
 def _subclass(mixin: type, base: type, *, slots: bool) -> type:
@@ -237,9 +239,7 @@ def _subclass(mixin: type, base: type, *, slots: bool) -> type:
         # driver made can switch to it.
         namespace: dict[str, Any] = {}
         for owner in reversed(mixin.__mro__[:-1]):
-            namespace.update(
-                (k, v) for k, v in vars(owner).items() if k not in _NOT_COPIED
-            )
+            namespace.update((k, v) for k, v in vars(owner).items() if k not in _NOT_COPIED)
         namespace.update(_frontrun_base=base, __module__=base.__module__)
         if slots:
             namespace["__slots__"] = ()

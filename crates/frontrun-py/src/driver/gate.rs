@@ -82,6 +82,9 @@ struct Thread {
     /// The OS thread ident of the worker while it runs this thread's code:
     /// where a stop request (an asynchronous exception) is sent.
     ident: Option<u64>,
+    /// The thread was told of the abort (raised `ExplorationAborted`): it is
+    /// unwinding, and its cleanup code runs unscheduled (see `point`).
+    unwinding: bool,
     /// Signalled when this thread gets the turn (or the run is aborted):
     /// one condvar per thread so a hand-over wakes only its receiver.
     cv: Arc<Condvar>,
@@ -205,6 +208,7 @@ impl Gate {
             own_steps: 0,
             spin_mark: None,
             ident: None,
+            unwinding: false,
             cv: Arc::new(Condvar::new()),
         });
         st.live_jobs += 1;
@@ -259,8 +263,8 @@ impl Gate {
         what: Option<String>,
     ) -> PyResult<i64> {
         let mut st = self.lock();
-        if let Some(a) = &st.abort {
-            return Err(abort_error(a));
+        if let Some(a) = st.abort.clone() {
+            return Self::after_abort(&mut st, tid, &a, op);
         }
         if st.turn != Some(tid) {
             // Two threads running at once would make the trace a lie: stop
@@ -294,11 +298,45 @@ impl Gate {
             Decision::Done => self.wake_all(&st),
             Decision::Stop => {
                 self.wake_all(&st);
+                st.threads[tid].unwinding = true;
                 return Err(abort_error(st.abort.as_ref().expect("stop sets abort")));
             }
         }
         drop(st);
         self.wait_turn(py, tid)
+    }
+
+    /// A scheduling point reached once the execution was stopped.
+    ///
+    /// The first one raises `ExplorationAborted` to unwind the thread. The
+    /// ones after run the thread's own cleanup (`finally`, `__exit__`: a
+    /// rollback, a lock release) unscheduled, so that no state is left
+    /// behind for the next execution or the teardown: an operation that can
+    /// proceed (a release, a free lock) is applied at once, one that would
+    /// wait raises again.
+    fn after_abort(
+        st: &mut State,
+        tid: ThreadId,
+        a: &Abort,
+        op: Option<Box<dyn Op>>,
+    ) -> PyResult<i64> {
+        if !st.threads[tid].unwinding {
+            st.threads[tid].unwinding = true;
+            return Err(abort_error(a));
+        }
+        let Some(mut op) = op else {
+            return Ok(0);
+        };
+        let finished: Vec<bool> = st
+            .threads
+            .iter()
+            .map(|t| matches!(t.slot, Slot::Finished))
+            .collect();
+        if op.enabled(tid, &finished) {
+            Ok(op.apply(tid, false))
+        } else {
+            Err(abort_error(a))
+        }
     }
 
     /// Park (GIL released) until `tid` holds the turn.
@@ -318,8 +356,9 @@ impl Gate {
             }
         }
         loop {
-            if let Some(a) = &st.abort {
-                return Err(a.clone());
+            if let Some(a) = st.abort.clone() {
+                st.threads[tid].unwinding = true;
+                return Err(a);
             }
             if st.turn == Some(tid) {
                 return Ok(st.threads[tid].result);
@@ -331,6 +370,7 @@ impl Gate {
                     st.threads[tid].name, self.run_timeout
                 ));
                 st.abort = Some(a.clone());
+                st.threads[tid].unwinding = true;
                 self.wake_all(&st);
                 return Err(a);
             }

@@ -63,8 +63,21 @@ def depths(co):
 
 def skip_dirs():
     paths = sysconfig.get_paths()
-    dirs = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib") if k in paths}
-    dirs |= {paths[k] for k in ("stdlib", "platstdlib") if k in paths}
+    keys = ["stdlib", "platstdlib"]
+    extra = []
+    # Installed packages (SQLAlchemy, Django, cachetools...) are trusted to be
+    # thread-safe: their internal state is not explored, only their
+    # cooperative locks and database statements. FRONTRUN_TRACE_PACKAGES=1
+    # explores them too.
+    if os.environ.get("FRONTRUN_TRACE_PACKAGES", "") not in ("1", "true", "yes"):
+        keys += ["purelib", "platlib"]
+        import site
+        extra = list(getattr(site, "getsitepackages", lambda: [])())
+        user = getattr(site, "getusersitepackages", lambda: None)()
+        if user:
+            extra.append(user)
+    raw = {paths[k] for k in keys if k in paths} | set(extra)
+    dirs = raw | {os.path.realpath(d) for d in raw}
     fr = sys.modules.get("frontrun")
     if fr is not None and getattr(fr, "__file__", None):
         d = os.path.dirname(fr.__file__)
@@ -174,7 +187,8 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
     Ok(STATICS.get().expect("just set"))
 }
 
-/// Whether code from `filename` is user code (or site-packages) to trace.
+/// Whether code from `filename` is user code to trace (not the standard
+/// library, frontrun or, by default, installed packages).
 pub fn is_traced_file(filename: &str, skip_dirs: &[String]) -> bool {
     if filename.starts_with('<') {
         return !filename.starts_with("<frozen");

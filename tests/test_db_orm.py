@@ -1,0 +1,141 @@
+"""Unmodified SQLAlchemy (ORM) on psycopg2 and psycopg 3, explored as is.
+
+The classic ORM lost update (``acct = session.get(Account, 1);
+acct.balance += 100; session.commit()`` in two threads) is found on the
+first ``explore()``, and the two usual fixes (``with_for_update()`` and an
+``UPDATE … SET balance = balance + 100``) are proven with ``exhausted=True``.
+The drivers receive connections of their own type, so SQLAlchemy's
+connect-time type registration (``register_uuid``, ``TypeInfo.fetch``)
+works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg2  # type: ignore[import-untyped,unused-ignore]
+import pytest
+import sqlalchemy
+from sqlalchemy import Integer, select, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+import frontrun
+from _pg import query_one
+from frontrun.db import _typed
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Account(Base):
+    __tablename__ = "account"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    balance: Mapped[int] = mapped_column(Integer)
+
+
+@pytest.fixture
+def bank(pg_dsn: str) -> Iterator[str]:
+    conn = psycopg2.connect(pg_dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE account (id integer PRIMARY KEY, balance integer NOT NULL)")
+    conn.close()
+    yield pg_dsn
+
+
+def _url(dsn: str, driver: str) -> str:
+    return dsn.replace("postgresql://", f"postgresql+{driver}://", 1)
+
+
+def _reset(dsn: str) -> None:
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM account; INSERT INTO account VALUES (1, 0)")
+    conn.close()
+
+
+def _explore(dsn: str, driver: str, deposit: Callable[[Session], None]) -> frontrun.ExploreResult:
+    def setup() -> Any:
+        _reset(dsn)
+        return sqlalchemy.create_engine(_url(dsn, driver))
+
+    def thread(engine: Any) -> None:
+        with Session(engine) as session:
+            deposit(session)
+            session.commit()
+
+    def invariant(engine: Any) -> bool:
+        return bool(query_one(dsn, "SELECT balance FROM account WHERE id = 1") == 200)
+
+    return frontrun.explore(
+        setup,
+        [thread, thread],
+        invariant,
+        teardown=lambda engine: engine.dispose(),
+        total_timeout=60,
+    )
+
+
+def _read_modify_write(session: Session) -> None:
+    acct = session.get(Account, 1)
+    assert acct is not None
+    acct.balance += 100
+
+
+def _for_update(session: Session) -> None:
+    acct = session.execute(select(Account).where(Account.id == 1).with_for_update()).scalar_one()
+    acct.balance += 100
+
+
+def _in_sql(session: Session) -> None:
+    session.execute(update(Account).where(Account.id == 1).values(balance=Account.balance + 100))
+
+
+DRIVERS = ["psycopg2", "psycopg"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_orm_lost_update_is_found(bank: str, driver: str) -> None:
+    r = _explore(bank, driver, _read_modify_write)
+    assert r.property_holds is False, r.explanation
+    assert r.failure_kind == "invariant"
+    assert "lost update on account[id=1]" in r.explanation
+    assert r.reproduced == r.reproduce_attempts
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+@pytest.mark.parametrize("fix", [_for_update, _in_sql], ids=["with_for_update", "sql_increment"])
+def test_orm_fixes_are_proven(bank: str, driver: str, fix: Callable[[Session], None]) -> None:
+    r = _explore(bank, driver, fix)
+    assert r.property_holds is True, r.explanation
+    assert r.exhausted
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_driver_gets_its_own_connection_type(bank: str, driver: str) -> None:
+    seen: list[Any] = []
+
+    def setup() -> Any:
+        _reset(bank)
+        return sqlalchemy.create_engine(_url(bank, driver))
+
+    def thread(engine: Any) -> None:
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            seen.append((raw, _typed.tracker_of(raw) is not None))
+
+    r = frontrun.explore(setup, [thread], lambda e: True, teardown=lambda e: e.dispose())
+    assert r.property_holds is True, r.explanation
+    raw, tracked = seen[-1]
+    assert tracked and _typed.is_instrumented(raw)
+    if driver == "psycopg2":
+        import psycopg2.extensions  # type: ignore[import-untyped,unused-ignore]
+
+        assert isinstance(raw, psycopg2.extensions.connection)
+    else:
+        import psycopg  # type: ignore[import-not-found,unused-ignore]
+
+        assert isinstance(raw, psycopg.Connection)
