@@ -21,6 +21,7 @@ from sqlalchemy import Integer, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import frontrun
+from _examples import run_example
 from _pg import query_one
 from frontrun.db import _typed
 
@@ -139,3 +140,21 @@ def test_driver_gets_its_own_connection_type(bank: str, driver: str) -> None:
         import psycopg  # type: ignore[import-not-found,unused-ignore]
 
         assert isinstance(raw, psycopg.Connection)
+
+
+def test_sqlalchemy_example_finds_and_proves(pg_dsn: str) -> None:
+    """Both drivers, a module-level engine warmed before explore() and one
+    made in setup(): the lost update found, both fixes exhausted."""
+    out = run_example("sqlalchemy_lost_update", dsn=pg_dsn, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lost update on account[id=1]" in out.stdout
+    assert "all outcomes as expected" in out.stdout
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_django_example_finds_and_proves(pg_dsn: str, driver: str) -> None:
+    out = run_example("django_lost_update", "--driver", driver, dsn=pg_dsn, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"Django on {driver}" in out.stdout
+    assert "lost update on bank_account[id=1]" in out.stdout
+    assert "all outcomes as expected" in out.stdout

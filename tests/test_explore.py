@@ -8,7 +8,8 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
 
@@ -340,3 +341,31 @@ def test_random_cut_short_by_max_executions_is_inconclusive() -> None:
     )
     assert r.executions_explored == 10
     assert r.property_holds is None and "max_executions" in r.explanation
+
+
+def test_lazy_initialisation_does_not_hide_the_race_on_first_explore() -> None:
+    """A registry filled on first use (in the first execution only) must not
+    make the first exploration replay a different program than it planned:
+    the lost update is found on the first explore(), not only the second."""
+
+    class Registry:
+        ready = False
+        table: ClassVar[dict[int, int]] = {}
+
+    def ensure_ready(reg: type[Registry]) -> None:
+        if not reg.ready:
+            for i in range(5):
+                reg.table[i] = i * i
+            reg.ready = True
+
+    def inc(s: SimpleNamespace) -> None:
+        ensure_ready(s.reg)
+        t = s.value
+        s.value = t + 1
+
+    def setup() -> SimpleNamespace:
+        return SimpleNamespace(value=0, reg=Registry)
+
+    first = frontrun.explore(setup, [inc, inc], lambda s: s.value == 2)
+    assert first.property_holds is False, first.explanation
+    assert first.failure_kind == "invariant"

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from frontrun.db import _sqlalchemy
 from frontrun.db._patch import instrument
 from frontrun.db._session import DbSession
 
@@ -45,6 +46,7 @@ class _Exploring:
 
         def setup_with_fresh_connections() -> Any:
             session.new_execution()
+            _sqlalchemy.install()
             return setup()
 
         return setup_with_fresh_connections
@@ -59,7 +61,10 @@ def exploring() -> Iterator[_Exploring]:
     # Drivers are imported now if installed: libraries such as SQLAlchemy
     # import them lazily, in setup() or in a thread, after the patching.
     with instrument(session, import_drivers=True):
+        _sqlalchemy.install()
+        _sqlalchemy.set_exploring(True)
         try:
             yield _Exploring(session)
         finally:
+            _sqlalchemy.set_exploring(False)
             session.close_connections(pooled=True)
