@@ -168,17 +168,29 @@ class DbSession:
         with self._lock:
             self._conns.append(weakref.ref(conn))
 
-    def close_connections(self, *, pooled: bool = False) -> None:
+    def close_connections(self, *, pooled: bool = False, carry: bool = False) -> list[Any]:
         """Close every tracked connection still open (back to the pool if
-        pooling); with ``pooled``, also really close the pooled ones."""
+        pooling); with ``pooled``, also really close the pooled ones.
+
+        With ``carry``, connections of the driver's own type are rolled back
+        and returned instead of closed: whoever holds them (a module-level
+        engine's pool, a thread's Django connection) keeps a connection that
+        is its own, rather than one the next ``connect()`` may be given too.
+        """
         with self._lock:
             conns, self._conns = self._conns, []
+        carried: list[Any] = []
         for ref in conns:
             conn = ref()
-            if conn is not None:
-                # Best effort: a broken connection is closed all the same.
-                with contextlib.suppress(Exception):
-                    conn.close()
+            if conn is None:
+                continue
+            typed = conn._st().get("_typed") if carry else None
+            if typed is not None and not conn._released and _native._db_call(_rolled_back, conn):
+                carried.append(typed)
+                continue
+            # Best effort: a broken connection is closed all the same.
+            with contextlib.suppress(Exception):
+                conn.close()
         if pooled:
             with self._lock:
                 pool, self._pool = self._pool, {}
@@ -189,6 +201,7 @@ class DbSession:
                     base = getattr(type(real), "_frontrun_base", None)
                     with contextlib.suppress(Exception):
                         base.close(real) if base is not None else real.close()
+        return carried
 
     def take_pooled(self, key: tuple[Any, ...]) -> Any:
         """A kept connection opened with the same arguments, or ``None``."""
@@ -214,12 +227,17 @@ class DbSession:
     def new_execution(self) -> None:
         """Close the previous execution's connections; forget open
         transactions, connection numbers and statement sites."""
-        self.close_connections()
+        carried = self.close_connections(carry=True)
         with self._lock:
             self._next = 0
             for model in self._models.values():
                 model.reset_locks()
         _native.db_sites_clear()
+        from frontrun.db import _typed
+
+        for conn in carried:
+            # Numbered first, in the order they were opened: deterministic.
+            _typed.reuse(conn, self, _typed.tracker_of(conn)._pool_key)  # type: ignore[union-attr]
 
     def warn_unparsed(self, database: str, sql: str, error: str | None) -> None:
         """Warn once per database that a statement conflicts with everything."""
@@ -234,6 +252,19 @@ class DbSession:
             UnparsedSqlWarning,
             stacklevel=4,
         )
+
+
+def _rolled_back(tracker: Any) -> bool:
+    """End ``tracker``'s open transaction; whether its connection is usable."""
+    raw = tracker._conn
+    try:
+        if raw.closed:
+            return False
+        tracker._model.end(tracker._txn)
+        raw.rollback()
+    except Exception:
+        return False
+    return True
 
 
 _RESET_SQL = (

@@ -61,22 +61,21 @@ def depths(co):
             k += 1
     return out
 
+# Packages whose internal state is trusted to be thread-safe and whose
+# threads communicate through the database: not explored (their cooperative
+# locks and database statements still are). FRONTRUN_TRACE_PACKAGES=1
+# explores them too.
+TRUSTED = ("sqlalchemy", "django", "psycopg", "psycopg2", "psycopg_binary", "psycopg_c",
+           "asgiref")
+
 def skip_dirs():
     paths = sysconfig.get_paths()
-    keys = ["stdlib", "platstdlib"]
-    extra = []
-    # Installed packages (SQLAlchemy, Django, cachetools...) are trusted to be
-    # thread-safe: their internal state is not explored, only their
-    # cooperative locks and database statements. FRONTRUN_TRACE_PACKAGES=1
-    # explores them too.
+    raw = {paths[k] for k in ("stdlib", "platstdlib") if k in paths}
     if os.environ.get("FRONTRUN_TRACE_PACKAGES", "") not in ("1", "true", "yes"):
-        keys += ["purelib", "platlib"]
         import site
-        extra = list(getattr(site, "getsitepackages", lambda: [])())
-        user = getattr(site, "getusersitepackages", lambda: None)()
-        if user:
-            extra.append(user)
-    raw = {paths[k] for k in keys if k in paths} | set(extra)
+        sites = {paths[k] for k in ("purelib", "platlib") if k in paths}
+        sites |= set(getattr(site, "getsitepackages", lambda: [])())
+        raw |= {os.path.join(s, p) for s in sites for p in TRUSTED}
     dirs = raw | {os.path.realpath(d) for d in raw}
     fr = sys.modules.get("frontrun")
     if fr is not None and getattr(fr, "__file__", None):
