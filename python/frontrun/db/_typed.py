@@ -58,15 +58,18 @@ class _Raw:
         object.__setattr__(self, "_obj", obj)
         object.__setattr__(self, "_cls", cls)
 
+    def _target(self) -> Any:
+        return object.__getattribute__(self, "_obj")
+
     def __getattr__(self, name: str) -> Any:
-        obj = object.__getattribute__(self, "_obj")
+        obj = self._target()
         if name in _OVERRIDDEN:
             cls = object.__getattribute__(self, "_cls")
             return getattr(cls, name).__get__(obj, cls)
         return getattr(obj, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(object.__getattribute__(self, "_obj"), name, value)
+        setattr(self._target(), name, value)
 
     def __enter__(self) -> Any:
         return self.__getattr__("__enter__")()
@@ -75,10 +78,27 @@ class _Raw:
         return self.__getattr__("__exit__")(*exc)
 
     def __iter__(self) -> Any:
-        return iter(object.__getattribute__(self, "_obj"))
+        return iter(self._target())
 
     def __repr__(self) -> str:
-        return repr(object.__getattribute__(self, "_obj"))
+        return repr(self._target())
+
+
+class _WeakRaw(_Raw):
+    """A `_Raw` that does not keep ``obj`` alive: the cursor table's values
+    must not hold their weak keys, or every cursor (and its connection)
+    would outlive its owner."""
+
+    __slots__ = ()
+
+    def __init__(self, obj: Any, cls: type) -> None:
+        super().__init__(weakref.ref(obj), cls)
+
+    def _target(self) -> Any:
+        obj = object.__getattribute__(self, "_obj")()
+        if obj is None:
+            raise ReferenceError("the cursor was garbage-collected")
+        return obj
 
 
 def tracker_of(conn: Any) -> ConnectionProxy | None:
@@ -249,7 +269,7 @@ def _subclass(mixin: type, base: type, *, slots: bool) -> type:
 
 
 def _track_cursor(cur: Any, base: type, tracker: ConnectionProxy) -> None:
-    _cursors[cur] = CursorProxy(_Raw(cur, base), tracker)
+    _cursors[cur] = CursorProxy(_WeakRaw(cur, base), tracker)
 
 
 # --- psycopg2 -----------------------------------------------------------------
