@@ -27,6 +27,7 @@ import psycopg2
 import psycopg2.extensions
 
 import frontrun
+from frontrun._native import ExplorationAborted
 from frontrun.db.reset import SnapshotReset
 
 SCHEMA = "CREATE TABLE t (id int PRIMARY KEY, u int UNIQUE, v int NOT NULL)"
@@ -78,8 +79,12 @@ def _statement(rng: random.Random) -> str:
             "insert_nothing",
             "delete",
             "select_all",
+            "update_pred",
+            "delete_pred",
+            "select_pred",
         )
     )
+    th = rng.choice((0, 4))
     return {
         "select": f"SELECT v FROM t WHERE id = {k}",
         "for_update": f"SELECT v FROM t WHERE id = {k} FOR UPDATE",
@@ -91,6 +96,9 @@ def _statement(rng: random.Random) -> str:
         "insert": f"INSERT INTO t (id, u, v) VALUES ({k}, {c}, 5)",
         "insert_nothing": f"INSERT INTO t (id, u, v) VALUES ({k}, {c}, 5) ON CONFLICT DO NOTHING",
         "delete": f"DELETE FROM t WHERE id = {k}",
+        "update_pred": f"UPDATE t SET v = v + 1 WHERE v > {th}",
+        "delete_pred": f"DELETE FROM t WHERE v > {th}",
+        "select_pred": f"SELECT count(*) FROM t WHERE v > {th}",
     }[kind]
 
 
@@ -102,6 +110,9 @@ def generate(rng: random.Random, max_interleavings: int = 2000) -> Script:
         txns = []
         for _ in range(n):
             body = [_statement(rng) for _ in range(rng.randint(1, 3 if n == 2 else 2))]
+            if rng.random() < 0.1:
+                # A transaction whose first statement touches no table.
+                body[0] = "SELECT 1"
             end = "ROLLBACK" if rng.random() < 0.15 else "COMMIT"
             txns.append(Txn(rng.choice(LEVELS), [*body, end]))
         script = Script(txns)
@@ -317,6 +328,9 @@ class _State:
     ends: list[Any] = field(default_factory=list)
     reads: list[list[Any]] = field(default_factory=list)
     crashed: list[str] = field(default_factory=list)
+    pruned: bool = False
+    """The search abandoned this execution (it adds nothing new): not an
+    outcome."""
 
 
 def _thread(i: int, txn: Txn) -> Any:
@@ -336,6 +350,9 @@ def _thread(i: int, txn: Txn) -> Any:
                 if sql.startswith("SELECT"):
                     reads.append(tuple(tuple(r) for r in cur.fetchall()))
             state.ends[i] = (txn.statements[-1].lower(),)
+        except ExplorationAborted:
+            state.pruned = True
+            raise
         finally:
             cur.close()
 
@@ -371,6 +388,8 @@ def explore_outcomes(
 
     def teardown(state: _State) -> None:
         try:
+            if state.pruned:
+                return
             if any(e is None for e in state.ends):
                 # Some thread did not finish: the execution deadlocked.
                 seen.add(DEADLOCK)

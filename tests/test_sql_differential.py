@@ -31,6 +31,9 @@ def test_explore_finds_exactly_the_servers_outcomes(pg_dsn: str) -> None:
                     f"script {i}:\n{script.text()}\n missed {sorted(real - ex.outcomes, key=repr)}"
                     f"\n invented {sorted(ex.outcomes - real, key=repr)}\n {ex.explanation}"
                 )
+                print(wrong[-1], flush=True)
+            if (i + 1) % 50 == 0:
+                print(f"{i + 1} scripts, {len(wrong)} differ", flush=True)
     finally:
         brute.close()
         reset.close()

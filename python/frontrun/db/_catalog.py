@@ -3,8 +3,9 @@
 Two writers of different rows still wait for each other (and one may fail)
 when they write the same value of a unique column. The model orders writes
 of unique columns; it reads which columns those are here, once per database
-and exploration. A table not listed (created later, or with a unique index
-on an expression) counts every column as unique.
+and execution (DDL seen within an execution makes its tables count every
+column as unique until the next read). A table not listed (created later, or
+with a unique index on an expression) counts every column as unique.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class DbSession:
 
     def learn_catalog(self, database: str, driver: str, conn: Any) -> None:
         """Read ``database``'s unique columns through ``conn`` (a new
-        connection, still idle), once per exploration (PostgreSQL only)."""
+        connection, still idle), once per execution (PostgreSQL only)."""
         if driver not in ("psycopg2", "psycopg"):
             return
         with self._lock:
@@ -232,6 +232,9 @@ class DbSession:
             self._next = 0
             for model in self._models.values():
                 model.reset_locks()
+            # Read the catalog again: setup() or the last execution may have
+            # added a unique constraint (DDL the model saw is handled there).
+            self._catalog_read.clear()
         _native.db_sites_clear()
         from frontrun.db import _typed
 

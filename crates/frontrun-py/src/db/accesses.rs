@@ -25,7 +25,8 @@
 //!   every unique column of its table, and an `UPDATE` of the columns it
 //!   assigns; another writer may wait for it and fail or succeed depending
 //!   on how it ended. They write a per-table object, under the changed
-//!   column's key (every key for inserts and deletes). Where the table's
+//!   column's key (every key for inserts and deletes), at the statement's
+//!   lock point (the check happens when the row is written, and may wait). Where the table's
 //!   unique columns are not known ([`Uniques`]), every assigned column counts.
 //!
 //! A statement that takes locks is split in two scheduling points: first its
@@ -67,9 +68,10 @@ pub(crate) struct Isolation {
 /// The accesses of one statement, in the order they happen.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Parts {
-    /// Snapshot, scan and unique-key checks.
+    /// Snapshot and scan.
     pub reads: Vec<Access>,
-    /// Row-lock acquisitions (the point where the statement may wait).
+    /// Row-lock acquisitions and unique-key checks (the point where the
+    /// statement may wait).
     pub locks: Vec<Access>,
     /// The statement takes its transaction's snapshot (in `reads`).
     pub snapshot: bool,
@@ -188,6 +190,19 @@ fn acquire(
     }
 }
 
+/// A statement that reads no table but takes its transaction's snapshot.
+pub(crate) fn snapshot_only(salt: u64) -> Parts {
+    Parts {
+        reads: vec![Access {
+            obj: commits_object(salt),
+            key: Key::Any,
+            kind: AccessKind::Read,
+        }],
+        locks: Vec::new(),
+        snapshot: true,
+    }
+}
+
 /// Accesses of a statement (not ending its transaction) of `txn`.
 pub(crate) fn statement(
     fp: &Footprint,
@@ -239,7 +254,12 @@ pub(crate) fn statement(
             }
         }
         if a.mode == AccessMode::Write {
-            unique_writes(a, uniques, salt, &mut parts.reads);
+            // The unique check happens where the row is written, after the
+            // row lock: it may wait there for the transaction holding the
+            // same value, so it belongs to the lock point, ordered with the
+            // other writers' calls (reads-side, their calls' order stayed
+            // free and the wait a second writer meets was never explored).
+            unique_writes(a, uniques, salt, &mut parts.locks);
         }
     }
     for l in &fp.table_locks {

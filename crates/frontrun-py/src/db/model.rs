@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use frontrun_engine::event::{AccessKind, Key};
 use frontrun_sql::resources::fnv1a;
-use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction};
+use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction, StatementKind};
 use pyo3::prelude::*;
 
 use super::accesses;
@@ -48,6 +48,26 @@ impl Model {
     /// Remember that explored thread `tid` runs transaction `txn`.
     pub(crate) fn note_thread(&mut self, txn: u64, tid: usize) {
         self.threads.insert(txn, tid);
+    }
+
+    /// DDL may add a unique constraint that the catalog read did not see:
+    /// the tables it touches count every column as unique again (until the
+    /// catalog is read anew, at the next execution). Unbounded DDL may touch
+    /// any table.
+    fn forget_uniques(&mut self, fp: &Footprint) {
+        let ddl = fp.kind == StatementKind::Ddl || fp.kinds.contains(&StatementKind::Ddl);
+        if !ddl {
+            return;
+        }
+        if fp.global {
+            self.uniques.clear();
+            return;
+        }
+        let tables = fp.table_locks.iter().map(|l| &l.table);
+        for t in tables.chain(fp.accesses.iter().map(|a| &a.table)) {
+            self.uniques
+                .remove(&frontrun_sql::resources::table_resource(t));
+        }
     }
 
     /// The explored threads whose transactions `fp` would wait for.
@@ -140,6 +160,11 @@ impl PyDbModel {
             snapshot: snapshot_isolation && first && postgres,
             serializable: serializable && postgres,
         };
+        if iso.snapshot && fp.is_inert() && fp.kind == StatementKind::Select {
+            // `SELECT 1` touches no table but still takes the snapshot: the
+            // commits before it are in it, those after it are not.
+            return accesses::snapshot_only(self.salt);
+        }
         let mut parts = accesses::statement(fp, keys, uniques, held, txn, self.salt, iso);
         if m.sqlite_writer.is_some() && writes(fp) {
             accesses::acquire_database(&mut m.held, txn, self.salt, &mut parts.locks);
@@ -260,6 +285,7 @@ impl PyDbModel {
     fn apply(&self, txn: u64, fp: &PyFootprint) {
         let mut m = self.lock();
         m.locks.apply(txn, &fp.fp);
+        m.forget_uniques(&fp.fp);
         if m.sqlite_writer == Some(None) && writes(&fp.fp) && !fp.fp.ends_transaction() {
             m.sqlite_writer = Some(Some(txn));
         }
