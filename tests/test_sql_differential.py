@@ -1,7 +1,9 @@
 """frontrun's SQL model against the real PostgreSQL (issue 9): for random
 scripts of 2-3 transactions, the outcomes of every interleaving run on the
 server must equal the outcomes frontrun.explore finds (no outcome missed,
-none invented). ``FRONTRUN_SQL_DIFF_N`` scripts (default 40) from seed
+none invented), unless frontrun's verdict is ``None`` (no proof, with its
+reason: then it may miss outcomes, never invent one; such scripts are
+counted). ``FRONTRUN_SQL_DIFF_N`` scripts (default 40) from seed
 ``FRONTRUN_SQL_DIFF_SEED`` (default 1)."""
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ def test_explore_finds_exactly_the_servers_outcomes(pg_dsn: str) -> None:
     reset = d.prepare(pg_dsn)
     brute = d.BruteForce(pg_dsn, reset)
     wrong: list[str] = []
+    unproved: list[str] = []
     real_runs = explored = 0
     try:
         for i in range(n):
@@ -26,7 +29,11 @@ def test_explore_finds_exactly_the_servers_outcomes(pg_dsn: str) -> None:
             ex = d.explore_outcomes(pg_dsn, reset, script)
             real_runs += runs
             explored += ex.executions
-            if real != ex.outcomes or not ex.exhausted:
+            if ex.outcomes <= real and ex.property_holds is None and ex.exhausted:
+                # Outcomes missed, but frontrun said its search is no proof.
+                if ex.outcomes != real:
+                    unproved.append(f"script {i}: {ex.explanation.splitlines()[0]}")
+            elif real != ex.outcomes or not ex.exhausted:
                 wrong.append(
                     f"script {i}:\n{script.text()}\n missed {sorted(real - ex.outcomes, key=repr)}"
                     f"\n invented {sorted(ex.outcomes - real, key=repr)}\n {ex.explanation}"
@@ -38,4 +45,6 @@ def test_explore_finds_exactly_the_servers_outcomes(pg_dsn: str) -> None:
         brute.close()
         reset.close()
     print(f"\n{n} scripts: {real_runs} server interleavings, {explored} frontrun executions")
+    print(f"{len(unproved)} scripts with outcomes missed under a verdict of None:")
+    print("\n".join(unproved))
     assert not wrong, f"{len(wrong)} of {n} scripts differ; first:\n{wrong[0]}"

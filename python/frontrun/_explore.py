@@ -472,6 +472,10 @@ def _run_exclusive(
         raw = _native._explore(
             pool, run_setup, list(threads), invariant, teardown, strategy, **options
         )
+        caveat = db.session.caveat
+    if caveat is not None and raw["property_holds"] is True:
+        raw["property_holds"] = None
+        raw["explanation"] = f"not a proof: {caveat}.\n{raw['explanation']}"
     result = ExploreResult(**raw)
     result._replay_target = (setup, list(threads), invariant, teardown)
     return result

@@ -196,6 +196,7 @@ class ConnectionProxy:
             else:
                 _fields(self)["_txn_level"] = fp.isolation
         site = _native.db_site(self.label, sql, describe_params(params), fp.describe())
+        self._session.check_undone(self, fp)
         _native.db_event(
             self._model,
             self._txn,
@@ -353,6 +354,13 @@ class ConnectionProxy:
     def _probed(self, fp: _native.SqlFootprint, site: int, call: Any) -> None:
         """Run ``call`` so that a wait for a row lock fails fast, is undone and
         retried once the session says so (see ``DbSession.probe_locks``)."""
+        try:
+            self._probe_until_done(fp, site, call)
+        finally:
+            # Ran (or failed, or the execution ended): nothing is undone.
+            self._session.clear_undone(self)
+
+    def _probe_until_done(self, fp: _native.SqlFootprint, site: int, call: Any) -> None:
         in_txn = not self._autocommit() or self._explicit
         while True:
             if in_txn:
@@ -375,6 +383,7 @@ class ConnectionProxy:
                     )
                 else:
                     self._reset_timeout()
+                self._session.note_undone(self, fp)
                 self._session.wait_for_release(self, fp, site, self._model.epoch + 1)
                 continue
             if in_txn:

@@ -76,6 +76,11 @@ class DbSession:
         self._warned: set[str] = set()
         self._conns: list[weakref.ref[ConnectionProxy]] = []
         self._catalog_read: set[str] = set()
+        # Statements a lock probe found waiting and undid, until retried:
+        # (database, txn) -> (tables, description, label).
+        self._undone: dict[tuple[str, int], tuple[set[str], str, str]] = {}
+        self.caveat: str | None = None
+        """Why a passing exploration is not a proof (``None``: it is)."""
 
     def declare_key(self, table: str, column: str) -> None:
         """Fix the column that identifies rows of ``table`` (its primary key)."""
@@ -122,6 +127,50 @@ class DbSession:
         if _native._db_call(learn_unique_columns, model, conn):
             with self._lock:
                 self._catalog_read.add(database)
+
+    def note_undone(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+        """``conn``'s statement ``fp`` waited for a lock: the probe undid it
+        and it is retried later (see ``ConnectionProxy._probed``). Only an
+        INSERT or UPDATE is noted: it may wait in a unique check after it
+        wrote (and locked) its row version, which others may then wait for.
+        (A multi-row statement that locked some rows before waiting for
+        another has the same problem; not handled yet.)"""
+        if fp.kind not in ("insert", "update"):
+            return
+        tables = {_base(t) for t, _ in fp.tables}
+        with self._lock:
+            self._undone[(conn._database, conn._txn)] = (tables, fp.describe(), conn.label)
+
+    def clear_undone(self, conn: ConnectionProxy) -> None:
+        with self._lock:
+            self._undone.pop((conn._database, conn._txn), None)
+
+    def check_undone(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+        """``fp`` is about to run on ``conn`` while another transaction's
+        statement is undone. On the server that statement would still wait,
+        holding what it did before the wait (rows it locked, a row version
+        it wrote that a unique check waits for): if ``fp`` touches its
+        tables, ``fp`` might have waited too, e.g. in a deadlock the search
+        cannot see. Then a passing exploration is no proof."""
+        if fp.inert or fp.ends_transaction or not self._undone:
+            return
+        # Plain reads never wait for a row; writes and locking reads may.
+        locking = "(FOR " in fp.describe() or "(row lock)" in fp.describe()
+        tables = {_base(t) for t, mode in fp.tables if mode == "write" or locking}
+        with self._lock:
+            if self.caveat is not None:
+                return
+            for (database, txn), (undone, what, who) in self._undone.items():
+                if database == conn._database and txn != conn._txn:
+                    if fp.is_global or tables & undone:
+                        self.caveat = (
+                            f"{who}'s statement ({what}) waited for a lock and frontrun "
+                            f"retried it later instead of letting it wait; meanwhile "
+                            f"{conn.label} ran {fp.describe()}, which on the server could "
+                            f"have waited for what the first had already done (a deadlock "
+                            f"this search does not see)"
+                        )
+                        return
 
     def next_connection(self) -> tuple[int, str]:
         """A transaction id and an explanation label for a new connection."""
@@ -230,6 +279,7 @@ class DbSession:
         carried = self.close_connections(carry=True)
         with self._lock:
             self._next = 0
+            self._undone.clear()
             for model in self._models.values():
                 model.reset_locks()
             # Read the catalog again: setup() or the last execution may have
@@ -320,3 +370,8 @@ def describe_params(params: Any) -> str | None:
         return None
     text = repr(params)
     return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _base(table: str) -> str:
+    """A table's last name part (schemas are not resolved)."""
+    return table.rsplit(".", 1)[-1]
