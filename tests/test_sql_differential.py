@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 import random
 
+import pytest
+
 import _sql_diff as d
 
 
+# Seconds per script on an idle machine: about 1; allow for a loaded one.
+@pytest.mark.timeout(1200)
 def test_explore_finds_exactly_the_servers_outcomes(pg_dsn: str) -> None:
     n = int(os.environ.get("FRONTRUN_SQL_DIFF_N", "40"))
     rng = random.Random(int(os.environ.get("FRONTRUN_SQL_DIFF_SEED", "1")))
