@@ -6,10 +6,12 @@
 //! which thread goes next. Strategies never see execution state beyond that.
 
 pub mod clock;
+pub mod coop;
 pub mod error;
 pub mod event;
 pub mod explain;
 pub mod marker_schedule;
+pub mod marker_files;
 pub mod markers;
 pub mod rng;
 pub mod strategy;

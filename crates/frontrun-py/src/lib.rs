@@ -7,7 +7,6 @@ pub mod db;
 pub mod driver;
 pub mod hooks;
 pub mod line_tracer;
-pub mod marker_files;
 pub mod marker_gate;
 pub mod py_trace_markers;
 pub mod tracer;

@@ -17,7 +17,7 @@ use frontrun_engine::markers::FileMarkers;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::marker_files::{markers_of, FileScan};
+use frontrun_engine::marker_files::{markers_of, FileScan};
 use crate::marker_gate::{Failure, Gate, Stop};
 
 /// Hasher for pointer keys: the address is already well spread once the low

@@ -7,6 +7,7 @@
 
 use crate::event::{Event, ThreadId};
 
+pub mod build;
 pub mod dpor;
 pub mod guided;
 pub mod pct;

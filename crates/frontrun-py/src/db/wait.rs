@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 
 use super::model::Model;
 use crate::driver::gate::Loc;
-use crate::driver::ops::{Blocked, Op};
+use frontrun_engine::coop::{Blocked, Op};
 
 /// A source position from Python: `(file, line, function)`.
 pub type PyLoc = (String, u32, String);

@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::ctx;
 use super::gate::{Abort, Gate, Step};
 use super::pool::{Job, WorkerPool};
-use super::strategies::{self, Kind};
+use frontrun_engine::strategy::build::{self as strategies, Kind};
 use crate::tracer::{self, registry};
 
 /// How one execution ended.

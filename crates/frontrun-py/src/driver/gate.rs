@@ -27,7 +27,7 @@ use frontrun_engine::strategy::{Choice, Strategy, ThreadStatus};
 use frontrun_engine::waitfor::WaitForGraph;
 use pyo3::prelude::*;
 
-use super::ops::{Blocked, Op};
+use frontrun_engine::coop::{Blocked, Op};
 use super::ExplorationAborted;
 
 /// A source position captured when a cooperative operation was called.

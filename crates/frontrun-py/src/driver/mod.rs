@@ -5,10 +5,8 @@ pub mod ctx;
 pub mod explore;
 pub mod gate;
 pub mod identity;
-pub mod ops;
 pub mod pool;
 pub mod spawn;
-pub mod strategies;
 pub mod sync;
 
 use pyo3::prelude::*;

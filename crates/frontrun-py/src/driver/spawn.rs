@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current};
-use super::ops::{JoinOp, SleepOp};
+use frontrun_engine::coop::{JoinOp, SleepOp};
 use super::pool::{Job, WorkerPool};
 
 fn thread_event(kind: AccessKind, tid: ThreadId) -> Event {

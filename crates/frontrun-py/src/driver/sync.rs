@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current, os_owner};
-use super::ops::{Blocked, Op};
+use frontrun_engine::coop::{Blocked, Op};
 use crate::tracer::registry;
 
 #[derive(Default)]

@@ -1,9 +1,11 @@
-//! Operations whose enabledness depends on cooperative-primitive state.
+//! Cooperative operations: pending lock, join, sleep and wait requests whose
+//! enabledness depends on cooperative-primitive state (the driver keeps one per
+//! blocked thread and asks it at every scheduling decision).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use frontrun_engine::event::ThreadId;
+use crate::event::ThreadId;
 
 /// What a blocked thread waits for (the wait-for graph's edges).
 #[derive(Clone, Debug, PartialEq, Eq)]

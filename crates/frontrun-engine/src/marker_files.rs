@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use frontrun_engine::markers::{scan, DuplicateMarker, FileMarkers};
+use crate::markers::{scan, DuplicateMarker, FileMarkers};
 
 /// What a file holds, as far as markers are concerned.
 #[derive(Clone, Debug)]

@@ -1,12 +1,13 @@
-//! Strategy construction and replay tokens, from the engine's.
+//! Building a strategy from what the user asked for (with the switch budget
+//! of `max_ops`), and replay tokens.
 
-use frontrun_engine::event::ThreadId;
-use frontrun_engine::strategy::dpor::{BoundedDpor, Dpor, DporConfig, IterativeDpor, SearchOrder};
-use frontrun_engine::strategy::pct::Pct;
-use frontrun_engine::strategy::random::RandomStrategy;
-use frontrun_engine::strategy::replay::Replay;
-use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
-use frontrun_engine::token;
+use crate::event::ThreadId;
+use crate::strategy::dpor::{BoundedDpor, Dpor, DporConfig, IterativeDpor, SearchOrder};
+use crate::strategy::pct::Pct;
+use crate::strategy::random::RandomStrategy;
+use crate::strategy::replay::Replay;
+use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use crate::token;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -148,7 +149,7 @@ impl<S: Strategy> Strategy for SwitchBudget<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use frontrun_engine::event::Event;
+    use crate::event::Event;
 
     #[test]
     fn token_round_trip_and_clear_errors() {
