@@ -17,8 +17,8 @@ use frontrun_engine::markers::FileMarkers;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use frontrun_engine::marker_files::{markers_of, FileScan};
 use crate::marker_gate::{Failure, Gate, Stop};
+use frontrun_engine::marker_files::{markers_of, FileScan};
 
 /// Hasher for pointer keys: the address is already well spread once the low
 /// alignment bits are dropped.

@@ -10,9 +10,9 @@ use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyTimeoutError, PyValueE
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use frontrun_engine::marker_files::{markers_of, FileScan};
 use crate::marker_gate::{describe_state, Failure, Gate};
 use crate::{block_hook, line_tracer};
+use frontrun_engine::marker_files::{markers_of, FileScan};
 
 pyo3::create_exception!(
     frontrun.trace_markers,

@@ -52,12 +52,15 @@
 //! quoted literal is left alone, although psycopg would substitute it (and
 //! so number later parameters differently).
 
+pub mod accesses;
+pub mod anomaly;
 mod describe;
 mod extract;
 mod footprint;
 mod lex;
 mod lock_stmt;
 mod locks;
+pub mod model;
 pub mod resources;
 mod value;
 

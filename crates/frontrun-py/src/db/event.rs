@@ -18,7 +18,7 @@ use super::wait::{self, LockWaitOp, PyLoc};
 /// A statement that takes row locks is two points on an explored thread:
 /// its reads (snapshot and scan, never waiting), then its lock acquisitions
 /// (which wait while another transaction holds the rows). See
-/// [`super::accesses`] for why. When that statement takes its transaction's
+/// [`frontrun_sql::accesses`] for why. When that statement takes its transaction's
 /// snapshot, `take_snapshot` is called between the two points: the server
 /// takes the snapshot when the statement starts, before any lock wait, so
 /// the driver makes it happen there (and a commit the statement then waits

@@ -2,8 +2,6 @@
 //! (`frontrun-sql`), the per-database lock model, and the event each
 //! intercepted `execute`/`commit` emits through [`crate::hooks::emit`].
 
-mod accesses;
-mod anomaly;
 mod capture;
 mod event;
 mod footprint;

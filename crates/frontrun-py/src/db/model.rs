@@ -1,105 +1,20 @@
-//! `DbModel`: one database's key columns and predicted row/table locks,
-//! kept for a whole exploration so that resource ids stay stable.
+//! `DbModel`: the Python face of one database's lock model
+//! ([`frontrun_sql::model::Model`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use frontrun_engine::event::{AccessKind, Key};
-use frontrun_sql::resources::fnv1a;
-use frontrun_sql::{Footprint, KeyColumns, LockTable, Prediction, StatementKind};
+use frontrun_sql::accesses::Parts;
+use frontrun_sql::model::Model;
+use frontrun_sql::{Footprint, Prediction};
 use pyo3::prelude::*;
 
-use super::accesses;
-use super::anomaly;
 use super::footprint::PyFootprint;
-
-pub(crate) struct Model {
-    keys: KeyColumns,
-    /// Unique columns of the tables whose catalog was read.
-    uniques: accesses::Uniques,
-    locks: LockTable,
-    /// Transactions ended so far: a statement that found a row locked may
-    /// succeed only after some transaction ended since.
-    epoch: u64,
-    /// SQLite locks the whole database for writing: one writing
-    /// transaction at a time (`None` for PostgreSQL's row locks).
-    sqlite_writer: Option<Option<u64>>,
-    /// Statements applied in this execution, for naming anomalies.
-    log: Vec<anomaly::Entry>,
-    /// Row-lock objects acquired by each open transaction.
-    held: accesses::Held,
-    /// The explored thread that last ran a statement of each transaction,
-    /// to name lock holders in deadlock reports.
-    threads: HashMap<u64, usize>,
-}
-
-impl Model {
-    /// Whether `txn` may try `fp` now (see [`PyDbModel::may_run`]).
-    pub(crate) fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
-        if self.epoch < min_epoch {
-            return false;
-        }
-        match self.sqlite_writer {
-            Some(writer) => !writes(fp) || writer.is_none_or(|w| w == txn),
-            None => !matches!(self.locks.predict(txn, fp), Prediction::Blocks(_)),
-        }
-    }
-
-    /// Remember that explored thread `tid` runs transaction `txn`.
-    pub(crate) fn note_thread(&mut self, txn: u64, tid: usize) {
-        self.threads.insert(txn, tid);
-    }
-
-    /// DDL may add a unique constraint that the catalog read did not see:
-    /// the tables it touches count every column as unique again (until the
-    /// catalog is read anew, at the next execution). Unbounded DDL may touch
-    /// any table.
-    fn forget_uniques(&mut self, fp: &Footprint) {
-        let ddl = fp.kind == StatementKind::Ddl || fp.kinds.contains(&StatementKind::Ddl);
-        if !ddl {
-            return;
-        }
-        if fp.global {
-            self.uniques.clear();
-            return;
-        }
-        let tables = fp.table_locks.iter().map(|l| &l.table);
-        for t in tables.chain(fp.accesses.iter().map(|a| &a.table)) {
-            self.uniques
-                .remove(&frontrun_sql::resources::table_resource(t));
-        }
-    }
-
-    /// The explored threads whose transactions `fp` would wait for.
-    pub(crate) fn blockers(&self, txn: u64, fp: &Footprint) -> Vec<Option<usize>> {
-        if let Some(writer) = self.sqlite_writer {
-            return match writer {
-                Some(w) if w != txn && writes(fp) => vec![self.threads.get(&w).copied()],
-                _ => Vec::new(),
-            };
-        }
-        match self.locks.predict(txn, fp) {
-            Prediction::Blocks(b) => b.iter().map(|t| self.threads.get(t).copied()).collect(),
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Whether `fp` changes data (and so needs SQLite's write lock).
-fn writes(fp: &Footprint) -> bool {
-    fp.global
-        || fp
-            .accesses
-            .iter()
-            .any(|a| a.mode == frontrun_sql::AccessMode::Write)
-}
 
 /// Key columns and lock table of one database (one per DSN).
 #[pyclass(module = "frontrun._native", name = "DbModel", frozen)]
 pub struct PyDbModel {
     inner: Arc<Mutex<Model>>,
-    /// Mixed into resource ids so that two databases never share objects.
-    salt: u64,
 }
 
 /// An engine access as Python sees it: `(object, key or None, "read"|"write")`.
@@ -111,73 +26,23 @@ impl PyDbModel {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The engine accesses of `fp` run by transaction `txn`, as the
-    /// statement's two scheduling points (see [`accesses`]).
-    ///
-    /// `COMMIT`/`ROLLBACK` use the footprint of everything the transaction
-    /// did (what the commit publishes and which locks it releases) instead
-    /// of conflicting with every statement; they and unbounded statements
-    /// are one point (`reads`). `snapshot_isolation`: the transaction runs at
-    /// REPEATABLE READ or SERIALIZABLE, so its first statement takes a
-    /// snapshot.
+    /// See [`Model::event_parts`].
     pub(crate) fn event_parts(
         &self,
         txn: u64,
         fp: &Footprint,
         serializable: bool,
         snapshot_isolation: bool,
-    ) -> accesses::Parts {
-        let mut m = self.lock();
-        // SQLite serialises writers with its database lock instead.
-        let postgres = m.sqlite_writer.is_none();
-        let Model {
-            keys,
-            uniques,
-            locks,
-            held,
-            ..
-        } = &mut *m;
-        if fp.ends_transaction() && !fp.global && fp.accesses.is_empty() {
-            let done = locks.transaction_footprint(txn);
-            let commit = !fp.txn.contains(&frontrun_sql::TxnControl::Rollback);
-            return accesses::Parts {
-                reads: accesses::end(done, keys, held, txn, self.salt, commit, serializable),
-                locks: Vec::new(),
-                snapshot: false,
-            };
-        }
-        if fp.global {
-            return accesses::Parts {
-                reads: accesses::global(fp, keys, self.salt),
-                locks: Vec::new(),
-                snapshot: false,
-            };
-        }
-        let first = locks
-            .transaction_footprint(txn)
-            .is_none_or(Footprint::is_inert);
-        let iso = accesses::Isolation {
-            snapshot: snapshot_isolation && first && postgres,
-            serializable: serializable && postgres,
-        };
-        if iso.snapshot && fp.is_inert() && fp.kind == StatementKind::Select {
-            // `SELECT 1` touches no table but still takes the snapshot: the
-            // commits before it are in it, those after it are not.
-            return accesses::snapshot_only(self.salt);
-        }
-        let mut parts = accesses::statement(fp, keys, uniques, held, txn, self.salt, iso);
-        if m.sqlite_writer.is_some() && writes(fp) {
-            accesses::acquire_database(&mut m.held, txn, self.salt, &mut parts.locks);
-        }
-        parts
+    ) -> Parts {
+        self.lock()
+            .event_parts(txn, fp, serializable, snapshot_isolation)
     }
 
     pub fn predict_fp(&self, txn: u64, fp: &Footprint) -> Prediction {
-        self.lock().locks.predict(txn, fp)
+        self.lock().predict(txn, fp)
     }
 
-    /// Whether `txn` may try `fp` now: no predicted lock wait, and (after a
-    /// failed attempt at epoch `min_epoch - 1`) some transaction has ended.
+    /// See [`Model::may_run`].
     pub fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {
         self.lock().may_run(txn, fp, min_epoch)
     }
@@ -204,45 +69,24 @@ impl PyDbModel {
     #[pyo3(signature = (database = ""))]
     fn new(database: &str) -> Self {
         PyDbModel {
-            inner: Arc::new(Mutex::new(Model {
-                keys: KeyColumns::new(),
-                uniques: accesses::Uniques::new(),
-                locks: LockTable::new(),
-                epoch: 0,
-                threads: HashMap::new(),
-                held: accesses::Held::new(),
-                log: Vec::new(),
-                sqlite_writer: database.starts_with("sqlite").then_some(None),
-            })),
-            salt: if database.is_empty() {
-                0
-            } else {
-                fnv1a(database.as_bytes())
-            },
+            inner: Arc::new(Mutex::new(Model::new(database))),
         }
     }
 
     /// Fix the column that identifies rows of `table` (its primary key).
     fn declare_key(&self, table: &str, column: &str) {
-        self.lock().keys.declare(table, column);
+        self.lock().declare_key(table, column);
     }
 
     /// Record the columns of `table` that unique indexes cover (from the
     /// catalog). Tables never declared count every column as unique.
     fn declare_unique(&self, table: &str, columns: Vec<String>) {
-        let id = frontrun_sql::resources::table_resource(table);
-        let mut m = self.lock();
-        let cols = m.uniques.entry(id).or_default();
-        for c in columns {
-            if !cols.contains(&c) {
-                cols.push(c);
-            }
-        }
+        self.lock().declare_unique(table, columns);
     }
 
     /// The key column used for `table`, declared or learnt.
     fn key_column(&self, table: &str) -> Option<String> {
-        self.lock().keys.get(table).map(str::to_owned)
+        self.lock().key_column(table).map(str::to_owned)
     }
 
     /// Engine accesses of `fp` run by `txn`, both scheduling points of a
@@ -283,42 +127,19 @@ impl PyDbModel {
     /// Record that `txn` executed `fp` (its locks are now held; a
     /// `COMMIT`/`ROLLBACK` releases them).
     fn apply(&self, txn: u64, fp: &PyFootprint) {
-        let mut m = self.lock();
-        m.locks.apply(txn, &fp.fp);
-        m.forget_uniques(&fp.fp);
-        if m.sqlite_writer == Some(None) && writes(&fp.fp) && !fp.fp.ends_transaction() {
-            m.sqlite_writer = Some(Some(txn));
-        }
-        if fp.fp.ends_transaction() && m.sqlite_writer == Some(Some(txn)) {
-            m.sqlite_writer = Some(None);
-        }
-        if !fp.fp.is_inert() || fp.fp.ends_transaction() {
-            m.log.push(anomaly::Entry {
-                txn,
-                fp: fp.fp.clone(),
-            });
-        }
-        if fp.fp.ends_transaction() {
-            m.epoch += 1;
-        }
+        self.lock().apply(txn, &fp.fp);
     }
 
     /// Forget `txn`'s locks (autocommit statement done, connection closed,
     /// transaction ended by the driver).
     fn end(&self, txn: u64) {
-        let mut m = self.lock();
-        m.locks.end(txn);
-        m.held.remove(&txn);
-        if m.sqlite_writer == Some(Some(txn)) {
-            m.sqlite_writer = Some(None);
-        }
-        m.epoch += 1;
+        self.lock().end(txn);
     }
 
     /// Number of transaction ends seen (see `may_run`).
     #[getter]
     fn epoch(&self) -> u64 {
-        self.lock().epoch
+        self.lock().epoch()
     }
 
     /// Whether `txn` may try `fp` now: no predicted lock wait and, when
@@ -330,32 +151,24 @@ impl PyDbModel {
 
     /// Transactions currently holding locks, sorted.
     fn holders(&self) -> Vec<u64> {
-        self.lock().locks.holders()
+        self.lock().holders()
     }
 
     /// Forget every open transaction (between executions); key columns stay.
     fn reset_locks(&self) {
-        let mut m = self.lock();
-        m.locks = LockTable::new();
-        m.threads.clear();
-        m.held.clear();
-        m.log.clear();
-        if m.sqlite_writer.is_some() {
-            m.sqlite_writer = Some(None);
-        }
+        self.lock().reset_locks();
     }
 
     /// The isolation anomaly among the transactions committed since the
     /// last `reset_locks`: `(kind, first txn, second txn, rows)` or `None`.
     fn anomaly(&self) -> Option<(&'static str, u64, u64, String)> {
-        anomaly::classify(&self.lock().log).map(|a| (a.kind, a.first, a.second, a.detail))
+        self.lock()
+            .anomaly()
+            .map(|a| (a.kind, a.first, a.second, a.detail))
     }
 
     /// What `txn` has done since it began, or `None`.
     fn transaction_describe(&self, txn: u64) -> Option<String> {
-        self.lock()
-            .locks
-            .transaction_footprint(txn)
-            .map(Footprint::describe)
+        self.lock().transaction_describe(txn)
     }
 }

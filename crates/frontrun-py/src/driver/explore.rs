@@ -18,8 +18,8 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use super::ctx;
 use super::gate::{Abort, Gate, Step};
 use super::pool::{Job, WorkerPool};
-use frontrun_engine::strategy::build::{self as strategies, Kind};
 use crate::tracer::{self, registry};
+use frontrun_engine::strategy::build::{self as strategies, Kind};
 
 /// How one execution ended.
 enum Verdict {

@@ -27,8 +27,8 @@ use frontrun_engine::strategy::{Choice, Strategy, ThreadStatus};
 use frontrun_engine::waitfor::WaitForGraph;
 use pyo3::prelude::*;
 
-use frontrun_engine::coop::{Blocked, Op};
 use super::ExplorationAborted;
+use frontrun_engine::coop::{Blocked, Op};
 
 /// A source position captured when a cooperative operation was called.
 #[derive(Clone, Debug)]

@@ -7,8 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current};
-use frontrun_engine::coop::{JoinOp, SleepOp};
 use super::pool::{Job, WorkerPool};
+use frontrun_engine::coop::{JoinOp, SleepOp};
 
 fn thread_event(kind: AccessKind, tid: ThreadId) -> Event {
     Event::new(

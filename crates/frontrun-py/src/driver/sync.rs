@@ -16,8 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current, os_owner};
-use frontrun_engine::coop::{Blocked, Op};
 use crate::tracer::registry;
+use frontrun_engine::coop::{Blocked, Op};
 
 #[derive(Default)]
 struct LockState {

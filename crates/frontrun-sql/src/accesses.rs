@@ -42,23 +42,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::resources::{database_resource, fnv1a, row_lock_resources, table_resource};
+use crate::{AccessMode, Footprint, KeyColumns, Resource, ResourceMode, TableAccess};
 use frontrun_engine::event::{Access, AccessKind, Key};
-use frontrun_sql::resources::{database_resource, fnv1a, row_lock_resources, table_resource};
-use frontrun_sql::{AccessMode, Footprint, KeyColumns, Resource, ResourceMode, TableAccess};
 
 /// Lock objects each open transaction has acquired.
-pub(crate) type Held = HashMap<u64, BTreeSet<u64>>;
+pub type Held = HashMap<u64, BTreeSet<u64>>;
 
 /// The columns of each table (by its data resource id) that a unique index
 /// covers, where known (PostgreSQL's catalog).
-pub(crate) type Uniques = HashMap<u64, Vec<String>>;
+pub type Uniques = HashMap<u64, Vec<String>>;
 
 /// Distinguishes the marker object from the lock objects of a table.
 const MARKER: u64 = 0x6d61_726b_6572_0001;
 
 /// How the transaction running a statement sees the database.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Isolation {
+pub struct Isolation {
     /// The statement takes the transaction's snapshot (first statement of a
     /// REPEATABLE READ or SERIALIZABLE transaction).
     pub snapshot: bool,
@@ -67,7 +67,7 @@ pub(crate) struct Isolation {
 
 /// The accesses of one statement, in the order they happen.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Parts {
+pub struct Parts {
     /// Snapshot and scan.
     pub reads: Vec<Access>,
     /// Row-lock acquisitions and unique-key checks (the point where the
@@ -191,7 +191,7 @@ fn acquire(
 }
 
 /// A statement that reads no table but takes its transaction's snapshot.
-pub(crate) fn snapshot_only(salt: u64) -> Parts {
+pub fn snapshot_only(salt: u64) -> Parts {
     Parts {
         reads: vec![Access {
             obj: commits_object(salt),
@@ -204,7 +204,7 @@ pub(crate) fn snapshot_only(salt: u64) -> Parts {
 }
 
 /// Accesses of a statement (not ending its transaction) of `txn`.
-pub(crate) fn statement(
+pub fn statement(
     fp: &Footprint,
     keys: &mut KeyColumns,
     uniques: &Uniques,
@@ -306,7 +306,7 @@ pub(crate) fn statement(
 /// Accesses of the end of `txn`, which did `done`: a `COMMIT` publishes the
 /// rows it wrote (under SERIALIZABLE its reads matter too); either end
 /// releases its locks.
-pub(crate) fn end(
+pub fn end(
     done: Option<&Footprint>,
     keys: &mut KeyColumns,
     held: &mut Held,
@@ -360,7 +360,7 @@ pub(crate) fn end(
 
 /// Accesses of an unbounded statement (unparsed SQL): it conflicts with
 /// every statement of the database.
-pub(crate) fn global(fp: &Footprint, keys: &mut KeyColumns, salt: u64) -> Vec<Access> {
+pub fn global(fp: &Footprint, keys: &mut KeyColumns, salt: u64) -> Vec<Access> {
     let mut out: Vec<Access> = fp
         .resources(keys)
         .iter()
@@ -381,7 +381,7 @@ pub(crate) fn global(fp: &Footprint, keys: &mut KeyColumns, salt: u64) -> Vec<Ac
 }
 
 /// SQLite's database write lock, taken by a transaction's first write.
-pub(crate) fn acquire_database(held: &mut Held, txn: u64, salt: u64, out: &mut Vec<Access>) {
+pub fn acquire_database(held: &mut Held, txn: u64, salt: u64, out: &mut Vec<Access>) {
     let obj = fnv1a(b"sqlite:write-lock") ^ salt;
     if held.entry(txn).or_default().insert(obj) {
         out.push(Access {

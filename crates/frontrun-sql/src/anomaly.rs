@@ -2,11 +2,11 @@
 //! statements each transaction ran (Adya's definitions, on the rows the
 //! footprints name).
 
-use frontrun_sql::{AccessMode, Footprint, Rows, TableAccess, TxnControl};
+use crate::{AccessMode, Footprint, Rows, TableAccess, TxnControl};
 
 /// One applied statement of an execution, in the order they ran.
 #[derive(Clone, Debug)]
-pub(crate) struct Entry {
+pub struct Entry {
     pub txn: u64,
     pub fp: Footprint,
 }
@@ -91,7 +91,7 @@ fn anti_dependency<'a>(t: &Txn<'a>, u: &Txn<'a>) -> Option<&'a TableAccess> {
 }
 
 /// The first anomaly found among the committed transactions of `log`.
-pub(crate) fn classify(log: &[Entry]) -> Option<Anomaly> {
+pub fn classify(log: &[Entry]) -> Option<Anomaly> {
     let txns = committed(log);
     let pairs = || {
         txns.iter()
