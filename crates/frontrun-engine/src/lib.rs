@@ -16,5 +16,6 @@ pub mod markers;
 pub mod rng;
 pub mod strategy;
 pub mod token;
+pub mod turns;
 pub mod verdict;
 pub mod waitfor;
