@@ -239,13 +239,22 @@ fn condition_waits_are_covered_without_hanging() {
     for p in &progs {
         let b = common::brute_force(p);
         let (runs, d) = run(p, DporConfig::default());
+        // Executions cut short (sleep-blocked) are not traces. Through the
+        // real core (each thread first waits at an empty start point) the
+        // first program costs one such execution.
+        let complete: Vec<common::Run> = runs
+            .iter()
+            .filter(|r| r.end != frontrun_engine::strategy::Choice::SleepBlocked)
+            .cloned()
+            .collect();
         assert_eq!(
-            distinct(p, &runs),
+            distinct(p, &complete),
             b.traces,
             "every trace covered\n{p:?}\n{:?}",
             d.stats()
         );
-        assert_eq!(runs.len(), b.traces, "{:?}", d.stats());
+        assert_eq!(complete.len(), b.traces, "{:?}", d.stats());
+        assert!(runs.len() <= b.traces + 1, "{:?}", d.stats());
         assert!(d.finished());
     }
 }

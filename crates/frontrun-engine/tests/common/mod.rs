@@ -6,10 +6,13 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
+use frontrun_engine::coop::{Blocked, Op as CoopOp};
 use frontrun_engine::event::{Access, AccessKind, Event, Key, ThreadId};
 use frontrun_engine::rng::SplitMix64;
-use frontrun_engine::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use frontrun_engine::strategy::{Choice, Outcome, Strategy};
+use frontrun_engine::turns::{Abort, Decision, PointOutcome, Turns};
 
 /// One operation of an abstract thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,47 +158,122 @@ pub fn run_one(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
 }
 
 /// Run one execution whose `begin_execution` was already called.
+///
+/// The execution goes through the scheduling core the driver's gate runs
+/// ([`Turns`]): each simulated thread, when it holds the turn, records its
+/// next event with a cooperative operation that performs the program step;
+/// the core asks the strategy, applies the chosen thread's operation and
+/// hands it the turn. As in a real exploration, every started thread first
+/// waits at an empty yield point, and a spawned thread exists (never
+/// enabled) from the moment its parent reaches the spawn.
 pub fn run_one_started(p: &Program, strategy: &mut dyn Strategy) -> Run {
-    let events: Vec<Vec<Event>> = (0..p.threads.len())
-        .map(|t| (0..p.threads[t].len()).map(|pc| p.event(t, pc)).collect())
-        .collect();
-    let mut st = State::new(p);
-    let mut steps = Vec::new();
-    let limit = p.threads.iter().map(Vec::len).sum::<usize>() + 1;
-    loop {
-        let statuses: Vec<ThreadStatus<'_>> = (0..st.started)
-            .map(|t| match st.enabled(p, t) {
-                None => ThreadStatus::Finished,
-                Some(true) => ThreadStatus::Enabled(&events[t][st.pcs[t]]),
-                Some(false) => ThreadStatus::Disabled(&events[t][st.pcs[t]]),
-            })
-            .collect();
-        let choice = strategy.choose(&statuses);
-        match choice {
-            Choice::Run(t) => {
-                assert_eq!(
-                    st.enabled(p, t),
-                    Some(true),
-                    "strategy chose a thread that cannot run"
-                );
-                steps.push((t, st.pcs[t]));
-                st.step(p, t);
-                assert!(steps.len() <= limit, "execution longer than the program");
+    let shared = Arc::new(Mutex::new(Shared {
+        state: State::new(p),
+        steps: Vec::new(),
+    }));
+    let program = Arc::new(p.clone());
+    let limit = p.threads.iter().map(Vec::len).sum::<usize>() + p.threads.len() + 1;
+    let mut turns = Turns::new();
+    for t in 0..p.initial {
+        turns.add_thread(format!("t{t}"), true);
+    }
+    let mut decisions = 0;
+    let mut next = turns.decide(Some(&mut *strategy));
+    while let Decision::Run(u) = next {
+        decisions += 1;
+        assert!(decisions <= limit, "execution longer than the program");
+        let pc = shared.lock().unwrap().state.pcs[u];
+        if pc >= p.threads[u].len() {
+            turns.finish(Some(&mut *strategy), u);
+        } else {
+            if let Op::Spawn(c) = p.threads[u][pc] {
+                assert_eq!(turns.thread_count(), c, "threads are spawned in id order");
+                turns.add_thread(format!("t{c}"), false);
             }
-            end => {
-                let outcome = if matches!(end, Choice::Deadlock) {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                };
-                strategy.end_execution(outcome);
-                return Run {
-                    state: st,
-                    end,
-                    steps,
-                };
+            let op = StepOp {
+                shared: Arc::clone(&shared),
+                program: Arc::clone(&program),
+            };
+            match turns.point(
+                Some(&mut *strategy),
+                u,
+                p.event(u, pc),
+                Some(Box::new(op)),
+                None,
+                None,
+            ) {
+                PointOutcome::Continue(_) | PointOutcome::Park { .. } => {}
+                PointOutcome::Raise { abort, .. } => {
+                    assert!(
+                        turns.aborted().is_some(),
+                        "raised {abort:?} without stopping"
+                    );
+                }
             }
         }
+        next = match (turns.aborted(), turns.turn()) {
+            (Some(_), _) => Decision::Stop,
+            (None, Some(v)) => Decision::Run(v),
+            (None, None) => Decision::Done,
+        };
+    }
+    let end = match turns.aborted() {
+        None => Choice::AllFinished,
+        Some(Abort::Deadlock(_)) => Choice::Deadlock,
+        Some(Abort::Pruned) => Choice::SleepBlocked,
+        Some(a) => panic!("execution stopped: {a:?}"),
+    };
+    let outcome = if end == Choice::Deadlock {
+        Outcome::Failed
+    } else {
+        Outcome::Passed
+    };
+    strategy.end_execution(outcome);
+    let Shared { state, steps } = std::mem::replace(
+        &mut *shared.lock().unwrap(),
+        Shared {
+            state: State::new(p),
+            steps: Vec::new(),
+        },
+    );
+    Run { state, end, steps }
+}
+
+/// The simulated program's memory, changed by the core when it runs a step.
+struct Shared {
+    state: State,
+    steps: Vec<(ThreadId, usize)>,
+}
+
+/// The next program step of a thread, as the pending cooperative operation
+/// of its scheduling point: enabled while the program says the step can run
+/// (a free lock, a finished child, a set flag), applied when chosen.
+struct StepOp {
+    shared: Arc<Mutex<Shared>>,
+    program: Arc<Program>,
+}
+
+impl CoopOp for StepOp {
+    fn enabled(&self, tid: ThreadId, _finished: &[bool]) -> bool {
+        self.shared
+            .lock()
+            .unwrap()
+            .state
+            .enabled(&self.program, tid)
+            == Some(true)
+    }
+
+    fn apply(&mut self, tid: ThreadId, timed_out: bool) -> i64 {
+        assert!(!timed_out, "no step is timed");
+        let mut sh = self.shared.lock().unwrap();
+        let pc = sh.state.pcs[tid];
+        sh.steps.push((tid, pc));
+        sh.state.step(&self.program, tid);
+        1
+    }
+
+    fn blocked_on(&self) -> Blocked {
+        Blocked::Signal("a program step".into())
     }
 }
 
