@@ -233,21 +233,48 @@ def test_abort_is_a_base_exception() -> None:
     assert issubclass(MarkerNotFoundError, ScheduleError)
 
 
-def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
+def _interrupt_main_once_waiting(log: list[str], main: int, limit: float = 20.0) -> None:
+    """Send Ctrl-C to the main thread once it is parked in the executor's
+    wait and the sleeper is past its first line. A fixed delay is not enough
+    under CPU load: the interrupt could land before ``wait`` (outside the
+    ``pytest.raises``) or before the sleeper started."""
     import _thread
+    import sys
 
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(main)
+        in_wait = (
+            frame is not None
+            and frame.f_code.co_name == "wait"
+            and frame.f_code.co_filename.endswith("trace_markers.py")
+        )
+        if in_wait and log == ["a"]:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError(f"main thread never parked in TraceExecutor.wait within {limit} s")
+    # Parked in the native wait, which checks for signals every 100 ms.
+    _thread.interrupt_main()
+
+
+def test_ctrl_c_interrupts_wait_and_aborts_the_run() -> None:
     log: list[str] = []
     executor = TraceExecutor(Schedule([Step("s", "sleepy_start"), Step("s", "sleepy_end")]))
     executor.run("s", sleepy, log)
-    timer = threading.Timer(0.2, _thread.interrupt_main)
-    timer.start()
+    interrupter = threading.Thread(
+        target=_interrupt_main_once_waiting, args=(log, threading.get_ident()), daemon=True
+    )
     try:
         with pytest.raises(KeyboardInterrupt):
+            interrupter.start()
             executor.wait(timeout=30.0)
     finally:
-        timer.join(timeout=5.0)
+        interrupter.join(timeout=25.0)
+    assert not interrupter.is_alive()
     for t in executor.threads:
-        t.join(timeout=5.0)
+        t.join(timeout=10.0)
+        assert not t.is_alive(), "the sleeper did not unwind"
     # Aborted: the sleeper unwound before its next line once awake.
     assert log == ["a"]
 
