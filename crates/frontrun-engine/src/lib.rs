@@ -5,7 +5,6 @@
 //! thread is about to do ([`event::Event`]) and asks a [`strategy::Strategy`]
 //! which thread goes next. Strategies never see execution state beyond that.
 
-pub mod clock;
 pub mod coop;
 pub mod error;
 pub mod event;

@@ -7,8 +7,8 @@ mod common;
 use std::collections::HashSet;
 
 use common::{
-    brute_force, canonical, explore, random_program, random_program_with, serial_outcomes,
-    violates, Op, Program,
+    brute_force, canonical, explore, random_program, random_program_opts, random_program_with,
+    serial_outcomes, violates, Op, Program,
 };
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig, SearchOrder};
 use frontrun_engine::strategy::Choice;
@@ -130,4 +130,17 @@ fn dpor_matches_brute_force_with_condition_waits() {
         execs * 10 < traces * 13,
         "more than 30% redundant: {execs} for {traces}"
     );
+}
+
+#[test]
+fn dpor_matches_brute_force_with_multi_access_and_whole_object_events() {
+    let (mut wide, mut whole) = (0, 0);
+    for seed in 2000..2200 {
+        let p = random_program_opts(seed, false, true);
+        let ops = || p.threads.iter().flatten();
+        wide += usize::from(ops().any(|op| matches!(op, Op::Copy(..))));
+        whole += usize::from(ops().any(|op| matches!(op, Op::ReadAll(_))));
+        check_program(seed, SearchOrder::LowestFirst, p, true);
+    }
+    assert!(wide > 50 && whole > 50, "{wide} {whole}");
 }

@@ -34,7 +34,25 @@ pub enum Op {
     /// Blocks until `x != 0`, then reads it (a condition wait: blocking that
     /// is not a lock, so DPOR may meet infeasible reversals).
     Await(usize),
+    /// One event with two accesses: reads `a`, then `b = acc`.
+    Copy(usize, usize),
+    /// Reads the whole object holding variable `x` (every key of it: the
+    /// variables `x` and `x ^ 1` share an object, see [`var_access`]).
+    ReadAll(usize),
 }
+
+/// Variables `2k` and `2k + 1` are two keys of one object, so that
+/// whole-object accesses conflict with both and keyed ones only with their
+/// own key.
+fn var_access(v: usize, kind: AccessKind) -> Access {
+    Access {
+        obj: VAR_BASE + (v / 2) as u64,
+        key: Key::Exact((v % 2) as u64),
+        kind,
+    }
+}
+
+const VAR_BASE: u64 = 2000;
 
 const LOCK_BASE: u64 = 1000;
 
@@ -65,8 +83,16 @@ impl Program {
             kind,
         };
         let accesses = match self.threads[t][pc] {
-            Op::Read(v) | Op::Await(v) => vec![Access::read(v as u64, Key::Exact(0))],
-            Op::Write(v) | Op::Set(v) => vec![Access::write(v as u64, Key::Exact(0))],
+            Op::Read(v) | Op::Await(v) => vec![var_access(v, AccessKind::Read)],
+            Op::Write(v) | Op::Set(v) => vec![var_access(v, AccessKind::Write)],
+            Op::Copy(a, b) => vec![
+                var_access(a, AccessKind::Read),
+                var_access(b, AccessKind::Write),
+            ],
+            Op::ReadAll(v) => vec![Access {
+                key: Key::Any,
+                ..var_access(v, AccessKind::Read)
+            }],
             Op::Lock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Acquire)],
             Op::Unlock(l) => vec![acc(LOCK_BASE + l as u64, AccessKind::Release)],
             Op::Local => vec![],
@@ -121,6 +147,16 @@ impl State {
                 self.accs[t] = self.accs[t].wrapping_mul(31).wrapping_add(self.vars[v] + 1)
             }
             Op::Write(v) => self.vars[v] = self.accs[t],
+            Op::Copy(a, b) => {
+                self.accs[t] = self.accs[t].wrapping_mul(31).wrapping_add(self.vars[a] + 1);
+                self.vars[b] = self.accs[t];
+            }
+            Op::ReadAll(v) => {
+                let sibling = self.vars.get(v ^ 1).copied().unwrap_or(0);
+                self.accs[t] = self.accs[t]
+                    .wrapping_mul(31)
+                    .wrapping_add(self.vars[v] * 7 + sibling + 1);
+            }
             Op::Set(v) => self.vars[v] = 1,
             Op::Lock(l) => {
                 assert!(self.locks[l].is_none());
@@ -415,6 +451,12 @@ pub fn random_program(seed: u64) -> Program {
 
 /// With `waits`, threads also set flags and wait for them (condition waits).
 pub fn random_program_with(seed: u64, waits: bool) -> Program {
+    random_program_opts(seed, waits, false)
+}
+
+/// With `wide`, threads also run events with two accesses (`Copy`) and
+/// whole-object reads (`ReadAll`).
+pub fn random_program_opts(seed: u64, waits: bool, wide: bool) -> Program {
     let mut r = SplitMix64::new(seed);
     let n = 2 + r.below(3) as usize;
     let vars = 1 + r.below(3) as usize;
@@ -431,6 +473,15 @@ pub fn random_program_with(seed: u64, waits: bool) -> Program {
         let k = 1 + r.below(max_ops) as usize;
         for _ in 0..k {
             let kinds = if waits { 7 } else { 5 };
+            if wide && r.below(3) == 0 {
+                let a = r.below(vars as u64) as usize;
+                ops.push(if r.below(2) == 0 {
+                    Op::Copy(a, r.below(vars as u64) as usize)
+                } else {
+                    Op::ReadAll(a)
+                });
+                continue;
+            }
             ops.push(match r.below(kinds) {
                 0 | 1 => Op::Read(r.below(vars as u64) as usize),
                 2 | 3 => Op::Write(r.below(vars as u64) as usize),
