@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{explore, run_one, uniform, Op, Program};
+// Step numbering here is the program's own (no start points), so these tests
+// ask the strategies directly rather than through the scheduling core.
+use common::{explore_direct as explore, run_one_direct as run_one, uniform, Op, Program};
 use frontrun_engine::error::{DivergenceReason, EngineError};
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig};
 use frontrun_engine::strategy::pct::Pct;

@@ -313,6 +313,75 @@ impl CoopOp for StepOp {
     }
 }
 
+/// Like [`run_one_started`], but asking the strategy directly, without the
+/// scheduling core: no start points, so step indices are the program's
+/// (for tests of a strategy's own step numbering).
+pub fn run_one_direct_started(p: &Program, strategy: &mut dyn Strategy) -> Run {
+    let events: Vec<Vec<Event>> = (0..p.threads.len())
+        .map(|t| (0..p.threads[t].len()).map(|pc| p.event(t, pc)).collect())
+        .collect();
+    let mut st = State::new(p);
+    let mut steps = Vec::new();
+    let limit = p.threads.iter().map(Vec::len).sum::<usize>() + 1;
+    loop {
+        let statuses: Vec<frontrun_engine::strategy::ThreadStatus<'_>> = (0..st.started)
+            .map(|t| match st.enabled(p, t) {
+                None => frontrun_engine::strategy::ThreadStatus::Finished,
+                Some(true) => {
+                    frontrun_engine::strategy::ThreadStatus::Enabled(&events[t][st.pcs[t]])
+                }
+                Some(false) => {
+                    frontrun_engine::strategy::ThreadStatus::Disabled(&events[t][st.pcs[t]])
+                }
+            })
+            .collect();
+        let choice = strategy.choose(&statuses);
+        match choice {
+            Choice::Run(t) => {
+                assert_eq!(
+                    st.enabled(p, t),
+                    Some(true),
+                    "strategy chose a thread that cannot run"
+                );
+                steps.push((t, st.pcs[t]));
+                st.step(p, t);
+                assert!(steps.len() <= limit, "execution longer than the program");
+            }
+            end => {
+                let outcome = if matches!(end, Choice::Deadlock) {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                };
+                strategy.end_execution(outcome);
+                return Run {
+                    state: st,
+                    end,
+                    steps,
+                };
+            }
+        }
+    }
+}
+
+/// [`run_one`] without the scheduling core (see [`run_one_direct_started`]).
+pub fn run_one_direct(p: &Program, strategy: &mut dyn Strategy) -> Option<Run> {
+    if !strategy.begin_execution() {
+        return None;
+    }
+    Some(run_one_direct_started(p, strategy))
+}
+
+/// [`explore`] without the scheduling core.
+pub fn explore_direct(p: &Program, strategy: &mut dyn Strategy, cap: usize) -> Vec<Run> {
+    let mut runs = Vec::new();
+    while let Some(r) = run_one_direct(p, strategy) {
+        runs.push(r);
+        assert!(runs.len() <= cap, "more than {cap} executions");
+    }
+    runs
+}
+
 /// Canonical form of a trace: how many events each thread ran, and the order
 /// of every pair of conflicting events of different threads.
 pub fn canonical(p: &Program, steps: &[(ThreadId, usize)]) -> Canonical {
