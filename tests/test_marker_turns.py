@@ -282,3 +282,73 @@ def test_lock_cycle_through_paused_threads_is_reported_at_once() -> None:
     # Unblock the threads so they unwind (the run was aborted).
     first.release()
     second.release()
+
+
+def test_timed_wait_on_a_paused_setter_respects_its_timeout() -> None:
+    # The getter's wait blocks; its next step is its own, and the setter is
+    # paused at a marker no step names: nobody can take the turn. A timed
+    # wait is not a deadlock: it returns False after its own timeout, and
+    # the run goes on.
+    waited: list[tuple[bool, float]] = []
+    log: list[str] = []
+
+    def setter(ev: threading.Event) -> None:
+        log.append("setter paused")  # frontrun: setter_never_stepped
+        ev.set()
+
+    def getter(ev: threading.Event) -> None:
+        log.append("getter waits")  # frontrun: getter_wait
+        started = time.monotonic()
+        got = ev.wait(timeout=0.4)
+        waited.append((got, time.monotonic() - started))
+        log.append("getter after")  # frontrun: getter_after
+
+    ev = threading.Event()
+    executor = TraceExecutor(Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")]))
+    executor.run("getter", getter, ev)
+    executor.run("setter", setter, ev)
+    executor.wait(timeout=10.0)
+    [(got, elapsed)] = waited
+    assert got is False
+    assert 0.35 <= elapsed < 5.0
+    assert log == ["getter waits", "getter after", "setter paused"]
+
+
+def test_timed_lock_acquire_gives_up_after_its_timeout() -> None:
+    lock = threading.Lock()
+    results: list[bool] = []
+
+    def holder() -> None:
+        lock.acquire()
+        lock.release()  # frontrun: holder_release
+
+    def taker() -> None:
+        results.append(lock.acquire(timeout=0.3))  # frontrun: taker_acquire
+        results.append(True)  # frontrun: taker_after
+
+    # holder takes the lock and pauses before releasing it; taker's timed
+    # acquire cannot succeed while holder stays paused: it returns False.
+    executor = TraceExecutor(Schedule([Step("taker", "taker_acquire"), Step("taker", "taker_after")]))
+    executor.run("holder", holder)
+    executor.run("taker", taker)
+    executor.wait(timeout=10.0)
+    assert results == [False, True]
+
+
+def test_untimed_wait_on_a_paused_setter_is_a_deadlock_at_once() -> None:
+    def setter(ev: threading.Event) -> None:
+        ev.set()  # frontrun: setter_never_stepped
+
+    def getter(ev: threading.Event) -> None:
+        ev.wait()  # frontrun: getter_wait
+        ev.is_set()  # frontrun: getter_after
+
+    ev = threading.Event()
+    executor = TraceExecutor(Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")]))
+    executor.run("getter", getter, ev)
+    executor.run("setter", setter, ev)
+    started = time.monotonic()
+    with pytest.raises(ScheduleDeadlockError, match="getter: blocked in"):
+        executor.wait(timeout=10.0)
+    assert time.monotonic() - started < 5.0
+    ev.set()

@@ -1,4 +1,4 @@
-"""Reads, from the bytecode, whether a lock ``acquire`` call is a try-lock.
+"""Reads, from the bytecode, how long a lock ``acquire`` call may wait.
 
 The Rust profile hook (``block_hook.rs``) sees ``lock.acquire`` called but
 not its arguments. It asks this module only when the lock is taken, which is
@@ -12,30 +12,72 @@ import dis
 import functools
 from types import CodeType, FrameType
 
-__all__ = ["passes_blocking_false", "with_targets"]
+__all__ = ["acquire_wait", "with_targets"]
 
 _SIMPLE_LOADS = frozenset(
-    {"LOAD_CONST", "LOAD_FAST", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_SMALL_INT"}
+    {
+        "LOAD_CONST",
+        "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_GLOBAL",
+        "LOAD_NAME",
+        "LOAD_DEREF",
+        "LOAD_SMALL_INT",
+    }
 )
 _CALL_PREFIXES = frozenset({"PRECALL", "KW_NAMES", "CACHE", "PUSH_NULL"})
 
 
-def passes_blocking_false(frame: FrameType) -> bool:
-    """Whether the call at ``frame``'s current instruction is
-    ``acquire(False)``, ``acquire(blocking=False)`` or has a zero timeout."""
-    return _is_try_call(frame.f_code, frame.f_lasti)
+def acquire_wait(frame: FrameType) -> float | None:
+    """How long the ``acquire`` call at ``frame``'s current instruction may
+    wait: ``0.0`` for a try-lock (``acquire(False)``, ``blocking=False``, a
+    zero timeout), the timeout in seconds for a timed wait (``acquire(True,
+    5)``, as ``Condition.wait(timeout=5)`` makes), ``None`` for a wait
+    without limit or arguments that cannot be read."""
+    spec = _call_args(frame.f_code, frame.f_lasti)
+    if spec is None:
+        return None
+    blocking_src, timeout_src = spec
+    missing = object()
+    blocking = _value(frame, blocking_src, missing)
+    timeout = _value(frame, timeout_src, missing)
+    if blocking is not missing and blocking is not None and not blocking:
+        return 0.0
+    if isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0:
+        return float(timeout)
+    return None
+
+
+_Source = tuple[str, object] | None
+"""Where an argument comes from: ``("const", value)``, ``("fast", name)``,
+``("global", name)``, or ``None`` when it is not passed."""
+
+
+def _value(frame: FrameType, src: _Source, missing: object) -> object:
+    if src is None:
+        return missing
+    kind, what = src
+    if kind == "const":
+        return what
+    if kind == "fast":
+        return frame.f_locals.get(str(what), missing)
+    return frame.f_globals.get(str(what), missing)
 
 
 @functools.lru_cache(maxsize=1024)
-def _is_try_call(code: CodeType, lasti: int) -> bool:
-    instrs = list(dis.get_instructions(code))
+def _call_args(code: CodeType, lasti: int) -> tuple[_Source, _Source] | None:
+    """Where the ``blocking`` and ``timeout`` arguments of the call at
+    ``lasti`` come from, or ``None`` if they are not simple loads."""
+    instrs = [i for i in dis.get_instructions(code) if i.opname != "EXTENDED_ARG"]
     at = next((i for i, ins in enumerate(instrs) if ins.offset == lasti), None)
     if at is None or not instrs[at].opname.startswith("CALL"):
-        return False
+        return None
     argc = instrs[at].arg or 0
     kwnames: tuple[str, ...] = ()
     j = at - 1
-    if instrs[at].opname == "CALL_KW" and j >= 0 and instrs[j].opname == "LOAD_CONST":
+    if instrs[at].opname in ("CALL_KW", "CALL_FUNCTION_KW") and j >= 0:
+        if instrs[j].opname != "LOAD_CONST":
+            return None
         kwnames = tuple(instrs[j].argval)
         j -= 1
     while j >= 0 and instrs[j].opname in _CALL_PREFIXES:
@@ -44,20 +86,24 @@ def _is_try_call(code: CodeType, lasti: int) -> bool:
         j -= 1
     args = instrs[j - argc + 1 : j + 1] if argc else []
     if len(args) != argc or any(a.opname not in _SIMPLE_LOADS for a in args):
-        return False
+        return None
     positional = argc - len(kwnames)
+    if positional < 0:
+        return None
     named = dict(zip(kwnames, args[positional:], strict=True))
     blocking = args[0] if positional >= 1 else named.get("blocking")
     timeout = args[1] if positional >= 2 else named.get("timeout")
+    return _source(blocking), _source(timeout)
 
-    def const_is(ins: dis.Instruction | None, test: object) -> bool:
-        return (
-            ins is not None
-            and ins.opname in ("LOAD_CONST", "LOAD_SMALL_INT")
-            and ins.argval == test
-        )
 
-    return const_is(blocking, False) or const_is(timeout, 0)
+def _source(ins: dis.Instruction | None) -> _Source:
+    if ins is None:
+        return None
+    if ins.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+        return ("const", ins.argval)
+    if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return ("global", str(ins.argval))
+    return ("fast", str(ins.argval))
 
 
 _WITH_LOADS = {
@@ -73,24 +119,50 @@ _WITH_LOADS = {
 def with_targets(code: CodeType) -> dict[int, tuple[str, str, tuple[str, ...]]]:
     """Lines of ``code`` that start a ``with`` on a plain name or attribute
     chain (``with lock:``, ``with self._lock:``), as ``{line: (scope, name,
-    attributes)}``. CPython 3.11 enters such a context manager without a
-    profile event, so the line tracer evaluates the chain at the line event
-    to see whether the ``with`` would wait for a lock."""
-    instrs = [i for i in dis.get_instructions(code) if i.opname not in ("CACHE", "NOP")]
+    attributes)}``. CPython 3.10 to 3.13 enter such a context manager without
+    a profile event (``SETUP_WITH`` on 3.10, ``BEFORE_WITH`` after), so the
+    line tracer evaluates the chain at the line event to see whether the
+    ``with`` would wait for a lock."""
+    instrs: list[tuple[dis.Instruction, int | None]] = []
+    line: int | None = None
+    for ins in dis.get_instructions(code):
+        line = _line_of(ins, line)
+        if ins.opname not in ("CACHE", "NOP", "EXTENDED_ARG"):
+            instrs.append((ins, line))
     found: dict[int, tuple[str, str, tuple[str, ...]]] = {}
-    for k, ins in enumerate(instrs):
-        if ins.opname != "BEFORE_WITH":
+    for k, (ins, _) in enumerate(instrs):
+        if ins.opname not in _WITH_ENTRIES:
             continue
         attrs: list[str] = []
         j = k - 1
-        while j >= 0 and instrs[j].opname == "LOAD_ATTR":
-            attrs.append(str(instrs[j].argval))
+        while j >= 0 and instrs[j][0].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+            attrs.append(str(instrs[j][0].argval))
             j -= 1
-        if j < 0 or instrs[j].opname not in _WITH_LOADS:
+        if j < 0 or instrs[j][0].opname not in _WITH_LOADS:
             continue
-        first = instrs[j]
-        line = first.positions.lineno if first.positions is not None else None
-        if line is None or line in found:
+        first, first_line = instrs[j]
+        if first_line is None or first_line in found:
             continue
-        found[line] = (_WITH_LOADS[first.opname], str(first.argval), tuple(reversed(attrs)))
+        found[first_line] = (
+            _WITH_LOADS[first.opname],
+            str(first.argval),
+            tuple(reversed(attrs)),
+        )
     return found
+
+
+_WITH_ENTRIES = frozenset({"SETUP_WITH", "BEFORE_WITH"})
+"""The instruction that enters a ``with`` block: ``SETUP_WITH`` on 3.10,
+``BEFORE_WITH`` on 3.11 to 3.13."""
+
+
+def _line_of(ins: dis.Instruction, current: int | None) -> int | None:
+    """The source line of ``ins``: its position on 3.11+, else the last line
+    start seen (3.10 marks only the first instruction of each line)."""
+    positions = getattr(ins, "positions", None)
+    if positions is not None and positions.lineno is not None:
+        return int(positions.lineno)
+    starts = getattr(ins, "starts_line", None)
+    if isinstance(starts, int) and not isinstance(starts, bool):
+        return starts
+    return current

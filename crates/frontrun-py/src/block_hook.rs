@@ -100,7 +100,7 @@ pub unsafe fn check_with(
         .map_or_else(|_| "a lock".to_owned(), |r| r.to_string());
     // SAFETY: `frame` is valid.
     let at = unsafe { location(py, frame) };
-    gate.on_block(idx, format!("with {what}"), at);
+    gate.on_block(idx, format!("with {what}"), at, None);
     if gate.is_blocked(idx) {
         WITH_BLOCKED.with(|w| w.set(Some((gate.clone(), idx))));
     }
@@ -291,9 +291,13 @@ unsafe fn on_c_call(
     let obj = unsafe { Bound::from_borrowed_ptr(py, this) };
     match kind {
         Kind::Lock | Kind::RLock if is_lock_call => {
-            // SAFETY: `frame` is valid.
-            if !would_block(&obj, kind)? || unsafe { nonblocking_call(py, frame)? } {
+            if !would_block(&obj, kind)? {
                 return Ok(());
+            }
+            // SAFETY: `frame` is valid.
+            let wait = unsafe { acquire_wait(py, frame)? };
+            if wait == Some(0.0) {
+                return Ok(()); // a try-lock never waits
             }
             let what = obj
                 .repr()
@@ -304,6 +308,7 @@ unsafe fn on_c_call(
                 idx,
                 format!("{what}.{}()", String::from_utf8_lossy(name)),
                 at,
+                wait,
             );
             if gate.is_blocked(idx) {
                 HOOK.with(|h| {
@@ -379,23 +384,24 @@ fn would_block(lock: &Bound<'_, PyAny>, kind: Kind) -> PyResult<bool> {
     Ok(!got)
 }
 
-/// Whether the call being made at `frame`'s current instruction passes
-/// `blocking=False` (or a false first argument): a try-lock never waits.
-/// Reading the call's arguments needs the bytecode; this runs only when the
-/// lock is taken, so the `dis`-based helper's cost does not matter.
+/// How long the `acquire` call being made at `frame`'s current instruction
+/// may wait: `Some(0.0)` for a try-lock, `Some(t)` for a timed wait, `None`
+/// for no limit. Reading the call's arguments needs the bytecode; this runs
+/// only when the lock is taken, so the `dis`-based helper's cost does not
+/// matter.
 ///
 /// # Safety
 /// The GIL is held and `frame` is valid or null.
-unsafe fn nonblocking_call(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<bool> {
+unsafe fn acquire_wait(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<Option<f64>> {
     if frame.is_null() {
-        return Ok(false);
+        return Ok(None);
     }
     // SAFETY: `frame` is a valid borrowed frame object.
     let frame = unsafe { Bound::from_borrowed_ptr(py, frame.cast::<ffi::PyObject>()) };
     py.import("frontrun._lock_calls")?
-        .getattr("passes_blocking_false")?
+        .getattr("acquire_wait")?
         .call1((frame,))?
-        .is_truthy()
+        .extract()
 }
 
 /// A Python function starts: record psycopg 3's database calls.

@@ -71,6 +71,9 @@ pub struct BlockedOn {
     pub at: String,
     /// Backends holding the row lock, when the server said so.
     pub db_blockers: Option<Vec<i64>>,
+    /// The call gives up after this many seconds by itself (a timed wait):
+    /// it is not a deadlock, its timeout is respected.
+    pub timeout: Option<f64>,
 }
 
 /// A database call in progress in a traced thread.
@@ -280,9 +283,10 @@ impl Gate {
         parked
     }
 
-    /// Thread `t` is about to make a call that will block (`what` at `at`):
-    /// the turn passes on until [`Gate::on_unblock`].
-    pub fn on_block(&self, t: ThreadIdx, what: String, at: String) {
+    /// Thread `t` is about to make a call that will block (`what` at `at`,
+    /// giving up after `timeout` seconds if given): the turn passes on until
+    /// [`Gate::on_unblock`].
+    pub fn on_block(&self, t: ThreadIdx, what: String, at: String, timeout: Option<f64>) {
         let mut st = self.lock();
         if st.sched.holds_turn(t) {
             st.sched.on_block(t);
@@ -290,6 +294,7 @@ impl Gate {
                 what,
                 at,
                 db_blockers: None,
+                timeout,
             });
             self.changed(&mut st);
         }
@@ -420,6 +425,7 @@ impl Gate {
             what,
             at,
             db_blockers: Some(blockers),
+            timeout: None,
         });
         self.changed(&mut st);
         true
@@ -577,9 +583,11 @@ impl Gate {
 const STALL_CONFIRM: Duration = Duration::from_millis(100);
 
 /// Nobody can run and the blocked threads will not return by themselves:
-/// each waits on a `threading` primitive, or on a row lock held (at least
-/// partly) by a thread that is paused, not by one that is blocked too (a
-/// cycle of blocked transactions is the server's to break).
+/// each waits without a timeout on a `threading` primitive, or on a row
+/// lock held (at least partly) by a thread that is paused, not by one that
+/// is blocked too (a cycle of blocked transactions is the server's to
+/// break). A timed wait returns by itself when its timeout expires, so a
+/// run with one is never stalled: the wait's own timeout is respected.
 fn stalled_for_good(st: &GateState) -> bool {
     if !st.sched.is_stalled() {
         return false;
@@ -587,7 +595,12 @@ fn stalled_for_good(st: &GateState) -> bool {
     st.blocked_on
         .iter()
         .flatten()
-        .all(|b| match &b.db_blockers {
+        .all(|b| b.timeout.is_none())
+        && st
+            .blocked_on
+            .iter()
+            .flatten()
+            .all(|b| match &b.db_blockers {
             None => true,
             Some(pids) => pids
                 .iter()
