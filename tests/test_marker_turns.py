@@ -304,7 +304,9 @@ def test_timed_wait_on_a_paused_setter_respects_its_timeout() -> None:
         log.append("getter after")  # frontrun: getter_after
 
     ev = threading.Event()
-    executor = TraceExecutor(Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")]))
+    executor = TraceExecutor(
+        Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")])
+    )
     executor.run("getter", getter, ev)
     executor.run("setter", setter, ev)
     executor.wait(timeout=10.0)
@@ -328,7 +330,9 @@ def test_timed_lock_acquire_gives_up_after_its_timeout() -> None:
 
     # holder takes the lock and pauses before releasing it; taker's timed
     # acquire cannot succeed while holder stays paused: it returns False.
-    executor = TraceExecutor(Schedule([Step("taker", "taker_acquire"), Step("taker", "taker_after")]))
+    executor = TraceExecutor(
+        Schedule([Step("taker", "taker_acquire"), Step("taker", "taker_after")])
+    )
     executor.run("holder", holder)
     executor.run("taker", taker)
     executor.wait(timeout=10.0)
@@ -344,7 +348,9 @@ def test_untimed_wait_on_a_paused_setter_is_a_deadlock_at_once() -> None:
         ev.is_set()  # frontrun: getter_after
 
     ev = threading.Event()
-    executor = TraceExecutor(Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")]))
+    executor = TraceExecutor(
+        Schedule([Step("getter", "getter_wait"), Step("getter", "getter_after")])
+    )
     executor.run("getter", getter, ev)
     executor.run("setter", setter, ev)
     started = time.monotonic()

@@ -602,3 +602,41 @@ def test_ctrl_c_ends_an_exploration_within_a_second_while_a_thread_blocks_in_c()
     line = next((x for x in p.out.splitlines() if x.startswith("INTERRUPTED")), "")
     assert line, p.out
     assert float(line.split()[-1]) < 1.5 + 0.5, line
+
+
+def test_a_panic_in_the_line_tracer_is_a_normal_exception() -> None:
+    result = probe(
+        """
+        from frontrun import _native
+        from frontrun.common import Schedule, Step
+        from frontrun.trace_markers import TraceExecutor, ThreadFailedError
+
+        def body():
+            x = 1
+            y = x + 1  # frontrun: m
+            return y
+
+        ex = TraceExecutor(Schedule([Step("t", "m")]))
+        _native._panic_on_next_traced_line(True)
+        ex.run("t", body)
+        try:
+            ex.wait(timeout=10)
+        except ThreadFailedError as e:
+            cause = e.__cause__
+            print("CAUGHT", type(cause).__name__, isinstance(cause, Exception), cause)
+        try:
+            _native._panic_in_entry()
+        except Exception as e:
+            print("ENTRY", type(e).__name__, e)
+        done()
+        """
+    )
+    assert result.rc == 0, result.err
+    assert (
+        "CAUGHT RuntimeError True frontrun internal error: test-only panic in the line tracer"
+        in (result.out)
+    )
+    assert (
+        "ENTRY RuntimeError frontrun internal error: test-only panic at an FFI entry" in result.out
+    )
+    assert "LEFT []" in result.out

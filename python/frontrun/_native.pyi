@@ -87,6 +87,10 @@ class MarkerGate:
 
 def scan_markers(path: str) -> list[tuple[str, int]]: ...
 
+# --- test hooks (crates/frontrun-py/src/ffi_guard.rs) ----------------------
+def _panic_on_next_traced_line(on: bool) -> None: ...
+def _panic_in_entry() -> None: ...
+
 # --- driver (crates/frontrun-py/src/driver) --------------------------------
 class ExplorationAborted(BaseException):
     """Raised in explored threads when frontrun stops an execution."""

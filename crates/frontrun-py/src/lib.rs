@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 pub mod block_hook;
 pub mod db;
 pub mod driver;
+pub mod ffi_guard;
 pub mod hooks;
 pub mod line_tracer;
 pub mod marker_gate;
@@ -21,6 +22,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_tracer_supported, m)?)?;
     py_trace_markers::register(m)?;
+    ffi_guard::register(m)?;
     driver::register(m)?;
     db::register(m)?;
     Ok(())

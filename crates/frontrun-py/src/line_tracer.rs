@@ -127,6 +127,9 @@ unsafe extern "C" fn trace_line(
     // process): it becomes an exception in the traced thread.
     // SAFETY: `frame` is the live frame CPython passed us.
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        if crate::ffi_guard::take_line_panic_request() {
+            panic!("test-only panic in the line tracer");
+        }
         on_line(py, frame)
     }));
     match result {

@@ -592,23 +592,21 @@ fn stalled_for_good(st: &GateState) -> bool {
     if !st.sched.is_stalled() {
         return false;
     }
-    st.blocked_on
-        .iter()
-        .flatten()
-        .all(|b| b.timeout.is_none())
+    st.blocked_on.iter().flatten().all(|b| b.timeout.is_none())
         && st
             .blocked_on
             .iter()
             .flatten()
             .all(|b| match &b.db_blockers {
-            None => true,
-            Some(pids) => pids
-                .iter()
-                .any(|p| match st.pids.iter().position(|q| *q == Some(*p)) {
-                    Some(u) => !matches!(st.sched.state(u), ThreadState::Blocked),
-                    None => false,
-                }),
-        })
+                None => true,
+                Some(pids) => {
+                    pids.iter()
+                        .any(|p| match st.pids.iter().position(|q| *q == Some(*p)) {
+                            Some(u) => !matches!(st.sched.state(u), ThreadState::Blocked),
+                            None => false,
+                        })
+                }
+            })
 }
 
 fn deadlock_message(st: &GateState) -> String {

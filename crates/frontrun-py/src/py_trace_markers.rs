@@ -111,19 +111,21 @@ impl PyMarkerGate {
     /// Declare thread `name` running `func`; checks `func`'s source file for
     /// duplicate markers. Returns the thread's index.
     fn register(&self, py: Python<'_>, name: &str, func: &Bound<'_, PyAny>) -> PyResult<usize> {
-        if let Some(path) = source_file(py, func) {
-            match markers_of(&path) {
-                FileScan::Duplicate(dup) => {
-                    return Err(DuplicateMarkerError::new_err(format!("{path}: {dup}")));
+        crate::ffi_guard::guard(|| {
+            if let Some(path) = source_file(py, func) {
+                match markers_of(&path) {
+                    FileScan::Duplicate(dup) => {
+                        return Err(DuplicateMarkerError::new_err(format!("{path}: {dup}")));
+                    }
+                    FileScan::Markers(m) => self.gate.note_file(&path, Some(m)),
+                    FileScan::NoMarkers => self.gate.note_file(&path, None),
+                    FileScan::Unreadable => {}
                 }
-                FileScan::Markers(m) => self.gate.note_file(&path, Some(m)),
-                FileScan::NoMarkers => self.gate.note_file(&path, None),
-                FileScan::Unreadable => {}
             }
-        }
-        self.gate
-            .register(name)
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+            self.gate
+                .register(name)
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+        })
     }
 
     /// Body of thread `idx`: wait for the turn, run `func`, record the outcome.
@@ -137,66 +139,80 @@ impl PyMarkerGate {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) {
-        let ident = current_ident(py);
-        // Trace only the function: the wait at the start (and the park
-        // listener it may call) is frontrun's own business.
-        let outcome = self
-            .gate
-            .on_start(py, idx, ident)
-            .map_err(line_tracer::stop_error)
-            .and_then(|()| {
-                line_tracer::install(py, self.gate.clone(), idx);
-                if self.watch_blocking {
-                    block_hook::install(py, self.gate.clone(), idx);
-                }
-                let called = func.call(args.clone(), kwargs).map(drop);
-                if self.watch_blocking {
-                    block_hook::uninstall(py);
-                }
-                line_tracer::uninstall(py);
-                called
+        let body = std::panic::AssertUnwindSafe(|| {
+            let ident = current_ident(py);
+            // Trace only the function: the wait at the start (and the park
+            // listener it may call) is frontrun's own business.
+            let outcome = self
+                .gate
+                .on_start(py, idx, ident)
+                .map_err(line_tracer::stop_error)
+                .and_then(|()| {
+                    line_tracer::install(py, self.gate.clone(), idx);
+                    if self.watch_blocking {
+                        block_hook::install(py, self.gate.clone(), idx);
+                    }
+                    let called = func.call(args.clone(), kwargs).map(drop);
+                    if self.watch_blocking {
+                        block_hook::uninstall(py);
+                    }
+                    line_tracer::uninstall(py);
+                    called
+                });
+            let error = outcome.err();
+            let own = error.as_ref().is_some_and(|e| {
+                e.is_instance_of::<ScheduleAborted>(py)
+                    || (self.gate.is_aborted() && e.is_instance_of::<TraceTimeoutError>(py))
             });
-        let error = outcome.err();
-        let own = error.as_ref().is_some_and(|e| {
-            e.is_instance_of::<ScheduleAborted>(py)
-                || (self.gate.is_aborted() && e.is_instance_of::<TraceTimeoutError>(py))
+            self.gate.on_finish(idx, error, own);
         });
-        self.gate.on_finish(idx, error, own);
+        // A panic in frontrun's own code fails the run with a normal
+        // exception instead of killing the thread with a PanicException.
+        if let Err(panic) = std::panic::catch_unwind(body) {
+            let name = self.gate.lock().sched.name(idx).to_owned();
+            self.gate.fail(Failure::Thread {
+                name,
+                err: line_tracer::internal_error(&panic),
+            });
+            self.gate.abort("frontrun hit an internal error");
+        }
     }
 
     /// Join the run: raise its first failure, or a timeout describing where
     /// every thread stands.
     fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
-        let timeout = positive_duration(timeout, "timeout")?;
-        {
-            let mut st = self.gate.lock();
-            if let Err(e) = st.sched.check_threads_known() {
+        crate::ffi_guard::guard(|| {
+            let timeout = positive_duration(timeout, "timeout")?;
+            {
+                let mut st = self.gate.lock();
+                if let Err(e) = st.sched.check_threads_known() {
+                    drop(st);
+                    self.gate.fail(Failure::Schedule(e));
+                    self.gate
+                        .abort("the schedule names a thread that was never started");
+                    st = self.gate.lock();
+                }
                 drop(st);
-                self.gate.fail(Failure::Schedule(e));
-                self.gate
-                    .abort("the schedule names a thread that was never started");
-                st = self.gate.lock();
             }
-            drop(st);
-        }
-        self.gate.seal();
-        let all_done = match self.gate.wait_all(py, timeout, UNWIND_GRACE) {
-            Ok(done) => done,
-            Err(interrupt) => {
-                self.gate.abort("TraceExecutor.wait was interrupted");
-                return Err(interrupt);
+            self.gate.seal();
+            let all_done = match self.gate.wait_all(py, timeout, UNWIND_GRACE) {
+                Ok(done) => done,
+                Err(interrupt) => {
+                    self.gate.abort("TraceExecutor.wait was interrupted");
+                    return Err(interrupt);
+                }
+            };
+            let failure = self.gate.take_failure();
+            if let Some(failure) = failure {
+                return Err(failure_to_err(py, failure));
             }
-        };
-        let failure = self.gate.take_failure();
-        if let Some(failure) = failure {
-            return Err(failure_to_err(py, failure));
-        }
-        if all_done {
-            return Ok(());
-        }
-        let msg = timeout_message(py, &self.gate, timeout);
-        self.gate.abort("TraceExecutor.wait timed out");
-        Err(TraceTimeoutError::new_err(msg))
+            if all_done {
+                return Ok(());
+            }
+            let msg = timeout_message(py, &self.gate, timeout);
+            self.gate.abort("TraceExecutor.wait timed out");
+            Err(TraceTimeoutError::new_err(msg))
+        })
     }
 }
 
@@ -399,14 +415,14 @@ pub(crate) fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String 
 /// Markers of a source file, for tests and tools: `{name: line}`.
 #[pyfunction]
 pub fn scan_markers(path: &str) -> PyResult<Vec<(String, u32)>> {
-    match markers_of(path) {
+    crate::ffi_guard::guard(|| match markers_of(path) {
         FileScan::Unreadable => Err(PyValueError::new_err(format!(
             "cannot read {path}; pass the path of a Python source file"
         ))),
         FileScan::NoMarkers => Ok(Vec::new()),
         FileScan::Markers(m) => Ok(pairs(&m)),
         FileScan::Duplicate(dup) => Err(DuplicateMarkerError::new_err(format!("{path}: {dup}"))),
-    }
+    })
 }
 
 fn pairs(m: &FileMarkers) -> Vec<(String, u32)> {

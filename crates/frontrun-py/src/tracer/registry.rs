@@ -138,10 +138,31 @@ fn type_name_of(obj: &Bound<'_, PyAny>) -> String {
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "type".into());
     }
-    obj.get_type()
+    let ty = obj.get_type();
+    let name = ty
         .name()
         .map(|n| n.to_string())
-        .unwrap_or_else(|_| "object".into())
+        .unwrap_or_else(|_| "object".into());
+    user_facing_name(&ty, name)
+}
+
+/// frontrun's cooperative stand-ins are named after the primitive the user
+/// created (`threading.Lock()` gives a `CoopLock`): traces and explanations
+/// show the user's name, never frontrun's internal one.
+fn user_facing_name(ty: &Bound<'_, PyType>, name: String) -> String {
+    let internal = name.starts_with("Coop")
+        && ty
+            .getattr(pyo3::intern!(ty.py(), "__module__"))
+            .and_then(|m| m.extract::<String>())
+            .is_ok_and(|m| m == "frontrun._native");
+    if !internal {
+        return name;
+    }
+    match name.as_str() {
+        "CoopLock" => "Lock".into(),
+        "CoopCondition" => "Condition".into(),
+        other => other.trim_start_matches("Coop").into(),
+    }
 }
 
 /// Start an execution: forget every object of the previous one.
