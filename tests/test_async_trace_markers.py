@@ -149,12 +149,13 @@ def test_stuck_task_times_out_with_positions() -> None:
         with pytest.raises(TraceTimeoutError) as info:
             await executor.wait_async(timeout=0.5)
         msg = str(info.value)
-        # The stuck task holds the turn (an await is not a blocking call to
-        # pass it on), so step 2 never comes.
-        assert 'pending step 2 of 3: Step("other", "second_mark")' in msg
+        # The stuck task's await (no timer, no I/O: only another task could
+        # end it) passes the turn: step 2 runs, and step 3 waits for an
+        # event nobody sets, until the run's timeout.
+        assert 'pending step 3 of 3: Step("stuck", "stuck_end")' in msg
         line = waits_forever.__code__.co_firstlineno + 2
         assert f"stuck: at {__file__}:{line} (waits_forever) awaiting" in msg
-        assert log == ["in"]
+        assert log == ["in", "second"]
 
     asyncio.run(main())
 
@@ -223,3 +224,45 @@ def test_executor_is_freed_after_a_run() -> None:
     del executor
     gc.collect()
     assert ref() is None
+
+
+class Handoff:
+    def __init__(self) -> None:
+        self.fut: asyncio.Future[int] | None = None
+        self.log: list[str] = []
+
+
+async def awaits_the_other(h: Handoff) -> None:
+    h.fut = asyncio.get_running_loop().create_future()
+    h.log.append("waiter awaits")  # frontrun: waiter_awaits
+    got = await h.fut
+    h.log.append(f"waiter got {got}")  # frontrun: waiter_after
+
+
+async def completes_it(h: Handoff) -> None:
+    h.log.append("setter sets")  # frontrun: setter_sets
+    assert h.fut is not None
+    h.fut.set_result(7)
+    h.log.append("setter done")
+
+
+def test_an_await_another_task_must_complete_passes_the_turn() -> None:
+    # The waiter's step comes first; its await can only complete once the
+    # setter runs its step. The await passes the turn instead of hanging.
+    for _ in range(10):
+        h = Handoff()
+        executor = AsyncTraceExecutor(
+            Schedule(
+                [
+                    Step("waiter", "waiter_awaits"),
+                    Step("setter", "setter_sets"),
+                    Step("waiter", "waiter_after"),
+                ]
+            )
+        )
+        executor.run("waiter", awaits_the_other, h)
+        executor.run("setter", completes_it, h)
+        started = time.monotonic()
+        executor.wait(timeout=10.0)
+        assert time.monotonic() - started < 5.0
+        assert h.log == ["waiter awaits", "setter sets", "setter done", "waiter got 7"]

@@ -268,11 +268,62 @@ class AsyncTraceExecutor:
                 except BaseException as exc:
                     slot.give(("raise", exc))
                     raise
+                # An await on a future that is not done waits for another task
+                # (or the loop) to complete it: pass the turn, as a thread
+                # blocked on a lock does, so the other task can run its step.
+                waits = _only_another_task_can_complete(yielded, slot.loop)
+                if waits:
+                    self._gate.block(slot.idx, _await_what(yielded), _coro_at(slot.coro))
                 slot.give(("yield", yielded))
                 if not slot.take(self._park_timeout):
                     raise TraceTimeoutError(f"task {slot.name!r} was not resumed by the event loop")
+                if waits:
+                    # The future is done; the loop handed this task the baton.
+                    # Take the turn back (this may park until it is ours).
+                    self._gate.unblock(slot.idx)
         finally:
             asyncio.events._set_running_loop(None)
+
+
+def _only_another_task_can_complete(yielded: Any, loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a coroutine step yielded a pending future that nothing but
+    another task can complete: the loop (frozen while the worker holds the
+    baton) has no timer and watches no file besides its own wake-up pipe.
+    A sleep, a timeout or a socket read completes by itself, so the task
+    keeps the turn through it, as a marked line runs whole; only a wait
+    that would otherwise never end passes the turn."""
+    if not getattr(yielded, "_asyncio_future_blocking", False):
+        return False  # a bare ``sleep(0)`` yield
+    scheduled = getattr(loop, "_scheduled", None)
+    selector = getattr(loop, "_selector", None)
+    if scheduled is None or selector is None:
+        return False  # not a loop whose state can be read: keep the turn
+    if any(not timer.cancelled() for timer in scheduled):
+        return False
+    own = getattr(loop, "_ssock", None)
+    own_fd = own.fileno() if own is not None else -1
+    try:
+        fds = {key.fd for key in selector.get_map().values()}
+    except (AttributeError, RuntimeError):
+        return False
+    return not (fds - {own_fd})
+
+
+def _await_what(fut: Any) -> str:
+    return f"await {type(fut).__name__}"
+
+
+def _coro_at(coro: Coroutine[Any, Any, Any]) -> str:
+    """``file:line (function)`` where the coroutine (or the innermost one it
+    awaits) is suspended."""
+    frame = None
+    inner: Any = coro
+    while inner is not None:
+        frame = getattr(inner, "cr_frame", None) or getattr(inner, "gi_frame", None) or frame
+        inner = getattr(inner, "cr_await", None) or getattr(inner, "gi_yieldfrom", None)
+    if frame is None:
+        return "?"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} ({frame.f_code.co_name})"
 
 
 def _settle(fut: asyncio.Future[None]) -> None:

@@ -311,6 +311,32 @@ impl MarkerSchedule {
         self.decision(t)
     }
 
+    /// The running thread just released the lock blocked thread `t` waits
+    /// for: `t`'s call will return, so it counts as returned already and
+    /// takes the turn back as soon as the running thread stops. Waiting for
+    /// it to say so itself would let a later step's thread slip in first
+    /// when the running thread pauses before `t` gets to report.
+    pub fn on_wake(&mut self, t: ThreadIdx) {
+        if self.threads[t].state == ThreadState::Blocked {
+            self.threads[t].state = ThreadState::Returned;
+            self.pick();
+        }
+    }
+
+    /// A wake was wrong (another thread took the lock first): `t` is blocked
+    /// again, and gives the turn back if it had been handed to it.
+    pub fn on_unwake(&mut self, t: ThreadIdx) {
+        match self.threads[t].state {
+            ThreadState::Returned => self.threads[t].state = ThreadState::Blocked,
+            ThreadState::Running if self.turn == Some(t) => {
+                self.threads[t].state = ThreadState::Blocked;
+                self.turn = None;
+                self.pick();
+            }
+            _ => {}
+        }
+    }
+
     /// Thread `t` returned or raised. Steps of `t` left untaken can never be
     /// taken: the first of them is returned as the error.
     pub fn on_finish(&mut self, t: ThreadIdx) -> Result<(), ScheduleError> {
@@ -517,6 +543,27 @@ mod tests {
         assert_eq!(s.on_unblock(0), Decision::Pause);
         s.on_finish(1).unwrap();
         assert_eq!(s.turn(), Some(0));
+    }
+
+    #[test]
+    fn a_woken_thread_goes_before_the_next_step_and_an_unwake_undoes_it() {
+        let mut s = schedule(&[("w", "a"), ("h", "b"), ("o", "c")], &["h", "w", "o"]);
+        assert_eq!(start_to(&mut s, 0, "b"), Decision::Pause);
+        assert_eq!(start_to(&mut s, 1, "a"), Decision::Pause);
+        assert_eq!(start_to(&mut s, 2, "c"), Decision::Pause);
+        s.seal();
+        assert!(s.holds_turn(1));
+        s.on_block(1);
+        assert!(s.holds_turn(0));
+        // h releases w's lock, then pauses at a later marker before w
+        // reports: w, not o (whose step is next), gets the turn.
+        s.on_wake(1);
+        assert_eq!(s.on_marker(0, &["z"]), Decision::Pause);
+        assert!(s.holds_turn(1));
+        // The wake was wrong: the turn moves on to the next step.
+        s.on_unwake(1);
+        assert!(s.holds_turn(2));
+        assert_eq!(s.state(1), &ThreadState::Blocked);
     }
 
     #[test]

@@ -100,7 +100,8 @@ pub unsafe fn check_with(
         .map_or_else(|_| "a lock".to_owned(), |r| r.to_string());
     // SAFETY: `frame` is valid.
     let at = unsafe { location(py, frame) };
-    gate.on_block(idx, format!("with {what}"), at, None);
+    let lock = (kind == Kind::Lock).then_some(obj.as_ptr() as usize);
+    gate.on_block(idx, format!("with {what}"), at, None, lock);
     if gate.is_blocked(idx) {
         WITH_BLOCKED.with(|w| w.set(Some((gate.clone(), idx))));
     }
@@ -271,11 +272,12 @@ unsafe fn on_c_call(
         (CStr::from_ptr((*(*f).m_ml).ml_name).to_bytes(), (*f).m_self)
     };
     let is_lock_call = matches!(name, b"acquire" | b"__enter__");
+    let is_release = matches!(name, b"release" | b"__exit__");
     let is_db_call = matches!(
         name,
         b"execute" | b"executemany" | b"callproc" | b"commit" | b"rollback"
     );
-    if this.is_null() || !(is_lock_call || is_db_call) {
+    if this.is_null() || !(is_lock_call || is_db_call || is_release) {
         return Ok(());
     }
     let Some((gate, idx, kind)) = HOOK.with(|h| {
@@ -290,8 +292,17 @@ unsafe fn on_c_call(
     // SAFETY: `this` is a valid borrowed object.
     let obj = unsafe { Bound::from_borrowed_ptr(py, this) };
     match kind {
+        // Releasing a plain lock lets its first waiter return. (An RLock
+        // released once may stay held, so its waiters report themselves.)
+        Kind::Lock if is_release => {
+            gate.on_release(idx, this as usize);
+            Ok(())
+        }
         Kind::Lock | Kind::RLock if is_lock_call => {
             if !would_block(&obj, kind)? {
+                if kind == Kind::Lock {
+                    gate.on_taken(this as usize);
+                }
                 return Ok(());
             }
             // SAFETY: `frame` is valid.
@@ -309,6 +320,7 @@ unsafe fn on_c_call(
                 format!("{what}.{}()", String::from_utf8_lossy(name)),
                 at,
                 wait,
+                (kind == Kind::Lock).then_some(this as usize),
             );
             if gate.is_blocked(idx) {
                 HOOK.with(|h| {

@@ -74,6 +74,11 @@ pub struct BlockedOn {
     /// The call gives up after this many seconds by itself (a timed wait):
     /// it is not a deadlock, its timeout is respected.
     pub timeout: Option<f64>,
+    /// Address of the `threading` lock waited for (alive while the thread
+    /// waits in its `acquire`).
+    pub lock: Option<usize>,
+    /// The running thread released that lock: the call is returning.
+    pub woken: bool,
 }
 
 /// A database call in progress in a traced thread.
@@ -286,7 +291,14 @@ impl Gate {
     /// Thread `t` is about to make a call that will block (`what` at `at`,
     /// giving up after `timeout` seconds if given): the turn passes on until
     /// [`Gate::on_unblock`].
-    pub fn on_block(&self, t: ThreadIdx, what: String, at: String, timeout: Option<f64>) {
+    pub fn on_block(
+        &self,
+        t: ThreadIdx,
+        what: String,
+        at: String,
+        timeout: Option<f64>,
+        lock: Option<usize>,
+    ) {
         let mut st = self.lock();
         if st.sched.holds_turn(t) {
             st.sched.on_block(t);
@@ -295,6 +307,8 @@ impl Gate {
                 at,
                 db_blockers: None,
                 timeout,
+                lock,
+                woken: false,
             });
             self.changed(&mut st);
         }
@@ -305,12 +319,54 @@ impl Gate {
         self.lock().blocked_on[t].is_some()
     }
 
+    /// Thread `t` (holding the turn) releases the lock at `lock`: the first
+    /// thread blocked on it is returning from its call (see
+    /// [`MarkerSchedule::on_wake`]).
+    pub fn on_release(&self, t: ThreadIdx, lock: usize) {
+        let mut st = self.lock();
+        if !st.sched.holds_turn(t) || waiters_on(&st, lock, true).next().is_some() {
+            return;
+        }
+        let Some(u) = waiters_on(&st, lock, false).find(|&u| u != t) else {
+            return;
+        };
+        if let Some(b) = st.blocked_on[u].as_mut() {
+            b.woken = true;
+        }
+        st.sched.on_wake(u);
+        self.changed(&mut st);
+    }
+
+    /// The lock at `lock` was taken without waiting: a thread woken on it
+    /// did not get it and stays blocked.
+    pub fn on_taken(&self, lock: usize) {
+        let mut st = self.lock();
+        self.unwake(&mut st, lock);
+    }
+
+    fn unwake(&self, st: &mut GateState, lock: usize) {
+        let woken: Vec<ThreadIdx> = waiters_on(st, lock, true).collect();
+        for &u in &woken {
+            if let Some(b) = st.blocked_on[u].as_mut() {
+                b.woken = false;
+            }
+            st.sched.on_unwake(u);
+        }
+        if !woken.is_empty() {
+            self.changed(st);
+        }
+    }
+
     /// Thread `t`'s blocking call returned: wait to take the turn back.
     pub fn on_unblock(&self, py: Python<'_>, t: ThreadIdx) -> Result<(), Stop> {
         let decision = {
             let mut st = self.lock();
-            if st.blocked_on[t].take().is_none() {
+            let Some(b) = st.blocked_on[t].take() else {
                 return Ok(());
+            };
+            if let (Some(lock), false) = (b.lock, b.woken) {
+                // Another waiter on the lock was woken, but this one got it.
+                self.unwake(&mut st, lock);
             }
             let d = st.sched.on_unblock(t);
             self.changed(&mut st);
@@ -426,6 +482,8 @@ impl Gate {
             at,
             db_blockers: Some(blockers),
             timeout: None,
+            lock: None,
+            woken: false,
         });
         self.changed(&mut st);
         true
@@ -575,6 +633,15 @@ impl Gate {
             other => Some(other),
         }
     }
+}
+
+/// Threads blocked on the lock at `lock`, woken or not as `woken` says.
+fn waiters_on(st: &GateState, lock: usize, woken: bool) -> impl Iterator<Item = ThreadIdx> + '_ {
+    st.blocked_on.iter().enumerate().filter_map(move |(u, b)| {
+        b.as_ref()
+            .is_some_and(|b| b.lock == Some(lock) && b.woken == woken)
+            .then_some(u)
+    })
 }
 
 /// How long a stall must last, with nothing changing, before it is reported

@@ -103,6 +103,27 @@ impl PyMarkerGate {
         self.gate.db_call_blocked(call_id, blockers, query)
     }
 
+    /// Thread `idx` (an asyncio task's worker) is about to wait for
+    /// something only another task or the loop can complete (`what` at
+    /// `at`): the turn passes on, as for a blocking call. Such a wait may end
+    /// by itself (a timer), so it is never reported as a deadlock; the run's
+    /// timeout bounds it.
+    fn block(&self, idx: usize, what: String, at: String) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.gate.on_block(idx, what, at, Some(f64::INFINITY), None);
+            Ok(())
+        })
+    }
+
+    /// Thread `idx`'s wait is over: take the turn back (parks until it may).
+    fn unblock(&self, py: Python<'_>, idx: usize) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.gate
+                .on_unblock(py, idx)
+                .map_err(line_tracer::stop_error)
+        })
+    }
+
     /// Whether every thread of the run has finished.
     fn all_finished(&self) -> bool {
         self.gate.lock().sched.all_finished()
