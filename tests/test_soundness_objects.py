@@ -21,12 +21,14 @@ where to switch. Add an op to `OPS` (with its atomic steps separated by
 
 from __future__ import annotations
 
+import collections
 import copy
 import json
 import os
 import random
 import sys
 import types
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,12 +60,17 @@ class State:
         self.s: set[int] = {1}
         self.x = 0
         self.res: list[list[Any]] = [[], [], []]
+        # C subclasses of dict: methods and behaviour the name table of
+        # exact builtins does not describe.
+        self.dd: collections.defaultdict[str, int] = collections.defaultdict(int)
+        self.od: collections.OrderedDict[str, int] = collections.OrderedDict(a=1, b=2)
         cfg.limit = 0  # type: ignore[attr-defined]
 
 
 def outcome(s: State) -> str:
     limit = cfg.limit  # type: ignore[attr-defined]
-    return repr((sorted(s.d.items()), s.l, sorted(s.s), s.x, limit, s.res))
+    subclasses = (sorted(s.dd.items()), list(s.od.items()))
+    return repr((sorted(s.d.items()), s.l, sorted(s.s), s.x, limit, s.res, subclasses))
 
 
 Op = Callable[[State, list[Any]], Iterator[None]]
@@ -286,6 +293,60 @@ def op_module_read(s: State, r: list[Any]) -> Iterator[None]:
     yield
 
 
+def op_match_class(s: State, r: list[Any]) -> Iterator[None]:
+    # A class pattern reads the attribute in C (`MATCH_CLASS`).
+    match s:
+        case State(x=0):
+            r.append("x is 0")
+        case _:
+            r.append("x is not 0")
+    yield
+
+
+def op_match_mapping(s: State, r: list[Any]) -> Iterator[None]:
+    # A mapping pattern reads the size and the keys in C.
+    match s.d:
+        case {"b": v}:
+            r.append(("b", v))
+        case _:
+            r.append("no b")
+    yield
+
+
+def op_proxy_incr(s: State, r: list[Any]) -> Iterator[None]:
+    # A `weakref.proxy` reads and writes its referent's attributes in C.
+    p = weakref.proxy(s)
+    v = p.x
+    yield
+    p.x = v + 1
+
+
+def op_weakref_read(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(weakref.ref(s)().x)  # type: ignore[union-attr]
+    yield
+
+
+def op_defaultdict_touch(s: State, r: list[Any]) -> Iterator[None]:
+    # A read of a missing key inserts it (`__missing__`).
+    r.append(s.dd["k"])
+    yield
+
+
+def op_defaultdict_len(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(len(s.dd))
+    yield
+
+
+def op_ordereddict_move(s: State, r: list[Any]) -> Iterator[None]:
+    s.od.move_to_end("a")
+    yield
+
+
+def op_ordereddict_order(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(next(iter(s.od)))
+    yield
+
+
 OPS: list[Op] = [
     op_len,
     op_sum,
@@ -323,6 +384,14 @@ OPS: list[Op] = [
     op_attr_incr,
     op_module_incr,
     op_module_read,
+    op_match_class,
+    op_match_mapping,
+    op_proxy_incr,
+    op_weakref_read,
+    op_defaultdict_touch,
+    op_defaultdict_len,
+    op_ordereddict_move,
+    op_ordereddict_order,
 ]
 
 Program = list[list[Op]]

@@ -17,6 +17,9 @@ pub enum InconclusiveReason {
     TotalTimeout { seconds: f64 },
     /// At least one execution exceeded `timeout_per_run` and was cut short.
     RunTimeout { runs: u64, seconds: f64 },
+    /// The program used a construct some of whose outcomes the search does
+    /// not explore (named by `what`): a pass cannot be a proof.
+    Unexplored { what: &'static str },
 }
 
 /// The outcome of a whole exploration.
@@ -49,6 +52,9 @@ pub struct SearchSummary {
     /// Number of executions cut short by `timeout_per_run`, and that timeout.
     pub run_timeouts: u64,
     pub timeout_per_run: f64,
+    /// `Some(construct)` if an execution used a construct whose other
+    /// outcomes are not explored.
+    pub unexplored: Option<&'static str>,
 }
 
 /// Apply the rules: a failure wins; a run timeout, a total timeout or an
@@ -79,6 +85,9 @@ pub fn decide(s: &SearchSummary) -> Verdict {
         return Verdict::Inconclusive(InconclusiveReason::MaxExecutions {
             limit: s.executions,
         });
+    }
+    if let Some(what) = s.unexplored {
+        return Verdict::Inconclusive(InconclusiveReason::Unexplored { what });
     }
     Verdict::Holds {
         exhausted: s.unbounded_dpor,
@@ -133,6 +142,11 @@ impl fmt::Display for Verdict {
                 "inconclusive: {runs} execution(s) exceeded timeout_per_run={seconds}s and were cut short; \
                  a thread may be blocked outside frontrun's control, or raise timeout_per_run"
             ),
+            Verdict::Inconclusive(InconclusiveReason::Unexplored { what }) => write!(
+                f,
+                "inconclusive: no failure in {{n}} executions, but the program used {what}, \
+                 and the outcomes that depend on it are not all explored"
+            ),
         }
     }
 }
@@ -149,6 +163,24 @@ mod tests {
             timeout_per_run: 5.0,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_unexplored_construct_makes_a_pass_inconclusive() {
+        let v = decide(&SearchSummary {
+            unexplored: Some("Thread.join(timeout=)"),
+            ..base()
+        });
+        assert_eq!(v.property_holds(), None);
+        assert!(!v.exhausted());
+        assert!(v.explanation(10).contains("Thread.join(timeout=)"));
+        // A failure is still a failure.
+        let failed = decide(&SearchSummary {
+            unexplored: Some("x"),
+            failed: true,
+            ..base()
+        });
+        assert_eq!(failed, Verdict::Fails);
     }
 
     #[test]

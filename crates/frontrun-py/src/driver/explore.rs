@@ -38,6 +38,8 @@ struct Execution {
     schedule: Vec<ThreadId>,
     trace: Vec<Step>,
     names: Vec<String>,
+    /// A construct with unexplored outcomes ran (`Gate::note_unexplored`).
+    unexplored: Option<&'static str>,
 }
 
 /// Everything one execution needs, fixed for the exploration.
@@ -148,6 +150,7 @@ impl Program<'_> {
             schedule,
             trace: gate.take_trace(),
             names: gate.thread_names(),
+            unexplored: gate.unexplored(),
         };
         registry::end_execution(py);
         Ok((exec, strategy))
@@ -914,6 +917,9 @@ fn explore_body<'py>(
         }
         if !matches!(exec.verdict, Verdict::Pruned) {
             explored += 1;
+        }
+        if summary.unexplored.is_none() {
+            summary.unexplored = exec.unexplored;
         }
         match &exec.verdict {
             Verdict::Passed | Verdict::Pruned => {}

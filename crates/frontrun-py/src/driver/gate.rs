@@ -47,6 +47,9 @@ struct State {
     deadline: Instant,
     /// Stop requests (asynchronous exceptions) were sent to its threads.
     interrupted: bool,
+    /// A construct whose other outcomes are not explored ran (see
+    /// `note_unexplored`): a pass of this execution proves nothing.
+    unexplored: Option<&'static str>,
 }
 
 /// The shared state of one execution.
@@ -67,6 +70,7 @@ impl Gate {
                 live_jobs: 0,
                 deadline: Instant::now() + run_timeout,
                 interrupted: false,
+                unexplored: None,
             }),
             cv: Condvar::new(),
             run_timeout,
@@ -114,6 +118,17 @@ impl Gate {
     }
 
     /// The execution's virtual clock, in seconds since it started.
+    /// Record that the program used `what`, a construct some of whose
+    /// outcomes the search does not explore; the first one is kept.
+    pub fn note_unexplored(&self, what: &'static str) {
+        self.lock().unexplored.get_or_insert(what);
+    }
+
+    /// The construct recorded by `note_unexplored`, if any.
+    pub fn unexplored(&self) -> Option<&'static str> {
+        self.lock().unexplored
+    }
+
     pub fn vnow(&self) -> f64 {
         self.lock().turns.vnow()
     }

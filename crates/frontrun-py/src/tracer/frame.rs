@@ -335,6 +335,33 @@ impl FrameView {
             ffi::PyObject_SetAttr(self.frame.cast(), name.as_ptr(), v) == 0
         }
     }
+
+    /// Run `f` with the frame's `f_trace` temporarily set to `True`, then put
+    /// the previous value back, so user code never sees the tracer's marker
+    /// (3.13 instruments a frame for opcode events only while `f_trace` is
+    /// set, and the instrumentation outlives it).
+    pub fn with_f_trace<R>(&self, py: pyo3::Python<'_>, f: impl FnOnce() -> R) -> R {
+        let name = pyo3::intern!(py, "f_trace");
+        // SAFETY: live frame object, GIL held; the old value is owned here
+        // until it is put back.
+        unsafe {
+            let frame: *mut ffi::PyObject = self.frame.cast();
+            let old = ffi::PyObject_GetAttr(frame, name.as_ptr());
+            if old.is_null() {
+                ffi::PyErr_Clear();
+            }
+            ffi::PyObject_SetAttr(frame, name.as_ptr(), ffi::Py_True());
+            let r = f();
+            let restore = if old.is_null() { ffi::Py_None() } else { old };
+            if ffi::PyObject_SetAttr(frame, name.as_ptr(), restore) != 0 {
+                ffi::PyErr_Clear();
+            }
+            if !old.is_null() {
+                ffi::Py_DECREF(old);
+            }
+            r
+        }
+    }
 }
 
 /// The live part of a value stack.

@@ -54,7 +54,11 @@ pub enum Op {
     /// argument's bit 4 is set.
     FormatValue,
     /// `FORMAT_WITH_SPEC` (3.13): the value is below the spec.
+    /// `MATCH_KEYS`: the subject is below the keys tuple.
     ReadSecond,
+    /// `MATCH_CLASS`: a class pattern reads attributes of the subject, the
+    /// third operand (below the class and the keyword names).
+    MatchClass,
 }
 
 const NAMED: &[(&str, Op)] = &[
@@ -107,6 +111,11 @@ const NAMED: &[(&str, Op)] = &[
     ("JUMP_IF_FALSE_OR_POP", Op::ReadTop),
     ("JUMP_IF_TRUE_OR_POP", Op::ReadTop),
     ("COMPARE_OP", Op::ReadTwo),
+    // `match`: sequence patterns read the length, mapping patterns the keys,
+    // class patterns attributes (items are read by ordinary subscripts).
+    ("GET_LEN", Op::ReadTop),
+    ("MATCH_KEYS", Op::ReadSecond),
+    ("MATCH_CLASS", Op::MatchClass),
     ("BINARY_OP", Op::BinaryOp),
 ];
 

@@ -227,6 +227,14 @@ pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
     id
 }
 
+/// Whether `obj`'s type is exactly `collections.deque`.
+pub fn is_exact_deque(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: live object, GIL held; its type pointer only.
+    TYPES
+        .get()
+        .is_some_and(|t| unsafe { ffi::Py_TYPE(obj) } as usize == t.deque)
+}
+
 /// The id of a registered object, by address.
 pub fn lookup(obj: *mut ffi::PyObject) -> Option<ObjId> {
     lookup_kind(obj).map(|(id, _)| id)
@@ -234,7 +242,27 @@ pub fn lookup(obj: *mut ffi::PyObject) -> Option<ObjId> {
 
 /// The id and kind of a registered object, by address.
 pub fn lookup_kind(obj: *mut ffi::PyObject) -> Option<(ObjId, Kind)> {
-    reg().by_addr.get(&(obj as usize)).copied()
+    if let Some(found) = reg().by_addr.get(&(obj as usize)).copied() {
+        return Some(found);
+    }
+    // A `weakref.proxy` forwards attribute access, subscripts and operators
+    // to its referent in C code: an access through it is one to the referent.
+    let target = proxy_referent(obj)?;
+    reg().by_addr.get(&(target as usize)).copied()
+}
+
+/// The live referent of a `weakref.proxy`, or `None` (not a proxy, or dead).
+fn proxy_referent(obj: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    // SAFETY: live object, GIL held. `PyWeakref_GetObject` returns a borrowed
+    // reference (None once dead); only its address is used, as a key.
+    unsafe {
+        if ffi::PyWeakref_CheckProxy(obj) == 0 {
+            return None;
+        }
+        #[allow(deprecated)]
+        let target = ffi::PyWeakref_GetObject(obj);
+        (!target.is_null() && target != ffi::Py_None()).then_some(target)
+    }
 }
 
 /// `obj` (an iterator or view) reads `parents` at each step: remember it

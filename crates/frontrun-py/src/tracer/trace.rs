@@ -218,9 +218,12 @@ fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
         view.write_trace_flags(false, None);
         if info.traced {
             // 3.13 instruments the code for opcode events in the
-            // `f_trace_opcodes` setter, and only if `f_trace` is set.
-            view.set_flag(pyo3::intern!(py, "f_trace"), true);
-            if !view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true) {
+            // `f_trace_opcodes` setter, and only if `f_trace` is set; it is
+            // put back at once so the program does not see it.
+            let on = view.with_f_trace(py, || {
+                view.set_flag(pyo3::intern!(py, "f_trace_opcodes"), true)
+            });
+            if !on {
                 return Err(PyErr::take(py)
                     .unwrap_or_else(|| PyRuntimeError::new_err("cannot enable opcode tracing")));
             }
@@ -468,18 +471,23 @@ fn whole_owners(obj: &Bound<'_, PyAny>) -> Vec<ObjId> {
     registry::derived(obj.as_ptr()).unwrap_or_default()
 }
 
-/// list/dict/set/deque/bytearray: their item keys and method names are
-/// known. Other containers (buffer objects) are accessed as a whole.
+/// Exactly list/dict/set/deque/bytearray: their item keys and method names
+/// are known. Subclasses are not: `defaultdict` inserts on a missing key,
+/// `OrderedDict.move_to_end` and `Counter.subtract` mutate under names this
+/// table does not know, and a subclass's own methods may run untraced (the
+/// standard library's are). They, and other containers (buffer objects), are
+/// accessed as a whole, and any method of theirs may change them.
 fn builtin_container(obj: &Bound<'_, PyAny>) -> bool {
     let p = obj.as_ptr();
     // SAFETY: live object, GIL held; type checks only.
     let builtin = unsafe {
-        ffi::PyList_Check(p) != 0
-            || ffi::PyDict_Check(p) != 0
-            || ffi::PyAnySet_Check(p) != 0
-            || ffi::PyByteArray_Check(p) != 0
+        ffi::PyList_CheckExact(p) != 0
+            || ffi::PyDict_CheckExact(p) != 0
+            || ffi::PySet_CheckExact(p) != 0
+            || ffi::PyFrozenSet_CheckExact(p) != 0
+            || ffi::PyByteArray_CheckExact(p) != 0
     };
-    builtin || obj.get_type().name().is_ok_and(|n| n == "deque")
+    builtin || registry::is_exact_deque(p)
 }
 
 /// The key of `container[key]`. A dict registered as an object is an
@@ -865,12 +873,32 @@ fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> 
     Some((accesses, None))
 }
 
+/// A class pattern (`case Point(x=0)`) reads attributes of the subject by
+/// C-level `getattr`: which ones depends on `__match_args__` and the pattern,
+/// so it reads the whole object, conservatively.
+fn on_match_class(stack: &Stack) -> Option<Classified> {
+    let p = stack.peek(3)?;
+    if !maybe_shared(p) {
+        return None;
+    }
+    let ids = match registry::lookup_kind(p) {
+        Some((id, _)) => vec![id],
+        None => registry::derived(p).unwrap_or_default(),
+    };
+    let mut accesses = Vec::new();
+    for id in ids {
+        push_access(&mut accesses, Access::read(id, Key::Any));
+    }
+    Some((accesses, None))
+}
+
 /// The stack slots an operator reads, and the one it changes (in-place
 /// operators); `None` for other instructions.
 fn operand_slots(ins: Instr) -> Option<(&'static [u32], Option<u32>)> {
     Some(match ins.op {
         Op::ReadTop => (&[1], None),
         Op::ReadSecond => (&[2], None),
+        Op::MatchClass => (&[3], None),
         Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
         Op::FormatValue => (&[1], None),
         Op::ReadTwo => (&[1, 2], None),
@@ -1001,6 +1029,14 @@ fn classify_inner(
                         Key::Exact(h) => pending(id, h, 1),
                         Key::Any => pending(id, unkeyed(), 1),
                     };
+                    // A dict subclass may insert on a missing key
+                    // (`defaultdict.__missing__`), which size and key-set
+                    // observers must see.
+                    // SAFETY: live stack value, GIL held; a type check.
+                    let inserts = whole && unsafe { ffi::PyDict_Check(container.as_ptr()) } != 0;
+                    if inserts {
+                        return one(Access::write(id, Key::Any), follow);
+                    }
                     one(Access::read(id, key), follow)
                 }
                 Op::ContainsOp => one(Access::read(id, key), None),
@@ -1067,6 +1103,7 @@ fn classify_inner(
         | Op::BinaryOp
         | Op::Inplace
         | Op::FormatValue => on_operands(py, ins, stack),
+        Op::MatchClass => on_match_class(stack),
         Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
             let g = view.globals();
             if g.is_null() {
