@@ -301,9 +301,11 @@ def test_clocks_imported_by_name_follow_virtual_time() -> None:
     def sleeper(s: State) -> None:
         a, p = m.monotonic(), m.perf_counter()
         m.sleep(3.0)
-        seen.append((m.monotonic() - a, m.perf_counter() - p, m.get_ident() == threading.get_ident()))
+        seen.append(
+            (m.monotonic() - a, m.perf_counter() - p, m.get_ident() == threading.get_ident())
+        )
 
-    got, r, took = outcomes([sleeper])
+    _, r, took = outcomes([sleeper])
     assert r.property_holds is True and r.exhausted, r.explanation
     assert took < FAST
     assert seen and all(d == 3.0 and q == 3.0 and same for d, q, same in seen), seen
@@ -323,7 +325,7 @@ def test_join_with_a_timeout_on_a_running_thread_is_inconclusive() -> None:
         child.start()
         s.out.append(("joined", child.join(timeout=1.0) is None))
 
-    got, r, took = outcomes([parent])
+    _, r, took = outcomes([parent])
     assert r.property_holds is None and not r.exhausted, r.explanation
     assert "Thread.join(timeout=)" in r.explanation
     assert took < FAST

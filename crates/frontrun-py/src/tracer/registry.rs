@@ -228,11 +228,10 @@ pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 }
 
 /// Whether `obj`'s type is exactly `collections.deque`.
-pub fn is_exact_deque(obj: *mut ffi::PyObject) -> bool {
-    // SAFETY: live object, GIL held; its type pointer only.
+pub fn is_exact_deque(obj: &Bound<'_, PyAny>) -> bool {
     TYPES
         .get()
-        .is_some_and(|t| unsafe { ffi::Py_TYPE(obj) } as usize == t.deque)
+        .is_some_and(|t| obj.get_type().as_ptr() as usize == t.deque)
 }
 
 /// The id of a registered object, by address.

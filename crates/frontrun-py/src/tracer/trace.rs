@@ -487,7 +487,7 @@ fn builtin_container(obj: &Bound<'_, PyAny>) -> bool {
             || ffi::PyFrozenSet_CheckExact(p) != 0
             || ffi::PyByteArray_CheckExact(p) != 0
     };
-    builtin || registry::is_exact_deque(p)
+    builtin || registry::is_exact_deque(obj)
 }
 
 /// The key of `container[key]`. A dict registered as an object is an
