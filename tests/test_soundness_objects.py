@@ -343,8 +343,12 @@ def op_ordereddict_move(s: State, r: list[Any]) -> Iterator[None]:
 
 
 def op_ordereddict_order(s: State, r: list[Any]) -> Iterator[None]:
-    r.append(next(iter(s.od)))
+    it = iter(s.od)
     yield
+    try:
+        r.append(next(it))
+    except RuntimeError:
+        r.append("mutated during iteration")
 
 
 OPS: list[Op] = [
