@@ -24,6 +24,7 @@
 //! it then ran exactly what the unbounded search would, so every
 //! Mazurkiewicz trace was covered.
 
+use super::execution::Execution;
 use super::path::Node;
 use super::race::TraceClocks;
 use super::DporStats;
@@ -57,11 +58,7 @@ pub struct BoundedDpor {
     done: bool,
     stopped_by_limit: bool,
     stats: DporStats,
-    schedule: Vec<ThreadId>,
-    finished: Vec<bool>,
-    blocked: Vec<(ThreadId, Event)>,
-    was_disabled: Vec<bool>,
-    enabler: Vec<Option<usize>>,
+    exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
 }
@@ -80,11 +77,7 @@ impl BoundedDpor {
             done: false,
             stopped_by_limit: false,
             stats: DporStats::default(),
-            schedule: Vec::new(),
-            finished: Vec::new(),
-            blocked: Vec::new(),
-            was_disabled: Vec::new(),
-            enabler: Vec::new(),
+            exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
         }
@@ -113,45 +106,6 @@ impl BoundedDpor {
         self.stopped_by_limit
     }
 
-    fn terminal(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        self.finished.clear();
-        self.finished
-            .extend(threads.iter().map(|s| matches!(s, ThreadStatus::Finished)));
-        if self.finished.iter().all(|&f| f) {
-            self.stats.completed += 1;
-            Choice::AllFinished
-        } else {
-            self.stats.deadlocks += 1;
-            self.blocked.clear();
-            for (t, s) in threads.iter().enumerate() {
-                if let ThreadStatus::Disabled(ev) = s {
-                    self.blocked.push((t, (*ev).clone()));
-                }
-            }
-            Choice::Deadlock
-        }
-    }
-
-    fn track_enabling(&mut self, threads: &[ThreadStatus<'_>]) {
-        if self.was_disabled.len() < threads.len() {
-            self.was_disabled.resize(threads.len(), false);
-            self.enabler.resize(threads.len(), None);
-        }
-        for (t, s) in threads.iter().enumerate() {
-            match s {
-                ThreadStatus::Disabled(_) => {
-                    self.was_disabled[t] = true;
-                    self.enabler[t] = None;
-                }
-                ThreadStatus::Enabled(_) if self.was_disabled[t] => {
-                    self.was_disabled[t] = false;
-                    self.enabler[t] = self.depth.checked_sub(1);
-                }
-                _ => {}
-            }
-        }
-    }
-
     /// Whether running `t` at point `d` is a preemption: the thread that ran
     /// at `d - 1` could have continued.
     fn preempts(&self, d: usize, t: ThreadId) -> bool {
@@ -167,7 +121,7 @@ impl BoundedDpor {
         let ThreadStatus::Enabled(ev) = threads[t] else {
             unreachable!("commit is only called for enabled threads")
         };
-        let by = self.enabler.get_mut(t).and_then(Option::take);
+        let by = self.exec.take_enabler(t);
         let base = if d == 0 {
             0
         } else {
@@ -189,7 +143,7 @@ impl BoundedDpor {
         if !point.backtrack.contains(&t) {
             point.backtrack.push(t);
         }
-        self.schedule.push(t);
+        self.exec.schedule.push(t);
         self.depth += 1;
         self.stats.max_depth = self.stats.max_depth.max(self.depth as u64);
         Choice::Run(t)
@@ -233,7 +187,7 @@ impl BoundedDpor {
         let mut races = std::mem::take(&mut self.races);
         races.clear();
         let real_len = self.nodes.len();
-        for (thread, event) in self.blocked.drain(..) {
+        for (thread, event) in self.exec.blocked.drain(..) {
             self.nodes.push(Node {
                 thread,
                 event,
@@ -368,21 +322,15 @@ impl Strategy for BoundedDpor {
         }
         self.stats.executions += 1;
         self.depth = 0;
-        self.schedule.clear();
-        self.finished.clear();
-        self.blocked.clear();
-        self.was_disabled.clear();
-        self.enabler.clear();
+        self.exec.begin();
         true
     }
 
     fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        self.track_enabling(threads);
-        if !threads
-            .iter()
-            .any(|s| matches!(s, ThreadStatus::Enabled(_)))
-        {
-            return self.terminal(threads);
+        self.exec.track_enabling(threads, self.depth);
+        if let Some(end) = self.exec.terminal(threads) {
+            self.stats.count_end(end);
+            return end;
         }
         let d = self.depth;
         let enabled: Vec<ThreadId> = (0..threads.len())
@@ -416,16 +364,14 @@ impl Strategy for BoundedDpor {
     fn end_execution(&mut self, _outcome: Outcome) {
         self.nodes.truncate(self.depth);
         self.points.truncate(self.depth);
-        if self.finished.is_empty() {
-            let n = self.nodes.iter().map(|n| n.thread + 1).max().unwrap_or(0);
-            self.finished.resize(n, false);
-        }
+        let n = self.nodes.iter().map(|n| n.thread + 1).max().unwrap_or(0);
+        self.exec.assume_unfinished(n);
         self.analyze();
         self.backtrack();
     }
 
     fn schedule(&self) -> &[ThreadId] {
-        &self.schedule
+        &self.exec.schedule
     }
 
     fn covered_every_trace(&self) -> Option<bool> {

@@ -2,11 +2,12 @@
 //! following, free choices, and the end-of-execution race analysis and
 //! backtracking.
 
+use super::execution::Execution;
 use super::path::Node;
 use super::race::{TraceClocks, TraceView};
 use super::wakeup::WakeupTree;
 use super::{DporConfig, DporStats, SearchOrder};
-use crate::event::{AccessKind, Event, ThreadId};
+use crate::event::{AccessKind, ThreadId};
 use crate::rng::SplitMix64;
 use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
 
@@ -27,17 +28,8 @@ pub struct Dpor {
     done: bool,
     stopped_by_limit: bool,
     stats: DporStats,
-    schedule: Vec<ThreadId>,
     rng: SplitMix64,
-    /// Which threads had finished when the execution ended (unknown = false).
-    finished: Vec<bool>,
-    /// Pending events of the threads left blocked by a deadlock: they never
-    /// run, so they are analysed as if appended to the trace.
-    blocked: Vec<(ThreadId, Event)>,
-    /// Per thread: disabled at the last point seen, and the position of the
-    /// event after which it became enabled again (see `Node::enabled_by`).
-    was_disabled: Vec<bool>,
-    enabler: Vec<Option<usize>>,
+    exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
 }
@@ -58,12 +50,8 @@ impl Dpor {
             done: false,
             stopped_by_limit: false,
             stats: DporStats::default(),
-            schedule: Vec::new(),
             rng: SplitMix64::new(seed),
-            finished: Vec::new(),
-            blocked: Vec::new(),
-            was_disabled: Vec::new(),
-            enabler: Vec::new(),
+            exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
         }
@@ -100,25 +88,6 @@ impl Dpor {
         &self.config
     }
 
-    fn terminal(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        self.finished.clear();
-        self.finished
-            .extend(threads.iter().map(|s| matches!(s, ThreadStatus::Finished)));
-        if self.finished.iter().all(|&f| f) {
-            self.stats.completed += 1;
-            Choice::AllFinished
-        } else {
-            self.stats.deadlocks += 1;
-            self.blocked.clear();
-            for (t, s) in threads.iter().enumerate() {
-                if let ThreadStatus::Disabled(ev) = s {
-                    self.blocked.push((t, (*ev).clone()));
-                }
-            }
-            Choice::Deadlock
-        }
-    }
-
     /// Record that thread `t` (enabled) runs at the current depth.
     fn commit(&mut self, t: ThreadId, threads: &[ThreadStatus<'_>]) -> Choice {
         let d = self.depth;
@@ -140,33 +109,13 @@ impl Dpor {
         node.prev_enabled = prev_enabled;
         // A lock's enabler is its release, which the analysis handles itself
         // (acquisitions *can* be swapped).
-        let by = self.enabler.get_mut(t).and_then(Option::take);
+        let by = self.exec.take_enabler(t);
         node.enabled_by = by.filter(|_| !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire));
         node.preemptions = base + u32::from(prev_enabled && prev != t);
-        self.schedule.push(t);
+        self.exec.schedule.push(t);
         self.depth += 1;
         self.stats.max_depth = self.stats.max_depth.max(self.depth as u64);
         Choice::Run(t)
-    }
-
-    fn track_enabling(&mut self, threads: &[ThreadStatus<'_>]) {
-        if self.was_disabled.len() < threads.len() {
-            self.was_disabled.resize(threads.len(), false);
-            self.enabler.resize(threads.len(), None);
-        }
-        for (t, s) in threads.iter().enumerate() {
-            match s {
-                ThreadStatus::Disabled(_) => {
-                    self.was_disabled[t] = true;
-                    self.enabler[t] = None;
-                }
-                ThreadStatus::Enabled(_) if self.was_disabled[t] => {
-                    self.was_disabled[t] = false;
-                    self.enabler[t] = self.depth.checked_sub(1);
-                }
-                _ => {}
-            }
-        }
     }
 
     fn free_choice(&mut self, threads: &[ThreadStatus<'_>]) -> Option<ThreadId> {
@@ -206,7 +155,7 @@ impl Dpor {
             let (a, b) = (self.stack[w[0]].thread, self.stack[w[1]].thread);
             if a != b {
                 let has_more = self.clocks.next_same(w[0]).is_some()
-                    || !self.finished.get(a).copied().unwrap_or(false);
+                    || !self.exec.finished.get(a).copied().unwrap_or(false);
                 if has_more {
                     count += 1;
                 }
@@ -219,7 +168,7 @@ impl Dpor {
         let mut races = std::mem::take(&mut self.races);
         races.clear();
         let real_len = self.stack.len();
-        for (thread, event) in self.blocked.drain(..) {
+        for (thread, event) in self.exec.blocked.drain(..) {
             self.stack.push(Node {
                 thread,
                 event,
@@ -302,21 +251,15 @@ impl Strategy for Dpor {
         }
         self.stats.executions += 1;
         self.depth = 0;
-        self.schedule.clear();
-        self.finished.clear();
-        self.blocked.clear();
-        self.was_disabled.clear();
-        self.enabler.clear();
+        self.exec.begin();
         true
     }
 
     fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        self.track_enabling(threads);
-        if !threads
-            .iter()
-            .any(|s| matches!(s, ThreadStatus::Enabled(_)))
-        {
-            return self.terminal(threads);
+        self.exec.track_enabling(threads, self.depth);
+        if let Some(end) = self.exec.terminal(threads) {
+            self.stats.count_end(end);
+            return end;
         }
         let d = self.depth;
         if d < self.replay_len {
@@ -370,18 +313,14 @@ impl Strategy for Dpor {
         // A failed or aborted run is analysed like a complete one: its races
         // are real, and skipping them would lose branches.
         self.stack.truncate(self.depth);
-        if self.finished.is_empty() {
-            // Aborted without a terminal `choose`: only threads seen to finish
-            // are known finished; assume none.
-            let n = self.stack.iter().map(|n| n.thread + 1).max().unwrap_or(0);
-            self.finished.resize(n, false);
-        }
+        let n = self.stack.iter().map(|n| n.thread + 1).max().unwrap_or(0);
+        self.exec.assume_unfinished(n);
         self.analyze();
         self.backtrack();
     }
 
     fn schedule(&self) -> &[ThreadId] {
-        &self.schedule
+        &self.exec.schedule
     }
 
     fn covered_every_trace(&self) -> Option<bool> {

@@ -48,6 +48,7 @@
 //! order (no hashing, no wall clock; `Random(seed)` is seeded).
 
 mod bounded;
+mod execution;
 mod explorer;
 mod index;
 mod iterative;
@@ -156,6 +157,16 @@ impl DporConfig {
     pub fn with_search_order(mut self, order: SearchOrder) -> Self {
         self.search_order = order;
         self
+    }
+}
+
+impl DporStats {
+    /// Count how an execution ended (`AllFinished` or `Deadlock`).
+    fn count_end(&mut self, end: crate::strategy::Choice) {
+        match end {
+            crate::strategy::Choice::AllFinished => self.completed += 1,
+            _ => self.deadlocks += 1,
+        }
     }
 }
 
