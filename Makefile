@@ -13,7 +13,7 @@ help:  ## list the targets
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q "maturin>=1.7,<2" pytest pytest-timeout ruff mypy psycopg2-binary "psycopg[binary]>=3.1" "sqlalchemy>=2,<3" "django>=5,<6" "cachetools>=5"
+	$(VPY) -m pip install -q "maturin>=1.7,<2" pytest pytest-timeout ruff mypy psycopg2-binary "psycopg[binary]>=3.1" "sqlalchemy>=2,<3" "django>=5,<6" "cachetools>=5" "greenlet>=3.1,<4"
 	touch $@
 
 venv: $(VENV)/.deps  ## create the virtualenv with build and test tools
@@ -52,7 +52,7 @@ OTHER_PYTHONS ?= 3.10 3.12 3.13
 # Version-sensitive suites: the tracers read interpreter internals that change per minor version.
 VERSION_TESTS ?= tests/test_tracer_*.py tests/test_trace_markers.py tests/test_markers_errors.py \
 	tests/test_dpor.py tests/test_explore.py tests/test_coop.py tests/test_realistic_bugs.py \
-	tests/test_soundness_objects.py
+	tests/test_soundness_objects.py tests/test_substrate.py
 
 test-versions:  ## tracer, marker and DPOR tests on CPython 3.10, 3.12 and 3.13 (one venv each)
 	@set -e; for short in $(OTHER_PYTHONS); do \

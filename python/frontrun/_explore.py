@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +24,39 @@ Strategy = Literal["iterative", "dpor", "random", "pct"]
 _STRATEGIES = ("iterative", "dpor", "random", "pct")
 SearchOrder = Literal["lowest-first", "highest-first", "random"]
 _SEARCH_ORDERS = ("lowest-first", "highest-first", "random")
+Substrate = Literal["threads", "coroutines"]
+_SUBSTRATES = ("threads", "coroutines")
+
+
+def default_substrate() -> str:
+    """The substrate used when none is given: `FRONTRUN_SUBSTRATE` if set
+    (how the test suite runs everything on either one), else "threads"."""
+    return os.environ.get("FRONTRUN_SUBSTRATE") or "threads"
+
+
+_COROUTINES_SUPPORTED = sys.version_info >= (3, 11)
+"""A greenlet parks inside the trace callback; leaving the interpreter's
+"tracing" state there needs `PyThreadState_LeaveTracing` (3.11+)."""
+_warned_fallback = False
+
+
+def _usable_substrate(substrate: str) -> str:
+    """The substrate that will run: "coroutines" falls back to "threads"
+    where it cannot run (CPython 3.10), with one warning per process."""
+    global _warned_fallback
+    if substrate == "coroutines" and not _COROUTINES_SUPPORTED:
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(
+                "frontrun: the coroutine substrate needs CPython 3.11 or later; "
+                "running explored threads on OS threads instead",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return "threads"
+    return substrate
+
+
 _JOIN_TIMEOUT = 2.0
 
 
@@ -59,6 +93,8 @@ class ExploreResult:
     """Context switches of the reported failing schedule."""
     shrink_replays: int = 0
     """Replays spent minimising the failing schedule (at most `shrink_budget`)."""
+    substrate: str = "threads"
+    """What ran the explored threads: "threads" or "coroutines" (see `explore`)."""
     _replay_target: tuple[Any, Any, Any, Any] | None = field(
         default=None, repr=False, compare=False
     )
@@ -261,6 +297,29 @@ def _serve(pool: Any) -> None:
         previous = job
 
 
+def _run_coroutine_job(job: Any) -> None:
+    """An explored thread on the coroutine substrate: the body of one
+    greenlet, started by the hub (`driver/coro.rs`) on the exploring
+    thread. Like one turn of `_serve`'s loop, without the worker."""
+    error = None
+    try:
+        call = job.begin()
+        if call is not None:
+            fn, args = call
+            del call
+            try:
+                returned = fn(*args)
+                if isinstance(returned, _UNRUN):
+                    returned.close()
+                    raise TypeError(_UNRUN_MESSAGE)
+                del returned
+            finally:
+                del fn, args
+    except BaseException as e:  # reported as that thread's failure
+        error = e
+    job.end(error)
+
+
 _UNRUN = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
 _UNRUN_MESSAGE = (
     "an explored thread returned a generator or coroutine without running its body: "
@@ -340,6 +399,7 @@ def _run(
     max_ops: int | None = None,
     search_order: str = "lowest-first",
     shrink_budget: int = 128,
+    substrate: str | None = None,
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -375,6 +435,11 @@ def _run(
         raise ValueError(
             f"unknown search_order {search_order!r}: use one of {', '.join(_SEARCH_ORDERS)}"
         )
+    if substrate is None:
+        substrate = default_substrate()
+    if substrate not in _SUBSTRATES:
+        raise ValueError(f"unknown substrate {substrate!r}: use one of {', '.join(_SUBSTRATES)}")
+    substrate = _usable_substrate(substrate)
     if replay is not None and not isinstance(replay, str):
         raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
     if _native._coop_scheduled():
@@ -404,6 +469,7 @@ def _run(
         "max_ops": max_ops,
         "search_order": search_order,
         "shrink_budget": shrink_budget,
+        "substrate": substrate,
     }
     with _exploring:
         _controlling.active = True
@@ -468,7 +534,7 @@ def _run_exclusive(
         if raw["property_holds"] is None and "timeout_per_run" in raw["explanation"]:
             # The program does not even run once: exploring it would only
             # time out again.
-            return ExploreResult(**raw)
+            return ExploreResult(**raw, substrate=options["substrate"])
         raw = _native._explore(
             pool, run_setup, list(threads), invariant, teardown, strategy, **options
         )
@@ -476,7 +542,7 @@ def _run_exclusive(
     if caveat is not None and raw["property_holds"] is True:
         raw["property_holds"] = None
         raw["explanation"] = f"not a proof: {caveat}.\n{raw['explanation']}"
-    result = ExploreResult(**raw)
+    result = ExploreResult(**raw, substrate=options["substrate"])
     result._replay_target = (setup, list(threads), invariant, teardown)
     return result
 
@@ -528,6 +594,7 @@ def explore(
     reproduce_on_failure: int = 10,
     search_order: SearchOrder = "lowest-first",
     shrink_budget: int = 128,
+    substrate: Substrate | None = None,
 ) -> ExploreResult:
     """Run `threads` (each called with `setup()`'s state) under every
     interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
@@ -549,7 +616,14 @@ def explore(
     A failure is minimised before it is reported: its schedule is shrunk to
     the fewest preemptions, then the fewest context switches, that still fail
     the same way under replay, with at most `shrink_budget` replays (0: off).
-    `result.regression_test()` gives a pytest test replaying it."""
+    `result.regression_test()` gives a pytest test replaying it.
+
+    `substrate` says what runs the explored threads: "threads" (real OS
+    worker threads, handing the turn over with condition variables) or
+    "coroutines" (greenlets on the calling thread, handing it over with a
+    stack switch: much cheaper per scheduling point). Both run the same
+    search and must reach the same verdicts; None takes
+    `FRONTRUN_SUBSTRATE`, else "threads"."""
     if strategy is None:
         strategy = "iterative"
     return _run(
@@ -568,6 +642,7 @@ def explore(
         reproduce_on_failure=reproduce_on_failure,
         search_order=search_order,
         shrink_budget=shrink_budget,
+        substrate=substrate,
     )
 
 
@@ -579,6 +654,7 @@ def replay(
     *,
     teardown: Callable[[Any], Any] | None = None,
     timeout_per_run: float = 5.0,
+    substrate: Substrate | None = None,
 ) -> ExploreResult:
     """Rerun exactly the interleaving of `token` (a result's `counterexample`).
 
@@ -604,6 +680,7 @@ def replay(
         seed=None,
         reproduce_on_failure=0,
         replay=token,
+        substrate=substrate,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from frontrun._explore import ExploreResult, _run
+from frontrun._explore import ExploreResult, Substrate, _run
 
 
 def explore_interleavings(
@@ -19,6 +19,7 @@ def explore_interleavings(
     teardown: Callable[[Any], Any] | None = None,
     timeout_per_run: float = 5.0,
     reproduce_on_failure: int = 10,
+    substrate: Substrate | None = None,
 ) -> ExploreResult:
     """Run `max_attempts` random interleavings. `max_ops` caps the scheduling
     points per execution at which a thread switch may happen; after it, the
@@ -38,6 +39,7 @@ def explore_interleavings(
         seed=seed,
         reproduce_on_failure=reproduce_on_failure,
         max_ops=max_ops,
+        substrate=substrate,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from frontrun._explore import ExploreResult, SearchOrder, explore
+from frontrun._explore import ExploreResult, SearchOrder, Substrate, explore
 
 
 def explore_dpor(
@@ -22,6 +22,7 @@ def explore_dpor(
     reproduce_on_failure: int = 10,
     search_order: SearchOrder = "lowest-first",
     seed: int | None = None,
+    substrate: Substrate | None = None,
 ) -> ExploreResult:
     """`frontrun.explore(..., strategy="dpor")` with keyword arguments."""
     return explore(
@@ -38,6 +39,7 @@ def explore_dpor(
         reproduce_on_failure=reproduce_on_failure,
         search_order=search_order,
         seed=seed,
+        substrate=substrate,
     )
 
 

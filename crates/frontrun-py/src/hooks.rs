@@ -33,9 +33,21 @@ pub fn has_sink() -> bool {
 }
 
 /// Deliver an event to the current thread's sink; a no-op without one.
+///
+/// The sink is taken out of the thread-local for the call: a sink may
+/// switch greenlets (the coroutine substrate), and the greenlet resumed
+/// meanwhile delivers events to its own sink on the same OS thread.
 pub fn emit(py: Python<'_>, event: Event) -> PyResult<()> {
-    SINK.with(|s| match s.borrow_mut().as_mut() {
-        Some(sink) => sink.on_event(py, event),
-        None => Ok(()),
-    })
+    let Some(mut sink) = SINK.with(|s| s.borrow_mut().take()) else {
+        return Ok(());
+    };
+    let r = sink.on_event(py, event);
+    SINK.with(|s| {
+        let mut slot = s.borrow_mut();
+        // A sink installed during the call (none is, today) wins.
+        if slot.is_none() {
+            *slot = Some(sink);
+        }
+    });
+    r
 }

@@ -40,6 +40,12 @@ pub fn set_current(v: Option<(Arc<Gate>, ThreadId)>) {
     CURRENT.with(|c| *c.borrow_mut() = v);
 }
 
+/// Set the current explored thread, returning the previous one (the
+/// coroutine substrate swaps it at each greenlet switch).
+pub fn swap_current(v: Option<(Arc<Gate>, ThreadId)>) -> Option<(Arc<Gate>, ThreadId)> {
+    CURRENT.with(|c| c.replace(v))
+}
+
 pub fn set_in_setup(v: bool) {
     IN_SETUP.with(|c| c.set(v));
 }

@@ -15,8 +15,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
+use super::coro;
 use super::ctx;
-use super::gate::{Abort, Gate, Step};
+use super::gate::{consume_stop_request, Abort, Gate, Step};
 use super::pool::{Job, WorkerPool};
 use crate::tracer::{self, registry};
 use frontrun_engine::strategy::build::{self as strategies, Kind};
@@ -51,6 +52,8 @@ struct Program<'py> {
     invariant: &'py Bound<'py, PyAny>,
     teardown: Option<&'py Bound<'py, PyAny>>,
     run_timeout: Duration,
+    /// Run explored threads as greenlets on this OS thread (see `coro`).
+    coroutines: bool,
 }
 
 fn thread_names(threads: &[Bound<'_, PyAny>]) -> Vec<String> {
@@ -116,25 +119,40 @@ impl Program<'_> {
         let gate = Gate::new(strategy, self.run_timeout);
         ctx::controller_gate(&gate);
         let args = PyTuple::new(py, [&state])?.unbind();
-        // Nothing may fail between reserving workers and submitting to them:
-        // an unused reservation would keep idle workers from leaving.
-        WorkerPool::ensure(self.pool, self.threads.len())?;
+        let hub = if self.coroutines {
+            let hub = Arc::new(coro::Hub::new(py)?);
+            gate.use_hub(hub.clone());
+            Some(hub)
+        } else {
+            // Nothing may fail between reserving workers and submitting to
+            // them: an unused reservation would keep idle workers from
+            // leaving.
+            WorkerPool::ensure(self.pool, self.threads.len())?;
+            None
+        };
         for (f, name) in self.threads.iter().zip(&self.names) {
             let tid = gate.add_thread(name.clone(), true);
-            self.pool.get().submit(Job {
+            let job = Job {
                 gate: gate.clone(),
                 tid,
                 func: f.clone().unbind(),
                 args: args.clone_ref(py),
                 name: name.clone(),
                 thread: None,
-            });
+            };
+            match &hub {
+                Some(hub) => hub.submit(job),
+                None => self.pool.get().submit(job),
+            }
         }
         gate.kick();
         // `teardown` runs after every execution that had a `setup`, whatever
         // its end (deadlock, timeout, an invariant that raised): user
         // resources must not leak on the executions that matter most.
-        let verdict = self.finish(py, &gate, &state);
+        let verdict = match &hub {
+            Some(hub) => self.finish_switching(py, &gate, hub, &state),
+            None => self.finish(py, &gate, &state),
+        };
         let verdict = self.tear_down(py, &state, verdict)?;
         let mut strategy = gate
             .take_strategy()
@@ -154,6 +172,28 @@ impl Program<'_> {
         };
         registry::end_execution(py);
         Ok((exec, strategy))
+    }
+
+    /// Coroutine substrate: run the threads' greenlets on this OS thread
+    /// (traced for as long as they run), then judge the execution.
+    fn finish_switching(
+        &self,
+        py: Python<'_>,
+        gate: &Arc<Gate>,
+        hub: &coro::Hub,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Verdict> {
+        tracer::install(py)?;
+        let watchdog = coro::Watchdog::arm(gate, Duration::from_millis(200));
+        let ran = hub.run_all(py, gate);
+        if watchdog.disarm() {
+            // Its stop request may not have been taken (the greenlet ended
+            // first): none may stay pending on this thread.
+            consume_stop_request(py);
+        }
+        tracer::uninstall(py);
+        ran?;
+        self.judge(py, gate, state)
     }
 
     /// Wait for the threads, then judge the execution.
@@ -711,7 +751,7 @@ const ITERATIVE_PASS_BUDGET: u64 = 200;
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
-#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 128))]
+#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 128, substrate = "threads"))]
 #[allow(clippy::too_many_arguments)]
 pub fn _explore<'py>(
     py: Python<'py>,
@@ -733,6 +773,7 @@ pub fn _explore<'py>(
     max_ops: Option<u64>,
     search_order: &str,
     shrink_budget: u32,
+    substrate: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     // No panic may cross into Python as a `PanicException` (a
     // BaseException that test code does not expect): it becomes a
@@ -758,6 +799,7 @@ pub fn _explore<'py>(
             max_ops,
             search_order,
             shrink_budget,
+            substrate,
         )
     }))
     .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
@@ -784,7 +826,17 @@ fn explore_body<'py>(
     max_ops: Option<u64>,
     search_order: &str,
     shrink_budget: u32,
+    substrate: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let coroutines = match substrate {
+        "threads" => false,
+        "coroutines" => true,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown substrate {other:?}: use \"threads\" or \"coroutines\""
+            )))
+        }
+    };
     let threads: Vec<Bound<'py, PyAny>> = threads.iter().collect();
     // `add_root` classifies objects by type, which needs the registry's types
     // loaded before the first `setup()` state is walked.
@@ -844,6 +896,7 @@ fn explore_body<'py>(
         invariant,
         teardown,
         run_timeout: duration_arg("timeout_per_run", timeout_per_run)?,
+        coroutines,
     };
     let started = Instant::now();
     let total = total_timeout

@@ -10,7 +10,7 @@
 //! friends (see [`Turns`] for timed waits).
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use frontrun_engine::coop::Op;
@@ -20,6 +20,7 @@ pub use frontrun_engine::turns::{Abort, Loc, Step};
 use frontrun_engine::turns::{Decision, PointOutcome, Turns};
 use pyo3::prelude::*;
 
+use super::coro::Hub;
 use super::ExplorationAborted;
 
 /// What only the driver knows of a thread.
@@ -58,6 +59,9 @@ pub struct Gate {
     /// The controller's condvar: jobs done, or aborted.
     cv: Condvar,
     pub run_timeout: Duration,
+    /// Set on the coroutine substrate: threads park by switching greenlets
+    /// instead of waiting on their condvar.
+    hub: OnceLock<Arc<Hub>>,
 }
 
 impl Gate {
@@ -74,7 +78,29 @@ impl Gate {
             }),
             cv: Condvar::new(),
             run_timeout,
+            hub: OnceLock::new(),
         })
+    }
+
+    /// Run this execution's threads as greenlets under `hub`.
+    pub fn use_hub(&self, hub: Arc<Hub>) {
+        let _ = self.hub.set(hub);
+    }
+
+    /// The coroutine hub, on the coroutine substrate.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.hub.get()
+    }
+
+    /// The thread holding the turn.
+    pub fn turn(&self) -> Option<ThreadId> {
+        self.lock().turns.turn()
+    }
+
+    /// What a thread starting now (holding the turn) finds: the result of
+    /// its first step, or the abort that ended the execution first.
+    pub fn start_of(&self, tid: ThreadId) -> Result<i64, Abort> {
+        self.lock().turns.turn_result(tid).unwrap_or(Ok(0))
     }
 
     /// Wake the thread that now holds the turn.
@@ -195,8 +221,33 @@ impl Gate {
 
     /// Park (GIL released) until `tid` holds the turn.
     pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
+        if let Some(hub) = self.hub.get() {
+            return self.wait_turn_switching(py, tid, hub);
+        }
         py.allow_threads(|| self.wait_turn_nogil(tid))
             .map_err(|a| abort_error(&a))
+    }
+
+    /// The coroutine substrate's `wait_turn`: switch greenlets until one
+    /// switches back with the turn (or the execution was stopped).
+    fn wait_turn_switching(&self, py: Python<'_>, tid: ThreadId, hub: &Hub) -> PyResult<i64> {
+        loop {
+            let turn = {
+                let mut st = self.lock();
+                if let Some(r) = st.turns.turn_result(tid) {
+                    return r.map_err(|a| abort_error(&a));
+                }
+                // Greenlets switch among themselves without the hub: the
+                // run deadline is checked here too.
+                if Instant::now() >= st.deadline {
+                    let limit = format!("{:?}", self.run_timeout);
+                    let a = st.turns.time_out(tid, &limit);
+                    return Err(abort_error(&a));
+                }
+                st.turns.turn()
+            };
+            hub.park(py, turn)?;
+        }
     }
 
     /// Block until `tid` holds the turn; the caller must not hold the GIL.

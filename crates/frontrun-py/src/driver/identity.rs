@@ -200,6 +200,38 @@ pub fn exit(py: Python<'_>) {
     }
 }
 
+/// One greenlet's identity (its job and its `threading.local` dict), set
+/// aside while another greenlet runs on the same OS thread.
+pub struct Saved {
+    job: Option<Job>,
+    dict: *mut ffi::PyObject,
+}
+
+/// Take the calling greenlet's identity out, leaving none (and no
+/// thread-state dict: the next `PyThreadState_GetDict` would create one).
+pub fn save(py: Python<'_>) -> Saved {
+    let job = JOB.with(|j| j.borrow_mut().take());
+    let dict = match dict_slot(py) {
+        // SAFETY: GIL held; the slot owns its reference, which moves here.
+        Some(slot) => unsafe { std::mem::replace(&mut *slot, std::ptr::null_mut()) },
+        None => std::ptr::null_mut(),
+    };
+    Saved { job, dict }
+}
+
+/// Put back an identity taken by `save`.
+pub fn restore(py: Python<'_>, saved: Saved) {
+    JOB.with(|j| *j.borrow_mut() = saved.job);
+    if let Some(slot) = dict_slot(py) {
+        // SAFETY: GIL held; the saved reference moves back into the slot and
+        // a dict created meanwhile (by nobody's greenlet) is released.
+        unsafe {
+            let stray = std::mem::replace(&mut *slot, saved.dict);
+            ffi::Py_XDECREF(stray);
+        }
+    }
+}
+
 /// The explored thread the current worker runs, if any.
 fn current_tid() -> Option<ThreadId> {
     super::ctx::current()?;

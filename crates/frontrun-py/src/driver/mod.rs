@@ -1,6 +1,7 @@
 //! Running explored threads under a strategy: the gate, the worker pool,
 //! cooperative primitives and the exploration loop.
 
+pub mod coro;
 pub mod ctx;
 pub mod explore;
 pub mod gate;

@@ -146,9 +146,23 @@ impl EventSink for GateSink {
 #[pyclass(module = "frontrun._native")]
 pub struct JobHandle {
     job: Job,
-    pool: Arc<PoolInner>,
+    /// `None` on the coroutine substrate: the job runs as a greenlet on the
+    /// controller's OS thread, which already traces (see `coro`).
+    pool: Option<Arc<PoolInner>>,
     start: Option<Result<i64, Abort>>,
     began: bool,
+}
+
+impl JobHandle {
+    /// A job run as a greenlet by the coroutine hub; `start` as for a worker.
+    pub fn coroutine(job: Job, start: Result<i64, Abort>) -> JobHandle {
+        JobHandle {
+            job,
+            pool: None,
+            start: Some(start),
+            began: false,
+        }
+    }
 }
 
 #[pymethods]
@@ -173,8 +187,10 @@ impl JobHandle {
             tid: job.tid,
         })));
         self.began = true;
-        job.gate.set_running_on(job.tid, Some(thread_ident()));
-        tracer::install(py)?;
+        if self.pool.is_some() {
+            job.gate.set_running_on(job.tid, Some(thread_ident()));
+            tracer::install(py)?;
+        }
         Ok(Some((job.func.clone_ref(py), job.args.clone_ref(py))))
     }
 
@@ -184,14 +200,18 @@ impl JobHandle {
     #[pyo3(signature = (error = None))]
     fn end(&mut self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> bool {
         let job = &self.job;
+        let threaded = self.pool.is_some();
         if self.began {
-            job.gate.set_running_on(job.tid, None);
-            // A stop request that arrived after the code returned is void:
-            // take it here, before the worker's own loop could receive it.
-            if job.gate.was_interrupted() {
-                consume_stop_request(py);
+            if threaded {
+                job.gate.set_running_on(job.tid, None);
+                // A stop request that arrived after the code returned is
+                // void: take it here, before the worker's own loop could
+                // receive it.
+                if job.gate.was_interrupted() {
+                    consume_stop_request(py);
+                }
+                tracer::uninstall(py);
             }
-            tracer::uninstall(py);
             hooks::set_sink(None);
             ctx::set_current(None);
             identity::exit(py);
@@ -204,9 +224,11 @@ impl JobHandle {
         job.gate.finish(job.tid, err);
         // Not busy once the controller may return: after `explore`, no
         // worker counts as running work.
-        self.pool.lock().busy -= 1;
+        if let Some(pool) = &self.pool {
+            pool.lock().busy -= 1;
+        }
         job.gate.job_done();
-        matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
+        threaded && matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
     }
 }
 
@@ -275,7 +297,7 @@ impl WorkerPool {
         });
         Ok(next.map(|(job, start)| JobHandle {
             job,
-            pool: self.inner.clone(),
+            pool: Some(self.inner.clone()),
             start: Some(start),
             began: false,
         }))

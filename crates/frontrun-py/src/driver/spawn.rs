@@ -33,16 +33,22 @@ pub fn _coop_spawn(
 ) -> PyResult<ThreadId> {
     let (gate, me) = current()
         .ok_or_else(|| PyRuntimeError::new_err("_coop_spawn called outside an explored thread"))?;
-    WorkerPool::ensure(pool, 1)?;
+    if gate.hub().is_none() {
+        WorkerPool::ensure(pool, 1)?;
+    }
     let child = gate.add_thread(name.clone(), false);
-    pool.get().submit(Job {
+    let job = Job {
         gate: gate.clone(),
         tid: child,
         func: target,
         args: PyTuple::empty(py).unbind(),
         name: name.clone(),
         thread,
-    });
+    };
+    match gate.hub() {
+        Some(hub) => hub.submit(job),
+        None => pool.get().submit(job),
+    }
     gate.point(
         py,
         me,

@@ -101,6 +101,63 @@ pub fn thread_cached_count() -> usize {
     STATE.with(|s| s.borrow().codes.len())
 }
 
+thread_local! {
+    /// Trace callbacks of this thread in progress (0 or 1: CPython does
+    /// not trace inside its trace function).
+    static IN_CALLBACK: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One greenlet's tracer state, set aside while another runs.
+pub struct SavedThread {
+    state: ThreadState,
+    /// The greenlet left from inside a trace callback.
+    in_callback: u32,
+}
+
+#[cfg(Py_3_11)]
+extern "C" {
+    fn PyThreadState_EnterTracing(tstate: *mut ffi::PyThreadState);
+    fn PyThreadState_LeaveTracing(tstate: *mut ffi::PyThreadState);
+}
+
+/// Take the calling greenlet's tracer state out (leaving a fresh one),
+/// before it switches away.
+///
+/// A greenlet that parks inside the trace callback (an access it reported
+/// must wait for its turn) would otherwise leave the interpreter in its
+/// "tracing" state (set for the length of a callback, so the trace function
+/// is not traced itself) for every greenlet resumed meanwhile: none of them
+/// would be traced. That state is left here and entered again by
+/// `restore_thread` when the greenlet resumes.
+pub fn save_thread() -> SavedThread {
+    let in_callback = IN_CALLBACK.with(|c| c.replace(0));
+    #[cfg(Py_3_11)]
+    for _ in 0..in_callback {
+        // SAFETY: the GIL is held (the caller switches greenlets); the
+        // thread state is this thread's, in the state its callback set.
+        unsafe { PyThreadState_LeaveTracing(ffi::PyThreadState_Get()) };
+    }
+    SavedThread {
+        state: STATE.with(|s| std::mem::take(&mut *s.borrow_mut())),
+        in_callback,
+    }
+}
+
+/// Put back a state taken by `save_thread`, once the greenlet resumed.
+pub fn restore_thread(saved: SavedThread) {
+    STATE.with(|s| *s.borrow_mut() = saved.state);
+    #[cfg(Py_3_11)]
+    for _ in 0..saved.in_callback {
+        // SAFETY: as in `save_thread`; this re-enters what it left.
+        unsafe { PyThreadState_EnterTracing(ffi::PyThreadState_Get()) };
+    }
+    IN_CALLBACK.with(|c| c.set(saved.in_callback));
+}
+
+/// Whether greenlets can park inside the trace callback on this
+/// interpreter (the API to leave the tracing state exists from 3.11).
+pub const SWITCHES_IN_CALLBACK: bool = cfg!(Py_3_11);
+
 /// Forget this thread's cached code and pending loads.
 pub fn reset_thread() {
     STATE.with(|s| *s.borrow_mut() = ThreadState::default());
@@ -133,6 +190,7 @@ pub unsafe extern "C" fn trace(
     // SAFETY: `frame` is the live frame of this event, and the view does not
     // escape this call.
     let view = unsafe { FrameView::new(frame) };
+    IN_CALLBACK.with(|c| c.set(c.get() + 1));
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| match what {
         ffi::PyTrace_CALL => on_call(py, &view),
         ffi::PyTrace_OPCODE => on_opcode(py, &view, frame as usize),
@@ -141,6 +199,7 @@ pub unsafe extern "C" fn trace(
             Ok(())
         }
     }));
+    IN_CALLBACK.with(|c| c.set(c.get().saturating_sub(1)));
     match result {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
