@@ -20,6 +20,10 @@ pub enum InconclusiveReason {
     /// The program used a construct some of whose outcomes the search does
     /// not explore (named by `what`): a pass cannot be a proof.
     Unexplored { what: &'static str },
+    /// Execution `execution` did not replay the path the search recorded:
+    /// the program changed between executions, so the search covered some
+    /// other program.
+    Diverged { execution: u64 },
 }
 
 /// The outcome of a whole exploration.
@@ -55,6 +59,8 @@ pub struct SearchSummary {
     /// `Some(construct)` if an execution used a construct whose other
     /// outcomes are not explored.
     pub unexplored: Option<&'static str>,
+    /// `Some(n)` if execution `n` did not replay its recorded prefix.
+    pub diverged_in: Option<u64>,
 }
 
 /// Apply the rules: a failure wins; a run timeout, a total timeout or an
@@ -62,6 +68,9 @@ pub struct SearchSummary {
 pub fn decide(s: &SearchSummary) -> Verdict {
     if s.failed {
         return Verdict::Fails;
+    }
+    if let Some(execution) = s.diverged_in {
+        return Verdict::Inconclusive(InconclusiveReason::Diverged { execution });
     }
     if s.run_timeouts > 0 {
         return Verdict::Inconclusive(InconclusiveReason::RunTimeout {
@@ -137,6 +146,12 @@ impl fmt::Display for Verdict {
                 "inconclusive: no failure in {{n}} executions, but total_timeout={seconds}s stopped the search \
                  with interleavings left; raise total_timeout or set a preemption_bound"
             ),
+            Verdict::Inconclusive(InconclusiveReason::Diverged { execution }) => write!(
+                f,
+                "inconclusive: no failure in {{n}} executions, but execution {execution} did not replay \
+                 the steps recorded before it, so the program changed between executions and the \
+                 search covered some other program"
+            ),
             Verdict::Inconclusive(InconclusiveReason::RunTimeout { runs, seconds }) => write!(
                 f,
                 "inconclusive: {runs} execution(s) exceeded timeout_per_run={seconds}s and were cut short; \
@@ -199,6 +214,23 @@ mod tests {
         });
         assert_eq!(v.property_holds(), Some(true));
         assert!(!v.exhausted());
+    }
+
+    #[test]
+    fn a_divergence_is_never_a_pass() {
+        let v = decide(&SearchSummary {
+            diverged_in: Some(3),
+            ..base()
+        });
+        assert_eq!(v.property_holds(), None);
+        assert!(!v.exhausted());
+        assert!(v.explanation(10).contains("execution 3 did not replay"));
+        let failed = SearchSummary {
+            failed: true,
+            diverged_in: Some(3),
+            ..base()
+        };
+        assert_eq!(decide(&failed), Verdict::Fails);
     }
 
     #[test]

@@ -115,6 +115,11 @@ fn check(seed: u64, p: &Program) -> [usize; 4] {
         let want = brute_force_bounded(p, bound);
         let mut s = BoundedDpor::new(Some(bound), None);
         let runs = explore(p, &mut s, 100_000);
+        assert_eq!(
+            frontrun_engine::strategy::Strategy::divergence(&s),
+            None,
+            "seed {seed} bound {bound}: false divergence"
+        );
         execs[bound as usize] = runs.len();
         let traces: HashSet<Canonical> = runs.iter().map(|r| canonical(p, &r.steps)).collect();
         let finals: HashSet<Final> = runs.iter().map(|r| final_of(p, &r.state)).collect();

@@ -24,6 +24,12 @@ fn check_program(seed: u64, order: SearchOrder, p: Program, exact: bool) -> (usi
     let b = brute_force(&p);
     let mut d = Dpor::new(DporConfig::default().with_search_order(order));
     let runs = explore(&p, &mut d, 100_000);
+    // A deterministic program replays every recorded prefix exactly.
+    assert_eq!(
+        frontrun_engine::strategy::Strategy::divergence(&d),
+        None,
+        "seed {seed}: false divergence\n{p:?}"
+    );
     let serial = serial_outcomes(&p);
     let distinct: HashSet<_> = runs.iter().map(|r| canonical(&p, &r.steps)).collect();
     let found = runs

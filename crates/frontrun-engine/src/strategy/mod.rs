@@ -52,6 +52,25 @@ pub enum Outcome {
     Aborted,
 }
 
+/// The first point where an execution did not replay the path a systematic
+/// search expected: the same schedule from the same starting state must
+/// produce the same events, so a difference means state outlived an
+/// execution (a cache, a class attribute, lazy initialisation…) or the
+/// program is nondeterministic. Later branches then explore a different
+/// program, so the search proves nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// 1-based number of the execution (counting every `begin_execution`).
+    pub execution: u64,
+    /// Scheduling point, 0-based.
+    pub step: usize,
+    pub thread: ThreadId,
+    /// The event recorded there by an earlier execution.
+    pub expected: Event,
+    /// The thread's pending event now; `None` if it could not run.
+    pub found: Option<Event>,
+}
+
 /// A scheduling strategy: DPOR, random, PCT or replay.
 pub trait Strategy {
     /// Prepare the next execution; `false` when nothing is left to run.
@@ -80,6 +99,11 @@ pub trait Strategy {
     /// Preemptions and context switches of the last execution, for
     /// strategies that count them.
     fn switch_counts(&self) -> Option<guided::SwitchCounts> {
+        None
+    }
+    /// For a systematic search: the first execution that did not replay the
+    /// recorded prefix (see [`Divergence`]).
+    fn divergence(&self) -> Option<&Divergence> {
         None
     }
 }

@@ -17,6 +17,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 
 use super::coro;
 use super::ctx;
+use super::divergence::divergence_text;
 use super::gate::{consume_stop_request, Abort, Gate, Step};
 use super::pool::{Job, WorkerPool};
 use crate::tracer::{self, registry};
@@ -993,9 +994,16 @@ fn explore_body<'py>(
             }
         }
     }
+    // A systematic search whose executions did not repeat their recorded
+    // prefixes explored some other program: never a proof.
+    let search_divergence = strategy.divergence().cloned();
+    summary.diverged_in = search_divergence.as_ref().map(|d| d.execution);
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
-    out.set_item("diverged", diverged.is_some())?;
+    out.set_item(
+        "diverged",
+        diverged.is_some() || search_divergence.is_some(),
+    )?;
     out.set_item("repeated_executions", strategy.repeated_executions())?;
     out.set_item(
         "preemption_bound_found",
@@ -1004,12 +1012,18 @@ fn explore_body<'py>(
             _ => None,
         },
     )?;
-    let divergence_note = diverged.map(|k| {
-        format!(
-            "Note: the replay diverged from the token at step {k}: the code, the setup or \
-             the threads differ from when it was recorded, so this is not the same interleaving.\n"
-        )
-    });
+    let divergence_note = diverged
+        .map(|k| {
+            format!(
+                "Note: the replay diverged from the token at step {k}: the code, the setup or \
+                 the threads differ from when it was recorded, so this is not the same interleaving.\n"
+            )
+        })
+        .or_else(|| {
+            search_divergence
+                .as_ref()
+                .map(|d| divergence_text(py, d))
+        });
     // Explaining and reproducing count against total_timeout too.
     let out_of_time = || total.is_some_and(|t| started.elapsed() >= t);
     if let Some((exec, kind, message)) = first_failure {

@@ -3,6 +3,7 @@
 
 pub mod coro;
 pub mod ctx;
+pub mod divergence;
 pub mod explore;
 pub mod gate;
 pub mod identity;

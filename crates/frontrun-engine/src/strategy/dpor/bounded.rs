@@ -29,7 +29,7 @@ use super::path::Node;
 use super::race::TraceClocks;
 use super::DporStats;
 use crate::event::{AccessKind, Event, ThreadId};
-use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use crate::strategy::{Choice, Divergence, Outcome, Strategy, ThreadStatus};
 
 /// What BPOR keeps per scheduling point besides the trace node.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +61,8 @@ pub struct BoundedDpor {
     exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
+    /// The first replayed step whose event differed from the recording.
+    divergence: Option<Divergence>,
 }
 
 impl BoundedDpor {
@@ -80,6 +82,7 @@ impl BoundedDpor {
             exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
+            divergence: None,
         }
     }
 
@@ -309,6 +312,10 @@ impl BoundedDpor {
 }
 
 impl Strategy for BoundedDpor {
+    fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.done {
             return false;
@@ -339,7 +346,23 @@ impl Strategy for BoundedDpor {
         if d < self.replay_len {
             self.points[d].enabled = enabled;
             let t = self.nodes[d].thread;
-            if matches!(threads.get(t), Some(ThreadStatus::Enabled(_))) {
+            let now = match threads.get(t) {
+                Some(ThreadStatus::Enabled(ev)) => Some(*ev),
+                _ => None,
+            };
+            // Before the backtrack point the execution repeats a recorded one
+            // step for step: any difference is state that outlived an
+            // execution.
+            if d < self.new_from {
+                super::note_divergence(
+                    &mut self.divergence,
+                    self.stats.executions,
+                    d,
+                    &self.nodes[d],
+                    now,
+                );
+            }
+            if now.is_some() {
                 return self.commit(t, threads);
             }
             // The recorded choice cannot run (nondeterministic program):

@@ -9,7 +9,7 @@ use super::wakeup::WakeupTree;
 use super::{DporConfig, DporStats, SearchOrder};
 use crate::event::{AccessKind, ThreadId};
 use crate::rng::SplitMix64;
-use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use crate::strategy::{Choice, Divergence, Outcome, Strategy, ThreadStatus};
 
 /// Optimal DPOR over the executions a driver runs.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub struct Dpor {
     exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
+    /// The first replayed step whose event differed from the recording.
+    divergence: Option<Divergence>,
 }
 
 impl Dpor {
@@ -54,6 +56,7 @@ impl Dpor {
             exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
+            divergence: None,
         }
     }
 
@@ -239,6 +242,10 @@ impl Dpor {
 }
 
 impl Strategy for Dpor {
+    fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.done {
             return false;
@@ -264,7 +271,23 @@ impl Strategy for Dpor {
         let d = self.depth;
         if d < self.replay_len {
             let t = self.stack[d].thread;
-            if matches!(threads.get(t), Some(ThreadStatus::Enabled(_))) {
+            let now = match threads.get(t) {
+                Some(ThreadStatus::Enabled(ev)) => Some(*ev),
+                _ => None,
+            };
+            // Before the branch point the execution repeats a recorded one
+            // step for step: any difference is state that outlived an
+            // execution, not something DPOR chose.
+            if d < self.new_from {
+                super::note_divergence(
+                    &mut self.divergence,
+                    self.stats.executions,
+                    d,
+                    &self.stack[d],
+                    now,
+                );
+            }
+            if now.is_some() {
                 return self.commit(t, threads);
             }
             // The recorded choice cannot run: keep this node's sleep set and

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use super::bounded::BoundedDpor;
 use super::{trace_fingerprint, Dpor, DporConfig, SearchOrder};
 use crate::event::{Event, ThreadId};
-use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
+use crate::strategy::{Choice, Divergence, Outcome, Strategy, ThreadStatus};
 
 /// The bound of one pass of an iterative search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +57,8 @@ pub struct IterativeDpor {
     trace: Vec<(ThreadId, Event)>,
     /// Executions run by each finished pass, in order.
     pass_executions: Vec<u64>,
+    /// The first divergence of any pass, numbered across passes.
+    divergence: Option<Divergence>,
 }
 
 impl IterativeDpor {
@@ -74,6 +76,7 @@ impl IterativeDpor {
             repeated: 0,
             trace: Vec::new(),
             pass_executions: Vec::new(),
+            divergence: None,
         }
     }
 
@@ -179,6 +182,17 @@ impl Strategy for IterativeDpor {
             self.repeated += 1;
         }
         self.strategy().end_execution(outcome);
+        if self.divergence.is_none() {
+            let before: u64 = self.pass_executions.iter().sum();
+            self.divergence = self.strategy().divergence().cloned().map(|mut d| {
+                d.execution += before;
+                d
+            });
+        }
+    }
+
+    fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
     }
 
     fn schedule(&self) -> &[ThreadId] {
