@@ -9,6 +9,7 @@ the object and the line that differed, and not claim `exhausted`.
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import ClassVar
 
 import frontrun
 
@@ -17,7 +18,7 @@ class _Registry:
     """Lazily filled on first use, like a library's type registry."""
 
     ready = False
-    table: dict[int, int] = {}
+    table: ClassVar[dict[int, int]] = {}
 
 
 def _ensure_ready(reg: type[_Registry]) -> None:

@@ -78,8 +78,11 @@ class ExploreResult:
     reproduce_attempts: int
     diverged: bool = False
     """True when a replay could not follow its token (the code, setup or
-    threads changed): what ran is another interleaving, so `property_holds`
-    is None unless it failed."""
+    threads changed), or when a systematic search's execution did not repeat
+    the steps an earlier one recorded (state outlived an execution): what ran
+    is another program or interleaving, so `property_holds` is None unless it
+    failed, `exhausted` is False, and the explanation names the first object
+    and line that differed."""
     preemption_bound_found: int | None = None
     """With the default iterative search: the preemption bound of the pass that
     found the failure (None if the unbounded pass found it, or another strategy)."""

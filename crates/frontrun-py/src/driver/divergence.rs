@@ -12,9 +12,10 @@ use crate::tracer;
 /// One event as `write Registry.ready at app.py:12 (ensure_ready)`, naming
 /// `focus` (the access that differed) when given.
 fn event_text(py: Python<'_>, ev: &Event, focus: Option<&Access>) -> String {
-    let what = focus
-        .or_else(|| ev.accesses.first())
-        .map_or_else(|| "a step with no shared access".to_string(), tracer::describe_access);
+    let what = focus.or_else(|| ev.accesses.first()).map_or_else(
+        || "a step with no shared access".to_string(),
+        tracer::describe_access,
+    );
     match tracer::site_location(py, ev.site) {
         Some(at) => format!("{what} at {}:{} ({})", at.file, at.line, at.function),
         None => what,
