@@ -127,15 +127,16 @@ def test_lazy_singleton() -> None:
 
 
 class Account:
-    def __init__(self, balance: int) -> None:
+    def __init__(self, number: int, balance: int) -> None:
+        self.number = number
         self.balance = balance
         self.lock = threading.Lock()
 
 
 class Bank:
     def __init__(self) -> None:
-        self.a = Account(100)
-        self.b = Account(100)
+        self.a = Account(1, 100)
+        self.b = Account(2, 100)
 
 
 def transfer_unsafe(src: Account, dst: Account, amount: int) -> None:
@@ -145,8 +146,10 @@ def transfer_unsafe(src: Account, dst: Account, amount: int) -> None:
 
 
 def transfer_safe(src: Account, dst: Account, amount: int) -> None:
-    # Both locks, always in the same (id) order, so no deadlock either.
-    first, second = sorted((src, dst), key=id)
+    # Both locks, always in the same (account number) order, so no deadlock
+    # either. (Ordering by id() would make the lock order depend on addresses,
+    # which change between executions: frontrun reports that divergence.)
+    first, second = sorted((src, dst), key=lambda acc: acc.number)
     with first.lock, second.lock:
         if src.balance >= amount:
             src.balance -= amount

@@ -24,6 +24,9 @@ pub enum InconclusiveReason {
     /// the program changed between executions, so the search covered some
     /// other program.
     Diverged { execution: u64 },
+    /// The threads shared an object of an untraced package whose internal
+    /// state is not explored (the driver names it).
+    UntracedState,
 }
 
 /// The outcome of a whole exploration.
@@ -61,6 +64,9 @@ pub struct SearchSummary {
     pub unexplored: Option<&'static str>,
     /// `Some(n)` if execution `n` did not replay its recorded prefix.
     pub diverged_in: Option<u64>,
+    /// The threads shared an object of an untraced package whose sharing
+    /// frontrun does not account for.
+    pub untraced_state: bool,
 }
 
 /// Apply the rules: a failure wins; a run timeout, a total timeout or an
@@ -71,6 +77,9 @@ pub fn decide(s: &SearchSummary) -> Verdict {
     }
     if let Some(execution) = s.diverged_in {
         return Verdict::Inconclusive(InconclusiveReason::Diverged { execution });
+    }
+    if s.untraced_state {
+        return Verdict::Inconclusive(InconclusiveReason::UntracedState);
     }
     if s.run_timeouts > 0 {
         return Verdict::Inconclusive(InconclusiveReason::RunTimeout {
@@ -152,6 +161,11 @@ impl fmt::Display for Verdict {
                  the steps recorded before it, so the program changed between executions and the \
                  search covered some other program"
             ),
+            Verdict::Inconclusive(InconclusiveReason::UntracedState) => write!(
+                f,
+                "inconclusive: no failure in {{n}} executions, but the threads share state inside a \
+                 package whose code is not traced, so a race there would be missed"
+            ),
             Verdict::Inconclusive(InconclusiveReason::RunTimeout { runs, seconds }) => write!(
                 f,
                 "inconclusive: {runs} execution(s) exceeded timeout_per_run={seconds}s and were cut short; \
@@ -231,6 +245,17 @@ mod tests {
             ..base()
         };
         assert_eq!(decide(&failed), Verdict::Fails);
+    }
+
+    #[test]
+    fn untraced_shared_state_is_never_a_pass() {
+        let v = decide(&SearchSummary {
+            untraced_state: true,
+            ..base()
+        });
+        assert_eq!(v.property_holds(), None);
+        assert!(!v.exhausted());
+        assert!(v.explanation(10).contains("not traced"));
     }
 
     #[test]

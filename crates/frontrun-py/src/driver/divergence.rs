@@ -35,7 +35,12 @@ pub fn divergence_text(py: Python<'_>, d: &Divergence) -> String {
             let focus = first_missing(ev, &d.expected);
             let expected_focus = first_missing(&d.expected, ev);
             let expected = event_text(py, &d.expected, expected_focus);
-            let now = event_text(py, ev, focus);
+            let mut now = event_text(py, ev, focus);
+            if now == expected {
+                // Same type, name and line: another object of that type
+                // (an order that depends on addresses, say).
+                now.push_str(", on another object of that type");
+            }
             return note(d, &expected, &format!("it did: {now}"));
         }
         None => "it could not run (blocked or finished)".to_string(),

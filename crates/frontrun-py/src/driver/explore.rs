@@ -900,6 +900,8 @@ fn explore_body<'py>(
         coroutines,
     };
     let started = Instant::now();
+    // Untraced library objects shared by this exploration (not the last).
+    tracer::library::reset();
     let total = total_timeout
         .map(|t| duration_arg("total_timeout", t))
         .transpose()?;
@@ -998,6 +1000,16 @@ fn explore_body<'py>(
     // prefixes explored some other program: never a proof.
     let search_divergence = strategy.divergence().cloned();
     summary.diverged_in = search_divergence.as_ref().map(|d| d.execution);
+    let hidden = tracer::library::shared();
+    summary.untraced_state = hidden.is_some();
+    let hidden_note = hidden.map(|(name, n)| {
+        format!(
+            "Untraced shared state: the threads share a {name} ({n} time(s) over the executions). \
+             Its package's code is not traced, so a race inside it would be missed. Create it in \
+             each thread instead of sharing it, or set FRONTRUN_TRACE_PACKAGES=1 to trace that \
+             package.\n"
+        )
+    });
     let out = PyDict::new(py);
     out.set_item("executions_explored", explored)?;
     out.set_item(
@@ -1142,7 +1154,7 @@ fn explore_body<'py>(
         (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
         (None, Kind::Dpor { .. } | Kind::Iterative { .. }) => text.push('.'),
     }
-    if let Some(n) = &divergence_note {
+    for n in divergence_note.iter().chain(hidden_note.iter()) {
         text.push('\n');
         text.push_str(n);
     }

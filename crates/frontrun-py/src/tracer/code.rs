@@ -68,6 +68,11 @@ def depths(co):
 TRUSTED = ("sqlalchemy", "django", "psycopg", "psycopg2", "psycopg_binary", "psycopg_c",
            "asgiref")
 
+def untraced_packages():
+    if os.environ.get("FRONTRUN_TRACE_PACKAGES", "") in ("1", "true", "yes"):
+        return []
+    return list(TRUSTED)
+
 def skip_dirs():
     paths = sysconfig.get_paths()
     raw = {paths[k] for k in ("stdlib", "platstdlib") if k in paths}
@@ -136,6 +141,8 @@ pub struct Statics {
     prefixes: PrefixEvents,
     helper: Py<PyModule>,
     skip_dirs: Vec<String>,
+    /// Top-level names of the installed packages not traced (trusted).
+    pub untraced_packages: Vec<String>,
 }
 
 static STATICS: OnceLock<Statics> = OnceLock::new();
@@ -172,6 +179,7 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
     })?;
     let helper = PyModule::from_code(py, HELPER, c"<frontrun-tracer>", c"_frontrun_tracer_helper")?;
     let skip_dirs: Vec<String> = helper.getattr("skip_dirs")?.call0()?.extract()?;
+    let untraced_packages: Vec<String> = helper.getattr("untraced_packages")?.call0()?.extract()?;
     let prefixes = if cfg!(Py_3_12) {
         PrefixEvents::OnBoth
     } else {
@@ -182,6 +190,7 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
         prefixes,
         helper: helper.unbind(),
         skip_dirs,
+        untraced_packages,
     });
     Ok(STATICS.get().expect("just set"))
 }

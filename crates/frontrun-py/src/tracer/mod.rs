@@ -46,6 +46,7 @@ pub mod decode;
 pub mod describe;
 pub mod frame;
 pub mod keys;
+pub mod library;
 pub mod opaque;
 pub mod ops;
 pub mod registry;

@@ -30,6 +30,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 use super::keys::{attr_key, fnv_tagged, index_key, item_key, mix, FastMap};
+use super::library;
 
 const MAX_DEPTH: usize = 6;
 const MAX_NODES: usize = 4096;
@@ -319,6 +320,7 @@ fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Optio
     if let Some(id) = lookup(obj.as_ptr()) {
         return Some(id);
     }
+    let library = k != Kind::Transparent && shared_library_object(obj);
     let id = match k {
         Kind::Immutable => return None,
         Kind::Transparent => None,
@@ -330,8 +332,25 @@ fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Optio
             Some(id)
         }
     };
-    walk(py, id.unwrap_or(base), obj);
+    if !library {
+        walk(py, id.unwrap_or(base), obj);
+    }
     id
+}
+
+/// Whether `obj` belongs to an untraced package (recording it if its
+/// sharing is not accounted for, see `library`). Its internals are the
+/// library's: they are not walked (the user's code registers what it loads
+/// from it, as usual).
+fn shared_library_object(obj: &Bound<'_, PyAny>) -> bool {
+    match library::owner(obj) {
+        library::Owner::Traced => false,
+        library::Owner::Accounted => true,
+        library::Owner::Hidden(name) => {
+            library::note_shared(&name);
+            true
+        }
+    }
 }
 
 /// The id of a module's globals dict (registering it on first use).
@@ -490,11 +509,14 @@ fn walk(_py: Python<'_>, id: ObjId, obj: &Bound<'_, PyAny>) {
                         continue;
                     }
                     let name = type_name_of(&child);
+                    let library = shared_library_object(&child);
                     let mut r = reg();
                     let cid = r.claim(base);
                     r.insert(&child, cid, k, name);
                     drop(r);
-                    queue.push_back((cid, child, depth + 1));
+                    if !library {
+                        queue.push_back((cid, child, depth + 1));
+                    }
                 }
             }
         }
