@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import queue
+import sys
 import threading
 import time
 from typing import Any
@@ -17,6 +18,14 @@ import frontrun
 from _bug_suite import SUITE, Program
 
 SUBSTRATES = ("threads", "coroutines")
+
+# Before 3.11 the coroutine substrate falls back to OS threads (it needs
+# PyThreadState_LeaveTracing), and says so once with a RuntimeWarning: there
+# both sides of each comparison run on threads.
+COROUTINES_AVAILABLE = sys.version_info >= (3, 11)
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:frontrun. the coroutine substrate needs CPython 3.11:RuntimeWarning"
+)
 
 
 def _both(**kw: Any) -> dict[str, frontrun.ExploreResult]:
@@ -267,6 +276,12 @@ def _spin(c: Counter) -> None:
         pass
 
 
+def test_the_result_says_which_substrate_ran() -> None:
+    r = frontrun.explore(Counter, [_inc, _inc], lambda c: True, substrate="coroutines")
+    assert r.substrate == ("coroutines" if COROUTINES_AVAILABLE else "threads")
+
+
+@pytest.mark.skipif(not COROUTINES_AVAILABLE, reason="no coroutine substrate before CPython 3.11")
 def test_a_greenlet_that_never_yields_is_stopped_at_the_run_timeout() -> None:
     r = frontrun.explore(
         Counter, [_spin, _inc], lambda c: True, substrate="coroutines", timeout_per_run=0.5
