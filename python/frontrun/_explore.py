@@ -280,23 +280,7 @@ def _serve(pool: Any) -> None:
     """
     previous = None
     while (job := pool.next_job(previous)) is not None:
-        error = None
-        try:
-            call = job.begin()
-            if call is not None:
-                fn, args = call
-                del call
-                try:
-                    returned = fn(*args)
-                    if isinstance(returned, _UNRUN):
-                        returned.close()  # no "never awaited" warning on top
-                        raise TypeError(_UNRUN_MESSAGE)
-                    del returned
-                finally:
-                    del fn, args
-        except BaseException as e:  # reported as that thread's failure
-            error = e
-        if job.end(error):
+        if job.end(_run_job(job)):
             pool.worker_exit(job)
             return
         previous = job
@@ -306,7 +290,12 @@ def _run_coroutine_job(job: Any) -> None:
     """An explored thread on the coroutine substrate: the body of one
     greenlet, started by the hub (`driver/coro.rs`) on the exploring
     thread. Like one turn of `_serve`'s loop, without the worker."""
-    error = None
+    job.end(_run_job(job))
+
+
+def _run_job(job: Any) -> BaseException | None:
+    """Run one explored thread's call; its exception is that thread's
+    failure (returned, for `job.end`)."""
     try:
         call = job.begin()
         if call is not None:
@@ -315,14 +304,14 @@ def _run_coroutine_job(job: Any) -> None:
             try:
                 returned = fn(*args)
                 if isinstance(returned, _UNRUN):
-                    returned.close()
+                    returned.close()  # no "never awaited" warning on top
                     raise TypeError(_UNRUN_MESSAGE)
                 del returned
             finally:
                 del fn, args
     except BaseException as e:  # reported as that thread's failure
-        error = e
-    job.end(error)
+        return e
+    return None
 
 
 _UNRUN = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
