@@ -80,27 +80,42 @@ impl PyMarkerGate {
         on_db: Option<Py<PyAny>>,
         watch_blocking: bool,
     ) -> PyResult<Self> {
-        let park = positive_duration(park_timeout, "park_timeout")?;
-        let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
-        Ok(PyMarkerGate {
-            gate: Arc::new(Gate::new(steps, park, listener, on_db)),
-            watch_blocking,
+        crate::ffi_guard::guard(|| {
+            let park = positive_duration(park_timeout, "park_timeout")?;
+            let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
+            Ok(PyMarkerGate {
+                gate: Arc::new(Gate::new(steps, park, listener, on_db)),
+                watch_blocking,
+            })
         })
     }
 
     /// For the lock-wait probe: `(call id, backend pid, connection)` of the
     /// database call the thread holding the turn is in, waiting up to
     /// `timeout` seconds for one; `None` if none (or the run is over).
-    fn db_call_to_probe(&self, py: Python<'_>, timeout: f64) -> Option<(u64, i64, Py<PyAny>)> {
-        let timeout = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
-        self.gate.db_call_to_probe(py, timeout)
+    fn db_call_to_probe(
+        &self,
+        py: Python<'_>,
+        timeout: f64,
+    ) -> PyResult<Option<(u64, i64, Py<PyAny>)>> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                let timeout = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+                self.gate.db_call_to_probe(py, timeout)
+            })
+        })
     }
 
     /// The server says call `call_id` waits for a row lock of `blockers`
     /// (backend pids) while running `query`: its thread passes the turn.
     #[pyo3(signature = (call_id, blockers, query=None))]
-    fn db_call_blocked(&self, call_id: u64, blockers: Vec<i64>, query: Option<String>) -> bool {
-        self.gate.db_call_blocked(call_id, blockers, query)
+    fn db_call_blocked(
+        &self,
+        call_id: u64,
+        blockers: Vec<i64>,
+        query: Option<String>,
+    ) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.gate.db_call_blocked(call_id, blockers, query)))
     }
 
     /// Thread `idx` (an asyncio task's worker) is about to wait for
@@ -125,8 +140,8 @@ impl PyMarkerGate {
     }
 
     /// Whether every thread of the run has finished.
-    fn all_finished(&self) -> bool {
-        self.gate.lock().sched.all_finished()
+    fn all_finished(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.gate.lock().sched.all_finished()))
     }
 
     /// Declare thread `name` running `func`; checks `func`'s source file for
@@ -159,44 +174,47 @@ impl PyMarkerGate {
         func: &Bound<'_, PyAny>,
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
-    ) {
-        let body = std::panic::AssertUnwindSafe(|| {
-            let ident = current_ident(py);
-            // Trace only the function: the wait at the start (and the park
-            // listener it may call) is frontrun's own business.
-            let outcome = self
-                .gate
-                .on_start(py, idx, ident)
-                .map_err(line_tracer::stop_error)
-                .and_then(|()| {
-                    line_tracer::install(py, self.gate.clone(), idx);
-                    if self.watch_blocking {
-                        block_hook::install(py, self.gate.clone(), idx);
-                    }
-                    let called = func.call(args.clone(), kwargs).map(drop);
-                    if self.watch_blocking {
-                        block_hook::uninstall(py);
-                    }
-                    line_tracer::uninstall(py);
-                    called
+    ) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            let body = std::panic::AssertUnwindSafe(|| {
+                let ident = current_ident(py);
+                // Trace only the function: the wait at the start (and the park
+                // listener it may call) is frontrun's own business.
+                let outcome = self
+                    .gate
+                    .on_start(py, idx, ident)
+                    .map_err(line_tracer::stop_error)
+                    .and_then(|()| {
+                        line_tracer::install(py, self.gate.clone(), idx);
+                        if self.watch_blocking {
+                            block_hook::install(py, self.gate.clone(), idx);
+                        }
+                        let called = func.call(args.clone(), kwargs).map(drop);
+                        if self.watch_blocking {
+                            block_hook::uninstall(py);
+                        }
+                        line_tracer::uninstall(py);
+                        called
+                    });
+                let error = outcome.err();
+                let own = error.as_ref().is_some_and(|e| {
+                    e.is_instance_of::<ScheduleAborted>(py)
+                        || (self.gate.is_aborted() && e.is_instance_of::<TraceTimeoutError>(py))
                 });
-            let error = outcome.err();
-            let own = error.as_ref().is_some_and(|e| {
-                e.is_instance_of::<ScheduleAborted>(py)
-                    || (self.gate.is_aborted() && e.is_instance_of::<TraceTimeoutError>(py))
+                self.gate.on_finish(idx, error, own);
             });
-            self.gate.on_finish(idx, error, own);
-        });
-        // A panic in frontrun's own code fails the run with a normal
-        // exception instead of killing the thread with a PanicException.
-        if let Err(panic) = std::panic::catch_unwind(body) {
-            let name = self.gate.lock().sched.name(idx).to_owned();
-            self.gate.fail(Failure::Thread {
-                name,
-                err: line_tracer::internal_error(&panic),
-            });
-            self.gate.abort("frontrun hit an internal error");
-        }
+            // A panic in frontrun's own code fails the run with a normal
+            // exception instead of killing the thread with a PanicException.
+            if let Err(panic) = std::panic::catch_unwind(body) {
+                let name = self.gate.lock().sched.name(idx).to_owned();
+                self.gate.fail(Failure::Thread {
+                    name,
+                    err: line_tracer::internal_error(&panic),
+                });
+                self.gate.abort("frontrun hit an internal error");
+            };
+            Ok(())
+        })
     }
 
     /// Join the run: raise its first failure, or a timeout describing where

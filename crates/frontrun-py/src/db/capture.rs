@@ -28,15 +28,17 @@ thread_local! {
 /// thread already has a sink, so a driver's sink is never replaced.
 #[pyfunction]
 pub fn _db_capture_start() -> PyResult<()> {
-    if hooks::has_sink() {
-        return Err(PyRuntimeError::new_err(
-            "this thread already has an event sink (is it an explored thread?)",
-        ));
-    }
-    let log: Log = Arc::default();
-    hooks::set_sink(Some(Box::new(Recorder(log.clone()))));
-    LOG.with(|l| *l.borrow_mut() = Some(log));
-    Ok(())
+    crate::ffi_guard::guard(|| {
+        if hooks::has_sink() {
+            return Err(PyRuntimeError::new_err(
+                "this thread already has an event sink (is it an explored thread?)",
+            ));
+        }
+        let log: Log = Arc::default();
+        hooks::set_sink(Some(Box::new(Recorder(log.clone()))));
+        LOG.with(|l| *l.borrow_mut() = Some(log));
+        Ok(())
+    })
 }
 
 /// One captured event: `(site, [(object, key or None, kind)…])`.
@@ -45,35 +47,37 @@ type PyEvent = (u64, Vec<(u64, Option<u64>, &'static str)>);
 /// Remove the recording sink and return what it received.
 #[pyfunction]
 pub fn _db_capture_stop() -> PyResult<Vec<PyEvent>> {
-    let Some(log) = LOG.with(|l| l.borrow_mut().take()) else {
-        return Err(PyRuntimeError::new_err(
-            "_db_capture_stop without _db_capture_start on this thread",
-        ));
-    };
-    hooks::set_sink(None);
-    let events = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(events
-        .into_iter()
-        .map(|e| {
-            let acc = e
-                .accesses
-                .iter()
-                .map(|a| {
-                    let key = match a.key {
-                        Key::Any => None,
-                        Key::Exact(k) => Some(k),
-                    };
-                    let kind = match a.kind {
-                        AccessKind::Read => "read",
-                        AccessKind::Write => "write",
-                        AccessKind::Acquire => "acquire",
-                        AccessKind::Release => "release",
-                        _ => "other",
-                    };
-                    (a.obj, key, kind)
-                })
-                .collect();
-            (e.site, acc)
-        })
-        .collect())
+    crate::ffi_guard::guard(|| {
+        let Some(log) = LOG.with(|l| l.borrow_mut().take()) else {
+            return Err(PyRuntimeError::new_err(
+                "_db_capture_stop without _db_capture_start on this thread",
+            ));
+        };
+        hooks::set_sink(None);
+        let events = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                let acc = e
+                    .accesses
+                    .iter()
+                    .map(|a| {
+                        let key = match a.key {
+                            Key::Any => None,
+                            Key::Exact(k) => Some(k),
+                        };
+                        let kind = match a.kind {
+                            AccessKind::Read => "read",
+                            AccessKind::Write => "write",
+                            AccessKind::Acquire => "acquire",
+                            AccessKind::Release => "release",
+                            _ => "other",
+                        };
+                        (a.obj, key, kind)
+                    })
+                    .collect();
+                (e.site, acc)
+            })
+            .collect())
+    })
 }

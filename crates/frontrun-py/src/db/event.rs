@@ -38,30 +38,32 @@ pub fn db_event(
     snapshot_isolation: bool,
     take_snapshot: Option<Py<PyAny>>,
 ) -> PyResult<bool> {
-    // (Computed only for a receiver: it marks the locks as taken.)
-    let parts = || model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
-    if lock_model && crate::driver::ctx::current().is_some() {
-        let parts = parts();
-        let op = LockWaitOp {
-            model: model.shared(),
-            txn,
-            fp: fp.fp.clone(),
-            min_epoch: 0,
-        };
-        if parts.locks.is_empty() {
-            return wait::point(py, Event::new(parts.reads, site), Some(op), loc);
+    crate::ffi_guard::guard(|| {
+        // (Computed only for a receiver: it marks the locks as taken.)
+        let parts = || model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
+        if lock_model && crate::driver::ctx::current().is_some() {
+            let parts = parts();
+            let op = LockWaitOp {
+                model: model.shared(),
+                txn,
+                fp: fp.fp.clone(),
+                min_epoch: 0,
+            };
+            if parts.locks.is_empty() {
+                return wait::point(py, Event::new(parts.reads, site), Some(op), loc);
+            }
+            wait::point(py, Event::new(parts.reads, site), None, loc.clone())?;
+            if let Some(take) = take_snapshot.filter(|_| parts.snapshot) {
+                take.call0(py)?;
+            }
+            return wait::point(py, Event::new(parts.locks, site), Some(op), loc);
         }
-        wait::point(py, Event::new(parts.reads, site), None, loc.clone())?;
-        if let Some(take) = take_snapshot.filter(|_| parts.snapshot) {
-            take.call0(py)?;
+        if !crate::hooks::has_sink() {
+            return Ok(false);
         }
-        return wait::point(py, Event::new(parts.locks, site), Some(op), loc);
-    }
-    if !crate::hooks::has_sink() {
-        return Ok(false);
-    }
-    crate::hooks::emit(py, Event::new(parts().joined(), site))?;
-    Ok(true)
+        crate::hooks::emit(py, Event::new(parts().joined(), site))?;
+        Ok(true)
+    })
 }
 
 /// After a probe found `fp` waiting for a lock: a scheduling point that is
@@ -82,19 +84,21 @@ pub fn db_wait(
     loc: Option<PyLoc>,
     snapshot_isolation: bool,
 ) -> PyResult<()> {
-    let parts = model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
-    let event = Event::new(parts.joined(), site);
-    let op = LockWaitOp {
-        model: model.shared(),
-        txn,
-        fp: fp.fp.clone(),
-        min_epoch,
-    };
-    if wait::point(py, event, Some(op), loc)? {
-        Ok(())
-    } else {
-        Err(PyRuntimeError::new_err(
-            "db_wait called outside an explored thread: nothing can release the lock",
-        ))
-    }
+    crate::ffi_guard::guard(|| {
+        let parts = model.event_parts(txn, &fp.fp, serializable, snapshot_isolation);
+        let event = Event::new(parts.joined(), site);
+        let op = LockWaitOp {
+            model: model.shared(),
+            txn,
+            fp: fp.fp.clone(),
+            min_epoch,
+        };
+        if wait::point(py, event, Some(op), loc)? {
+            Ok(())
+        } else {
+            Err(PyRuntimeError::new_err(
+                "db_wait called outside an explored thread: nothing can release the lock",
+            ))
+        }
+    })
 }

@@ -73,17 +73,19 @@ pub fn sql_footprint(
     params: Option<&Bound<'_, PyAny>>,
     dialect: &str,
 ) -> PyResult<PyFootprint> {
-    let d = parse_dialect(dialect)?;
-    let p = convert(params)?;
-    let fp = analyse_with(
-        sql,
-        Params {
-            positional: &p.positional,
-            named: &p.named,
-        },
-        d,
-    );
-    Ok(PyFootprint { fp })
+    crate::ffi_guard::guard(|| {
+        let d = parse_dialect(dialect)?;
+        let p = convert(params)?;
+        let fp = analyse_with(
+            sql,
+            Params {
+                positional: &p.positional,
+                named: &p.named,
+            },
+            d,
+        );
+        Ok(PyFootprint { fp })
+    })
 }
 
 /// The union footprint of `executemany(sql, seq_of_params)`.
@@ -94,26 +96,28 @@ pub fn sql_footprint_many(
     seq_of_params: &Bound<'_, PyAny>,
     dialect: &str,
 ) -> PyResult<PyFootprint> {
-    let d = parse_dialect(dialect)?;
-    let mut out: Option<Footprint> = None;
-    for params in seq_of_params.try_iter()? {
-        let p = convert(Some(&params?))?;
-        let fp = analyse_with(
-            sql,
-            Params {
-                positional: &p.positional,
-                named: &p.named,
-            },
-            d,
-        );
-        match &mut out {
-            Some(acc) => merge(acc, fp),
-            None => out = Some(fp),
+    crate::ffi_guard::guard(|| {
+        let d = parse_dialect(dialect)?;
+        let mut out: Option<Footprint> = None;
+        for params in seq_of_params.try_iter()? {
+            let p = convert(Some(&params?))?;
+            let fp = analyse_with(
+                sql,
+                Params {
+                    positional: &p.positional,
+                    named: &p.named,
+                },
+                d,
+            );
+            match &mut out {
+                Some(acc) => merge(acc, fp),
+                None => out = Some(fp),
+            }
         }
-    }
-    // No parameter sets: the statement never runs, but its shape is known.
-    let fp = out.unwrap_or_else(|| analyse_with(sql, Params::default(), d));
-    Ok(PyFootprint { fp })
+        // No parameter sets: the statement never runs, but its shape is known.
+        let fp = out.unwrap_or_else(|| analyse_with(sql, Params::default(), d));
+        Ok(PyFootprint { fp })
+    })
 }
 
 /// `Footprint::union` appends kinds and transaction effects too; repeated
@@ -132,110 +136,136 @@ impl PyFootprint {
     /// `ddl`, `lock`, `begin`, `commit`, `rollback`, `savepoint`,
     /// `set_isolation` or `other`.
     #[getter]
-    fn kind(&self) -> &'static str {
-        kind_name(self.fp.kind)
+    fn kind(&self) -> PyResult<&'static str> {
+        crate::ffi_guard::guard(|| Ok(kind_name(self.fp.kind)))
     }
 
     /// Transaction-control effects, in order (`begin`, `commit`,
     /// `savepoint s1`…).
     #[getter]
-    fn txn(&self) -> Vec<String> {
-        self.fp.txn.iter().map(txn_name).collect()
+    fn txn(&self) -> PyResult<Vec<String>> {
+        crate::ffi_guard::guard(|| Ok(self.fp.txn.iter().map(txn_name).collect()))
     }
 
     /// The isolation level the statement asks for (`BEGIN ISOLATION LEVEL …`,
     /// `SET TRANSACTION …`), if any.
     #[getter]
-    fn isolation(&self) -> Option<&'static str> {
-        self.fp.txn.iter().rev().find_map(|t| match t {
-            TxnControl::Begin(Some(l)) | TxnControl::SetIsolation { level: l, .. } => {
-                Some(level_name(*l))
-            }
-            _ => None,
+    fn isolation(&self) -> PyResult<Option<&'static str>> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.fp.txn.iter().rev().find_map(|t| match t {
+                    TxnControl::Begin(Some(l)) | TxnControl::SetIsolation { level: l, .. } => {
+                        Some(level_name(*l))
+                    }
+                    _ => None,
+                })
+            })
         })
     }
 
     /// Whether `isolation` was set for the whole session.
     #[getter]
-    fn isolation_for_session(&self) -> bool {
-        self.fp
-            .txn
-            .iter()
-            .any(|t| matches!(t, TxnControl::SetIsolation { session: true, .. }))
+    fn isolation_for_session(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.fp
+                    .txn
+                    .iter()
+                    .any(|t| matches!(t, TxnControl::SetIsolation { session: true, .. }))
+            })
+        })
     }
 
     #[getter]
-    fn begins(&self) -> bool {
-        self.fp
-            .txn
-            .iter()
-            .any(|t| matches!(t, TxnControl::Begin(_)))
+    fn begins(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.fp
+                    .txn
+                    .iter()
+                    .any(|t| matches!(t, TxnControl::Begin(_)))
+            })
+        })
     }
 
     #[getter]
-    fn ends_transaction(&self) -> bool {
-        self.fp.ends_transaction()
+    fn ends_transaction(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.fp.ends_transaction()))
     }
 
     #[getter]
-    fn rolls_back(&self) -> bool {
-        self.fp
-            .txn
-            .iter()
-            .any(|t| matches!(t, TxnControl::Rollback))
+    fn rolls_back(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.fp
+                    .txn
+                    .iter()
+                    .any(|t| matches!(t, TxnControl::Rollback))
+            })
+        })
     }
 
     /// Some statement could not be parsed.
     #[getter]
-    fn unparsed(&self) -> bool {
-        self.fp.unparsed
+    fn unparsed(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.fp.unparsed))
     }
 
     #[getter]
-    fn parse_error(&self) -> Option<String> {
-        self.fp.parse_error.clone()
+    fn parse_error(&self) -> PyResult<Option<String>> {
+        crate::ffi_guard::guard(|| Ok(self.fp.parse_error.clone()))
     }
 
     /// The footprint is unbounded: it conflicts with everything on the database.
     #[getter]
-    fn is_global(&self) -> bool {
-        self.fp.global
+    fn is_global(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.fp.global))
     }
 
     /// It touches no table and ends no transaction.
     #[getter]
-    fn inert(&self) -> bool {
-        self.fp.is_inert()
+    fn inert(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.fp.is_inert()))
     }
 
     /// Tables touched, as `(table, "read"|"write")`.
     #[getter]
-    fn tables(&self) -> Vec<(String, &'static str)> {
-        self.fp
-            .accesses
-            .iter()
-            .map(|a| {
-                let mode = match a.mode {
-                    frontrun_sql::AccessMode::Read => "read",
-                    frontrun_sql::AccessMode::Write => "write",
-                };
-                (a.table.clone(), mode)
+    fn tables(&self) -> PyResult<Vec<(String, &'static str)>> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.fp
+                    .accesses
+                    .iter()
+                    .map(|a| {
+                        let mode = match a.mode {
+                            frontrun_sql::AccessMode::Read => "read",
+                            frontrun_sql::AccessMode::Write => "write",
+                        };
+                        (a.table.clone(), mode)
+                    })
+                    .collect()
             })
-            .collect()
+        })
     }
 
     /// Short text such as `write accounts[name='alice'] (row lock)`.
-    fn describe(&self) -> String {
-        self.fp.describe()
+    fn describe(&self) -> PyResult<String> {
+        crate::ffi_guard::guard(|| Ok(self.fp.describe()))
     }
 
     /// Whether this and `other`, run by different transactions, must not be
     /// reordered.
-    fn conflicts(&self, other: &PyFootprint) -> bool {
-        self.fp.conflicts(&other.fp)
+    fn conflicts(&self, other: &PyFootprint) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.fp.conflicts(&other.fp)))
     }
 
-    fn __repr__(&self) -> String {
-        format!("SqlFootprint({:?}: {})", self.kind(), self.fp.describe())
+    fn __repr__(&self) -> PyResult<String> {
+        crate::ffi_guard::guard(|| {
+            Ok(format!(
+                "SqlFootprint({:?}: {})",
+                self.kind(),
+                self.fp.describe()
+            ))
+        })
     }
 }

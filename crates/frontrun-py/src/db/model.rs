@@ -67,26 +67,36 @@ impl PyDbModel {
     /// `database` names the database (its DSN, say); it salts resource ids.
     #[new]
     #[pyo3(signature = (database = ""))]
-    fn new(database: &str) -> Self {
-        PyDbModel {
-            inner: Arc::new(Mutex::new(Model::new(database))),
-        }
+    fn new(database: &str) -> PyResult<Self> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                PyDbModel {
+                    inner: Arc::new(Mutex::new(Model::new(database))),
+                }
+            })
+        })
     }
 
     /// Fix the column that identifies rows of `table` (its primary key).
-    fn declare_key(&self, table: &str, column: &str) {
-        self.lock().declare_key(table, column);
+    fn declare_key(&self, table: &str, column: &str) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.lock().declare_key(table, column);
+            Ok(())
+        })
     }
 
     /// Record the columns of `table` that unique indexes cover (from the
     /// catalog). Tables never declared count every column as unique.
-    fn declare_unique(&self, table: &str, columns: Vec<String>) {
-        self.lock().declare_unique(table, columns);
+    fn declare_unique(&self, table: &str, columns: Vec<String>) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.lock().declare_unique(table, columns);
+            Ok(())
+        })
     }
 
     /// The key column used for `table`, declared or learnt.
-    fn key_column(&self, table: &str) -> Option<String> {
-        self.lock().key_column(table).map(str::to_owned)
+    fn key_column(&self, table: &str) -> PyResult<Option<String>> {
+        crate::ffi_guard::guard(|| Ok(self.lock().key_column(table).map(str::to_owned)))
     }
 
     /// Engine accesses of `fp` run by `txn`, both scheduling points of a
@@ -98,77 +108,98 @@ impl PyDbModel {
         fp: &PyFootprint,
         serializable: bool,
         snapshot_isolation: bool,
-    ) -> Vec<PyAccess> {
-        self.event_parts(txn, &fp.fp, serializable, snapshot_isolation)
-            .joined()
-            .iter()
-            .map(|a| {
-                let key = match a.key {
-                    Key::Any => None,
-                    Key::Exact(k) => Some(k),
-                };
-                (a.obj, key, kind_str(a.kind))
+    ) -> PyResult<Vec<PyAccess>> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.event_parts(txn, &fp.fp, serializable, snapshot_isolation)
+                    .joined()
+                    .iter()
+                    .map(|a| {
+                        let key = match a.key {
+                            Key::Any => None,
+                            Key::Exact(k) => Some(k),
+                        };
+                        (a.obj, key, kind_str(a.kind))
+                    })
+                    .collect()
             })
-            .collect()
+        })
     }
 
     /// Whether `fp`, run now by `txn`, would wait for another open
     /// transaction: `("proceeds", [])`, `("blocks", [txn…])`,
     /// `("fails_nowait", [txn…])` or `("unknown", [])`.
-    fn predict(&self, txn: u64, fp: &PyFootprint) -> (&'static str, Vec<u64>) {
-        match self.predict_fp(txn, &fp.fp) {
-            Prediction::Proceeds => ("proceeds", Vec::new()),
-            Prediction::Blocks(b) => ("blocks", b),
-            Prediction::FailsNowait(b) => ("fails_nowait", b),
-            Prediction::Unknown => ("unknown", Vec::new()),
-        }
+    fn predict(&self, txn: u64, fp: &PyFootprint) -> PyResult<(&'static str, Vec<u64>)> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                match self.predict_fp(txn, &fp.fp) {
+                    Prediction::Proceeds => ("proceeds", Vec::new()),
+                    Prediction::Blocks(b) => ("blocks", b),
+                    Prediction::FailsNowait(b) => ("fails_nowait", b),
+                    Prediction::Unknown => ("unknown", Vec::new()),
+                }
+            })
+        })
     }
 
     /// Record that `txn` executed `fp` (its locks are now held; a
     /// `COMMIT`/`ROLLBACK` releases them).
-    fn apply(&self, txn: u64, fp: &PyFootprint) {
-        self.lock().apply(txn, &fp.fp);
+    fn apply(&self, txn: u64, fp: &PyFootprint) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.lock().apply(txn, &fp.fp);
+            Ok(())
+        })
     }
 
     /// Forget `txn`'s locks (autocommit statement done, connection closed,
     /// transaction ended by the driver).
-    fn end(&self, txn: u64) {
-        self.lock().end(txn);
+    fn end(&self, txn: u64) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.lock().end(txn);
+            Ok(())
+        })
     }
 
     /// Number of transaction ends seen (see `may_run`).
     #[getter]
-    fn epoch(&self) -> u64 {
-        self.lock().epoch()
+    fn epoch(&self) -> PyResult<u64> {
+        crate::ffi_guard::guard(|| Ok(self.lock().epoch()))
     }
 
     /// Whether `txn` may try `fp` now: no predicted lock wait and, when
     /// `min_epoch` is given, some transaction ended since a failed attempt.
     #[pyo3(signature = (txn, fp, min_epoch = 0))]
-    fn ready(&self, txn: u64, fp: &PyFootprint, min_epoch: u64) -> bool {
-        self.may_run(txn, &fp.fp, min_epoch)
+    fn ready(&self, txn: u64, fp: &PyFootprint, min_epoch: u64) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.may_run(txn, &fp.fp, min_epoch)))
     }
 
     /// Transactions currently holding locks, sorted.
-    fn holders(&self) -> Vec<u64> {
-        self.lock().holders()
+    fn holders(&self) -> PyResult<Vec<u64>> {
+        crate::ffi_guard::guard(|| Ok(self.lock().holders()))
     }
 
     /// Forget every open transaction (between executions); key columns stay.
-    fn reset_locks(&self) {
-        self.lock().reset_locks();
+    fn reset_locks(&self) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            self.lock().reset_locks();
+            Ok(())
+        })
     }
 
     /// The isolation anomaly among the transactions committed since the
     /// last `reset_locks`: `(kind, first txn, second txn, rows)` or `None`.
-    fn anomaly(&self) -> Option<(&'static str, u64, u64, String)> {
-        self.lock()
-            .anomaly()
-            .map(|a| (a.kind, a.first, a.second, a.detail))
+    fn anomaly(&self) -> PyResult<Option<(&'static str, u64, u64, String)>> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                self.lock()
+                    .anomaly()
+                    .map(|a| (a.kind, a.first, a.second, a.detail))
+            })
+        })
     }
 
     /// What `txn` has done since it began, or `None`.
-    fn transaction_describe(&self, txn: u64) -> Option<String> {
-        self.lock().transaction_describe(txn)
+    fn transaction_describe(&self, txn: u64) -> PyResult<Option<String>> {
+        crate::ffi_guard::guard(|| Ok(self.lock().transaction_describe(txn)))
     }
 }

@@ -21,8 +21,10 @@ pub fn _db_call<'py>(
     args: &Bound<'py, PyTuple>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let saved = hooks::set_sink(None);
-    let r = ctx::bypass(|| f.call(args, kwargs));
-    hooks::set_sink(saved);
-    r
+    crate::ffi_guard::guard(|| {
+        let saved = hooks::set_sink(None);
+        let r = ctx::bypass(|| f.call(args, kwargs));
+        hooks::set_sink(saved);
+        r
+    })
 }

@@ -46,34 +46,46 @@ fn one_line(sql: &str) -> String {
 /// Register a statement about to run: `label` names its transaction.
 #[pyfunction]
 #[pyo3(signature = (label, sql, params = None, subject = None))]
-pub fn db_site(label: String, sql: &str, params: Option<String>, subject: Option<String>) -> u64 {
-    let mut s = sites();
-    s.push(Record {
-        label,
-        sql: one_line(sql),
-        params,
-        result: None,
-        subject,
-    });
-    DB_SITE_TAG | (s.len() as u64 - 1)
+pub fn db_site(
+    label: String,
+    sql: &str,
+    params: Option<String>,
+    subject: Option<String>,
+) -> PyResult<u64> {
+    crate::ffi_guard::guard(|| {
+        Ok({
+            let mut s = sites();
+            s.push(Record {
+                label,
+                sql: one_line(sql),
+                params,
+                result: None,
+                subject,
+            });
+            DB_SITE_TAG | (s.len() as u64 - 1)
+        })
+    })
 }
 
 /// Attach what the statement returned (rows fetched, rows affected, error).
 #[pyfunction]
-pub fn db_site_result(site: u64, text: String) {
-    if site & DB_SITE_TAG == 0 {
-        return;
-    }
-    let idx = (site & !DB_SITE_TAG) as usize;
-    if let Some(r) = sites().get_mut(idx) {
-        match &mut r.result {
-            Some(prev) => {
-                prev.push_str(", ");
-                prev.push_str(&text);
-            }
-            None => r.result = Some(text),
+pub fn db_site_result(site: u64, text: String) -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        if site & DB_SITE_TAG == 0 {
+            return Ok(());
         }
-    }
+        let idx = (site & !DB_SITE_TAG) as usize;
+        if let Some(r) = sites().get_mut(idx) {
+            match &mut r.result {
+                Some(prev) => {
+                    prev.push_str(", ");
+                    prev.push_str(&text);
+                }
+                None => r.result = Some(text),
+            }
+        };
+        Ok(())
+    })
 }
 
 /// The explanation line of `site`, or `None` for a non-database site.
@@ -106,12 +118,15 @@ pub fn subject(site: u64) -> Option<String> {
 
 /// Python face of [`describe`].
 #[pyfunction]
-pub fn db_site_text(site: u64) -> Option<String> {
-    describe(site)
+pub fn db_site_text(site: u64) -> PyResult<Option<String>> {
+    crate::ffi_guard::guard(|| Ok(describe(site)))
 }
 
 /// Forget every site (at the start of an execution).
 #[pyfunction]
-pub fn db_sites_clear() {
-    sites().clear();
+pub fn db_sites_clear() -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        sites().clear();
+        Ok(())
+    })
 }

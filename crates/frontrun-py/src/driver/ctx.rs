@@ -93,30 +93,37 @@ pub fn controller_gate(gate: &Arc<Gate>) {
 /// threads and on the controller while it runs it; `None` elsewhere (real
 /// time applies).
 #[pyfunction]
-pub fn _coop_vclock() -> Option<f64> {
-    if let Some((gate, _)) = current() {
-        return Some(gate.vnow());
-    }
-    if BYPASS.with(Cell::get) {
-        return None;
-    }
-    CONTROLLER_CLOCK.with(|c| {
-        c.borrow()
-            .as_ref()
-            .map(|g| g.as_ref().map_or(0.0, |g| g.vnow()))
+pub fn _coop_vclock() -> PyResult<Option<f64>> {
+    crate::ffi_guard::guard(|| {
+        if let Some((gate, _)) = current() {
+            return Ok(Some(gate.vnow()));
+        }
+        if BYPASS.with(Cell::get) {
+            return Ok(None);
+        }
+        Ok(CONTROLLER_CLOCK.with(|c| {
+            c.borrow()
+                .as_ref()
+                .map(|g| g.as_ref().map_or(0.0, |g| g.vnow()))
+        }))
     })
 }
 
 /// Whether primitives created now on this thread should be cooperative.
-#[pyfunction]
-pub fn _coop_active() -> bool {
+pub fn coop_active() -> bool {
     !BYPASS.with(Cell::get) && (IN_SETUP.with(Cell::get) || CURRENT.with(|c| c.borrow().is_some()))
+}
+
+/// Python face of [`coop_active`].
+#[pyfunction]
+pub fn _coop_active() -> PyResult<bool> {
+    crate::ffi_guard::guard(|| Ok(coop_active()))
 }
 
 /// Whether the current thread is an explored thread (scheduling applies).
 #[pyfunction]
-pub fn _coop_scheduled() -> bool {
-    current().is_some()
+pub fn _coop_scheduled() -> PyResult<bool> {
+    crate::ffi_guard::guard(|| Ok(current().is_some()))
 }
 
 /// The file, line and function of the innermost Python frame.
@@ -143,20 +150,23 @@ pub fn caller_loc(py: Python<'_>) -> Option<Loc> {
 /// Give a new cooperative primitive its object id now, in creation order,
 /// which is deterministic for a schedule; first-use order would not be.
 #[pyfunction]
-pub fn _coop_register(obj: &Bound<'_, PyAny>) -> u64 {
-    crate::tracer::registry::id_of(obj.py(), obj)
+pub fn _coop_register(obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    crate::ffi_guard::guard(|| Ok(crate::tracer::registry::id_of(obj.py(), obj)))
 }
 
 /// In a child forked from inside an exploration: this thread takes part in
 /// none (its gate's other threads do not exist here), so forget the gate,
 /// the event sink and the tracer, and let a new exploration start.
 #[pyfunction]
-pub fn _forget_exploration_after_fork(py: Python<'_>) {
-    if CURRENT.with(|c| c.borrow().is_some()) {
-        crate::tracer::uninstall(py);
-        crate::hooks::set_sink(None);
-    }
-    set_current(None);
-    IN_SETUP.with(|c| c.set(false));
-    BYPASS.with(|c| c.set(false));
+pub fn _forget_exploration_after_fork(py: Python<'_>) -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        if CURRENT.with(|c| c.borrow().is_some()) {
+            crate::tracer::uninstall(py);
+            crate::hooks::set_sink(None);
+        }
+        set_current(None);
+        IN_SETUP.with(|c| c.set(false));
+        BYPASS.with(|c| c.set(false));
+        Ok(())
+    })
 }

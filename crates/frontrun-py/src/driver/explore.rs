@@ -776,34 +776,36 @@ pub fn _explore<'py>(
     shrink_budget: u32,
     substrate: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    // No panic may cross into Python as a `PanicException` (a
-    // BaseException that test code does not expect): it becomes a
-    // RuntimeError asking for a report.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        explore_body(
-            py,
-            pool,
-            setup,
-            threads,
-            invariant,
-            teardown,
-            strategy,
-            max_executions,
-            preemption_bound,
-            total_timeout,
-            timeout_per_run,
-            stop_on_first,
-            max_attempts,
-            seed,
-            reproduce_on_failure,
-            replay,
-            max_ops,
-            search_order,
-            shrink_budget,
-            substrate,
-        )
-    }))
-    .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
+    crate::ffi_guard::guard(|| {
+        // No panic may cross into Python as a `PanicException` (a
+        // BaseException that test code does not expect): it becomes a
+        // RuntimeError asking for a report.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            explore_body(
+                py,
+                pool,
+                setup,
+                threads,
+                invariant,
+                teardown,
+                strategy,
+                max_executions,
+                preemption_bound,
+                total_timeout,
+                timeout_per_run,
+                stop_on_first,
+                max_attempts,
+                seed,
+                reproduce_on_failure,
+                replay,
+                max_ops,
+                search_order,
+                shrink_budget,
+                substrate,
+            )
+        }))
+        .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -281,31 +281,37 @@ fn register(py: Python<'_>) -> PyResult<()> {
 // `c_ulong` is `u64` here, but 32 bits on Windows.
 #[allow(clippy::useless_conversion)]
 pub fn _coop_get_ident(py: Python<'_>) -> PyResult<u64> {
-    match current_tid() {
-        Some(tid) => {
-            // `current_thread()` looks its result up by this value.
-            register(py)?;
-            Ok(virtual_ident(tid))
+    crate::ffi_guard::guard(|| {
+        match current_tid() {
+            Some(tid) => {
+                // `current_thread()` looks its result up by this value.
+                register(py)?;
+                Ok(virtual_ident(tid))
+            }
+            // SAFETY: plain C call with no preconditions.
+            None => Ok(u64::from(unsafe { PyThread_get_thread_ident() })),
         }
-        // SAFETY: plain C call with no preconditions.
-        None => Ok(u64::from(unsafe { PyThread_get_thread_ident() })),
-    }
+    })
 }
 
 /// `threading.get_native_id` during an exploration.
 #[pyfunction]
 #[allow(clippy::useless_conversion)]
-pub fn _coop_get_native_id() -> u64 {
-    match current_tid() {
-        Some(tid) => virtual_native_id(tid),
-        // SAFETY: plain C call with no preconditions.
-        None => u64::from(unsafe { PyThread_get_thread_native_id() }),
-    }
+pub fn _coop_get_native_id() -> PyResult<u64> {
+    crate::ffi_guard::guard(|| {
+        Ok({
+            match current_tid() {
+                Some(tid) => virtual_native_id(tid),
+                // SAFETY: plain C call with no preconditions.
+                None => u64::from(unsafe { PyThread_get_thread_native_id() }),
+            }
+        })
+    })
 }
 
 /// `(get_ident(), get_native_id())` of explored thread `tid`, for the
 /// `Thread` objects the program starts.
 #[pyfunction]
-pub fn _coop_thread_ids(tid: ThreadId) -> (u64, u64) {
-    (virtual_ident(tid), virtual_native_id(tid))
+pub fn _coop_thread_ids(tid: ThreadId) -> PyResult<(u64, u64)> {
+    crate::ffi_guard::guard(|| Ok((virtual_ident(tid), virtual_native_id(tid))))
 }

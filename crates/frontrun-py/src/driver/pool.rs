@@ -171,64 +171,70 @@ impl JobHandle {
     /// `(function, args)` to call, or `None` when the run was stopped before
     /// this thread's turn came.
     fn begin(&mut self, py: Python<'_>) -> PyResult<Option<(Py<PyAny>, Py<PyTuple>)>> {
-        if !matches!(self.start, Some(Ok(_))) {
-            return Ok(None);
-        }
-        let job = &self.job;
-        identity::enter(
-            py,
-            job.tid,
-            job.name.clone(),
-            job.thread.as_ref().map(|t| t.clone_ref(py)),
-        );
-        ctx::set_current(Some((job.gate.clone(), job.tid)));
-        hooks::set_sink(Some(Box::new(GateSink {
-            gate: job.gate.clone(),
-            tid: job.tid,
-        })));
-        self.began = true;
-        if self.pool.is_some() {
-            job.gate.set_running_on(job.tid, Some(thread_ident()));
-            tracer::install(py)?;
-        }
-        Ok(Some((job.func.clone_ref(py), job.args.clone_ref(py))))
+        crate::ffi_guard::guard(|| {
+            if !matches!(self.start, Some(Ok(_))) {
+                return Ok(None);
+            }
+            let job = &self.job;
+            identity::enter(
+                py,
+                job.tid,
+                job.name.clone(),
+                job.thread.as_ref().map(|t| t.clone_ref(py)),
+            );
+            ctx::set_current(Some((job.gate.clone(), job.tid)));
+            hooks::set_sink(Some(Box::new(GateSink {
+                gate: job.gate.clone(),
+                tid: job.tid,
+            })));
+            self.began = true;
+            if self.pool.is_some() {
+                job.gate.set_running_on(job.tid, Some(thread_ident()));
+                tracer::install(py)?;
+            }
+            Ok(Some((job.func.clone_ref(py), job.args.clone_ref(py))))
+        })
     }
 
     /// The function returned (`error` is None) or raised: undo `begin`, pass
     /// the turn on. Returns whether this worker must retire (its run timed
     /// out, so it may have been stuck).
     #[pyo3(signature = (error = None))]
-    fn end(&mut self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> bool {
-        let job = &self.job;
-        let threaded = self.pool.is_some();
-        if self.began {
-            if threaded {
-                job.gate.set_running_on(job.tid, None);
-                // A stop request that arrived after the code returned is
-                // void: take it here, before the worker's own loop could
-                // receive it.
-                if job.gate.was_interrupted() {
-                    consume_stop_request(py);
+    fn end(&mut self, py: Python<'_>, error: Option<Bound<'_, PyAny>>) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                let job = &self.job;
+                let threaded = self.pool.is_some();
+                if self.began {
+                    if threaded {
+                        job.gate.set_running_on(job.tid, None);
+                        // A stop request that arrived after the code returned is
+                        // void: take it here, before the worker's own loop could
+                        // receive it.
+                        if job.gate.was_interrupted() {
+                            consume_stop_request(py);
+                        }
+                        tracer::uninstall(py);
+                    }
+                    hooks::set_sink(None);
+                    ctx::set_current(None);
+                    identity::exit(py);
                 }
-                tracer::uninstall(py);
-            }
-            hooks::set_sink(None);
-            ctx::set_current(None);
-            identity::exit(py);
-        }
-        let err = match (self.start.take(), error) {
-            (Some(Err(a)), _) => Some(abort_error(&a)),
-            (_, Some(e)) => Some(PyErr::from_value(e)),
-            _ => None,
-        };
-        job.gate.finish(job.tid, err);
-        // Not busy once the controller may return: after `explore`, no
-        // worker counts as running work.
-        if let Some(pool) = &self.pool {
-            pool.lock().busy -= 1;
-        }
-        job.gate.job_done();
-        threaded && matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
+                let err = match (self.start.take(), error) {
+                    (Some(Err(a)), _) => Some(abort_error(&a)),
+                    (_, Some(e)) => Some(PyErr::from_value(e)),
+                    _ => None,
+                };
+                job.gate.finish(job.tid, err);
+                // Not busy once the controller may return: after `explore`, no
+                // worker counts as running work.
+                if let Some(pool) = &self.pool {
+                    pool.lock().busy -= 1;
+                }
+                job.gate.job_done();
+                threaded && matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
+            })
+        })
     }
 }
 
@@ -237,15 +243,17 @@ impl WorkerPool {
     #[new]
     #[pyo3(signature = (spawner, idle_exit = 1.0))]
     fn new(spawner: Py<PyAny>, idle_exit: f64) -> PyResult<Self> {
-        let idle_exit = Duration::try_from_secs_f64(idle_exit)
-            .map_err(|e| PyValueError::new_err(format!("idle_exit: {e}")))?;
-        Ok(WorkerPool {
-            inner: Arc::new(PoolInner {
-                st: Mutex::default(),
-                cv: Condvar::new(),
-            }),
-            spawner,
-            idle_exit,
+        crate::ffi_guard::guard(|| {
+            let idle_exit = Duration::try_from_secs_f64(idle_exit)
+                .map_err(|e| PyValueError::new_err(format!("idle_exit: {e}")))?;
+            Ok(WorkerPool {
+                inner: Arc::new(PoolInner {
+                    st: Mutex::default(),
+                    cv: Condvar::new(),
+                }),
+                spawner,
+                idle_exit,
+            })
         })
     }
 
@@ -260,70 +268,82 @@ impl WorkerPool {
         py: Python<'_>,
         previous: Option<Py<JobHandle>>,
     ) -> PyResult<Option<JobHandle>> {
-        let handed_over = previous.map(|p| p.borrow(py).job.gate.clone());
-        let next = py.allow_threads(|| {
-            if let Some(g) = handed_over {
-                g.wake();
-            }
-            let mut st = self.lock();
-            let idle_since = Instant::now();
-            loop {
-                if st.shutdown {
-                    st.workers -= 1;
-                    return None;
+        crate::ffi_guard::guard(|| {
+            let handed_over = previous.map(|p| p.borrow(py).job.gate.clone());
+            let next = py.allow_threads(|| {
+                if let Some(g) = handed_over {
+                    g.wake();
                 }
-                if let Some(j) = st.jobs.pop_front() {
-                    st.busy += 1;
-                    drop(st);
-                    // Wait for the turn before taking the GIL: a worker that
-                    // took it now would only stall the others.
-                    let start = j.gate.wait_turn_nogil(j.tid);
-                    return Some((j, start));
+                let mut st = self.lock();
+                let idle_since = Instant::now();
+                loop {
+                    if st.shutdown {
+                        st.workers -= 1;
+                        return None;
+                    }
+                    if let Some(j) = st.jobs.pop_front() {
+                        st.busy += 1;
+                        drop(st);
+                        // Wait for the turn before taking the GIL: a worker that
+                        // took it now would only stall the others.
+                        let start = j.gate.wait_turn_nogil(j.tid);
+                        return Some((j, start));
+                    }
+                    let idle_for = idle_since.elapsed();
+                    // Only a worker nobody was promised may leave.
+                    if idle_for >= self.idle_exit && st.idle() > 0 {
+                        st.workers -= 1;
+                        return None;
+                    }
+                    let wait = self.idle_exit.saturating_sub(idle_for);
+                    st = self
+                        .inner
+                        .cv
+                        .wait_timeout(st, wait.max(Duration::from_millis(1)))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
-                let idle_for = idle_since.elapsed();
-                // Only a worker nobody was promised may leave.
-                if idle_for >= self.idle_exit && st.idle() > 0 {
-                    st.workers -= 1;
-                    return None;
-                }
-                let wait = self.idle_exit.saturating_sub(idle_for);
-                st = self
-                    .inner
-                    .cv
-                    .wait_timeout(st, wait.max(Duration::from_millis(1)))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-        });
-        Ok(next.map(|(job, start)| JobHandle {
-            job,
-            pool: Some(self.inner.clone()),
-            start: Some(start),
-            began: false,
-        }))
+            });
+            Ok(next.map(|(job, start)| JobHandle {
+                job,
+                pool: Some(self.inner.clone()),
+                start: Some(start),
+                began: false,
+            }))
+        })
     }
 
     /// The worker thread retires after `job`, whose run timed out.
-    fn worker_exit(&self, py: Python<'_>, job: Py<JobHandle>) {
-        let gate = job.borrow(py).job.gate.clone();
-        py.allow_threads(|| gate.wake());
-        self.lock().workers -= 1;
-        self.inner.cv.notify_all();
+    fn worker_exit(&self, py: Python<'_>, job: Py<JobHandle>) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            let gate = job.borrow(py).job.gate.clone();
+            py.allow_threads(|| gate.wake());
+            self.lock().workers -= 1;
+            self.inner.cv.notify_all();
+            Ok(())
+        })
     }
 
     /// Ask every idle worker to leave; the pool takes no more jobs.
-    fn shutdown(&self) {
-        let mut st = self.lock();
-        st.shutdown = true;
-        for job in st.jobs.drain(..) {
-            job.gate.job_done();
-        }
-        self.inner.cv.notify_all();
+    fn shutdown(&self) -> PyResult<()> {
+        crate::ffi_guard::guard(|| {
+            let mut st = self.lock();
+            st.shutdown = true;
+            for job in st.jobs.drain(..) {
+                job.gate.job_done();
+            }
+            self.inner.cv.notify_all();
+            Ok(())
+        })
     }
 
     /// (workers alive, workers busy): for tests of the pool's lifecycle.
-    fn stats(&self) -> (usize, usize) {
-        let st = self.lock();
-        (st.workers, st.busy)
+    fn stats(&self) -> PyResult<(usize, usize)> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                let st = self.lock();
+                (st.workers, st.busy)
+            })
+        })
     }
 }

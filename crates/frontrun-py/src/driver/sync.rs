@@ -352,7 +352,7 @@ impl CoopLock {
     /// What `threading.Condition` accepts as owning its lock: a plain `Lock`
     /// only needs to be locked (by anyone), an `RLock` must be ours.
     fn held_for_condition(&self) -> bool {
-        self.owned_by_me() || (!self.reentrant && self.locked())
+        self.owned_by_me() || (!self.reentrant && guard(&self.st).owner.is_some())
     }
 
     fn owned_by_me(&self) -> bool {
@@ -365,48 +365,58 @@ impl CoopLock {
 impl CoopLock {
     #[new]
     #[pyo3(signature = (reentrant = false))]
-    fn new(reentrant: bool) -> Self {
-        CoopLock {
-            st: Arc::default(),
-            reentrant,
-        }
+    fn new(reentrant: bool) -> PyResult<Self> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                CoopLock {
+                    st: Arc::default(),
+                    reentrant,
+                }
+            })
+        })
     }
 
     #[pyo3(signature = (blocking = true, timeout = -1.0), text_signature = "($self, blocking=True, timeout=-1.0)")]
     fn acquire(slf: &Bound<'_, Self>, blocking: bool, timeout: f64) -> PyResult<bool> {
-        let t = timeout_arg(blocking, timeout)?;
-        Self::acquire_impl(slf, t.is_some(), t.flatten(), 1)
+        crate::ffi_guard::guard(|| {
+            let t = timeout_arg(blocking, timeout)?;
+            Self::acquire_impl(slf, t.is_some(), t.flatten(), 1)
+        })
     }
 
     fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::release_impl(slf, false, None).map(drop)
+        crate::ffi_guard::guard(|| Self::release_impl(slf, false, None).map(drop))
     }
 
-    fn locked(&self) -> bool {
-        guard(&self.st).owner.is_some()
+    fn locked(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(guard(&self.st).owner.is_some()))
     }
 
-    fn _is_owned(&self) -> bool {
-        self.owned_by_me()
+    fn _is_owned(&self) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.owned_by_me()))
     }
 
     fn __enter__(slf: &Bound<'_, Self>) -> PyResult<bool> {
-        Self::acquire_impl(slf, true, None, 1)
+        crate::ffi_guard::guard(|| Self::acquire_impl(slf, true, None, 1))
     }
 
     #[pyo3(signature = (*_args))]
     fn __exit__(slf: &Bound<'_, Self>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        Self::release_impl(slf, false, None).map(drop)
+        crate::ffi_guard::guard(|| Self::release_impl(slf, false, None).map(drop))
     }
 
-    fn __repr__(&self) -> String {
-        let s = guard(&self.st);
-        let state = if s.owner.is_some() {
-            "locked"
-        } else {
-            "unlocked"
-        };
-        format!("<frontrun cooperative {} {state}>", self.name())
+    fn __repr__(&self) -> PyResult<String> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                let s = guard(&self.st);
+                let state = if s.owner.is_some() {
+                    "locked"
+                } else {
+                    "unlocked"
+                };
+                format!("<frontrun cooperative {} {state}>", self.name())
+            })
+        })
     }
 }
 
@@ -582,47 +592,55 @@ impl CoopCondition {
     #[new]
     #[pyo3(signature = (lock = None))]
     fn new(py: Python<'_>, lock: Option<Py<CoopLock>>) -> PyResult<Self> {
-        let lock = match lock {
-            Some(l) => l,
-            None => {
-                let l = Py::new(py, CoopLock::new(true))?;
-                if super::ctx::_coop_active() {
-                    registry::id_of(py, l.bind(py).as_any());
+        crate::ffi_guard::guard(|| {
+            let lock = match lock {
+                Some(l) => l,
+                None => {
+                    let l = Py::new(
+                        py,
+                        CoopLock {
+                            st: Arc::default(),
+                            reentrant: true,
+                        },
+                    )?;
+                    if super::ctx::coop_active() {
+                        registry::id_of(py, l.bind(py).as_any());
+                    }
+                    l
                 }
-                l
-            }
-        };
-        Ok(CoopCondition {
-            lock,
-            st: Arc::default(),
+            };
+            Ok(CoopCondition {
+                lock,
+                st: Arc::default(),
+            })
         })
     }
 
     #[pyo3(signature = (blocking = true, timeout = -1.0), text_signature = "($self, blocking=True, timeout=-1.0)")]
     fn acquire(&self, py: Python<'_>, blocking: bool, timeout: f64) -> PyResult<bool> {
-        CoopLock::acquire(self.lock.bind(py), blocking, timeout)
+        crate::ffi_guard::guard(|| CoopLock::acquire(self.lock.bind(py), blocking, timeout))
     }
 
     fn release(&self, py: Python<'_>) -> PyResult<()> {
-        CoopLock::release(self.lock.bind(py))
+        crate::ffi_guard::guard(|| CoopLock::release(self.lock.bind(py)))
     }
 
     fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
-        CoopLock::__enter__(self.lock.bind(py))
+        crate::ffi_guard::guard(|| CoopLock::__enter__(self.lock.bind(py)))
     }
 
     #[pyo3(signature = (*_args))]
     fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<()> {
-        CoopLock::release(self.lock.bind(py))
+        crate::ffi_guard::guard(|| CoopLock::release(self.lock.bind(py)))
     }
 
-    fn _is_owned(&self, py: Python<'_>) -> bool {
-        self.lock.bind(py).get().owned_by_me()
+    fn _is_owned(&self, py: Python<'_>) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.lock.bind(py).get().owned_by_me()))
     }
 
     #[pyo3(signature = (timeout = None))]
     fn wait(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<bool> {
-        Self::wait_impl(slf, opt_timeout(timeout)?)
+        crate::ffi_guard::guard(|| Self::wait_impl(slf, opt_timeout(timeout)?))
     }
 
     #[pyo3(signature = (predicate, timeout = None))]
@@ -631,54 +649,60 @@ impl CoopCondition {
         predicate: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<PyObject> {
-        let timeout = opt_timeout(timeout)?;
-        // On an explored thread the deadline is on the execution's virtual
-        // clock, which the timed-out wait moves to it.
-        let clock = current().map(|(gate, _)| gate);
-        let now = || match &clock {
-            Some(g) => Duration::from_secs_f64(g.vnow()),
-            None => START.elapsed(),
-        };
-        let end = timeout.map(|t| now() + t);
-        loop {
-            let r = predicate.call0()?;
-            if r.is_truthy()? {
-                return Ok(r.unbind());
-            }
-            let left = match end {
-                Some(e) => {
-                    let n = now();
-                    if n >= e {
-                        return Ok(r.unbind());
-                    }
-                    Some(e - n)
-                }
-                None => None,
+        crate::ffi_guard::guard(|| {
+            let timeout = opt_timeout(timeout)?;
+            // On an explored thread the deadline is on the execution's virtual
+            // clock, which the timed-out wait moves to it.
+            let clock = current().map(|(gate, _)| gate);
+            let now = || match &clock {
+                Some(g) => Duration::from_secs_f64(g.vnow()),
+                None => START.elapsed(),
             };
-            if !Self::wait_impl(slf, left)? && timeout.is_some() {
-                return predicate.call0().map(Bound::unbind);
+            let end = timeout.map(|t| now() + t);
+            loop {
+                let r = predicate.call0()?;
+                if r.is_truthy()? {
+                    return Ok(r.unbind());
+                }
+                let left = match end {
+                    Some(e) => {
+                        let n = now();
+                        if n >= e {
+                            return Ok(r.unbind());
+                        }
+                        Some(e - n)
+                    }
+                    None => None,
+                };
+                if !Self::wait_impl(slf, left)? && timeout.is_some() {
+                    return predicate.call0().map(Bound::unbind);
+                }
             }
-        }
+        })
     }
 
     #[pyo3(signature = (n = 1))]
     fn notify(slf: &Bound<'_, Self>, n: usize) -> PyResult<()> {
-        Self::notify_impl(slf, n)
+        crate::ffi_guard::guard(|| Self::notify_impl(slf, n))
     }
 
     fn notify_all(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::notify_impl(slf, usize::MAX)
+        crate::ffi_guard::guard(|| Self::notify_impl(slf, usize::MAX))
     }
 
     #[pyo3(name = "notifyAll")]
     fn notify_all_alias(slf: &Bound<'_, Self>) -> PyResult<()> {
-        Self::notify_impl(slf, usize::MAX)
+        crate::ffi_guard::guard(|| Self::notify_impl(slf, usize::MAX))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<frontrun cooperative Condition, {} waiting>",
-            guard(&self.st).waiters.len()
-        )
+    fn __repr__(&self) -> PyResult<String> {
+        crate::ffi_guard::guard(|| {
+            Ok({
+                format!(
+                    "<frontrun cooperative Condition, {} waiting>",
+                    guard(&self.st).waiters.len()
+                )
+            })
+        })
     }
 }

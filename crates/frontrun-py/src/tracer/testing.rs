@@ -26,26 +26,34 @@ pub fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
 /// `(code objects, this thread's code objects, key texts, type names,
 /// this thread's callees)`: the current sizes of the tracer's caches.
 #[pyfunction]
-pub fn _tracer_cache_sizes() -> (usize, usize, usize, usize, usize) {
-    (
-        super::code::cached_count(),
-        super::trace::thread_cached_count(),
-        super::describe::key_count(),
-        registry::type_name_count(),
-        super::callee::cached_count(),
-    )
+pub fn _tracer_cache_sizes() -> PyResult<(usize, usize, usize, usize, usize)> {
+    crate::ffi_guard::guard(|| {
+        Ok({
+            (
+                super::code::cached_count(),
+                super::trace::thread_cached_count(),
+                super::describe::key_count(),
+                registry::type_name_count(),
+                super::callee::cached_count(),
+            )
+        })
+    })
 }
 
 /// The bounds of the caches, in the order of `_tracer_cache_sizes`.
 #[pyfunction]
-pub fn _tracer_cache_bounds() -> (usize, usize, usize, usize, usize) {
-    (
-        super::code::MAX_CODES,
-        super::code::MAX_CODES,
-        super::describe::MAX_KEYS,
-        registry::MAX_TYPE_NAMES,
-        super::callee::MAX_CACHED,
-    )
+pub fn _tracer_cache_bounds() -> PyResult<(usize, usize, usize, usize, usize)> {
+    crate::ffi_guard::guard(|| {
+        Ok({
+            (
+                super::code::MAX_CODES,
+                super::code::MAX_CODES,
+                super::describe::MAX_KEYS,
+                registry::MAX_TYPE_NAMES,
+                super::callee::MAX_CACHED,
+            )
+        })
+    })
 }
 
 struct Recorder(Arc<Mutex<Vec<Event>>>);
@@ -111,24 +119,26 @@ pub fn _trace_record(
     f: &Bound<'_, PyAny>,
     roots: &Bound<'_, PyList>,
 ) -> PyResult<Vec<(String, String, String, u32)>> {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
-    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-    let mut out = Vec::new();
-    for e in &events {
-        for a in &e.accesses {
-            let kind = match a.kind {
-                AccessKind::Read => "read",
-                AccessKind::Write => "write",
-                _ => "other",
-            };
-            let owner = registry::type_name(a.obj).unwrap_or_default();
-            let line = site_location(py, e.site).map_or(0, |s| s.line);
-            out.push((kind.to_string(), owner, key_text(a.key), line));
+    crate::ffi_guard::guard(|| {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut out = Vec::new();
+        for e in &events {
+            for a in &e.accesses {
+                let kind = match a.kind {
+                    AccessKind::Read => "read",
+                    AccessKind::Write => "write",
+                    _ => "other",
+                };
+                let owner = registry::type_name(a.obj).unwrap_or_default();
+                let line = site_location(py, e.site).map_or(0, |s| s.line);
+                out.push((kind.to_string(), owner, key_text(a.key), line));
+            }
         }
-    }
-    registry::end_execution(py);
-    run.map(|()| out)
+        registry::end_execution(py);
+        run.map(|()| out)
+    })
 }
 
 /// `_trace_count(fn, roots)`: how many events `fn()` produced (for benches).
@@ -138,12 +148,14 @@ pub fn _trace_count(
     f: &Bound<'_, PyAny>,
     roots: &Bound<'_, PyList>,
 ) -> PyResult<u64> {
-    let n = Arc::new(Mutex::new(0));
-    let run = traced(py, f, roots, Box::new(Counter(n.clone())));
-    registry::end_execution(py);
-    run?;
-    let count = *n.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(count)
+    crate::ffi_guard::guard(|| {
+        let n = Arc::new(Mutex::new(0));
+        let run = traced(py, f, roots, Box::new(Counter(n.clone())));
+        registry::end_execution(py);
+        run?;
+        let count = *n.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(count)
+    })
 }
 
 /// `_trace_describe(fn, roots)`: `describe_access` of each access, with the
@@ -154,28 +166,30 @@ pub fn _trace_describe(
     f: &Bound<'_, PyAny>,
     roots: &Bound<'_, PyList>,
 ) -> PyResult<Vec<(String, String)>> {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
-    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-    let out = events
-        .iter()
-        .flat_map(|e| {
-            let func = site_location(py, e.site)
-                .map(|s| s.function)
-                .unwrap_or_default();
-            e.accesses
-                .iter()
-                .map(move |a| (super::describe_access(a), func.clone()))
-        })
-        .collect();
-    registry::end_execution(py);
-    run.map(|()| out)
+    crate::ffi_guard::guard(|| {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+        let out = events
+            .iter()
+            .flat_map(|e| {
+                let func = site_location(py, e.site)
+                    .map(|s| s.function)
+                    .unwrap_or_default();
+                e.accesses
+                    .iter()
+                    .map(move |a| (super::describe_access(a), func.clone()))
+            })
+            .collect();
+        registry::end_execution(py);
+        run.map(|()| out)
+    })
 }
 
 /// `_tracer_supported()`: whether this interpreter can be traced.
 #[pyfunction]
-pub fn _tracer_supported() -> bool {
-    supported()
+pub fn _tracer_supported() -> PyResult<bool> {
+    crate::ffi_guard::guard(|| Ok(supported()))
 }
 
 /// `_trace_events(fn, roots)`: `(kind, object id, key)` per access, to check
@@ -186,22 +200,24 @@ pub fn _trace_events(
     f: &Bound<'_, PyAny>,
     roots: &Bound<'_, PyList>,
 ) -> PyResult<Vec<(String, u64, String)>> {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
-    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-    registry::end_execution(py);
-    run?;
-    Ok(events
-        .iter()
-        .flat_map(|e| e.accesses.iter())
-        .map(|a| {
-            (
-                format!("{:?}", a.kind).to_lowercase(),
-                a.obj,
-                key_text(a.key),
-            )
-        })
-        .collect())
+    crate::ffi_guard::guard(|| {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+        registry::end_execution(py);
+        run?;
+        Ok(events
+            .iter()
+            .flat_map(|e| e.accesses.iter())
+            .map(|a| {
+                (
+                    format!("{:?}", a.kind).to_lowercase(),
+                    a.obj,
+                    key_text(a.key),
+                )
+            })
+            .collect())
+    })
 }
 
 /// `_trace_fail_at(fn, roots, n)`: trace `fn()` with a sink that refuses the
@@ -213,50 +229,60 @@ pub fn _trace_fail_at(
     roots: &Bound<'_, PyList>,
     n: u64,
 ) -> PyResult<()> {
-    let run = traced(py, f, roots, Box::new(FailAt(n)));
-    registry::end_execution(py);
-    run
+    crate::ffi_guard::guard(|| {
+        let run = traced(py, f, roots, Box::new(FailAt(n)));
+        registry::end_execution(py);
+        run
+    })
 }
 
 /// `_trace_begin(roots)`: start an execution with `roots` shared (for tests
 /// that trace several threads with `_trace_thread`).
 #[pyfunction]
-pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) {
-    registry::begin_execution(py);
-    for r in roots.iter() {
-        registry::add_root(py, &r);
-    }
+pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        registry::begin_execution(py);
+        for r in roots.iter() {
+            registry::add_root(py, &r);
+        }
+        Ok(())
+    })
 }
 
 /// `_trace_thread(fn)`: trace `fn()` on the calling thread within the
 /// current execution; `(kind, object id, key)` per access.
 #[pyfunction]
 pub fn _trace_thread(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u64, String)>> {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let previous = hooks::set_sink(Some(Box::new(Recorder(events.clone()))));
-    let result = install(py).and_then(|()| {
-        let r = f.call0();
-        uninstall(py);
-        r
-    });
-    hooks::set_sink(previous);
-    result?;
-    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(events
-        .iter()
-        .flat_map(|e| e.accesses.iter())
-        .map(|a| {
-            (
-                format!("{:?}", a.kind).to_lowercase(),
-                a.obj,
-                key_text(a.key),
-            )
-        })
-        .collect())
+    crate::ffi_guard::guard(|| {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let previous = hooks::set_sink(Some(Box::new(Recorder(events.clone()))));
+        let result = install(py).and_then(|()| {
+            let r = f.call0();
+            uninstall(py);
+            r
+        });
+        hooks::set_sink(previous);
+        result?;
+        let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
+        Ok(events
+            .iter()
+            .flat_map(|e| e.accesses.iter())
+            .map(|a| {
+                (
+                    format!("{:?}", a.kind).to_lowercase(),
+                    a.obj,
+                    key_text(a.key),
+                )
+            })
+            .collect())
+    })
 }
 
 /// `_trace_end()`: end the execution started by `_trace_begin`.
 #[pyfunction]
-pub fn _trace_end(py: Python<'_>) {
-    registry::end_execution(py);
+pub fn _trace_end(py: Python<'_>) -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        registry::end_execution(py);
+        Ok(())
+    })
 }
