@@ -14,11 +14,14 @@ import time
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from frontrun import _coop, _native
 from frontrun.db import _hooks as _db_hooks
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Strategy = Literal["iterative", "dpor", "random", "pct"]
 _STRATEGIES = ("iterative", "dpor", "random", "pct")
@@ -103,6 +106,12 @@ class ExploreResult:
     _replay_target: tuple[Any, Any, Any, Any] | None = field(
         default=None, repr=False, compare=False
     )
+
+    @classmethod
+    def _of(cls, outcome: _native.ExploreOutcome, substrate: str) -> ExploreResult:
+        """The result for what `_native._explore` found."""
+        given = {f.name: getattr(outcome, f.name) for f in fields(cls) if hasattr(outcome, f.name)}
+        return cls(**given, substrate=substrate)
 
     def regression_test(self, name: str | None = None) -> str:
         """Source of a pytest test that replays this failure and asserts that it
@@ -374,26 +383,119 @@ def _check_limit(
         raise ValueError(f"{name} must be at most {maximum}, got {value!r}")
 
 
+class ReplayOptions(TypedDict, total=False):
+    """Options of every entry point. Their defaults live in one place,
+    `frontrun._native.ExploreOptions`."""
+
+    timeout_per_run: float
+    """Seconds one execution may run before it is stopped (default 5.0)."""
+    substrate: Substrate | None
+    """What runs the explored threads (see `explore`); None (the default)
+    takes `FRONTRUN_SUBSTRATE`, else "threads"."""
+
+
+class InterleavingOptions(ReplayOptions, total=False):
+    """Options of a search by sampling (`explore_interleavings`)."""
+
+    max_attempts: int
+    """Executions a sampling strategy runs (default 200)."""
+    max_ops: int | None
+    """Scheduling points per sampled execution at which a switch may happen;
+    after it the running thread continues while it can (default: no cap)."""
+    seed: int | None
+    """Seed of sampling and of `search_order="random"`."""
+    reproduce_on_failure: int
+    """Replays of the counterexample that count how often it fails (default 10)."""
+
+
+class DporOptions(InterleavingOptions, total=False):
+    """Options of a systematic search (`explore_dpor`)."""
+
+    max_executions: int | None
+    """Executions to run at most (default: no cap)."""
+    preemption_bound: int | None
+    """Run only the schedules with at most this many preemptions."""
+    total_timeout: float | None
+    """Seconds the whole exploration may take (default: no limit)."""
+    stop_on_first: bool
+    """Stop at the first failure (default True)."""
+    search_order: SearchOrder
+    """Order DPOR tries threads in at free choices (default "lowest-first")."""
+    shrink_budget: int
+    """Replays to spend minimising a failing schedule (default 128; 0: off)."""
+
+
+class Options(DporOptions, total=False):
+    """Options of `explore`."""
+
+    strategy: Strategy | None
+    """The search (default None: "iterative")."""
+
+
+def _options(
+    caller: str, accepted: Any, given: dict[str, Any], **fixed: Any
+) -> _native.ExploreOptions:
+    """Check `given` (the keywords `caller` was passed, of the TypedDict
+    `accepted`) and build the native options, with `fixed` on top."""
+    keys = accepted.__required_keys__ | accepted.__optional_keys__
+    for name in given:
+        if name not in keys:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {name!r}")
+    opts = {**given, **fixed}
+    # None asks for the default strategy and substrate (for the other
+    # options None is a value: no limit, no seed).
+    if opts.get("strategy") is None:
+        opts.pop("strategy", None)
+    strategy = opts.get("strategy", "iterative")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
+    _check_limit("max_executions", opts.get("max_executions"), integer=True)
+    _check_limit(
+        "preemption_bound",
+        opts.get("preemption_bound"),
+        integer=True,
+        zero_ok=True,
+        maximum=_U32_MAX,
+    )
+    _check_limit("total_timeout", opts.get("total_timeout"), integer=False)
+    _check_limit("timeout_per_run", opts.get("timeout_per_run"), integer=False)
+    _check_limit("max_attempts", opts.get("max_attempts"), integer=True)
+    _check_limit("max_ops", opts.get("max_ops"), integer=True)
+    _check_limit(
+        "reproduce_on_failure",
+        opts.get("reproduce_on_failure"),
+        integer=True,
+        zero_ok=True,
+        maximum=_U32_MAX,
+    )
+    _check_limit(
+        "shrink_budget", opts.get("shrink_budget"), integer=True, zero_ok=True, maximum=_U32_MAX
+    )
+    seed = opts.get("seed")
+    if seed is not None and (
+        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _U64_MAX
+    ):
+        raise ValueError(f"seed must be an int between 0 and {_U64_MAX}, got {seed!r}")
+    search_order = opts.get("search_order", "lowest-first")
+    if search_order not in _SEARCH_ORDERS:
+        raise ValueError(
+            f"unknown search_order {search_order!r}: use one of {', '.join(_SEARCH_ORDERS)}"
+        )
+    substrate = opts.get("substrate") or default_substrate()
+    if substrate not in _SUBSTRATES:
+        raise ValueError(f"unknown substrate {substrate!r}: use one of {', '.join(_SUBSTRATES)}")
+    opts["substrate"] = _usable_substrate(substrate)
+    if "timeout_per_run" in opts:
+        opts["timeout_per_run"] = float(opts["timeout_per_run"])
+    return _native.ExploreOptions(**opts)
+
+
 def _run(
     setup: Callable[[], Any],
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
-    *,
-    strategy: str,
     teardown: Callable[[Any], Any] | None,
-    max_executions: int | None,
-    preemption_bound: int | None,
-    total_timeout: float | None,
-    timeout_per_run: float,
-    stop_on_first: bool,
-    max_attempts: int,
-    seed: int | None,
-    reproduce_on_failure: int,
-    replay: str | None = None,
-    max_ops: int | None = None,
-    search_order: str = "lowest-first",
-    shrink_budget: int = 128,
-    substrate: str | None = None,
+    opts: _native.ExploreOptions,
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -405,37 +507,6 @@ def _run(
         raise ValueError("threads is empty: give at least one callable to run concurrently")
     for i, f in enumerate(threads):
         _check_thread_function(f"threads[{i}]", f)
-    if strategy not in _STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
-    _check_limit("max_executions", max_executions, integer=True)
-    _check_limit("preemption_bound", preemption_bound, integer=True, zero_ok=True, maximum=_U32_MAX)
-    _check_limit("total_timeout", total_timeout, integer=False)
-    _check_limit("timeout_per_run", timeout_per_run, integer=False)
-    _check_limit("max_attempts", max_attempts, integer=True)
-    _check_limit("max_ops", max_ops, integer=True)
-    _check_limit(
-        "reproduce_on_failure",
-        reproduce_on_failure,
-        integer=True,
-        zero_ok=True,
-        maximum=_U32_MAX,
-    )
-    _check_limit("shrink_budget", shrink_budget, integer=True, zero_ok=True, maximum=_U32_MAX)
-    if seed is not None and (
-        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _U64_MAX
-    ):
-        raise ValueError(f"seed must be an int between 0 and {_U64_MAX}, got {seed!r}")
-    if search_order not in _SEARCH_ORDERS:
-        raise ValueError(
-            f"unknown search_order {search_order!r}: use one of {', '.join(_SEARCH_ORDERS)}"
-        )
-    if substrate is None:
-        substrate = default_substrate()
-    if substrate not in _SUBSTRATES:
-        raise ValueError(f"unknown substrate {substrate!r}: use one of {', '.join(_SUBSTRATES)}")
-    substrate = _usable_substrate(substrate)
-    if replay is not None and not isinstance(replay, str):
-        raise TypeError(f"the replay token must be a str, got {type(replay).__name__}")
     if _native._coop_scheduled():
         raise RuntimeError(
             "explore() was called from inside an explored thread: explorations do not nest; "
@@ -450,26 +521,11 @@ def _run(
         # caught it or it was reported as the invariant's failure.
         _controlling.nested = nested
         raise nested
-    options: dict[str, Any] = {
-        "max_executions": max_executions,
-        "preemption_bound": preemption_bound,
-        "total_timeout": total_timeout,
-        "timeout_per_run": float(timeout_per_run),
-        "stop_on_first": stop_on_first,
-        "max_attempts": max_attempts,
-        "seed": seed,
-        "reproduce_on_failure": reproduce_on_failure,
-        "replay": replay,
-        "max_ops": max_ops,
-        "search_order": search_order,
-        "shrink_budget": shrink_budget,
-        "substrate": substrate,
-    }
     with _exploring:
         _controlling.active = True
         _controlling.nested = None
         try:
-            result = _run_exclusive(setup, threads, invariant, teardown, strategy, options)
+            result = _run_exclusive(setup, threads, invariant, teardown, opts)
         finally:
             _controlling.active = False
         if _controlling.nested is not None:
@@ -517,26 +573,23 @@ def _run_exclusive(
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None,
-    strategy: str,
-    options: dict[str, Any],
+    options: _native.ExploreOptions,
 ) -> ExploreResult:
     pool = _pool()
     _check_capacity(len(threads))
     with _coop.cooperative(pool), _db_hooks.exploring() as db, _gc_on_controller() as collect:
         run_setup = _before(collect, db.wrap_setup(setup))
-        raw: dict[str, Any] = _settle(pool, run_setup, threads, invariant, teardown, options)
-        if raw["property_holds"] is None and "timeout_per_run" in raw["explanation"]:
+        settled = _settle(pool, run_setup, threads, invariant, teardown, options)
+        if settled.property_holds is None and "timeout_per_run" in settled.explanation:
             # The program does not even run once: exploring it would only
             # time out again.
-            return ExploreResult(**raw, substrate=options["substrate"])
-        raw = _native._explore(
-            pool, run_setup, list(threads), invariant, teardown, strategy, **options
-        )
+            return ExploreResult._of(settled, options.substrate)
+        outcome = _native._explore(pool, run_setup, list(threads), invariant, teardown, options)
         caveat = db.session.caveat
-    if caveat is not None and raw["property_holds"] is True:
-        raw["property_holds"] = None
-        raw["explanation"] = f"not a proof: {caveat}.\n{raw['explanation']}"
-    result = ExploreResult(**raw, substrate=options["substrate"])
+    result = ExploreResult._of(outcome, options.substrate)
+    if caveat is not None and result.property_holds is True:
+        result.property_holds = None
+        result.explanation = f"not a proof: {caveat}.\n{result.explanation}"
     result._replay_target = (setup, list(threads), invariant, teardown)
     return result
 
@@ -547,8 +600,8 @@ def _settle(
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None,
-    options: dict[str, Any],
-) -> dict[str, Any]:
+    options: _native.ExploreOptions,
+) -> _native.ExploreOutcome:
     """Run the program once, unrecorded, before exploring it.
 
     Libraries initialise lazily on first use (a dialect's first connect, a
@@ -561,14 +614,7 @@ def _settle(
     there again. `setup` and `teardown` run once more than
     `executions_explored` says.
     """
-    once = dict(options)
-    once.update(
-        max_executions=1, stop_on_first=True, reproduce_on_failure=0, replay=None, seed=None
-    )
-    raw: dict[str, Any] = _native._explore(
-        pool, setup, list(threads), invariant, teardown, "dpor", **once
-    )
-    return raw
+    return _native._explore(pool, setup, list(threads), invariant, teardown, options.settling())
 
 
 def explore(
@@ -576,23 +622,13 @@ def explore(
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
     *,
-    strategy: Strategy | None = None,
     teardown: Callable[[Any], Any] | None = None,
-    max_executions: int | None = None,
-    preemption_bound: int | None = None,
-    total_timeout: float | None = None,
-    timeout_per_run: float = 5.0,
-    stop_on_first: bool = True,
-    max_attempts: int = 200,
-    seed: int | None = None,
-    reproduce_on_failure: int = 10,
-    search_order: SearchOrder = "lowest-first",
-    shrink_budget: int = 128,
-    substrate: Substrate | None = None,
+    **options: Unpack[Options],
 ) -> ExploreResult:
     """Run `threads` (each called with `setup()`'s state) under every
     interleaving DPOR deems distinct, or sampled ones ("random", "pct"), and
-    check `invariant(state)` after each execution.
+    check `invariant(state)` after each execution. The keyword options are
+    those of `Options` (defaults: `frontrun._native.ExploreOptions`).
 
     The default (`strategy=None`, or "iterative") finds shallow bugs first:
     DPOR with at most 0 preemptions, then 1, then 2 (`preemption_bound`
@@ -618,25 +654,12 @@ def explore(
     stack switch: much cheaper per scheduling point). Both run the same
     search and must reach the same verdicts; None takes
     `FRONTRUN_SUBSTRATE`, else "threads"."""
-    if strategy is None:
-        strategy = "iterative"
     return _run(
         setup,
         threads,
         invariant,
-        strategy=strategy,
-        teardown=teardown,
-        max_executions=max_executions,
-        preemption_bound=preemption_bound,
-        total_timeout=total_timeout,
-        timeout_per_run=timeout_per_run,
-        stop_on_first=stop_on_first,
-        max_attempts=max_attempts,
-        seed=seed,
-        reproduce_on_failure=reproduce_on_failure,
-        search_order=search_order,
-        shrink_budget=shrink_budget,
-        substrate=substrate,
+        teardown,
+        _options("explore", Options, dict(options)),
     )
 
 
@@ -647,8 +670,7 @@ def replay(
     invariant: Callable[[Any], Any],
     *,
     teardown: Callable[[Any], Any] | None = None,
-    timeout_per_run: float = 5.0,
-    substrate: Substrate | None = None,
+    **options: Unpack[ReplayOptions],
 ) -> ExploreResult:
     """Rerun exactly the interleaving of `token` (a result's `counterexample`).
 
@@ -663,18 +685,16 @@ def replay(
         setup,
         threads,
         invariant,
-        strategy="dpor",
-        teardown=teardown,
-        max_executions=None,
-        preemption_bound=None,
-        total_timeout=None,
-        timeout_per_run=timeout_per_run,
-        stop_on_first=True,
-        max_attempts=1,
-        seed=None,
-        reproduce_on_failure=0,
-        replay=token,
-        substrate=substrate,
+        teardown,
+        _options(
+            "replay",
+            ReplayOptions,
+            dict(options),
+            strategy="dpor",
+            replay=token,
+            max_attempts=1,
+            reproduce_on_failure=0,
+        ),
     )
 
 

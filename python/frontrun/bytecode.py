@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from frontrun._explore import ExploreResult, Substrate, _run
+from frontrun._explore import ExploreResult, InterleavingOptions, _options, _run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def explore_interleavings(
@@ -13,34 +16,14 @@ def explore_interleavings(
     setup: Callable[[], Any],
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
-    max_attempts: int = 200,
-    max_ops: int | None = None,
-    seed: int | None = None,
     teardown: Callable[[Any], Any] | None = None,
-    timeout_per_run: float = 5.0,
-    reproduce_on_failure: int = 10,
-    substrate: Substrate | None = None,
+    **options: Unpack[InterleavingOptions],
 ) -> ExploreResult:
     """Run `max_attempts` random interleavings. `max_ops` caps the scheduling
     points per execution at which a thread switch may happen; after it, the
     running thread continues while it can."""
-    return _run(
-        setup,
-        threads,
-        invariant,
-        strategy="random",
-        teardown=teardown,
-        max_executions=None,
-        preemption_bound=None,
-        total_timeout=None,
-        timeout_per_run=timeout_per_run,
-        stop_on_first=True,
-        max_attempts=max_attempts,
-        seed=seed,
-        reproduce_on_failure=reproduce_on_failure,
-        max_ops=max_ops,
-        substrate=substrate,
-    )
+    opts = _options("explore_interleavings", InterleavingOptions, dict(options), strategy="random")
+    return _run(setup, threads, invariant, teardown, opts)
 
 
-__all__ = ["ExploreResult", "explore_interleavings"]
+__all__ = ["ExploreResult", "InterleavingOptions", "explore_interleavings"]

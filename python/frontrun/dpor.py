@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from frontrun._explore import ExploreResult, SearchOrder, Substrate, explore
+from frontrun._explore import DporOptions, ExploreResult, _options, _run
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def explore_dpor(
@@ -14,33 +17,11 @@ def explore_dpor(
     threads: Sequence[Callable[[Any], Any]],
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None = None,
-    max_executions: int | None = None,
-    preemption_bound: int | None = None,
-    total_timeout: float | None = None,
-    timeout_per_run: float = 5.0,
-    stop_on_first: bool = True,
-    reproduce_on_failure: int = 10,
-    search_order: SearchOrder = "lowest-first",
-    seed: int | None = None,
-    substrate: Substrate | None = None,
+    **options: Unpack[DporOptions],
 ) -> ExploreResult:
     """`frontrun.explore(..., strategy="dpor")` with keyword arguments."""
-    return explore(
-        setup,
-        threads,
-        invariant,
-        strategy="dpor",
-        teardown=teardown,
-        max_executions=max_executions,
-        preemption_bound=preemption_bound,
-        total_timeout=total_timeout,
-        timeout_per_run=timeout_per_run,
-        stop_on_first=stop_on_first,
-        reproduce_on_failure=reproduce_on_failure,
-        search_order=search_order,
-        seed=seed,
-        substrate=substrate,
-    )
+    opts = _options("explore_dpor", DporOptions, dict(options), strategy="dpor")
+    return _run(setup, threads, invariant, teardown, opts)
 
 
-__all__ = ["ExploreResult", "explore_dpor"]
+__all__ = ["DporOptions", "ExploreResult", "explore_dpor"]

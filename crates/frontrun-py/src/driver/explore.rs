@@ -13,12 +13,13 @@ use frontrun_engine::strategy::{Outcome, Strategy};
 use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyList, PyTuple};
 
 use super::coro;
 use super::ctx;
 use super::divergence::divergence_text;
 use super::gate::{consume_stop_request, Abort, Gate, Step};
+use super::options::{ExploreOptions, ExploreOutcome};
 use super::pool::{Job, WorkerPool};
 use crate::tracer::{self, registry};
 use frontrun_engine::strategy::build::{self as strategies, Kind};
@@ -752,8 +753,6 @@ const ITERATIVE_PASS_BUDGET: u64 = 200;
 
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
-#[pyo3(signature = (pool, setup, threads, invariant, teardown, strategy, *, max_executions, preemption_bound, total_timeout, timeout_per_run, stop_on_first, max_attempts, seed, reproduce_on_failure, replay, max_ops = None, search_order = "lowest-first", shrink_budget = 128, substrate = "threads"))]
-#[allow(clippy::too_many_arguments)]
 pub fn _explore<'py>(
     py: Python<'py>,
     pool: &Bound<'py, WorkerPool>,
@@ -761,54 +760,11 @@ pub fn _explore<'py>(
     threads: &Bound<'py, PyList>,
     invariant: &Bound<'py, PyAny>,
     teardown: Option<&Bound<'py, PyAny>>,
-    strategy: &str,
-    max_executions: Option<u64>,
-    preemption_bound: Option<u32>,
-    total_timeout: Option<f64>,
-    timeout_per_run: f64,
-    stop_on_first: bool,
-    max_attempts: u64,
-    seed: Option<u64>,
-    reproduce_on_failure: u32,
-    replay: Option<&str>,
-    max_ops: Option<u64>,
-    search_order: &str,
-    shrink_budget: u32,
-    substrate: &str,
-) -> PyResult<Bound<'py, PyDict>> {
-    crate::ffi_guard::guard(|| {
-        // No panic may cross into Python as a `PanicException` (a
-        // BaseException that test code does not expect): it becomes a
-        // RuntimeError asking for a report.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            explore_body(
-                py,
-                pool,
-                setup,
-                threads,
-                invariant,
-                teardown,
-                strategy,
-                max_executions,
-                preemption_bound,
-                total_timeout,
-                timeout_per_run,
-                stop_on_first,
-                max_attempts,
-                seed,
-                reproduce_on_failure,
-                replay,
-                max_ops,
-                search_order,
-                shrink_budget,
-                substrate,
-            )
-        }))
-        .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
-    })
+    options: &ExploreOptions,
+) -> PyResult<ExploreOutcome> {
+    crate::ffi_guard::guard(|| explore_body(py, pool, setup, threads, invariant, teardown, options))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn explore_body<'py>(
     py: Python<'py>,
     pool: &Bound<'py, WorkerPool>,
@@ -816,22 +772,27 @@ fn explore_body<'py>(
     threads: &Bound<'py, PyList>,
     invariant: &Bound<'py, PyAny>,
     teardown: Option<&Bound<'py, PyAny>>,
-    strategy: &str,
-    max_executions: Option<u64>,
-    preemption_bound: Option<u32>,
-    total_timeout: Option<f64>,
-    timeout_per_run: f64,
-    stop_on_first: bool,
-    max_attempts: u64,
-    seed: Option<u64>,
-    reproduce_on_failure: u32,
-    replay: Option<&str>,
-    max_ops: Option<u64>,
-    search_order: &str,
-    shrink_budget: u32,
-    substrate: &str,
-) -> PyResult<Bound<'py, PyDict>> {
-    let coroutines = match substrate {
+    options: &ExploreOptions,
+) -> PyResult<ExploreOutcome> {
+    let ExploreOptions {
+        ref strategy,
+        max_executions,
+        preemption_bound,
+        total_timeout,
+        timeout_per_run,
+        stop_on_first,
+        max_attempts,
+        seed,
+        reproduce_on_failure,
+        ref replay,
+        max_ops,
+        ref search_order,
+        shrink_budget,
+        ref substrate,
+    } = *options;
+    let (strategy, replay, search_order) =
+        (strategy.as_str(), replay.as_deref(), search_order.as_str());
+    let coroutines = match substrate.as_str() {
         "threads" => false,
         "coroutines" => true,
         other => {
@@ -1012,20 +973,16 @@ fn explore_body<'py>(
              package.\n"
         )
     });
-    let out = PyDict::new(py);
-    out.set_item("executions_explored", explored)?;
-    out.set_item(
-        "diverged",
-        diverged.is_some() || search_divergence.is_some(),
-    )?;
-    out.set_item("repeated_executions", strategy.repeated_executions())?;
-    out.set_item(
-        "preemption_bound_found",
-        match failure_pass {
+    let mut out = ExploreOutcome {
+        executions_explored: explored,
+        diverged: diverged.is_some() || search_divergence.is_some(),
+        repeated_executions: strategy.repeated_executions(),
+        preemption_bound_found: match failure_pass {
             Some(PassBound::Bounded(k)) => Some(k),
             _ => None,
         },
-    )?;
+        ..ExploreOutcome::default()
+    };
     let divergence_note = diverged
         .map(|k| {
             format!(
@@ -1047,9 +1004,9 @@ fn explore_body<'py>(
             shrink_budget
         };
         let shrunk = program.shrink(py, exec, kind, message, budget)?;
-        out.set_item("shrink_replays", shrunk.replays)?;
-        out.set_item("preemptions", shrunk.counts.map(|c| c.preemptions))?;
-        out.set_item("context_switches", shrunk.counts.map(|c| c.switches))?;
+        out.shrink_replays = shrunk.replays;
+        out.preemptions = shrunk.counts.map(|c| c.preemptions);
+        out.context_switches = shrunk.counts.map(|c| c.switches);
         let Shrunk {
             exec,
             kind,
@@ -1105,23 +1062,18 @@ fn explore_body<'py>(
         text.push_str(&format!(
             "Replay it with frontrun.replay({token:?}, setup, threads, invariant).\n"
         ));
-        out.set_item("property_holds", false)?;
-        out.set_item("exhausted", false)?;
-        out.set_item("failure_kind", kind)?;
+        out.property_holds = Some(false);
+        out.failure_kind = Some(kind);
         if let Some(n) = &divergence_note {
             text.push('\n');
             text.push_str(n);
         }
-        out.set_item("explanation", text)?;
-        out.set_item("counterexample", token)?;
-        out.set_item("reproduced", reproduced)?;
-        out.set_item("reproduce_attempts", reproduce_on_failure)?;
+        out.explanation = text;
+        out.counterexample = Some(token);
+        out.reproduced = reproduced;
+        out.reproduce_attempts = reproduce_on_failure;
         return Ok(out);
     }
-    out.set_item("failure_kind", py.None())?;
-    out.set_item("counterexample", py.None())?;
-    out.set_item("reproduced", 0)?;
-    out.set_item("reproduce_attempts", 0)?;
     summary.executions = explored;
     summary.finished = finished;
     // Only the strategy knows whether it covered every trace (a bounded
@@ -1135,8 +1087,8 @@ fn explore_body<'py>(
     } else {
         verdict.property_holds()
     };
-    out.set_item("property_holds", holds)?;
-    out.set_item("exhausted", verdict.exhausted())?;
+    out.property_holds = holds;
+    out.exhausted = verdict.exhausted();
     let mut text = verdict.explanation(explored);
     match (&stopped, &kind) {
         (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
@@ -1160,6 +1112,6 @@ fn explore_body<'py>(
         text.push('\n');
         text.push_str(n);
     }
-    out.set_item("explanation", text)?;
+    out.explanation = text;
     Ok(out)
 }

@@ -7,6 +7,7 @@ pub mod divergence;
 pub mod explore;
 pub mod gate;
 pub mod identity;
+pub mod options;
 pub mod pool;
 pub mod spawn;
 pub mod sync;
@@ -30,6 +31,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::JobHandle>()?;
     m.add_class::<sync::CoopLock>()?;
     m.add_class::<sync::CoopCondition>()?;
+    m.add_class::<options::ExploreOptions>()?;
+    m.add_class::<options::ExploreOutcome>()?;
     m.add_function(wrap_pyfunction!(explore::_explore, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_coop_active, m)?)?;
     m.add_function(wrap_pyfunction!(ctx::_forget_exploration_after_fork, m)?)?;
