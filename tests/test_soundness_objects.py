@@ -64,13 +64,26 @@ class State:
         # exact builtins does not describe.
         self.dd: collections.defaultdict[str, int] = collections.defaultdict(int)
         self.od: collections.OrderedDict[str, int] = collections.OrderedDict(a=1, b=2)
+        self.l2: list[int] = [5]
+        # Standard-library containers written in Python (untraced code).
+        self.c: collections.Counter[str] = collections.Counter(a=1)
+        self.key = Key()
+        self.wk: weakref.WeakKeyDictionary[Key, int] = weakref.WeakKeyDictionary({self.key: 1})
+        self.wv: weakref.WeakValueDictionary[str, Key] = weakref.WeakValueDictionary()
         cfg.limit = 0  # type: ignore[attr-defined]
+
+
+class Key:
+    """A weakly referenceable key and value."""
 
 
 def outcome(s: State) -> str:
     limit = cfg.limit  # type: ignore[attr-defined]
     subclasses = (sorted(s.dd.items()), list(s.od.items()))
-    return repr((sorted(s.d.items()), s.l, sorted(s.s), s.x, limit, s.res, subclasses))
+    stdlib = (sorted(s.c.items()), list(s.wk.values()), sorted(s.wv))
+    return repr(
+        (sorted(s.d.items()), s.l, sorted(s.s), s.x, limit, s.res, subclasses, s.l2, stdlib)
+    )
 
 
 Op = Callable[[State, list[Any]], Iterator[None]]
@@ -351,6 +364,109 @@ def op_ordereddict_order(s: State, r: list[Any]) -> Iterator[None]:
         r.append("mutated during iteration")
 
 
+# Shared objects held by a fresh container handed to C code: comparing,
+# formatting or serialising the container reads them.
+
+
+def op_sorted_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append([x is s.l for x in sorted([s.l, s.l2])])
+    yield
+
+
+def op_str_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(str((s.l,)))
+    yield
+
+
+def op_compare_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append((s.l,) == ([1, 2],))
+    yield
+
+
+def op_fstring_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(f"{(s.l2,)}")
+    yield
+
+
+def op_json_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(json.dumps({"x": s.l2}))
+    yield
+
+
+def op_map_len_held(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sum(map(len, (s.l, s.l2))))
+    yield
+
+
+def op_zip(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(list(zip(s.l, s.l2, strict=False)))
+    yield
+
+
+def op_l2_insert(s: State, r: list[Any]) -> Iterator[None]:
+    s.l2.insert(0, 0)
+    yield
+
+
+# collections.Counter and the weak dictionaries: methods of untraced
+# standard-library Python code.
+
+
+def op_counter_update(s: State, r: list[Any]) -> Iterator[None]:
+    s.c.update("ab")
+    yield
+
+
+def op_counter_subtract(s: State, r: list[Any]) -> Iterator[None]:
+    s.c.subtract("a")
+    yield
+
+
+def op_counter_most_common(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.c.most_common())
+    yield
+
+
+def op_counter_elements(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sorted(s.c.elements()))
+    yield
+
+
+def op_counter_add(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(sorted((s.c + collections.Counter(b=1)).items()))
+    yield
+
+
+def op_counter_iadd(s: State, r: list[Any]) -> Iterator[None]:
+    s.c += collections.Counter(b=1)
+    yield
+
+
+def op_counter_get(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.c["a"])
+    yield
+
+
+def op_weakkey_set(s: State, r: list[Any]) -> Iterator[None]:
+    s.wk[s.key] = 5
+    yield
+
+
+def op_weakkey_get(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(s.wk.get(s.key))
+    yield
+
+
+def op_weakvalue_set(s: State, r: list[Any]) -> Iterator[None]:
+    s.wv["k"] = s.key
+    yield
+
+
+def op_weakvalue_len(s: State, r: list[Any]) -> Iterator[None]:
+    r.append(len(s.wv))
+    yield
+
+
 OPS: list[Op] = [
     op_len,
     op_sum,
@@ -396,6 +512,25 @@ OPS: list[Op] = [
     op_defaultdict_len,
     op_ordereddict_move,
     op_ordereddict_order,
+    op_sorted_held,
+    op_str_held,
+    op_compare_held,
+    op_fstring_held,
+    op_json_held,
+    op_map_len_held,
+    op_zip,
+    op_l2_insert,
+    op_counter_update,
+    op_counter_subtract,
+    op_counter_most_common,
+    op_counter_elements,
+    op_counter_add,
+    op_counter_iadd,
+    op_counter_get,
+    op_weakkey_set,
+    op_weakkey_get,
+    op_weakvalue_set,
+    op_weakvalue_len,
 ]
 
 Program = list[list[Op]]
@@ -495,6 +630,34 @@ def test_every_op_is_generated_and_alone_is_deterministic() -> None:
         want = brute_force(program)
         got, r = dpor_outcomes(program)
         assert len(want) == 1 and got == want and r.exhausted, op.__name__
+
+
+# Each reader against a writer that changes its answer: every pair has two
+# brute-force outcomes, so a missed access shows as a missed outcome.
+PAIRS: list[tuple[Op, Op]] = [
+    (op_sorted_held, op_l2_insert),
+    (op_str_held, op_append),
+    (op_compare_held, op_append),
+    (op_fstring_held, op_l2_insert),
+    (op_json_held, op_l2_insert),
+    (op_map_len_held, op_l2_insert),
+    (op_zip, op_l2_insert),
+    (op_counter_most_common, op_counter_update),
+    (op_counter_get, op_counter_subtract),
+    (op_counter_elements, op_counter_iadd),
+    (op_counter_add, op_counter_subtract),
+    (op_weakkey_get, op_weakkey_set),
+    (op_weakvalue_len, op_weakvalue_set),
+]
+
+
+@pytest.mark.parametrize(("read", "write"), PAIRS, ids=[p[0].__name__ for p in PAIRS])
+def test_reader_against_writer_reaches_every_outcome(read: Op, write: Op) -> None:
+    program: Program = [[read], [write]]
+    want = brute_force(program)
+    got, r = dpor_outcomes(program)
+    assert len(want) == 2, want
+    assert got == want and r.exhausted, (sorted(want - got), sorted(got - want))
 
 
 # --- the issue's examples: each had 1 execution and exhausted=True ------------

@@ -15,12 +15,16 @@
 pub enum Effect {
     /// Touches no argument's state (`id`, `isinstance`, `type`…).
     Pure,
-    /// Reads every argument as a whole (`len`, `sum`, `sorted`…).
+    /// Reads every argument as a whole (`sum`, `sorted`…), and the objects
+    /// a container argument holds (`sorted([a.l, b.l])` compares the lists).
     Read,
+    /// Reads only the size of its arguments (`len`, `bool`), not the
+    /// objects they hold.
+    Size,
     /// May change every argument (unknown callees).
     Write,
-    /// Changes the first argument (`self`), reads the others
-    /// (`list.append`, `dict.update`…).
+    /// Changes the first argument (`self`) without reading the objects it
+    /// holds, reads the others (`list.append`, `dict.update`…).
     MutateFirst,
     /// Returns an iterator or view over its arguments (`iter`, `enumerate`,
     /// `zip`, `dict.items`…): reads them, and each step of the result is a
@@ -50,7 +54,7 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.callable", Effect::Pure),
     ("builtins.super", Effect::Pure),
     // Readers of their arguments.
-    ("builtins.len", Effect::Read),
+    ("builtins.len", Effect::Size),
     ("builtins.sum", Effect::Read),
     ("builtins.min", Effect::Read),
     ("builtins.max", Effect::Read),
@@ -69,7 +73,7 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.format", Effect::Read),
     ("builtins.ascii", Effect::Read),
     ("builtins.hash", Effect::Read),
-    ("builtins.bool", Effect::Read),
+    ("builtins.bool", Effect::Size),
     ("builtins.print", Effect::Read),
     ("builtins.str.join", Effect::Read),
     ("builtins.str.format", Effect::Read),
@@ -103,9 +107,10 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.list.extend", Effect::MutateFirst),
     ("builtins.list.insert", Effect::MutateFirst),
     ("builtins.list.pop", Effect::MutateFirst),
-    ("builtins.list.remove", Effect::MutateFirst),
+    // `remove` and `sort` also compare the objects the list holds.
+    ("builtins.list.remove", Effect::Write),
     ("builtins.list.clear", Effect::MutateFirst),
-    ("builtins.list.sort", Effect::MutateFirst),
+    ("builtins.list.sort", Effect::Write),
     ("builtins.list.reverse", Effect::MutateFirst),
     ("builtins.dict.update", Effect::MutateFirst),
     ("builtins.dict.setdefault", Effect::MutateFirst),
@@ -183,7 +188,7 @@ mod tests {
         ("builtins.issubclass", Effect::Pure),
         ("builtins.callable", Effect::Pure),
         ("builtins.super", Effect::Pure),
-        ("builtins.len", Effect::Read),
+        ("builtins.len", Effect::Size),
         ("builtins.sum", Effect::Read),
         ("builtins.min", Effect::Read),
         ("builtins.max", Effect::Read),
@@ -202,7 +207,7 @@ mod tests {
         ("builtins.format", Effect::Read),
         ("builtins.ascii", Effect::Read),
         ("builtins.hash", Effect::Read),
-        ("builtins.bool", Effect::Read),
+        ("builtins.bool", Effect::Size),
         ("builtins.print", Effect::Read),
         ("builtins.str.join", Effect::Read),
         ("builtins.str.format", Effect::Read),
@@ -235,9 +240,9 @@ mod tests {
         ("builtins.list.extend", Effect::MutateFirst),
         ("builtins.list.insert", Effect::MutateFirst),
         ("builtins.list.pop", Effect::MutateFirst),
-        ("builtins.list.remove", Effect::MutateFirst),
+        ("builtins.list.remove", Effect::Write),
         ("builtins.list.clear", Effect::MutateFirst),
-        ("builtins.list.sort", Effect::MutateFirst),
+        ("builtins.list.sort", Effect::Write),
         ("builtins.list.reverse", Effect::MutateFirst),
         ("builtins.dict.update", Effect::MutateFirst),
         ("builtins.dict.setdefault", Effect::MutateFirst),

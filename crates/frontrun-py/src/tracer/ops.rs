@@ -53,9 +53,16 @@ pub enum Op {
     /// `FORMAT_VALUE` (≤3.12): the value is below the format spec if the
     /// argument's bit 4 is set.
     FormatValue,
-    /// `FORMAT_WITH_SPEC` (3.13): the value is below the spec.
     /// `MATCH_KEYS`: the subject is below the keys tuple.
     ReadSecond,
+    /// Formatting the top operand (`FORMAT_SIMPLE`, `CONVERT_VALUE`): reads
+    /// it and the objects it holds (`f"{(a.l,)}"`).
+    FormatTop,
+    /// `FORMAT_WITH_SPEC` (3.13): formats the value below the spec.
+    FormatSecond,
+    /// `COMPARE_OP`: compares the two top operands and the objects they
+    /// hold (`(a.l,) == (b.l,)` compares the lists).
+    Compare,
     /// `MATCH_CLASS`: a class pattern reads attributes of the subject, the
     /// third operand (below the class and the keyword names).
     MatchClass,
@@ -95,9 +102,9 @@ const NAMED: &[(&str, Op)] = &[
     ("DICT_UPDATE", Op::ReadTop),
     ("DICT_MERGE", Op::ReadTop),
     ("LIST_TO_TUPLE", Op::ReadTop),
-    ("FORMAT_SIMPLE", Op::ReadTop),
-    ("CONVERT_VALUE", Op::ReadTop),
-    ("FORMAT_WITH_SPEC", Op::ReadSecond),
+    ("FORMAT_SIMPLE", Op::FormatTop),
+    ("CONVERT_VALUE", Op::FormatTop),
+    ("FORMAT_WITH_SPEC", Op::FormatSecond),
     ("FORMAT_VALUE", Op::FormatValue),
     // Truth tests observe a container's size.
     ("TO_BOOL", Op::ReadTop),
@@ -110,7 +117,7 @@ const NAMED: &[(&str, Op)] = &[
     ("POP_JUMP_BACKWARD_IF_TRUE", Op::ReadTop),
     ("JUMP_IF_FALSE_OR_POP", Op::ReadTop),
     ("JUMP_IF_TRUE_OR_POP", Op::ReadTop),
-    ("COMPARE_OP", Op::ReadTwo),
+    ("COMPARE_OP", Op::Compare),
     // `match`: sequence patterns read the length, mapping patterns the keys,
     // class patterns attributes (items are read by ordinary subscripts).
     ("GET_LEN", Op::ReadTop),

@@ -312,17 +312,23 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
                     Op::Call | Op::CallFunction | Op::CallKw if s.methods.is_empty() => {
                         stack_of(view, info, unit).is_some_and(|stack| {
                             (1..=i.arg + 2)
-                                .all(|slot| stack.peek(slot).is_none_or(|p| !maybe_shared(p)))
+                                .all(|slot| stack.peek(slot).is_none_or(|p| !maybe_holds_shared(p)))
                         })
                     }
                     // Operators on numbers and strings, the common case,
                     // are settled here without leaving the fast path.
                     _ => operand_slots(*i).is_some_and(|(reads, write)| {
+                        let deep = reads_held(i.op);
                         stack_of(view, info, unit).is_some_and(|stack| {
-                            reads
-                                .iter()
-                                .chain(write.iter())
-                                .all(|&slot| stack.peek(slot).is_none_or(|p| !maybe_shared(p)))
+                            reads.iter().chain(write.iter()).all(|&slot| {
+                                stack.peek(slot).is_none_or(|p| {
+                                    !(if deep {
+                                        maybe_holds_shared(p)
+                                    } else {
+                                        maybe_shared(p)
+                                    })
+                                })
+                            })
                         })
                     }),
                 });
@@ -516,6 +522,51 @@ fn maybe_shared(p: *mut ffi::PyObject) -> bool {
             && ffi::PyFloat_CheckExact(p) == 0
             && ffi::PyFunction_Check(p) == 0
     }
+}
+
+/// Whether a value handed to C code may carry shared state: `maybe_shared`,
+/// or a tuple holding such a value (`str((a.l,))`, `sorted((a.l, b.l))`).
+fn maybe_holds_shared(p: *mut ffi::PyObject) -> bool {
+    if maybe_shared(p) {
+        return true;
+    }
+    // SAFETY: a live value, GIL held; a tuple's items are live while it is.
+    unsafe {
+        ffi::PyTuple_CheckExact(p) != 0
+            && (0..ffi::PyTuple_GET_SIZE(p)).any(|i| maybe_shared(ffi::PyTuple_GET_ITEM(p, i)))
+    }
+}
+
+/// The shared objects a builtin container (tuple, list, dict, set) holds
+/// directly, which C code reading the container reads too: comparing,
+/// summing, formatting or serialising it reaches them. One level deep.
+fn held_owners(obj: &Bound<'_, PyAny>) -> Vec<ObjId> {
+    use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyTuple};
+    let mut out = Vec::new();
+    let mut visit = |item: Bound<'_, PyAny>| {
+        for id in whole_owners(&item) {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+    };
+    // Holding the GIL and running no Python code, nothing changes the
+    // container while it is walked.
+    if let Ok(t) = obj.downcast_exact::<PyTuple>() {
+        t.iter().for_each(&mut visit);
+    } else if let Ok(l) = obj.downcast_exact::<PyList>() {
+        l.iter().for_each(&mut visit);
+    } else if let Ok(d) = obj.downcast_exact::<PyDict>() {
+        for (k, v) in d.iter() {
+            visit(k);
+            visit(v);
+        }
+    } else if let Ok(s) = obj.downcast_exact::<PySet>() {
+        s.iter().for_each(&mut visit);
+    } else if let Ok(s) = obj.downcast_exact::<PyFrozenSet>() {
+        s.iter().for_each(&mut visit);
+    }
+    out
 }
 
 /// The shared objects whose state `obj` exposes as a whole: `obj` itself
@@ -790,7 +841,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
     }
     // Cheap filter first: most calls pass no shared object at all.
     let mut candidates = site.this.iter().chain(site.args.iter());
-    if !candidates.any(|&p| maybe_shared(p)) {
+    if !candidates.any(|&p| maybe_holds_shared(p)) {
         return Some((accesses, None));
     }
     let callable = bound(site.callable);
@@ -846,7 +897,22 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
         _ => {
             let mut parents = Vec::new();
             for (i, &p) in args.iter().enumerate() {
-                let ids = whole_owners(&bound(p));
+                let arg = bound(p);
+                let mut ids = whole_owners(&arg);
+                let held = match effect {
+                    Effect::Size => false,
+                    Effect::MutateFirst => i > 0,
+                    _ => true,
+                };
+                if held {
+                    let inner = held_owners(&arg);
+                    ids.extend(
+                        inner
+                            .into_iter()
+                            .filter(|id| !ids.contains(id))
+                            .collect::<Vec<_>>(),
+                    );
+                }
                 let is_self = i == 0 && site.this == Some(p) && bound_self.is_none();
                 for id in ids {
                     parents.push(id);
@@ -900,20 +966,33 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
 /// with Python-level dunders need nothing (their code is traced).
 fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> {
     let (reads, write) = operand_slots(ins)?;
+    let deep = reads_held(ins.op);
     let mut accesses = Vec::new();
     let mut visit = |slot: u32, write: bool| {
         let Some(p) = stack.peek(slot) else { return };
-        if !maybe_shared(p) {
+        let held = deep && !write;
+        if !(if held {
+            maybe_holds_shared(p)
+        } else {
+            maybe_shared(p)
+        }) {
             return;
         }
         // SAFETY: a live stack value of the frame.
         let obj = unsafe { Bound::from_borrowed_ptr(py, p) };
-        let ids = match registry::lookup_kind(p) {
+        let mut ids = match registry::lookup_kind(p) {
             Some((id, Kind::Container)) => vec![id],
-            Some(_) => return,
+            Some(_) if !held => return,
+            Some(_) => Vec::new(),
             None => registry::derived(p).unwrap_or_default(),
         };
-        let _ = obj;
+        if held {
+            for id in held_owners(&obj) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
         for id in ids {
             let a = if write {
                 Access::write(id, Key::Any)
@@ -930,6 +1009,15 @@ fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> 
         visit(w, true);
     }
     Some((accesses, None))
+}
+
+/// Whether operator `op` reads the objects its operands hold (comparing
+/// and formatting do; unpacking and truth tests do not).
+fn reads_held(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Compare | Op::FormatTop | Op::FormatSecond | Op::FormatValue
+    )
 }
 
 /// A class pattern (`case Point(x=0)`) reads attributes of the subject by
@@ -955,7 +1043,9 @@ fn on_match_class(stack: &Stack) -> Option<Classified> {
 /// operators); `None` for other instructions.
 fn operand_slots(ins: Instr) -> Option<(&'static [u32], Option<u32>)> {
     Some(match ins.op {
-        Op::ReadTop => (&[1], None),
+        Op::ReadTop | Op::FormatTop => (&[1], None),
+        Op::FormatSecond => (&[2], None),
+        Op::Compare => (&[1, 2], None),
         Op::ReadSecond => (&[2], None),
         Op::MatchClass => (&[3], None),
         Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
@@ -1161,7 +1251,10 @@ fn classify_inner(
         | Op::ReadTwo
         | Op::BinaryOp
         | Op::Inplace
-        | Op::FormatValue => on_operands(py, ins, stack),
+        | Op::FormatValue
+        | Op::FormatTop
+        | Op::FormatSecond
+        | Op::Compare => on_operands(py, ins, stack),
         Op::MatchClass => on_match_class(stack),
         Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
             let g = view.globals();
