@@ -16,6 +16,13 @@
 //! loop (`while not ev.wait(0.1): ...`) from spinning forever without the
 //! others moving, a thread that timed out may time out again only after
 //! another thread ran a step (or when nothing else can run at all).
+//!
+//! Two threads polling each other can still trade timeouts forever, and any
+//! polling loop multiplies the interleavings by its timeouts. So each thread
+//! may choose to time out at most [`MAX_TIMEOUTS`] times per execution;
+//! after that it times out only when nothing else can run. A decision that
+//! left out a timeout for this reason is recorded ([`Turns::timeouts_cut`]):
+//! the search did not cover every outcome, and a pass proves nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,6 +31,10 @@ use crate::coop::{Blocked, Op};
 use crate::event::{AccessKind, Event, ThreadId};
 use crate::strategy::{Choice, Strategy, ThreadStatus};
 use crate::waitfor::WaitForGraph;
+
+/// How many times one thread may choose to time out in one execution (see
+/// the module doc).
+pub const MAX_TIMEOUTS: usize = 8;
 
 /// A source position captured when a cooperative operation was called.
 #[derive(Clone, Debug)]
@@ -73,6 +84,8 @@ struct Thread {
     /// The others' step count when this thread last timed out: it may time
     /// out again only once they moved on.
     spin_mark: Option<usize>,
+    /// Timeouts it chose (not forced by a deadlock) in this execution.
+    timeouts: usize,
     /// The thread was told of the abort: it is unwinding, and its cleanup
     /// code runs unscheduled (see [`Turns::point`]).
     unwinding: bool,
@@ -138,6 +151,8 @@ pub struct Turns {
     statuses: Vec<ThreadStatus<'static>>,
     /// Virtual seconds since the execution started (see the module doc).
     vclock: f64,
+    /// A timeout was left out of a decision by [`MAX_TIMEOUTS`].
+    timeouts_cut: bool,
 }
 
 impl Turns {
@@ -152,6 +167,7 @@ impl Turns {
             finished: Vec::new(),
             statuses: Vec::new(),
             vclock: 0.0,
+            timeouts_cut: false,
         }
     }
 
@@ -167,6 +183,7 @@ impl Turns {
             last_site: 0,
             own_steps: 0,
             spin_mark: None,
+            timeouts: 0,
             unwinding: false,
         });
         tid
@@ -352,9 +369,16 @@ impl Turns {
         &self.forced
     }
 
+    /// Whether a decision of this execution left out a timeout because the
+    /// thread had used up its [`MAX_TIMEOUTS`]: outcomes were not explored.
+    pub fn timeouts_cut(&self) -> bool {
+        self.timeouts_cut
+    }
+
     /// Ask the strategy and run its choice; on deadlock, fire a timed wait if
     /// one exists, else record the deadlock and stop.
     pub fn decide(&mut self, strategy: Option<&mut dyn Strategy>) -> Decision {
+        let mut cut = false;
         let choice = {
             let Turns {
                 threads,
@@ -376,6 +400,7 @@ impl Turns {
                         {
                             ThreadStatus::Enabled(event)
                         } else {
+                            cut |= op.as_ref().is_some_and(|o| over_budget(t, &**o, steps));
                             ThreadStatus::Disabled(event)
                         }
                     }
@@ -391,6 +416,10 @@ impl Turns {
             *spare = recycle(statuses);
             choice
         };
+        // A deadlock fires a timed wait anyway: nothing was left out then.
+        if cut && choice != Choice::Deadlock {
+            self.timeouts_cut = true;
+        }
         match choice {
             Choice::Run(u) if u < self.threads.len() && self.is_enabled(u) => {
                 self.run(u, false);
@@ -453,10 +482,14 @@ impl Turns {
         {
             if let Some(mut op) = op {
                 // Chosen while it could not complete: it timed out.
+                let forced = timed_out;
                 let timed_out = timed_out || !op.enabled(u, &self.finished);
                 let t = &mut self.threads[u];
                 if timed_out {
                     t.spin_mark = Some(steps.saturating_sub(t.own_steps));
+                    if !forced {
+                        t.timeouts += 1;
+                    }
                 }
                 t.result = op.apply(u, timed_out);
                 if let Some(d) = op.elapsed(timed_out) {
@@ -580,6 +613,15 @@ static UNBORN: Event = Event {
 /// first time, then only after another thread ran a step since its last
 /// timeout (see the module doc).
 fn may_time_out(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+    t.timeouts < MAX_TIMEOUTS && could_time_out(t, op, steps)
+}
+
+/// Whether `t` could time out now but for its [`MAX_TIMEOUTS`].
+fn over_budget(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+    t.timeouts >= MAX_TIMEOUTS && could_time_out(t, op, steps)
+}
+
+fn could_time_out(t: &Thread, op: &dyn Op, steps: usize) -> bool {
     op.timeout().is_some()
         && t.spin_mark
             .is_none_or(|m| steps.saturating_sub(t.own_steps) > m)

@@ -152,7 +152,13 @@ impl Gate {
 
     /// The construct recorded by `note_unexplored`, if any.
     pub fn unexplored(&self) -> Option<&'static str> {
-        self.lock().unexplored
+        let st = self.lock();
+        st.unexplored.or_else(|| {
+            st.turns.timeouts_cut().then_some(
+                "a timed wait in a loop that timed out more often than the search follows \
+                 (frontrun_engine::turns::MAX_TIMEOUTS per thread and execution)",
+            )
+        })
     }
 
     pub fn vnow(&self) -> f64 {
