@@ -19,8 +19,10 @@ any reduction (so DPOR must find everything sampling finds).
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -318,6 +320,38 @@ def test_real_clocks_are_back_after_the_exploration() -> None:
     time.sleep(0.01)
     assert 0.005 < time.monotonic() - before < 5
     assert abs(time.time() - time.time()) < 1
+
+
+# -- copies of the clocks bound by name before the exploration ------------------
+
+# `from time import monotonic` in some module, done before any exploration:
+# the module holds the real builtin, not the `time` attribute that is patched.
+clock_copies = types.ModuleType("frontrun_test_clock_copies")
+exec(
+    "from time import monotonic, perf_counter, sleep\nfrom threading import get_ident\n",
+    clock_copies.__dict__,
+)
+sys.modules[clock_copies.__name__] = clock_copies
+
+
+def test_clocks_imported_by_name_follow_virtual_time() -> None:
+    m: Any = clock_copies
+    seen: list[tuple[float, float, bool]] = []
+
+    def sleeper(s: State) -> None:
+        a, p = m.monotonic(), m.perf_counter()
+        m.sleep(3.0)
+        seen.append(
+            (m.monotonic() - a, m.perf_counter() - p, m.get_ident() == threading.get_ident())
+        )
+
+    _, r, took = outcomes([sleeper])
+    assert r.property_holds is True and r.exhausted, r.explanation
+    assert took < FAST
+    assert seen and all(d == 3.0 and q == 3.0 and same for d, q, same in seen), seen
+    # Restored afterwards.
+    assert m.monotonic is time.monotonic and m.sleep is time.sleep
+    assert m.get_ident is threading.get_ident
 
 
 # -- what is not explored makes the verdict inconclusive -------------------------

@@ -10,7 +10,8 @@ is_alive` and `time.sleep` become scheduling points on explored threads.
 Explored threads (and `setup`/invariant/`teardown` on the exploring thread)
 read the execution's virtual clock through `time.monotonic()`, `time.time()`,
 `time.perf_counter()` (and their `_ns` forms, and the copies `threading` and
-`queue` imported): timed waits and sleeps move it on instead of waiting, so a
+`queue` imported, and module-level copies such as `from time import
+monotonic` in the program's own modules, see `_rebind`): timed waits and sleeps move it on instead of waiting, so a
 loop waiting for a deadline ends (see `driver/gate.rs`). Any
 other thread keeps getting the real primitives, and everything is restored on
 exit, also on error.
@@ -23,10 +24,11 @@ import contextlib
 import queue
 import threading
 import time
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from frontrun import _native
+from frontrun import _native, _rebind
 
 _REAL_LOCK = threading.Lock
 _REAL_RLOCK = threading.RLock
@@ -203,6 +205,7 @@ def cooperative(pool: Any) -> Iterator[None]:
             for owner, name, new in _PATCHES:
                 setattr(owner, name, new)
             _saved[:] = saved
+            _rebound[:] = _rebind.rebind(_copies(saved))
         _depth += 1
         outer_pool, _pool = _pool, pool
     try:
@@ -212,12 +215,26 @@ def cooperative(pool: Any) -> Iterator[None]:
             _pool = outer_pool
             _depth -= 1
             if _depth == 0:
+                _rebind.restore(_rebound)
+                _rebound.clear()
                 for owner, name, old in _saved:
                     setattr(owner, name, old)
                 _saved.clear()
 
 
 _saved: list[tuple[Any, str, Any]] = []
+_rebound: list[tuple[dict[str, Any], str, Any, Any]] = []
+
+
+def _copies(saved: list[tuple[Any, str, Any]]) -> dict[int, tuple[Any, Callable[..., Any]]]:
+    """The patched module-level builtins (clocks, `sleep`, thread ids), by
+    identity, with their replacements: what `_rebind` looks for elsewhere."""
+    new = {(id(owner), name): repl for owner, name, repl in _PATCHES}
+    return {
+        id(old): (old, new[(id(owner), name)])
+        for owner, name, old in saved
+        if isinstance(owner, types.ModuleType) and isinstance(old, types.BuiltinFunctionType)
+    }
 
 
 def is_patched() -> bool:
