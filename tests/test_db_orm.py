@@ -59,7 +59,9 @@ def _reset(dsn: str) -> None:
     conn.close()
 
 
-def _explore(dsn: str, driver: str, deposit: Callable[[Session], None]) -> frontrun.ExploreResult:
+def _explore(
+    dsn: str, driver: str, deposit: Callable[[Session], None], *, full_frames: bool = False
+) -> frontrun.ExploreResult:
     def setup() -> Any:
         _reset(dsn)
         return sqlalchemy.create_engine(_url(dsn, driver))
@@ -78,6 +80,7 @@ def _explore(dsn: str, driver: str, deposit: Callable[[Session], None]) -> front
         invariant,
         teardown=lambda engine: engine.dispose(),
         total_timeout=60,
+        full_frames=full_frames,
     )
 
 
@@ -106,6 +109,22 @@ def test_orm_lost_update_is_found(bank: str, driver: str) -> None:
     assert r.failure_kind == "invariant"
     assert "lost update on account[id=1]" in r.explanation
     assert r.reproduced == r.reproduce_attempts
+    # Every line is the user's code (the statements SQLAlchemy runs are
+    # shown at the user's line that asked for them), never the ORM's.
+    lines = [ln for ln in r.explanation.splitlines() if ln.startswith("  thread")]
+    assert lines, r.explanation
+    assert all("test_db_orm.py:" in ln for ln in lines), r.explanation
+    assert any("session.commit()" in ln and "UPDATE account" in ln for ln in lines)
+    assert "sqlalchemy" not in r.explanation.replace("sqlalchemy.", "")
+
+
+def test_full_frames_show_the_library_frames_too(bank: str) -> None:
+    r = _explore(bank, "psycopg2", _read_modify_write, full_frames=True)
+    assert r.property_holds is False, r.explanation
+    commit = [ln for ln in r.explanation.splitlines() if "COMMIT" in ln and "test_db_orm.py:" in ln]
+    assert commit, r.explanation
+    # The frames inside SQLAlchemy that led from session.commit() to the driver.
+    assert "via session.py:" in commit[0] and "default.py:" in commit[0], commit[0]
 
 
 @pytest.mark.parametrize("driver", DRIVERS)
@@ -147,6 +166,8 @@ def test_sqlalchemy_example_finds_and_proves(pg_dsn: str, driver: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "lost update on account[id=1]" in out.stdout
     assert "all outcomes as expected" in out.stdout
+    assert "sqlalchemy_lost_update.py:58 session.commit()" in out.stdout, out.stdout
+    assert "default.py" not in out.stdout and "<sqlalchemy generated" not in out.stdout
 
 
 @pytest.mark.timeout(400)

@@ -392,6 +392,9 @@ class ReplayOptions(TypedDict, total=False):
     substrate: Substrate | None
     """What runs the explored threads (see `explore`); None (the default)
     takes `FRONTRUN_SUBSTRATE`, else "threads"."""
+    full_frames: bool
+    """Explanation lines list the library frames below the user's line too
+    (default False: only the innermost frame of the user's own code)."""
 
 
 class InterleavingOptions(ReplayOptions, total=False):
@@ -496,6 +499,7 @@ def _run(
     invariant: Callable[[Any], Any],
     teardown: Callable[[Any], Any] | None,
     opts: _native.ExploreOptions,
+    full_frames: bool = False,
 ) -> ExploreResult:
     _check_callable("setup", setup)
     _check_callable("invariant", invariant)
@@ -524,9 +528,11 @@ def _run(
     with _exploring:
         _controlling.active = True
         _controlling.nested = None
+        _native._set_full_frames(bool(full_frames))
         try:
             result = _run_exclusive(setup, threads, invariant, teardown, opts)
         finally:
+            _native._set_full_frames(False)
             _controlling.active = False
         if _controlling.nested is not None:
             raise _controlling.nested
@@ -653,13 +659,21 @@ def explore(
     "coroutines" (greenlets on the calling thread, handing it over with a
     stack switch: much cheaper per scheduling point). Both run the same
     search and must reach the same verdicts; None takes
-    `FRONTRUN_SUBSTRATE`, else "threads"."""
+    `FRONTRUN_SUBSTRATE`, else "threads".
+
+    Each line of an explanation shows the innermost frame of the user's own
+    code (not the standard library, an installed package or frontrun), where
+    a statement run by an ORM was asked for; `full_frames=True` lists the
+    library frames below it too."""
+    given = dict(options)
+    full_frames = bool(given.pop("full_frames", False))
     return _run(
         setup,
         threads,
         invariant,
         teardown,
-        _options("explore", Options, dict(options)),
+        _options("explore", Options, given),
+        full_frames,
     )
 
 
@@ -681,6 +695,8 @@ def replay(
             f"the replay token must be a str (a result's counterexample), got "
             f"{type(token).__name__}: {token!r}; a passing result has no counterexample to replay"
         )
+    given = dict(options)
+    full_frames = bool(given.pop("full_frames", False))
     return _run(
         setup,
         threads,
@@ -689,12 +705,13 @@ def replay(
         _options(
             "replay",
             ReplayOptions,
-            dict(options),
+            given,
             strategy="dpor",
             replay=token,
             max_attempts=1,
             reproduce_on_failure=0,
         ),
+        full_frames,
     )
 
 

@@ -22,8 +22,10 @@ def explore_interleavings(
     """Run `max_attempts` random interleavings. `max_ops` caps the scheduling
     points per execution at which a thread switch may happen; after it, the
     running thread continues while it can."""
-    opts = _options("explore_interleavings", InterleavingOptions, dict(options), strategy="random")
-    return _run(setup, threads, invariant, teardown, opts)
+    given = dict(options)
+    full_frames = bool(given.pop("full_frames", False))
+    opts = _options("explore_interleavings", InterleavingOptions, given, strategy="random")
+    return _run(setup, threads, invariant, teardown, opts, full_frames)
 
 
 __all__ = ["ExploreResult", "InterleavingOptions", "explore_interleavings"]

@@ -20,8 +20,10 @@ def explore_dpor(
     **options: Unpack[DporOptions],
 ) -> ExploreResult:
     """`frontrun.explore(..., strategy="dpor")` with keyword arguments."""
-    opts = _options("explore_dpor", DporOptions, dict(options), strategy="dpor")
-    return _run(setup, threads, invariant, teardown, opts)
+    given = dict(options)
+    full_frames = bool(given.pop("full_frames", False))
+    opts = _options("explore_dpor", DporOptions, given, strategy="dpor")
+    return _run(setup, threads, invariant, teardown, opts, full_frames)
 
 
 __all__ = ["DporOptions", "ExploreResult", "explore_dpor"]

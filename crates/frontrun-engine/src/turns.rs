@@ -42,6 +42,9 @@ pub struct Loc {
     pub file: String,
     pub line: u32,
     pub function: String,
+    /// The frames inside libraries below this one (`file:line function`,
+    /// outermost first), when the explanation asks for all frames.
+    pub via: Option<String>,
 }
 
 /// One executed event, kept for the explanation.

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 
 use frontrun_engine::event::Event;
+use frontrun_engine::turns::Loc;
 use pyo3::prelude::*;
 
 /// Receives the events of one thread. Called with the GIL held, *before* the
@@ -16,6 +17,13 @@ pub trait EventSink {
     /// `Err` aborts the thread: the tracer returns -1 so the exception unwinds
     /// the user's code.
     fn on_event(&mut self, py: Python<'_>, event: Event) -> PyResult<()>;
+
+    /// [`on_event`](Self::on_event) for an event whose site is not the
+    /// user's code: `loc` is where the user's code stands.
+    fn on_event_at(&mut self, py: Python<'_>, event: Event, loc: Option<Loc>) -> PyResult<()> {
+        let _ = loc;
+        self.on_event(py, event)
+    }
 }
 
 thread_local! {
@@ -38,10 +46,19 @@ pub fn has_sink() -> bool {
 /// switch greenlets (the coroutine substrate), and the greenlet resumed
 /// meanwhile delivers events to its own sink on the same OS thread.
 pub fn emit(py: Python<'_>, event: Event) -> PyResult<()> {
+    emit_at(py, event, None)
+}
+
+/// [`emit`], with where the user's code stands when the event's own site
+/// is inside a library.
+pub fn emit_at(py: Python<'_>, event: Event, loc: Option<Loc>) -> PyResult<()> {
     let Some(mut sink) = SINK.with(|s| s.borrow_mut().take()) else {
         return Ok(());
     };
-    let r = sink.on_event(py, event);
+    let r = match loc {
+        Some(loc) => sink.on_event_at(py, event, Some(loc)),
+        None => sink.on_event(py, event),
+    };
     SINK.with(|s| {
         let mut slot = s.borrow_mut();
         // A sink installed during the call (none is, today) wins.

@@ -17,6 +17,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     tracer::testing::register(m)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::user_frame::_set_full_frames, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_describe, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_events, m)?)?;

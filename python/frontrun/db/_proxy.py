@@ -10,8 +10,6 @@ delegate every other attribute to the real object.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,20 +26,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 # does not wait at all); a wait means the holder is a paused transaction.
 _PROBE_TIMEOUT = "1ms"
 _SAVEPOINT = "frontrun_probe"
-_HERE = os.path.dirname(os.path.abspath(__file__))
 # Driver calls run as one opaque step: no traced accesses or cooperative
 # locks inside them (see crates/frontrun-py/src/db/opaque.rs).
 _call = _native._db_call
-
-
-def user_location() -> tuple[str, int, str] | None:
-    """``(file, line, function)`` of the innermost caller outside frontrun.db."""
-    f = sys._getframe(1)
-    while f is not None and f.f_code.co_filename.startswith(_HERE):
-        f = f.f_back  # type: ignore[assignment]
-    if f is None:
-        return None
-    return f.f_code.co_filename, f.f_lineno, f.f_code.co_name
 
 
 def _show_row(row: Any) -> str:
@@ -204,7 +191,6 @@ class ConnectionProxy:
             site,
             serializable=self.isolation == "serializable",
             lock_model=True,
-            loc=user_location(),
             snapshot_isolation=self._snapshot_isolation(),
             take_snapshot=self._take_snapshot,
         )

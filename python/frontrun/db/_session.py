@@ -199,8 +199,6 @@ class DbSession:
                 f"{conn.label}: a statement waits for a row lock of a paused transaction "
                 "and this build of frontrun has no exploration driver to schedule others"
             )
-        from frontrun.db._proxy import user_location
-
         wait(
             conn._model,
             conn._txn,
@@ -208,7 +206,7 @@ class DbSession:
             site,
             min_epoch,
             conn.isolation == "serializable",
-            user_location(),
+            None,
             conn._snapshot_isolation(),
         )
 

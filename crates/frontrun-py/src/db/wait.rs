@@ -42,6 +42,7 @@ pub fn point(
                     file,
                     line,
                     function,
+                    via: None,
                 })
             },
         ),

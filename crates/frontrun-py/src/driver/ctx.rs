@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use frontrun_engine::event::ThreadId;
-use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::gate::{Gate, Loc};
@@ -126,25 +125,10 @@ pub fn _coop_scheduled() -> PyResult<bool> {
     crate::ffi_guard::guard(|| Ok(current().is_some()))
 }
 
-/// The file, line and function of the innermost Python frame.
+/// Where the current thread is, as the user sees it (the innermost frame
+/// of the user's code: see `tracer::user_frame`).
 pub fn caller_loc(py: Python<'_>) -> Option<Loc> {
-    // SAFETY: the GIL is held (token); `PyEval_GetFrame` returns a borrowed
-    // frame of this thread or NULL, valid while we hold the GIL and do not
-    // return to Python.
-    let frame = unsafe { ffi::PyEval_GetFrame() };
-    if frame.is_null() {
-        return None;
-    }
-    // SAFETY: `frame` is a live frame object (checked non-NULL above).
-    let line = unsafe { ffi::PyFrame_GetLineNumber(frame) };
-    // SAFETY: as above; `PyFrame_GetCode` returns a new reference, which
-    // `from_owned_ptr` takes over.
-    let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(frame).cast()) };
-    Some(Loc {
-        file: code.getattr("co_filename").ok()?.extract().ok()?,
-        line: u32::try_from(line).unwrap_or(0),
-        function: code.getattr("co_name").ok()?.extract().ok()?,
-    })
+    crate::tracer::user_loc(py)
 }
 
 /// Give a new cooperative primitive its object id now, in creation order,

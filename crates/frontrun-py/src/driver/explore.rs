@@ -596,7 +596,7 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
             None => None,
         };
         // Database statements render as `Txn A | SQL → values` (db/sites.rs).
-        let description = match (crate::db::sites::describe(step.event.site), &step.what) {
+        let mut description = match (crate::db::sites::describe(step.event.site), &step.what) {
             (Some(sql), _) => sql,
             (None, Some(w)) => w.clone(),
             (None, None) => step
@@ -607,6 +607,9 @@ fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
                 .collect::<Vec<_>>()
                 .join(", "),
         };
+        if let Some(via) = step.loc.as_ref().and_then(|l| l.via.as_ref()) {
+            description = format!("{description} <- via {via}");
+        }
         out.push(TraceLine {
             tid: step.tid,
             thread: exec

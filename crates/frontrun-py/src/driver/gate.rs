@@ -443,6 +443,7 @@ impl Gate {
                         file: s.file,
                         line: s.line,
                         function: s.function,
+                        via: None,
                     });
                 (name, traced.or(loc))
             })

@@ -137,6 +137,17 @@ impl EventSink for GateSink {
             .point(py, self.tid, event, None, None, None)
             .map(drop)
     }
+
+    fn on_event_at(
+        &mut self,
+        py: Python<'_>,
+        event: Event,
+        loc: Option<frontrun_engine::turns::Loc>,
+    ) -> PyResult<()> {
+        self.gate
+            .point(py, self.tid, event, None, loc, None)
+            .map(drop)
+    }
 }
 
 /// One job handed to a worker thread. The worker's Python loop calls the

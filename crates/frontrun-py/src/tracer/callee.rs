@@ -144,7 +144,8 @@ pub fn resolve(f: &Bound<'_, PyAny>) -> Callee {
         if ffi::PyFunction_Check(p) != 0 {
             let code = ffi::PyFunction_GetCode(p);
             let code = Bound::from_borrowed_ptr(py, code);
-            if code::info(py, &code).is_ok_and(|i| i.traced) {
+            let globals = Bound::from_borrowed_ptr(py, ffi::PyFunction_GetGlobals(p));
+            if code::info_in(py, &code, Some(&globals)).is_ok_and(|i| i.traced) {
                 return Callee::Traced;
             }
             return Callee::Opaque {

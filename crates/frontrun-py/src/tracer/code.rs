@@ -87,6 +87,31 @@ def skip_dirs():
         d = os.path.dirname(fr.__file__)
         dirs |= {d, os.path.realpath(d)}
     return sorted(d.rstrip(os.sep) + os.sep for d in dirs)
+
+def installed_dirs():
+    # Where code that is not the user's lives: the standard library, every
+    # site directory (whatever is installed there) and frontrun itself.
+    import site
+    paths = sysconfig.get_paths()
+    raw = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
+    raw |= set(getattr(site, "getsitepackages", lambda: [])())
+    user_site = getattr(site, "getusersitepackages", lambda: None)()
+    if user_site:
+        raw.add(user_site)
+    fr = sys.modules.get("frontrun")
+    if fr is not None and getattr(fr, "__file__", None):
+        raw.add(os.path.dirname(fr.__file__))
+    dirs = raw | {os.path.realpath(d) for d in raw}
+    return sorted(d.rstrip(os.sep) + os.sep for d in dirs)
+
+def module_file(globals_):
+    # Generated code (`<... wrapper>`) belongs to the module that compiled it.
+    try:
+        mod = sys.modules.get(globals_.get("__name__"))
+        f = getattr(mod, "__file__", None)
+        return f if isinstance(f, str) else None
+    except Exception:
+        return None
 "#;
 
 /// A name from `co_names` or a closure variable, pre-hashed.
@@ -117,6 +142,9 @@ pub struct CodeInfo {
     /// Keeps the code object (and thus its address) alive while cached.
     pub code: Py<PyAny>,
     pub traced: bool,
+    /// The user's code: not in the standard library, an installed package or
+    /// frontrun. Explanations show the innermost such frame.
+    pub user: bool,
     /// A generator or coroutine: its frame "returns" at every yield.
     pub suspends: bool,
     pub instrs: Vec<Instr>,
@@ -141,6 +169,7 @@ pub struct Statics {
     prefixes: PrefixEvents,
     helper: Py<PyModule>,
     skip_dirs: Vec<String>,
+    installed_dirs: Vec<String>,
     /// Top-level names of the installed packages not traced (trusted).
     pub untraced_packages: Vec<String>,
 }
@@ -180,6 +209,7 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
     let helper = PyModule::from_code(py, HELPER, c"<frontrun-tracer>", c"_frontrun_tracer_helper")?;
     let skip_dirs: Vec<String> = helper.getattr("skip_dirs")?.call0()?.extract()?;
     let untraced_packages: Vec<String> = helper.getattr("untraced_packages")?.call0()?.extract()?;
+    let installed_dirs: Vec<String> = helper.getattr("installed_dirs")?.call0()?.extract()?;
     let prefixes = if cfg!(Py_3_12) {
         PrefixEvents::OnBoth
     } else {
@@ -190,6 +220,7 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
         prefixes,
         helper: helper.unbind(),
         skip_dirs,
+        installed_dirs,
         untraced_packages,
     });
     Ok(STATICS.get().expect("just set"))
@@ -208,13 +239,35 @@ pub fn is_traced_file(filename: &str, skip_dirs: &[String]) -> bool {
     })
 }
 
+/// Whether `filename` is the user's code: neither the standard library, an
+/// installed package nor frontrun (see `installed_dirs`).
+pub fn is_user_file(filename: &str, installed_dirs: &[String]) -> bool {
+    if filename.starts_with('<') {
+        return !filename.starts_with("<frozen");
+    }
+    !installed_dirs
+        .iter()
+        .any(|d| filename.starts_with(d.as_str()))
+}
+
 /// The cached facts for `code`, computing them on first sight.
 pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> {
+    info_in(py, code, None)
+}
+
+/// [`info`], knowing the globals `code` runs with: code generated at run
+/// time (a `<...>` file name) is judged by the file of the module that made
+/// it, so a library's generated wrappers count as that library.
+pub fn info_in(
+    py: Python<'_>,
+    code: &Bound<'_, PyAny>,
+    globals: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Arc<CodeInfo>> {
     let addr = code.as_ptr() as usize;
     if let Some(i) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(&addr) {
         return Ok(i.clone());
     }
-    let info = Arc::new(compute(py, code)?);
+    let info = Arc::new(compute(py, code, globals)?);
     let dropped = {
         let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
         let old = (cache.len() >= MAX_CODES).then(|| std::mem::take(&mut *cache));
@@ -227,12 +280,29 @@ pub fn info(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Arc<CodeInfo>> 
     Ok(info)
 }
 
-fn compute(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<CodeInfo> {
+fn compute(
+    py: Python<'_>,
+    code: &Bound<'_, PyAny>,
+    globals: Option<&Bound<'_, PyAny>>,
+) -> PyResult<CodeInfo> {
     let st = statics(py)?;
-    let filename: String = code.getattr("co_filename")?.extract()?;
+    let mut filename: String = code.getattr("co_filename")?.extract()?;
+    if filename.starts_with('<') && !filename.starts_with("<frozen") {
+        if let Some(g) = globals {
+            let helper = st.helper.bind(py);
+            if let Ok(Some(f)) = helper
+                .getattr("module_file")
+                .and_then(|m| m.call1((g,)))
+                .and_then(|f| f.extract::<Option<String>>())
+            {
+                filename = f;
+            }
+        }
+    }
     let mut info = CodeInfo {
         code: code.clone().unbind(),
         traced: false,
+        user: is_user_file(&filename, &st.installed_dirs),
         suspends: false,
         instrs: Vec::new(),
         depths: Vec::new(),
@@ -282,7 +352,26 @@ fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResu
 
 #[cfg(test)]
 mod tests {
-    use super::is_traced_file;
+    use super::{is_traced_file, is_user_file};
+
+    #[test]
+    fn user_files() {
+        let installed = vec![
+            "/usr/lib/python3.11/".to_string(),
+            "/venv/lib/python3.11/site-packages/".to_string(),
+        ];
+        assert!(is_user_file("/home/u/app.py", &installed));
+        assert!(is_user_file("<string>", &installed));
+        assert!(!is_user_file("<frozen runpy>", &installed));
+        assert!(!is_user_file(
+            "/usr/lib/python3.11/threading.py",
+            &installed
+        ));
+        assert!(!is_user_file(
+            "/venv/lib/python3.11/site-packages/cachetools/__init__.py",
+            &installed
+        ));
+    }
 
     #[test]
     fn filter() {

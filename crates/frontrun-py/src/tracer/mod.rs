@@ -52,6 +52,7 @@ pub mod ops;
 pub mod registry;
 pub mod testing;
 mod trace;
+pub mod user_frame;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -61,6 +62,7 @@ use pyo3::prelude::*;
 
 pub use describe::{describe_access, site_location, SiteLocation};
 pub use trace::{restore_thread, save_thread, SavedThread, SWITCHES_IN_CALLBACK};
+pub use user_frame::user_loc;
 
 /// Whether this build can trace (CPython 3.10–3.13 with the GIL).
 pub fn supported() -> bool {

@@ -256,9 +256,15 @@ fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
     if let Some(hit) = hit {
         return Ok(hit);
     }
-    // SAFETY: the frame holds a strong reference to its code object.
-    let bound = unsafe { Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject) };
-    let info = code::info(py, &bound)?;
+    // SAFETY: the frame holds a strong reference to its code object and
+    // to its globals.
+    let (bound, globals) = unsafe {
+        (
+            Bound::from_borrowed_ptr(py, code as *mut ffi::PyObject),
+            Bound::from_borrowed_ptr(py, view.globals()),
+        )
+    };
+    let info = code::info_in(py, &bound, Some(&globals))?;
     let dropped = STATE.with(|s| {
         let mut s = s.borrow_mut();
         let old = (s.codes.len() >= code::MAX_CODES).then(|| std::mem::take(&mut s.codes));
@@ -375,12 +381,16 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         return Ok(());
     }
     let site = site_of(py, &info, unit);
-    hooks::emit(
+    // An access inside an installed package's code (traced, not the
+    // user's) is explained at the user's line that led to it.
+    let loc = (!info.user).then(|| super::user_loc(py)).flatten();
+    hooks::emit_at(
         py,
         Event {
             accesses: access,
             site,
         },
+        loc,
     )
 }
 
