@@ -21,8 +21,11 @@ static FULL: AtomicBool = AtomicBool::new(false);
 
 /// Show the library frames too (`explore(..., full_frames=True)`).
 #[pyfunction]
-pub fn _set_full_frames(on: bool) {
-    FULL.store(on, Ordering::Relaxed);
+pub fn _set_full_frames(on: bool) -> PyResult<()> {
+    crate::ffi_guard::guard(|| {
+        FULL.store(on, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 fn short(file: &str) -> &str {
