@@ -122,3 +122,52 @@ def test_a_woken_lock_waiter_goes_before_the_next_step_every_run() -> None:
 def test_a_woken_event_waiter_goes_before_the_next_step_every_run() -> None:
     seen = Counter(event_handoff() for _ in range(RUNS))
     assert seen == {("g0", "s1", "g1", "t1", "f1", "s2", "t2", "g2"): RUNS}
+
+
+def rlock_handoff() -> tuple[str, ...]:
+    lock = threading.RLock()
+    log: list[str] = []
+
+    def holder() -> None:
+        lock.acquire()
+        lock.acquire()
+        log.append("h1")  # frontrun: rh_release
+        lock.release()  # still held: the waiter stays blocked
+        log.append("h1b")
+        lock.release()
+        log.append("h2")  # frontrun: rh_after
+
+    def waiter() -> None:
+        log.append("w0")  # frontrun: rw_start
+        with lock:  # held by the paused holder: the turn passes
+            log.append("w1")
+        log.append("w2")  # frontrun: rw_after
+
+    def other() -> None:
+        log.append("o1")  # frontrun: ro_step
+        log.append("o2")  # frontrun: ro_after
+
+    executor = TraceExecutor(
+        Schedule(
+            [
+                Step("w", "rw_start"),
+                Step("h", "rh_release"),
+                Step("o", "ro_step"),
+                Step("h", "rh_after"),
+                Step("o", "ro_after"),
+                Step("w", "rw_after"),
+            ]
+        )
+    )
+    executor.run("h", holder)
+    executor.run("w", waiter)
+    executor.run("o", other)
+    executor.wait(timeout=10.0)
+    return tuple(log)
+
+
+def test_a_woken_rlock_waiter_goes_before_the_next_step_every_run() -> None:
+    seen = Counter(rlock_handoff() for _ in range(RUNS))
+    # w blocks on the RLock the paused h holds twice; h's first release
+    # leaves it held, its second lets w return before o's step.
+    assert seen == {("w0", "h1", "h1b", "w1", "o1", "h2", "o2", "w2"): RUNS}

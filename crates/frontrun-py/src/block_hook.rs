@@ -100,8 +100,13 @@ pub unsafe fn check_with(
         .map_or_else(|_| "a lock".to_owned(), |r| r.to_string());
     // SAFETY: `frame` is valid.
     let at = unsafe { location(py, frame) };
-    let lock = (kind == Kind::Lock).then_some(obj.as_ptr() as usize);
-    gate.on_block(idx, format!("with {what}"), at, None, lock);
+    gate.on_block(
+        idx,
+        format!("with {what}"),
+        at,
+        None,
+        Some(obj.as_ptr() as usize),
+    );
     if gate.is_blocked(idx) {
         WITH_BLOCKED.with(|w| w.set(Some((gate.clone(), idx))));
     }
@@ -292,17 +297,22 @@ unsafe fn on_c_call(
     // SAFETY: `this` is a valid borrowed object.
     let obj = unsafe { Bound::from_borrowed_ptr(py, this) };
     match kind {
-        // Releasing a plain lock lets its first waiter return. (An RLock
-        // released once may stay held, so its waiters report themselves.)
-        Kind::Lock if is_release => {
-            gate.on_release(idx, this as usize);
+        // Releasing a plain lock, or the last level of an RLock, lets its
+        // first waiter return.
+        Kind::Lock | Kind::RLock if is_release => {
+            if kind == Kind::Lock || releases_fully(&obj)? {
+                gate.on_release(idx, this as usize);
+            }
             Ok(())
         }
         Kind::Lock | Kind::RLock if is_lock_call => {
+            // A nested acquire of an RLock this thread owns takes nothing
+            // from anyone.
+            if kind == Kind::RLock && owns(&obj)? {
+                return Ok(());
+            }
             if !would_block(&obj, kind)? {
-                if kind == Kind::Lock {
-                    gate.on_taken(this as usize);
-                }
+                gate.on_taken(this as usize);
                 return Ok(());
             }
             // SAFETY: `frame` is valid.
@@ -320,7 +330,7 @@ unsafe fn on_c_call(
                 format!("{what}.{}()", String::from_utf8_lossy(name)),
                 at,
                 wait,
-                (kind == Kind::Lock).then_some(this as usize),
+                Some(this as usize),
             );
             if gate.is_blocked(idx) {
                 HOOK.with(|h| {
@@ -373,16 +383,38 @@ fn begin_db(
     Ok(())
 }
 
+/// Whether the calling thread owns the RLock `lock`.
+fn owns(lock: &Bound<'_, PyAny>) -> PyResult<bool> {
+    lock.call_method0(pyo3::intern!(lock.py(), "_is_owned"))?
+        .is_truthy()
+}
+
+/// Whether a `release()` of the RLock `lock` by the calling thread now
+/// leaves it free: the thread owns it at recursion depth 1.
+fn releases_fully(lock: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if !owns(lock)? {
+        return Ok(false);
+    }
+    let py = lock.py();
+    // `_recursion_count` exists from CPython 3.11; 3.10's repr carries the
+    // count (`... owner=N count=C at 0x...`).
+    if let Ok(count) = lock.call_method0(pyo3::intern!(py, "_recursion_count")) {
+        return Ok(count.extract::<u64>()? == 1);
+    }
+    let repr = lock.repr()?.to_string();
+    Ok(repr
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("count="))
+        .is_some_and(|c| c == "1"))
+}
+
 /// Whether acquiring `lock` now would wait for another thread.
 fn would_block(lock: &Bound<'_, PyAny>, kind: Kind) -> PyResult<bool> {
     let py = lock.py();
     if kind == Kind::Lock {
         return lock.call_method0(pyo3::intern!(py, "locked"))?.is_truthy();
     }
-    if lock
-        .call_method0(pyo3::intern!(py, "_is_owned"))?
-        .is_truthy()?
-    {
+    if owns(lock)? {
         return Ok(false);
     }
     // An RLock owned by nobody is free; trying it (the turn is ours, so no
