@@ -545,8 +545,57 @@ def test_a_thread_blocked_in_c_is_reported_with_where_it_blocks() -> None:
     clean(p)
     assert "HOLDS None" in p.out, p.out
     assert "thread 'blocked' is running at " in p.out and ": with real:" in p.out, p.out
+    # The lock is named, and said to be a real one held by someone.
+    assert "it waits for `real`, a threading.Lock created outside setup()" in p.out, p.out
     assert "could not be stopped ('blocked')" in p.out, p.out
     assert "NOT-STOPPED ['frontrun-worker" in p.out and "in blocked" in p.out, p.out
+
+
+def test_a_real_rlock_held_across_the_exploration_names_its_holder() -> None:
+    p = probe(
+        """
+        real = threading.RLock()  # created before the exploration: not frontrun's
+        real.acquire()
+        def blocked(c):
+            c.value = 1
+            real.acquire()
+        r = frontrun.explore(Counter, [blocked], ok, timeout_per_run=0.5, max_executions=1)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        real.release()  # the stuck thread can go on, and is stopped then
+        time.sleep(0.5)
+        done()
+        """
+    )
+    clean(p)
+    assert "HOLDS None" in p.out, p.out
+    assert ": real.acquire()" in p.out, p.out
+    assert (
+        "it waits for `real`, a threading.RLock created outside setup() (a real lock: "
+        "frontrun does not schedule it), held by thread 'MainThread', now at " in p.out
+    ), p.out
+    assert "in <module>" in p.out.split("held by thread 'MainThread', now at ")[1], p.out
+
+
+def test_a_thread_blocked_inside_the_stdlib_is_shown_at_its_own_line() -> None:
+    p = probe(
+        """
+        import queue
+        q = queue.Queue()  # created before the exploration: a real Condition inside
+        def blocked(c):
+            c.value = 1
+            q.get()
+        r = frontrun.explore(Counter, [blocked], ok, timeout_per_run=0.5, max_executions=1)
+        print(r.explanation)
+        q.put(1)  # the stuck thread can go on, and is stopped then
+        time.sleep(0.5)
+        done()
+        """
+    )
+    clean(p)
+    # Not threading.py's `waiter.acquire()`: the user's call that waits.
+    assert "thread 'blocked' is running at " in p.out and "in blocked: q.get()" in p.out, p.out
+    assert "threading.py" not in p.out, p.out
 
 
 def test_stuck_workers_do_not_stack_past_the_maximum() -> None:

@@ -8,11 +8,12 @@ across CPython versions.
 
 from __future__ import annotations
 
+import _thread
 import dis
 import functools
 from types import CodeType, FrameType
 
-__all__ = ["acquire_wait", "with_targets"]
+__all__ = ["acquire_wait", "awaited_real_lock", "with_targets"]
 
 _SIMPLE_LOADS = frozenset(
     {
@@ -166,3 +167,62 @@ def _line_of(ins: dis.Instruction, current: int | None) -> int | None:
     if isinstance(starts, int) and not isinstance(starts, bool):
         return starts
     return current
+
+
+_ACQUIRES = frozenset({"acquire", "__enter__"})
+
+
+def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None] | None:
+    """The real (not frontrun's) lock the thread of ``frame`` waits for, if
+    its current instruction is a ``with`` on, or an ``acquire()`` of, a name
+    or attribute chain that holds a locked ``_thread`` lock: ``(expression,
+    "Lock" or "RLock", owner ident of an RLock)``. For stall reports, so
+    ``dis`` costs nothing that matters."""
+    instrs = [
+        i for i in dis.get_instructions(frame.f_code) if i.opname not in ("CACHE", "EXTENDED_ARG")
+    ]
+    at = next((k for k, ins in enumerate(instrs) if ins.offset == frame.f_lasti), None)
+    if at is None:
+        return None
+    if instrs[at].opname in _WITH_ENTRIES:
+        j = at - 1
+    elif instrs[at].opname.startswith("CALL"):
+        # Back over the call's arguments to `<chain>.acquire`.
+        j = next(
+            (
+                k - 1
+                for k in range(at - 1, max(at - 12, -1), -1)
+                if instrs[k].opname in ("LOAD_METHOD", "LOAD_ATTR")
+                and instrs[k].argval in _ACQUIRES
+            ),
+            None,
+        )
+        if j is None:
+            return None
+    else:
+        return None
+    attrs: list[str] = []
+    while j >= 0 and instrs[j].opname in ("LOAD_ATTR", "LOAD_METHOD"):
+        attrs.append(str(instrs[j].argval))
+        j -= 1
+    if j < 0 or instrs[j].opname not in _WITH_LOADS:
+        return None
+    name = str(instrs[j].argval)
+    missing = object()
+    if _WITH_LOADS[instrs[j].opname] == "fast":
+        obj = frame.f_locals.get(name, missing)
+    else:
+        obj = frame.f_locals.get(name, frame.f_globals.get(name, missing))
+    try:
+        for a in reversed(attrs):
+            obj = getattr(obj, a)
+    except Exception:
+        return None
+    expr = ".".join([name, *reversed(attrs)])
+    if type(obj) is _thread.LockType:
+        return (expr, "Lock", None) if obj.locked() else None
+    if type(obj) is _thread.RLock:
+        text = repr(obj)
+        owner = next((w[6:] for w in text.split() if w.startswith("owner=")), "0")
+        return (expr, "RLock", int(owner)) if text.startswith("<locked") else None
+    return None

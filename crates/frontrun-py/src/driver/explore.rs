@@ -385,28 +385,86 @@ impl Program<'_> {
     }
 }
 
-/// Where each unfinished thread is: the live frame of a thread running
-/// code (found through `sys._current_frames`), else its last scheduling
-/// point.
+/// Where each unfinished thread is: the innermost frame of the user's code
+/// of a thread running code (found through `sys._current_frames`), and the
+/// real lock it waits for if it is blocked on one; else its last
+/// scheduling point.
 fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
     let frames = py
         .import("sys")
         .and_then(|sys| sys.call_method0("_current_frames"))
         .ok();
     let linecache = py.import("linecache").ok();
+    let awaited = py
+        .import("frontrun._lock_calls")
+        .and_then(|m| m.getattr("awaited_real_lock"))
+        .ok();
+    let thread_name = |ident: u64| -> String {
+        py.import("threading")
+            .and_then(|t| t.getattr("_active"))
+            .and_then(|a| a.get_item(ident))
+            .and_then(|t| t.getattr("name"))
+            .and_then(|n| n.extract::<String>())
+            .unwrap_or_else(|_| format!("ident {ident}"))
+    };
+    let user_at = |ident: u64| -> Option<String> {
+        let innermost = frames.as_ref()?.get_item(ident).ok()?;
+        let (loc, _) = crate::tracer::user_loc_from(py, innermost)?;
+        Some(format!(
+            "{}:{} in {}",
+            short_path(&loc.file),
+            loc.line,
+            loc.function
+        ))
+    };
+    let lock_text = |(expr, kind, owner): (String, String, Option<u64>)| -> String {
+        let what = format!(
+            "it waits for `{expr}`, a threading.{kind} created outside setup() \
+             (a real lock: frontrun does not schedule it)"
+        );
+        match owner {
+            Some(o) => {
+                let now = user_at(o).map_or_else(String::new, |at| format!(", now at {at}"));
+                format!("{what}, held by thread '{}'{now}", thread_name(o))
+            }
+            None => format!(
+                "{what}; it is held, and a plain Lock does not record by whom \
+                 (acquired before the exploration or by a thread frontrun does \
+                 not control?); create it in setup() to explore it"
+            ),
+        }
+    };
     let live = |ident: u64| -> Option<String> {
-        let frame = frames.as_ref()?.get_item(ident).ok()?;
-        let line: u32 = frame.getattr("f_lineno").ok()?.extract().ok()?;
-        let code = frame.getattr("f_code").ok()?;
-        let file: String = code.getattr("co_filename").ok()?.extract().ok()?;
-        let func: String = code.getattr("co_name").ok()?.extract().ok()?;
+        let innermost = frames.as_ref()?.get_item(ident).ok()?;
+        let (loc, frame) = crate::tracer::user_loc_from(py, innermost.clone())?;
         let source = linecache
             .as_ref()
-            .and_then(|lc| lc.call_method1("getline", (&file, line)).ok())
+            .and_then(|lc| lc.call_method1("getline", (&loc.file, loc.line)).ok())
             .and_then(|s| s.extract::<String>().ok())
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
-        Some(format!("{}:{line} in {func}: {source}", short_path(&file)))
+        let mut at = format!(
+            "{}:{} in {}: {source}",
+            short_path(&loc.file),
+            loc.line,
+            loc.function
+        );
+        // Only the innermost frame can be the one blocked in a lock's
+        // acquire (a C call has no frame of its own).
+        if frame.is(&innermost) {
+            if let Some(text) = awaited
+                .as_ref()
+                .and_then(|f| f.call1((frame,)).ok())
+                .and_then(|t| {
+                    t.extract::<Option<(String, String, Option<u64>)>>()
+                        .ok()
+                        .flatten()
+                })
+            {
+                at = format!("{at}\n    {}", lock_text(text));
+            }
+        }
+        Some(at)
     };
     let running: HashMap<String, u64> = gate.running().into_iter().collect();
     gate.positions(py)

@@ -62,7 +62,7 @@ use pyo3::prelude::*;
 
 pub use describe::{describe_access, site_location, SiteLocation};
 pub use trace::{restore_thread, save_thread, SavedThread, SWITCHES_IN_CALLBACK};
-pub use user_frame::user_loc;
+pub use user_frame::{user_loc, user_loc_from};
 
 /// Whether this build can trace (CPython 3.10–3.13 with the GIL).
 pub fn supported() -> bool {

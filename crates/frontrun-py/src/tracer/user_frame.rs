@@ -45,10 +45,20 @@ pub fn user_loc(py: Python<'_>) -> Option<Loc> {
     // SAFETY: GIL held; `PyEval_GetFrame` returns a borrowed frame of this
     // thread or NULL, which `from_borrowed_ptr_or_opt` takes a new
     // reference to.
-    let mut frame: Option<Bound<'_, PyAny>> =
+    let frame: Option<Bound<'_, PyAny>> =
         unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyEval_GetFrame().cast()) };
+    user_loc_from(py, frame?).map(|(loc, _)| loc)
+}
+
+/// [`user_loc`] of the stack whose innermost frame is `frame` (a frame of
+/// any thread), with the user's frame itself.
+pub fn user_loc_from<'py>(
+    py: Python<'py>,
+    frame: Bound<'py, PyAny>,
+) -> Option<(Loc, Bound<'py, PyAny>)> {
+    let mut frame = Some(frame);
+    let mut innermost: Option<(Loc, Bound<'py, PyAny>)> = None;
     let mut inner: Vec<(String, u32, String)> = Vec::new();
-    let mut innermost: Option<Loc> = None;
     while let Some(f) = frame {
         let fp = f.as_ptr().cast::<ffi::PyFrameObject>();
         // SAFETY: `fp` is a live frame object (held by `f`); both calls
@@ -72,20 +82,22 @@ pub fn user_loc(py: Python<'_>) -> Option<Loc> {
                     .collect::<Vec<_>>()
                     .join(" > ")
             });
-            return Some(Loc {
+            let loc = Loc {
                 file,
                 line,
                 function,
                 via,
-            });
+            };
+            return Some((loc, f));
         }
         if innermost.is_none() {
-            innermost = Some(Loc {
+            let loc = Loc {
                 file: file.clone(),
                 line,
                 function: function.clone(),
                 via: None,
-            });
+            };
+            innermost = Some((loc, f.clone()));
         }
         inner.push((file, line, function));
         // SAFETY: as above; `PyFrame_GetBack` returns a new reference or NULL.
