@@ -577,6 +577,32 @@ def test_a_real_rlock_held_across_the_exploration_names_its_holder() -> None:
     assert "in <module>" in p.out.split("held by thread 'MainThread', now at ")[1], p.out
 
 
+def test_a_real_lock_acquired_by_setup_is_named_with_its_acquisition_site() -> None:
+    body = """
+        real = threading.Lock()  # created outside setup: a real lock
+        def setup():
+            real.acquire()  # ACQUIRED
+            return Counter()
+        def blocked(c):
+            c.value = 1
+            with real:
+                pass
+        r = frontrun.explore(setup, [blocked], ok, timeout_per_run=0.5, max_executions=1)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        real.release()  # the stuck thread can go on, and is stopped then
+        time.sleep(0.5)
+        done()
+        """
+    p = probe(body)
+    clean(p)
+    assert "HOLDS None" in p.out, p.out
+    lines = (PRELUDE + textwrap.dedent(body)).splitlines()
+    acquired = next(n for n, x in enumerate(lines, 1) if x.endswith("# ACQUIRED"))
+    assert "it waits for `real`, a threading.Lock created outside setup()" in p.out, p.out
+    assert f"_probe.py:{acquired} in setup and not released" in p.out, p.out
+
+
 def test_a_thread_blocked_inside_the_stdlib_is_shown_at_its_own_line() -> None:
     p = probe(
         """

@@ -172,11 +172,11 @@ def _line_of(ins: dis.Instruction, current: int | None) -> int | None:
 _ACQUIRES = frozenset({"acquire", "__enter__"})
 
 
-def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None] | None:
+def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None, int] | None:
     """The real (not frontrun's) lock the thread of ``frame`` waits for, if
     its current instruction is a ``with`` on, or an ``acquire()`` of, a name
     or attribute chain that holds a locked ``_thread`` lock: ``(expression,
-    "Lock" or "RLock", owner ident of an RLock)``. For stall reports, so
+    "Lock" or "RLock", owner ident of an RLock, the lock's address)``. For stall reports, so
     ``dis`` costs nothing that matters."""
     instrs = [
         i for i in dis.get_instructions(frame.f_code) if i.opname not in ("CACHE", "EXTENDED_ARG")
@@ -220,9 +220,9 @@ def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None] | None:
         return None
     expr = ".".join([name, *reversed(attrs)])
     if type(obj) is _thread.LockType:
-        return (expr, "Lock", None) if obj.locked() else None
+        return (expr, "Lock", None, id(obj)) if obj.locked() else None
     if type(obj) is _thread.RLock:
         text = repr(obj)
         owner = next((w[6:] for w in text.split() if w.startswith("owner=")), "0")
-        return (expr, "RLock", int(owner)) if text.startswith("<locked") else None
+        return (expr, "RLock", int(owner), id(obj)) if text.startswith("<locked") else None
     return None

@@ -114,7 +114,7 @@ impl Program<'_> {
         registry::begin_execution(py);
         let _clock = ctx::ControllerClock::start();
         ctx::set_in_setup(true);
-        let state = self.setup.call0();
+        let state = super::real_locks::recording(py, || self.setup.call0());
         ctx::set_in_setup(false);
         let state = state?;
         registry::add_root(py, &state);
@@ -417,11 +417,14 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
             loc.function
         ))
     };
-    let lock_text = |(expr, kind, owner): (String, String, Option<u64>)| -> String {
+    let lock_text = |(expr, kind, owner, addr): (String, String, Option<u64>, usize)| -> String {
         let what = format!(
             "it waits for `{expr}`, a threading.{kind} created outside setup() \
              (a real lock: frontrun does not schedule it)"
         );
+        if let Some(site) = super::real_locks::site_of(addr) {
+            return format!("{what}, acquired by setup() at {site} and not released");
+        }
         match owner {
             Some(o) => {
                 let now = user_at(o).map_or_else(String::new, |at| format!(", now at {at}"));
@@ -456,7 +459,7 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
                 .as_ref()
                 .and_then(|f| f.call1((frame,)).ok())
                 .and_then(|t| {
-                    t.extract::<Option<(String, String, Option<u64>)>>()
+                    t.extract::<Option<(String, String, Option<u64>, usize)>>()
                         .ok()
                         .flatten()
                 })
