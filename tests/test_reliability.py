@@ -261,6 +261,9 @@ def test_every_threads_exception_is_reported() -> None:
     assert "KIND exception" in p.out
     assert "first-problem" in p.out and "second-problem" in p.out, p.out
     assert "2 threads raised" in p.out
+    # Tracebacks start at the user's function: no frame of frontrun's.
+    assert 'in boom\n    raise KeyError("first-problem")' in p.out, p.out
+    assert "/frontrun/" not in p.out and "_run_job" not in p.out, p.out
 
 
 def test_invariant_without_truth_value_is_a_failure_not_an_escape() -> None:
@@ -498,6 +501,56 @@ def test_explanation_and_reproduction_count_against_total_timeout() -> None:
     assert "KIND exception" in p.out and "REPRO 0" in p.out, p.out
     assert "explanation shortened" in p.out, p.out
     assert "ValueError: late" in p.out, p.out
+
+
+def test_a_long_failing_trace_is_explained_within_total_timeout() -> None:
+    # Explaining this failure took 20 s (cubic in the trace length) whatever
+    # total_timeout said. Running the 64,000 traced accesses alone takes
+    # seconds on a loaded machine, so the bound is relative to that.
+    p = probe(
+        """
+        def many(c):
+            for _ in range(32_000):
+                c.value += 1
+        def many_then_raise(c):
+            many(c)
+            raise ValueError("after 32000 increments")
+        t0 = time.monotonic()
+        frontrun.explore(Counter, [many, inc], ok, total_timeout=3, max_executions=1)
+        print("PLAIN", round(time.monotonic() - t0, 1))
+        t0 = time.monotonic()
+        r = frontrun.explore(Counter, [many_then_raise, inc], ok, total_timeout=3)
+        print("TOOK", round(time.monotonic() - t0, 1), "KIND", r.failure_kind)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    plain = float(p.out.split("PLAIN ")[1].split()[0])
+    took = float(p.out.split("TOOK ")[1].split()[0])
+    assert took < 2 * plain + 3.0, p.out[:2000]
+    assert "KIND exception" in p.out and "ValueError: after 32000 increments" in p.out, p.out[:2000]
+
+
+def test_a_timed_queue_get_under_virtual_time_ends_promptly() -> None:
+    # Queue.get(timeout=) loops until a real-time deadline: under virtual time
+    # it used to spin until killed, past total_timeout.
+    p = probe(
+        """
+        import queue
+        def get(q):
+            q.get(timeout=0.5)
+        t0 = time.monotonic()
+        r = frontrun.explore(queue.Queue, [get], lambda q: True, total_timeout=5)
+        print("TOOK", round(time.monotonic() - t0, 1), "KIND", r.failure_kind)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    took = float(p.out.split("TOOK ")[1].split()[0])
+    assert took < 5.0, p.out
+    assert "KIND exception" in p.out and "raise Empty" in p.out, p.out
 
 
 # --- stuck threads ------------------------------------------------------------

@@ -319,6 +319,10 @@ def _run_job(job: Any) -> BaseException | None:
             finally:
                 del fn, args
     except BaseException as e:  # reported as that thread's failure
+        # Its traceback starts at the user's function, not in frontrun.
+        tb = e.__traceback__
+        if tb is not None and tb.tb_frame.f_code is _run_job.__code__:
+            e.__traceback__ = tb.tb_next
         return e
     return None
 
