@@ -553,6 +553,35 @@ def test_a_timed_queue_get_under_virtual_time_ends_promptly() -> None:
     assert "KIND exception" in p.out and "raise Empty" in p.out, p.out
 
 
+def test_traces_name_the_users_primitives_not_frontrun_internals() -> None:
+    p = probe(
+        """
+        class Shared:
+            def __init__(self):
+                self.lock = threading.Lock()
+                self.cond = threading.Condition()
+                self.value = 0
+        def racy(s):
+            _ = (repr(s.lock), repr(s.cond))
+            with s.lock:
+                v = s.value
+            s.value = v + 1
+        r = frontrun.explore(Shared, [racy, racy], lambda s: s.value == 2)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        def waiter(s):
+            with s.cond:
+                s.cond.wait()
+        r = frontrun.explore(Shared, [waiter], lambda s: True)
+        print(r.explanation)
+        done()
+        """
+    )
+    clean(p)
+    assert "HOLDS False" in p.out and "blocked forever" in p.out, p.out
+    assert "Coop" not in p.out and "_native" not in p.out, p.out
+
+
 # --- stuck threads ------------------------------------------------------------
 
 

@@ -431,9 +431,10 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
                 format!("{what}, held by thread '{}'{now}", thread_name(o))
             }
             None => format!(
-                "{what}; it is held, and a plain Lock does not record by whom \
-                 (acquired before the exploration or by a thread frontrun does \
-                 not control?); create it in setup() to explore it"
+                "{what}; it is held, and a plain Lock does not record by whom: \
+                 setup() did not take it, so it was acquired before the \
+                 exploration, by another thread, or by an explored thread (see \
+                 where each one is); create it in setup() to explore it"
             ),
         }
     };
