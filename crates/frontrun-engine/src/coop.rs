@@ -49,7 +49,7 @@ impl Blocked {
 
 /// A pending cooperative operation. `enabled` and `apply` run under the
 /// gate's mutex, in whichever thread made the scheduling decision.
-pub trait Op: Send {
+pub trait CoopOp: Send {
     /// Whether thread `tid` could perform it now; `finished[t]` says whether
     /// thread `t` has returned.
     fn enabled(&self, tid: ThreadId, finished: &[bool]) -> bool;
@@ -78,7 +78,7 @@ pub struct JoinOp {
     pub timeout: Option<f64>,
 }
 
-impl Op for JoinOp {
+impl CoopOp for JoinOp {
     fn enabled(&self, _tid: ThreadId, finished: &[bool]) -> bool {
         finished.get(self.child).copied().unwrap_or(true)
     }
@@ -111,7 +111,7 @@ pub struct SleepOp {
     pub secs: f64,
 }
 
-impl Op for SleepOp {
+impl CoopOp for SleepOp {
     fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
         self.steps.load(Ordering::Relaxed) > self.mark
     }

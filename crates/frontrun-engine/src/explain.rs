@@ -54,9 +54,9 @@ impl BugKind {
     }
 }
 
-type Loc = (ObjId, Key);
+type Place = (ObjId, Key);
 
-fn data(a: &Access) -> Option<(Loc, bool)> {
+fn data(a: &Access) -> Option<(Place, bool)> {
     match a.kind {
         AccessKind::Read => Some(((a.obj, a.key), false)),
         AccessKind::Write => Some(((a.obj, a.key), true)),
@@ -65,7 +65,7 @@ fn data(a: &Access) -> Option<(Loc, bool)> {
 }
 
 /// One data access of the trace: (line index, thread, location, is_write).
-type Flat = (usize, ThreadId, Loc, bool);
+type Flat = (usize, ThreadId, Place, bool);
 
 /// Every data access, in order.
 fn flat(lines: &[TraceLine]) -> Vec<Flat> {
@@ -80,7 +80,7 @@ fn flat(lines: &[TraceLine]) -> Vec<Flat> {
         .collect()
 }
 
-fn overlaps(a: Loc, b: Loc) -> bool {
+fn overlaps(a: Place, b: Place) -> bool {
     a.0 == b.0 && a.1.overlaps(b.1)
 }
 
@@ -122,7 +122,7 @@ impl<T: Copy> TwoThreads<T> {
 /// accesses of its object; an object touched only as a whole is one location.
 fn locations(acc: &[Flat]) -> Vec<Vec<usize>> {
     use std::collections::HashMap;
-    let mut exact: HashMap<Loc, Vec<usize>> = HashMap::new();
+    let mut exact: HashMap<Place, Vec<usize>> = HashMap::new();
     let mut whole: HashMap<ObjId, Vec<usize>> = HashMap::new();
     for (k, &(_, _, loc, _)) in acc.iter().enumerate() {
         match loc.1 {
@@ -333,7 +333,7 @@ fn writes_by_thread(acc: &[Flat]) -> Vec<Vec<usize>> {
 /// Whether one of `writes` (a thread's, ascending) after `from` touches a
 /// location other than `x`. Writes to `x` itself are skipped; a thread that
 /// writes `x` over and over is looked at for a bounded number of steps only.
-fn writes_elsewhere_after(acc: &[Flat], writes: &[usize], from: usize, x: Loc) -> bool {
+fn writes_elsewhere_after(acc: &[Flat], writes: &[usize], from: usize, x: Place) -> bool {
     let start = writes.partition_point(|&k| k <= from);
     writes[start..]
         .iter()
@@ -351,8 +351,8 @@ pub fn conflicting(lines: &[TraceLine]) -> Vec<usize> {
     #[derive(Default)]
     struct Seen {
         acquired: HashMap<ObjId, TwoThreads<()>>,
-        touched_key: HashMap<Loc, TwoThreads<()>>,
-        written_key: HashMap<Loc, TwoThreads<()>>,
+        touched_key: HashMap<Place, TwoThreads<()>>,
+        written_key: HashMap<Place, TwoThreads<()>>,
         touched_obj: HashMap<ObjId, TwoThreads<()>>,
         written_obj: HashMap<ObjId, TwoThreads<()>>,
     }
@@ -379,7 +379,7 @@ pub fn conflicting(lines: &[TraceLine]) -> Vec<usize> {
             }
         }
     }
-    let other = |m: &HashMap<Loc, TwoThreads<()>>, loc: Loc, t: ThreadId| {
+    let other = |m: &HashMap<Place, TwoThreads<()>>, loc: Place, t: ThreadId| {
         m.get(&loc).is_some_and(|s| s.other_than(t).is_some())
     };
     let other_obj = |m: &HashMap<ObjId, TwoThreads<()>>, obj: ObjId, t: ThreadId| {
@@ -594,7 +594,7 @@ mod tests {
         let acc = flat(lines);
         // Lost update: A and B each read x before the other's later write of x,
         // and both write it.
-        let write_after = |t: ThreadId, x: Loc, from: usize| {
+        let write_after = |t: ThreadId, x: Place, from: usize| {
             acc.iter()
                 .enumerate()
                 .skip(from + 1)

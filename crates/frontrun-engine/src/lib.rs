@@ -9,6 +9,7 @@ pub mod coop;
 pub mod error;
 pub mod event;
 pub mod explain;
+pub mod hash;
 pub mod marker_files;
 pub mod marker_schedule;
 pub mod markers;

@@ -21,13 +21,13 @@ pub enum FileScan {
     Duplicate(DuplicateMarker),
 }
 
-struct Entry {
+struct ScanEntry {
     size: u64,
     mtime: Option<SystemTime>,
     scan: FileScan,
 }
 
-static CACHE: LazyLock<Mutex<HashMap<String, Entry>>> =
+static CACHE: LazyLock<Mutex<HashMap<String, ScanEntry>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// The markers of the file at `path`; reads and scans it only if it is new or
@@ -59,7 +59,7 @@ pub fn markers_of(path: &str) -> FileScan {
     };
     cache.insert(
         path.to_owned(),
-        Entry {
+        ScanEntry {
             size,
             mtime,
             scan: scan.clone(),

@@ -27,32 +27,32 @@ pub type ThreadIdx = usize;
 
 /// One step: thread `thread` executes its line tagged `marker` and runs on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Step {
+pub struct MarkerStep {
     /// Name of the thread, as given when it was started.
     pub thread: String,
     /// Marker name, as written after `# frontrun:`.
     pub marker: String,
 }
 
-impl Step {
+impl MarkerStep {
     /// A step for `thread` at `marker`.
     pub fn new(thread: impl Into<String>, marker: impl Into<String>) -> Self {
-        Step {
+        MarkerStep {
             thread: thread.into(),
             marker: marker.into(),
         }
     }
 }
 
-impl fmt::Display for Step {
+impl fmt::Display for MarkerStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Step({:?}, {:?})", self.thread, self.marker)
+        write!(f, "MarkerStep({:?}, {:?})", self.thread, self.marker)
     }
 }
 
 /// What a thread must do after reporting where it stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub enum MarkerDecision {
     /// Keep running: it holds the turn.
     Run,
     /// Park until [`MarkerSchedule::holds_turn`] says otherwise.
@@ -61,7 +61,7 @@ pub enum Decision {
 
 /// Where a registered thread stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ThreadState {
+pub enum MarkerThreadState {
     /// Registered but not yet started.
     NotStarted,
     /// Started, parked before its first line until it gets the turn.
@@ -85,7 +85,7 @@ pub enum ScheduleError {
     /// A step names a thread that was never started.
     UnknownThread {
         /// The step naming it.
-        step: Step,
+        step: MarkerStep,
         /// Its 1-based position in the schedule.
         position: usize,
         /// The names that were started.
@@ -94,7 +94,7 @@ pub enum ScheduleError {
     /// A thread returned while the turn was its, before reaching the marker.
     FinishedBeforeStep {
         /// The pending step.
-        step: Step,
+        step: MarkerStep,
         /// Its 1-based position in the schedule.
         position: usize,
     },
@@ -142,9 +142,9 @@ fn quoted_list(names: &[String]) -> String {
         .join(", ")
 }
 
-struct Slot {
+struct MarkerSlot {
     name: String,
-    state: ThreadState,
+    state: MarkerThreadState,
     /// Reached its first marked line (or finished, or blocked on the way):
     /// its start is over.
     start_done: bool,
@@ -152,13 +152,13 @@ struct Slot {
 
 /// The turn-taking state of one run of a schedule.
 pub struct MarkerSchedule {
-    steps: Vec<Step>,
+    steps: Vec<MarkerStep>,
     /// Which steps were consumed (a step may be consumed ahead of an earlier
     /// one whose thread is blocked).
     taken: Vec<bool>,
     /// Thread of each step, once registered.
     step_thread: Vec<Option<ThreadIdx>>,
-    threads: Vec<Slot>,
+    threads: Vec<MarkerSlot>,
     /// The thread allowed to run.
     turn: Option<ThreadIdx>,
     /// Every thread is registered: steps may be consumed.
@@ -167,7 +167,7 @@ pub struct MarkerSchedule {
 
 impl MarkerSchedule {
     /// A schedule over `steps`, with no thread registered yet.
-    pub fn new(steps: Vec<Step>) -> Self {
+    pub fn new(steps: Vec<MarkerStep>) -> Self {
         let n = steps.len();
         MarkerSchedule {
             steps,
@@ -190,9 +190,9 @@ impl MarkerSchedule {
                 *slot = Some(idx);
             }
         }
-        self.threads.push(Slot {
+        self.threads.push(MarkerSlot {
             name: name.to_owned(),
-            state: ThreadState::NotStarted,
+            state: MarkerThreadState::NotStarted,
             start_done: false,
         });
         Ok(idx)
@@ -210,12 +210,12 @@ impl MarkerSchedule {
     }
 
     /// The steps.
-    pub fn steps(&self) -> &[Step] {
+    pub fn steps(&self) -> &[MarkerStep] {
         &self.steps
     }
 
     /// The first step not yet consumed and its 0-based index.
-    pub fn pending(&self) -> Option<(usize, &Step)> {
+    pub fn pending(&self) -> Option<(usize, &MarkerStep)> {
         self.taken
             .iter()
             .position(|t| !t)
@@ -233,7 +233,7 @@ impl MarkerSchedule {
     }
 
     /// State of thread `t`.
-    pub fn state(&self, t: ThreadIdx) -> &ThreadState {
+    pub fn state(&self, t: ThreadIdx) -> &MarkerThreadState {
         &self.threads[t].state
     }
 
@@ -253,17 +253,17 @@ impl MarkerSchedule {
     }
 
     /// Thread `t` starts. It runs if the turn is its.
-    pub fn on_start(&mut self, t: ThreadIdx) -> Decision {
-        self.threads[t].state = ThreadState::AtStart;
+    pub fn on_start(&mut self, t: ThreadIdx) -> MarkerDecision {
+        self.threads[t].state = MarkerThreadState::AtStart;
         self.pick();
         self.decision(t)
     }
 
     /// Thread `t` (holding the turn) is about to execute a line tagged with
     /// `markers`: consume its step there, keep going, or pause.
-    pub fn on_marker<S: AsRef<str>>(&mut self, t: ThreadIdx, markers: &[S]) -> Decision {
+    pub fn on_marker<S: AsRef<str>>(&mut self, t: ThreadIdx, markers: &[S]) -> MarkerDecision {
         if !self.holds_turn(t) {
-            return Decision::Run;
+            return MarkerDecision::Run;
         }
         let keep_going = if !self.threads[t].start_done {
             // Rule 1: every thread first stops at its first marked line.
@@ -282,10 +282,10 @@ impl MarkerSchedule {
             }
         };
         if keep_going {
-            return Decision::Run;
+            return MarkerDecision::Run;
         }
         self.threads[t].state =
-            ThreadState::Paused(markers.iter().map(|m| m.as_ref().to_owned()).collect());
+            MarkerThreadState::Paused(markers.iter().map(|m| m.as_ref().to_owned()).collect());
         self.turn = None;
         self.pick();
         self.decision(t)
@@ -294,7 +294,7 @@ impl MarkerSchedule {
     /// Thread `t` enters a call that would block: the turn passes on.
     pub fn on_block(&mut self, t: ThreadIdx) {
         if self.holds_turn(t) {
-            self.threads[t].state = ThreadState::Blocked;
+            self.threads[t].state = MarkerThreadState::Blocked;
             self.threads[t].start_done = true;
             self.turn = None;
             self.pick();
@@ -303,9 +303,9 @@ impl MarkerSchedule {
 
     /// Thread `t`'s blocking call returned: it takes the turn back as soon
     /// as the running thread stops.
-    pub fn on_unblock(&mut self, t: ThreadIdx) -> Decision {
-        if self.threads[t].state == ThreadState::Blocked {
-            self.threads[t].state = ThreadState::Returned;
+    pub fn on_unblock(&mut self, t: ThreadIdx) -> MarkerDecision {
+        if self.threads[t].state == MarkerThreadState::Blocked {
+            self.threads[t].state = MarkerThreadState::Returned;
             self.pick();
         }
         self.decision(t)
@@ -317,8 +317,8 @@ impl MarkerSchedule {
     /// it to say so itself would let a later step's thread slip in first
     /// when the running thread pauses before `t` gets to report.
     pub fn on_wake(&mut self, t: ThreadIdx) {
-        if self.threads[t].state == ThreadState::Blocked {
-            self.threads[t].state = ThreadState::Returned;
+        if self.threads[t].state == MarkerThreadState::Blocked {
+            self.threads[t].state = MarkerThreadState::Returned;
             self.pick();
         }
     }
@@ -327,9 +327,9 @@ impl MarkerSchedule {
     /// again, and gives the turn back if it had been handed to it.
     pub fn on_unwake(&mut self, t: ThreadIdx) {
         match self.threads[t].state {
-            ThreadState::Returned => self.threads[t].state = ThreadState::Blocked,
-            ThreadState::Running if self.turn == Some(t) => {
-                self.threads[t].state = ThreadState::Blocked;
+            MarkerThreadState::Returned => self.threads[t].state = MarkerThreadState::Blocked,
+            MarkerThreadState::Running if self.turn == Some(t) => {
+                self.threads[t].state = MarkerThreadState::Blocked;
                 self.turn = None;
                 self.pick();
             }
@@ -340,7 +340,7 @@ impl MarkerSchedule {
     /// Thread `t` returned or raised. Steps of `t` left untaken can never be
     /// taken: the first of them is returned as the error.
     pub fn on_finish(&mut self, t: ThreadIdx) -> Result<(), ScheduleError> {
-        self.threads[t].state = ThreadState::Finished;
+        self.threads[t].state = MarkerThreadState::Finished;
         self.threads[t].start_done = true;
         if self.holds_turn(t) {
             self.turn = None;
@@ -357,18 +357,18 @@ impl MarkerSchedule {
         }
     }
 
-    fn decision(&self, t: ThreadIdx) -> Decision {
+    fn decision(&self, t: ThreadIdx) -> MarkerDecision {
         if self.holds_turn(t) {
-            Decision::Run
+            MarkerDecision::Run
         } else {
-            Decision::Pause
+            MarkerDecision::Pause
         }
     }
 
     fn is_blocked(&self, t: ThreadIdx) -> bool {
         matches!(
             self.threads[t].state,
-            ThreadState::Blocked | ThreadState::Returned
+            MarkerThreadState::Blocked | MarkerThreadState::Returned
         )
     }
 
@@ -386,31 +386,36 @@ impl MarkerSchedule {
         }
         let chosen = self.choose();
         if let Some(t) = chosen {
-            if let ThreadState::Paused(markers) = &self.threads[t].state {
+            if let MarkerThreadState::Paused(markers) = &self.threads[t].state {
                 if let Some(e) = self.effective_step() {
                     if self.step_thread[e] == Some(t) && markers.contains(&self.steps[e].marker) {
                         self.taken[e] = true;
                     }
                 }
             }
-            self.threads[t].state = ThreadState::Running;
+            self.threads[t].state = MarkerThreadState::Running;
             self.turn = Some(t);
         }
     }
 
     fn choose(&self) -> Option<ThreadIdx> {
-        let ready = |s: &Slot| matches!(s.state, ThreadState::AtStart | ThreadState::Paused(_));
+        let ready = |s: &MarkerSlot| {
+            matches!(
+                s.state,
+                MarkerThreadState::AtStart | MarkerThreadState::Paused(_)
+            )
+        };
         // A thread whose blocking call returned had the turn: it goes first.
         if let Some(t) = self
             .threads
             .iter()
-            .position(|s| s.state == ThreadState::Returned)
+            .position(|s| s.state == MarkerThreadState::Returned)
         {
             return Some(t);
         }
         // Starts, one at a time in registration order.
         if let Some(t) = self.threads.iter().position(|s| !s.start_done) {
-            return (self.threads[t].state == ThreadState::AtStart).then_some(t);
+            return (self.threads[t].state == MarkerThreadState::AtStart).then_some(t);
         }
         if !self.sealed {
             return None;
@@ -442,7 +447,7 @@ impl MarkerSchedule {
     pub fn all_finished(&self) -> bool {
         self.threads
             .iter()
-            .all(|s| s.state == ThreadState::Finished)
+            .all(|s| s.state == MarkerThreadState::Finished)
     }
 
     /// Nobody holds the turn and nobody can take it, yet some thread is
@@ -450,11 +455,16 @@ impl MarkerSchedule {
     pub fn is_stalled(&self) -> bool {
         self.sealed
             && self.turn.is_none()
-            && self.threads.iter().any(|s| s.state == ThreadState::Blocked)
-            && !self
+            && self
                 .threads
                 .iter()
-                .any(|s| matches!(s.state, ThreadState::NotStarted | ThreadState::Returned))
+                .any(|s| s.state == MarkerThreadState::Blocked)
+            && !self.threads.iter().any(|s| {
+                matches!(
+                    s.state,
+                    MarkerThreadState::NotStarted | MarkerThreadState::Returned
+                )
+            })
     }
 }
 
@@ -463,7 +473,8 @@ mod tests {
     use super::*;
 
     fn schedule(steps: &[(&str, &str)], names: &[&str]) -> MarkerSchedule {
-        let mut s = MarkerSchedule::new(steps.iter().map(|(t, m)| Step::new(*t, *m)).collect());
+        let mut s =
+            MarkerSchedule::new(steps.iter().map(|(t, m)| MarkerStep::new(*t, *m)).collect());
         for n in names {
             s.register(n).unwrap();
         }
@@ -471,8 +482,13 @@ mod tests {
     }
 
     /// Drive thread `t` from its start to a marker the way the gate would.
-    fn start_to(s: &mut MarkerSchedule, t: ThreadIdx, marker: &str) -> Decision {
-        assert_eq!(s.on_start(t), Decision::Run, "{} starts alone", s.name(t));
+    fn start_to(s: &mut MarkerSchedule, t: ThreadIdx, marker: &str) -> MarkerDecision {
+        assert_eq!(
+            s.on_start(t),
+            MarkerDecision::Run,
+            "{} starts alone",
+            s.name(t)
+        );
         s.on_marker(t, &[marker])
     }
 
@@ -483,17 +499,17 @@ mod tests {
             &[("a", "read"), ("b", "read"), ("a", "write"), ("b", "write")],
             &["a", "b"],
         );
-        assert_eq!(start_to(&mut s, 0, "read"), Decision::Pause);
+        assert_eq!(start_to(&mut s, 0, "read"), MarkerDecision::Pause);
         // b is not started yet when a pauses: nobody holds the turn.
         assert_eq!(s.turn(), None);
-        assert_eq!(start_to(&mut s, 1, "read"), Decision::Pause);
+        assert_eq!(start_to(&mut s, 1, "read"), MarkerDecision::Pause);
         assert_eq!(s.turn(), None, "steps wait for seal");
         s.seal();
         assert_eq!(s.turn(), Some(0));
         assert_eq!(s.pending().unwrap().0, 1, "step 1 consumed at resume");
-        assert_eq!(s.on_marker(0, &["write"]), Decision::Pause);
+        assert_eq!(s.on_marker(0, &["write"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(1));
-        assert_eq!(s.on_marker(1, &["write"]), Decision::Pause);
+        assert_eq!(s.on_marker(1, &["write"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(0));
         assert!(s.is_exhausted() || s.pending().unwrap().0 == 3);
         assert_eq!(s.on_finish(0), Ok(()));
@@ -508,14 +524,14 @@ mod tests {
         let mut s = schedule(&[("a", "z")], &["a", "b"]);
         start_to(&mut s, 0, "x");
         s.on_start(1);
-        assert_eq!(s.on_marker(1, &["q"]), Decision::Pause);
+        assert_eq!(s.on_marker(1, &["q"]), MarkerDecision::Pause);
         s.seal();
         assert_eq!(s.turn(), Some(0));
-        assert_eq!(s.on_marker(0, &["y"]), Decision::Run);
-        assert_eq!(s.on_marker(0, &["z"]), Decision::Run);
+        assert_eq!(s.on_marker(0, &["y"]), MarkerDecision::Run);
+        assert_eq!(s.on_marker(0, &["z"]), MarkerDecision::Run);
         assert!(s.is_exhausted());
         // After the schedule markers pass freely.
-        assert_eq!(s.on_marker(0, &["x"]), Decision::Run);
+        assert_eq!(s.on_marker(0, &["x"]), MarkerDecision::Run);
         s.on_finish(0).unwrap();
         assert_eq!(s.turn(), Some(1));
     }
@@ -529,9 +545,9 @@ mod tests {
         start_to(&mut s, 0, "l1");
         start_to(&mut s, 1, "l2");
         s.seal();
-        assert_eq!(s.on_marker(0, &["l2"]), Decision::Pause);
+        assert_eq!(s.on_marker(0, &["l2"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(1));
-        assert_eq!(s.on_marker(1, &["l1"]), Decision::Pause);
+        assert_eq!(s.on_marker(1, &["l1"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(0));
         s.on_block(0);
         assert_eq!(s.turn(), Some(1), "the next step's thread");
@@ -539,8 +555,8 @@ mod tests {
         s.on_block(1);
         assert_eq!(s.turn(), None);
         assert!(s.is_stalled());
-        assert_eq!(s.on_unblock(1), Decision::Run);
-        assert_eq!(s.on_unblock(0), Decision::Pause);
+        assert_eq!(s.on_unblock(1), MarkerDecision::Run);
+        assert_eq!(s.on_unblock(0), MarkerDecision::Pause);
         s.on_finish(1).unwrap();
         assert_eq!(s.turn(), Some(0));
     }
@@ -548,9 +564,9 @@ mod tests {
     #[test]
     fn a_woken_thread_goes_before_the_next_step_and_an_unwake_undoes_it() {
         let mut s = schedule(&[("w", "a"), ("h", "b"), ("o", "c")], &["h", "w", "o"]);
-        assert_eq!(start_to(&mut s, 0, "b"), Decision::Pause);
-        assert_eq!(start_to(&mut s, 1, "a"), Decision::Pause);
-        assert_eq!(start_to(&mut s, 2, "c"), Decision::Pause);
+        assert_eq!(start_to(&mut s, 0, "b"), MarkerDecision::Pause);
+        assert_eq!(start_to(&mut s, 1, "a"), MarkerDecision::Pause);
+        assert_eq!(start_to(&mut s, 2, "c"), MarkerDecision::Pause);
         s.seal();
         assert!(s.holds_turn(1));
         s.on_block(1);
@@ -558,12 +574,12 @@ mod tests {
         // h releases w's lock, then pauses at a later marker before w
         // reports: w, not o (whose step is next), gets the turn.
         s.on_wake(1);
-        assert_eq!(s.on_marker(0, &["z"]), Decision::Pause);
+        assert_eq!(s.on_marker(0, &["z"]), MarkerDecision::Pause);
         assert!(s.holds_turn(1));
         // The wake was wrong: the turn moves on to the next step.
         s.on_unwake(1);
         assert!(s.holds_turn(2));
-        assert_eq!(s.state(1), &ThreadState::Blocked);
+        assert_eq!(s.state(1), &MarkerThreadState::Blocked);
     }
 
     #[test]
@@ -576,22 +592,26 @@ mod tests {
         assert_eq!(s.turn(), Some(1));
         assert_eq!(s.pending().unwrap().0, 1);
         assert_eq!(s.on_finish(1), Ok(()));
-        assert_eq!(s.on_unblock(0), Decision::Run);
-        assert_eq!(s.on_marker(0, &["y"]), Decision::Run);
+        assert_eq!(s.on_unblock(0), MarkerDecision::Run);
+        assert_eq!(s.on_marker(0, &["y"]), MarkerDecision::Run);
         assert!(s.is_exhausted());
     }
 
     #[test]
     fn empty_schedule_runs_threads_one_after_another() {
         let mut s = schedule(&[], &["a", "b"]);
-        assert_eq!(s.on_start(0), Decision::Run);
-        assert_eq!(s.on_start(1), Decision::Pause);
+        assert_eq!(s.on_start(0), MarkerDecision::Run);
+        assert_eq!(s.on_start(1), MarkerDecision::Pause);
         s.seal();
-        assert_eq!(s.on_marker(0, &["m"]), Decision::Pause, "first marker");
+        assert_eq!(
+            s.on_marker(0, &["m"]),
+            MarkerDecision::Pause,
+            "first marker"
+        );
         assert_eq!(s.turn(), Some(1));
-        assert_eq!(s.on_marker(1, &["m"]), Decision::Pause);
+        assert_eq!(s.on_marker(1, &["m"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(0));
-        assert_eq!(s.on_marker(0, &["n"]), Decision::Run);
+        assert_eq!(s.on_marker(0, &["n"]), MarkerDecision::Run);
         assert_eq!(s.check_threads_known(), Ok(()));
     }
 
@@ -603,7 +623,7 @@ mod tests {
         assert_eq!(
             err,
             ScheduleError::FinishedBeforeStep {
-                step: Step::new("a", "select"),
+                step: MarkerStep::new("a", "select"),
                 position: 1
             }
         );
@@ -620,7 +640,7 @@ mod tests {
                 position,
                 known,
             }) => {
-                assert_eq!(step, Step::new("b", "select"));
+                assert_eq!(step, MarkerStep::new("b", "select"));
                 assert_eq!(position, 2);
                 assert_eq!(known, vec!["a".to_owned(), "c".to_owned()]);
             }
@@ -640,9 +660,13 @@ mod tests {
     #[test]
     fn starts_follow_registration_order() {
         let mut s = schedule(&[("b", "x")], &["a", "b"]);
-        assert_eq!(s.on_start(1), Decision::Pause, "b waits for a's start");
-        assert_eq!(s.on_start(0), Decision::Run);
-        assert_eq!(s.on_marker(0, &["x"]), Decision::Pause);
+        assert_eq!(
+            s.on_start(1),
+            MarkerDecision::Pause,
+            "b waits for a's start"
+        );
+        assert_eq!(s.on_start(0), MarkerDecision::Run);
+        assert_eq!(s.on_marker(0, &["x"]), MarkerDecision::Pause);
         assert_eq!(s.turn(), Some(1));
     }
 }

@@ -8,7 +8,7 @@
 //! the strategy and applies the chosen thread's operation (lock taken, waiter
 //! removed…) at once, so the state the strategy saw is the state that runs.
 //!
-//! Timed waits ([`Op::timeout`]) never wait in real time. Timing out is a
+//! Timed waits ([`CoopOp::timeout`]) never wait in real time. Timing out is a
 //! scheduling choice like any other: a timed wait that cannot complete is
 //! still reported enabled, and running it then means "it timed out". The
 //! execution has a virtual clock, which only timeouts and sleeps advance
@@ -27,7 +27,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::coop::{Blocked, Op};
+use crate::coop::{Blocked, CoopOp};
 use crate::event::{AccessKind, Event, ThreadId};
 use crate::strategy::{Choice, Strategy, ThreadStatus};
 use crate::waitfor::WaitForGraph;
@@ -48,7 +48,7 @@ pub struct Loc {
 }
 
 /// One executed event, kept for the explanation.
-pub struct Step {
+pub struct TraceStep {
     pub tid: ThreadId,
     pub event: Event,
     /// Set for cooperative operations; tracer events carry a site instead.
@@ -57,12 +57,12 @@ pub struct Step {
     pub what: Option<String>,
 }
 
-enum Slot {
+enum ThreadSlot {
     /// Spawn announced, not yet executed: never enabled.
     Unborn,
     Pending {
         event: Event,
-        op: Option<Box<dyn Op>>,
+        op: Option<Box<dyn CoopOp>>,
         loc: Option<Loc>,
         what: Option<String>,
         /// The virtual clock when the thread got here (a timeout ends
@@ -74,7 +74,7 @@ enum Slot {
 }
 
 struct Thread {
-    slot: Slot,
+    slot: ThreadSlot,
     /// Result of the last applied operation (1/0 for acquire…).
     result: i64,
     name: String,
@@ -142,7 +142,7 @@ pub struct Turns {
     threads: Vec<Thread>,
     turn: Option<ThreadId>,
     abort: Option<Abort>,
-    trace: Vec<Step>,
+    trace: Vec<TraceStep>,
     /// Scheduling decisions taken by the core itself (timed waits firing).
     forced: Vec<ThreadId>,
     /// Steps run so far, readable by pending operations (`SleepOp`).
@@ -179,7 +179,7 @@ impl Turns {
     pub fn add_thread(&mut self, name: String, started: bool) -> ThreadId {
         let tid = self.threads.len();
         self.threads.push(Thread {
-            slot: if started { start_slot() } else { Slot::Unborn },
+            slot: if started { start_slot() } else { ThreadSlot::Unborn },
             result: 0,
             name,
             last_loc: None,
@@ -214,7 +214,7 @@ impl Turns {
         strategy: Option<&mut dyn Strategy>,
         tid: ThreadId,
         event: Event,
-        op: Option<Box<dyn Op>>,
+        op: Option<Box<dyn CoopOp>>,
         loc: Option<Loc>,
         what: Option<String>,
     ) -> PointOutcome {
@@ -241,7 +241,7 @@ impl Turns {
         } else {
             t.last_site = event.site;
         }
-        t.slot = Slot::Pending {
+        t.slot = ThreadSlot::Pending {
             event,
             op,
             loc,
@@ -270,7 +270,7 @@ impl Turns {
     /// next execution or the teardown: an operation that can proceed (a
     /// release, a free lock) is applied at once, one that would wait raises
     /// again.
-    fn after_abort(&mut self, tid: ThreadId, a: Abort, op: Option<Box<dyn Op>>) -> PointOutcome {
+    fn after_abort(&mut self, tid: ThreadId, a: Abort, op: Option<Box<dyn CoopOp>>) -> PointOutcome {
         let raise = PointOutcome::Raise {
             abort: a,
             wake_all: false,
@@ -285,7 +285,7 @@ impl Turns {
         let finished: Vec<bool> = self
             .threads
             .iter()
-            .map(|t| matches!(t.slot, Slot::Finished))
+            .map(|t| matches!(t.slot, ThreadSlot::Finished))
             .collect();
         if op.enabled(tid, &finished) {
             PointOutcome::Continue(op.apply(tid, false))
@@ -319,7 +319,7 @@ impl Turns {
     /// Thread `tid` returned: pass the turn on. `true` when the run stopped
     /// (wake everyone).
     pub fn finish(&mut self, strategy: Option<&mut dyn Strategy>, tid: ThreadId) -> bool {
-        self.threads[tid].slot = Slot::Finished;
+        self.threads[tid].slot = ThreadSlot::Finished;
         self.abort.is_none() && self.turn == Some(tid) && self.decide(strategy) == Decision::Stop
     }
 
@@ -349,14 +349,14 @@ impl Turns {
     pub fn is_finished(&self, tid: ThreadId) -> bool {
         self.threads
             .get(tid)
-            .is_some_and(|t| matches!(t.slot, Slot::Finished))
+            .is_some_and(|t| matches!(t.slot, ThreadSlot::Finished))
     }
 
     /// Where each thread last stopped: `(name, location, tracer site)`,
     /// `None` for finished threads.
     pub fn position(&self, tid: ThreadId) -> Option<(&str, Option<&Loc>, u64)> {
         let t = self.threads.get(tid)?;
-        (!matches!(t.slot, Slot::Finished)).then_some((
+        (!matches!(t.slot, ThreadSlot::Finished)).then_some((
             t.name.as_str(),
             t.last_loc.as_ref(),
             t.last_site,
@@ -364,7 +364,7 @@ impl Turns {
     }
 
     /// The executed steps, in order.
-    pub fn take_trace(&mut self) -> Vec<Step> {
+    pub fn take_trace(&mut self) -> Vec<TraceStep> {
         std::mem::take(&mut self.trace)
     }
 
@@ -392,11 +392,11 @@ impl Turns {
             } = &mut *self;
             let steps = steps.load(Ordering::Relaxed);
             finished.clear();
-            finished.extend(threads.iter().map(|t| matches!(t.slot, Slot::Finished)));
+            finished.extend(threads.iter().map(|t| matches!(t.slot, ThreadSlot::Finished)));
             let mut statuses = recycle(std::mem::take(spare));
             statuses.extend(threads.iter().enumerate().map(|(i, t)| {
                 match &t.slot {
-                    Slot::Pending { event, op, .. } => {
+                    ThreadSlot::Pending { event, op, .. } => {
                         if op
                             .as_ref()
                             .is_none_or(|o| o.enabled(i, finished) || may_time_out(t, &**o, steps))
@@ -407,9 +407,9 @@ impl Turns {
                             ThreadStatus::Disabled(event)
                         }
                     }
-                    Slot::Unborn => ThreadStatus::Disabled(&UNBORN),
+                    ThreadSlot::Unborn => ThreadStatus::Disabled(&UNBORN),
                     // A running thread cannot be asked about; it is the caller.
-                    Slot::Running | Slot::Finished => ThreadStatus::Finished,
+                    ThreadSlot::Running | ThreadSlot::Finished => ThreadStatus::Finished,
                 }
             }));
             let choice = match strategy {
@@ -445,7 +445,7 @@ impl Turns {
             }
             Choice::Deadlock => {
                 let timed = self.threads.iter().position(|t| match &t.slot {
-                    Slot::Pending { op: Some(op), .. } => op.timed(),
+                    ThreadSlot::Pending { op: Some(op), .. } => op.timed(),
                     _ => false,
                 });
                 if let Some(u) = timed {
@@ -465,7 +465,7 @@ impl Turns {
         let steps = self.steps.load(Ordering::Relaxed);
         let t = &self.threads[u];
         match &t.slot {
-            Slot::Pending { op, .. } => op
+            ThreadSlot::Pending { op, .. } => op
                 .as_ref()
                 .is_none_or(|o| o.enabled(u, &self.finished) || may_time_out(t, &**o, steps)),
             _ => false,
@@ -473,9 +473,9 @@ impl Turns {
     }
 
     fn run(&mut self, u: ThreadId, timed_out: bool) {
-        let slot = std::mem::replace(&mut self.threads[u].slot, Slot::Running);
+        let slot = std::mem::replace(&mut self.threads[u].slot, ThreadSlot::Running);
         let steps = self.steps.load(Ordering::Relaxed);
-        if let Slot::Pending {
+        if let ThreadSlot::Pending {
             event,
             op,
             loc,
@@ -502,13 +502,13 @@ impl Turns {
             for a in &event.accesses {
                 if a.kind == AccessKind::Spawn {
                     if let Some(child) = self.threads.get_mut(a.obj as usize) {
-                        if matches!(child.slot, Slot::Unborn) {
+                        if matches!(child.slot, ThreadSlot::Unborn) {
                             child.slot = start_slot();
                         }
                     }
                 }
             }
-            self.trace.push(Step {
+            self.trace.push(TraceStep {
                 tid: u,
                 event,
                 loc,
@@ -528,7 +528,7 @@ impl Turns {
             .iter()
             .enumerate()
             .filter_map(|(i, t)| match &t.slot {
-                Slot::Pending { op: Some(op), .. } => Some(BlockedThread {
+                ThreadSlot::Pending { op: Some(op), .. } => Some(BlockedThread {
                     tid: i,
                     waits_for: op.blocked_on(),
                 }),
@@ -597,8 +597,8 @@ impl Default for Turns {
     }
 }
 
-fn start_slot() -> Slot {
-    Slot::Pending {
+fn start_slot() -> ThreadSlot {
+    ThreadSlot::Pending {
         event: Event::default(),
         op: None,
         loc: None,
@@ -615,16 +615,16 @@ static UNBORN: Event = Event {
 /// Whether `t`'s pending timed wait may end by timing out now: always the
 /// first time, then only after another thread ran a step since its last
 /// timeout (see the module doc).
-fn may_time_out(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+fn may_time_out(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
     t.timeouts < MAX_TIMEOUTS && could_time_out(t, op, steps)
 }
 
 /// Whether `t` could time out now but for its [`MAX_TIMEOUTS`].
-fn over_budget(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+fn over_budget(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
     t.timeouts >= MAX_TIMEOUTS && could_time_out(t, op, steps)
 }
 
-fn could_time_out(t: &Thread, op: &dyn Op, steps: usize) -> bool {
+fn could_time_out(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
     op.timeout().is_some()
         && t.spin_mark
             .is_none_or(|m| steps.saturating_sub(t.own_steps) > m)

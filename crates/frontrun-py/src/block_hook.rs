@@ -32,11 +32,11 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::marker_gate::Gate;
+use crate::marker_gate::MarkerGate;
 
 /// What a type is, for the hook.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum BlockKind {
     Lock,
     RLock,
     Psycopg2,
@@ -45,7 +45,7 @@ enum Kind {
 
 /// Per-thread state of the hook.
 struct HookCtx {
-    gate: Arc<Gate>,
+    gate: Arc<MarkerGate>,
     idx: ThreadIdx,
     /// The C function object of a lock call that gave the turn away.
     lock_call: Option<usize>,
@@ -53,7 +53,7 @@ struct HookCtx {
     /// (psycopg2) or frame (psycopg 3) whose return ends it.
     db_call: Option<(u64, usize)>,
     /// Type pointer -> kind.
-    kinds: HashMap<usize, Kind>,
+    kinds: HashMap<usize, BlockKind>,
     /// Code pointer -> whether it is a psycopg 3 call to record; the code
     /// object is kept alive so its address is not reused.
     codes: HashMap<usize, (Py<PyAny>, bool)>,
@@ -63,7 +63,7 @@ thread_local! {
     static HOOK: RefCell<Option<HookCtx>> = const { RefCell::new(None) };
     /// A `with` statement of this thread passed the turn before entering
     /// its lock; the thread's next event takes the turn back.
-    static WITH_BLOCKED: Cell<Option<(Arc<Gate>, ThreadIdx)>> = const { Cell::new(None) };
+    static WITH_BLOCKED: Cell<Option<(Arc<MarkerGate>, ThreadIdx)>> = const { Cell::new(None) };
 }
 
 /// The line tracer found a `with` line: if its context manager is a lock
@@ -75,7 +75,7 @@ pub unsafe fn check_with(
     py: Python<'_>,
     frame: *mut ffi::PyFrameObject,
     target: &(String, String, Vec<String>),
-    gate: &Arc<Gate>,
+    gate: &Arc<MarkerGate>,
     idx: ThreadIdx,
 ) -> PyResult<()> {
     // SAFETY: `frame` is a valid borrowed frame object.
@@ -89,7 +89,7 @@ pub unsafe fn check_with(
         // SAFETY: `obj` is a valid object; its type is a valid type.
         Some(unsafe { kind_of(ctx, ffi::Py_TYPE(obj.as_ptr())) })
     });
-    let Some(kind @ (Kind::Lock | Kind::RLock)) = kind else {
+    let Some(kind @ (BlockKind::Lock | BlockKind::RLock)) = kind else {
         return Ok(());
     };
     if !would_block(&obj, kind)? {
@@ -149,7 +149,7 @@ pub fn resume_after_with(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Start watching the current thread's calls on behalf of thread `idx`.
-pub fn install(_py: Python<'_>, gate: Arc<Gate>, idx: ThreadIdx) {
+pub fn install(_py: Python<'_>, gate: Arc<MarkerGate>, idx: ThreadIdx) {
     HOOK.with(|h| {
         *h.borrow_mut() = Some(HookCtx {
             gate,
@@ -231,23 +231,23 @@ unsafe fn location(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> String {
 ///
 /// # Safety
 /// The GIL is held and `ty` is a valid type object.
-unsafe fn kind_of(ctx: &mut HookCtx, ty: *mut ffi::PyTypeObject) -> Kind {
+unsafe fn kind_of(ctx: &mut HookCtx, ty: *mut ffi::PyTypeObject) -> BlockKind {
     if let Some(k) = ctx.kinds.get(&(ty as usize)) {
         return *k;
     }
-    let mut kind = Kind::Other;
+    let mut kind = BlockKind::Other;
     let mut t = ty;
     while !t.is_null() {
         // SAFETY: `t` is a live type object (a base of a live type); its
         // tp_name is a NUL-terminated string.
         let name = unsafe { CStr::from_ptr((*t).tp_name) }.to_bytes();
         kind = match name {
-            b"_thread.lock" => Kind::Lock,
-            b"_thread.RLock" => Kind::RLock,
-            b"psycopg2.extensions.cursor" | b"psycopg2.extensions.connection" => Kind::Psycopg2,
-            _ => Kind::Other,
+            b"_thread.lock" => BlockKind::Lock,
+            b"_thread.RLock" => BlockKind::RLock,
+            b"psycopg2.extensions.cursor" | b"psycopg2.extensions.connection" => BlockKind::Psycopg2,
+            _ => BlockKind::Other,
         };
-        if kind != Kind::Other {
+        if kind != BlockKind::Other {
             break;
         }
         // SAFETY: as above.
@@ -299,16 +299,16 @@ unsafe fn on_c_call(
     match kind {
         // Releasing a plain lock, or the last level of an RLock, lets its
         // first waiter return.
-        Kind::Lock | Kind::RLock if is_release => {
-            if kind == Kind::Lock || releases_fully(&obj)? {
+        BlockKind::Lock | BlockKind::RLock if is_release => {
+            if kind == BlockKind::Lock || releases_fully(&obj)? {
                 gate.on_release(idx, this as usize);
             }
             Ok(())
         }
-        Kind::Lock | Kind::RLock if is_lock_call => {
+        BlockKind::Lock | BlockKind::RLock if is_lock_call => {
             // A nested acquire of an RLock this thread owns takes nothing
             // from anyone.
-            if kind == Kind::RLock && owns(&obj)? {
+            if kind == BlockKind::RLock && owns(&obj)? {
                 return Ok(());
             }
             if !would_block(&obj, kind)? {
@@ -341,7 +341,7 @@ unsafe fn on_c_call(
             }
             Ok(())
         }
-        Kind::Psycopg2 if is_db_call => {
+        BlockKind::Psycopg2 if is_db_call => {
             let conn = obj
                 .getattr(pyo3::intern!(py, "connection"))
                 .unwrap_or_else(|_| obj.clone());
@@ -363,7 +363,7 @@ unsafe fn on_c_call(
 #[allow(clippy::too_many_arguments)]
 fn begin_db(
     py: Python<'_>,
-    gate: &Gate,
+    gate: &MarkerGate,
     idx: ThreadIdx,
     pid: i64,
     conn: Py<PyAny>,
@@ -409,9 +409,9 @@ fn releases_fully(lock: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 /// Whether acquiring `lock` now would wait for another thread.
-fn would_block(lock: &Bound<'_, PyAny>, kind: Kind) -> PyResult<bool> {
+fn would_block(lock: &Bound<'_, PyAny>, kind: BlockKind) -> PyResult<bool> {
     let py = lock.py();
-    if kind == Kind::Lock {
+    if kind == BlockKind::Lock {
         return lock.call_method0(pyo3::intern!(py, "locked"))?.is_truthy();
     }
     if owns(lock)? {

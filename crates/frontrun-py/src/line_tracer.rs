@@ -4,11 +4,10 @@
 //! the scope wanted: the executor's scheduled threads. On each line event it
 //! finds the marker table of the frame's code object (cached per code object,
 //! so the usual case is one pointer comparison) and, on a tagged line, hands
-//! the thread to the [`Gate`].
+//! the thread to the [`MarkerGate`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::os::raw::c_int;
 use std::sync::Arc;
 
@@ -17,31 +16,13 @@ use frontrun_engine::markers::FileMarkers;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::marker_gate::{Failure, Gate, Stop};
+use crate::marker_gate::{Failure, MarkerGate, Stop};
+use frontrun_engine::hash::FastMap;
 use frontrun_engine::marker_files::{markers_of, FileScan};
-
-/// Hasher for pointer keys: the address is already well spread once the low
-/// alignment bits are dropped.
-#[derive(Default)]
-struct PtrHasher(u64);
-
-impl Hasher for PtrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
-        }
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
 
 /// What a code object's file holds: its path and its markers, if any.
 #[derive(Clone)]
-struct CodeInfo {
+struct LineCodeInfo {
     file: Arc<str>,
     markers: Option<Arc<FileMarkers>>,
     /// Lines that enter a `with` on a plain name or attribute chain.
@@ -57,13 +38,13 @@ type WithLines = HashMap<u32, WithTarget>;
 
 /// Tracing state of the current thread.
 struct ThreadCtx {
-    gate: Arc<Gate>,
+    gate: Arc<MarkerGate>,
     idx: ThreadIdx,
     /// Keeps each cached code object alive so its address cannot be reused
     /// by another object while the entry exists.
-    codes: HashMap<usize, (Py<PyAny>, Option<CodeInfo>), BuildHasherDefault<PtrHasher>>,
+    codes: FastMap<usize, (Py<PyAny>, Option<LineCodeInfo>)>,
     last_code: usize,
-    last_info: Option<CodeInfo>,
+    last_info: Option<LineCodeInfo>,
     /// The abort was already raised in this thread; let it unwind in peace.
     abort_delivered: bool,
     /// The last marked line reached: frame address, line, instruction
@@ -78,7 +59,7 @@ thread_local! {
 }
 
 /// Start tracing the current thread on behalf of thread `idx` of `gate`.
-pub fn install(_py: Python<'_>, gate: Arc<Gate>, idx: ThreadIdx) {
+pub fn install(_py: Python<'_>, gate: Arc<MarkerGate>, idx: ThreadIdx) {
     CTX.with(|c| {
         *c.borrow_mut() = Some(ThreadCtx {
             gate,
@@ -165,7 +146,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
     // A `with` that gave the turn away has its lock now: take the turn back
     // before running anything else.
     crate::block_hook::resume_after_with(py)?;
-    let mut withs: Option<(Arc<WithLines>, Arc<Gate>, ThreadIdx)> = None;
+    let mut withs: Option<(Arc<WithLines>, Arc<MarkerGate>, ThreadIdx)> = None;
     let hit = CTX.with(|c| -> PyResult<Option<MarkedCode>> {
         let mut guard = c.borrow_mut();
         let Some(ctx) = guard.as_mut() else {
@@ -197,7 +178,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             ctx.last_code = key;
             ctx.last_info = info;
         }
-        if let Some(CodeInfo { withs: Some(w), .. }) = &ctx.last_info {
+        if let Some(LineCodeInfo { withs: Some(w), .. }) = &ctx.last_info {
             withs = Some((w.clone(), ctx.gate.clone(), ctx.idx));
         }
         if released {
@@ -205,7 +186,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
         }
         let marked = matches!(
             &ctx.last_info,
-            Some(CodeInfo {
+            Some(LineCodeInfo {
                 markers: Some(_),
                 ..
             })
@@ -220,7 +201,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
         }
         // The common case, a file without markers, ends here without cloning.
         Ok(match &ctx.last_info {
-            Some(CodeInfo {
+            Some(LineCodeInfo {
                 file,
                 markers: Some(markers),
                 ..
@@ -303,14 +284,18 @@ unsafe fn on_marked_line(
 
 /// A line event in a code object whose file has markers.
 struct MarkedCode {
-    gate: Arc<Gate>,
+    gate: Arc<MarkerGate>,
     idx: ThreadIdx,
     file: Arc<str>,
     markers: Arc<FileMarkers>,
 }
 
 /// Resolve a code object's file and markers (once per code object and thread).
-fn code_info(py: Python<'_>, gate: &Gate, code: &Bound<'_, PyAny>) -> PyResult<Option<CodeInfo>> {
+fn code_info(
+    py: Python<'_>,
+    gate: &MarkerGate,
+    code: &Bound<'_, PyAny>,
+) -> PyResult<Option<LineCodeInfo>> {
     let filename = code.getattr(pyo3::intern!(py, "co_filename"))?;
     let Ok(path) = filename.extract::<String>() else {
         return Ok(None);
@@ -329,7 +314,7 @@ fn code_info(py: Python<'_>, gate: &Gate, code: &Bound<'_, PyAny>) -> PyResult<O
         }
     };
     gate.note_file(&path, markers.clone());
-    Ok(Some(CodeInfo {
+    Ok(Some(LineCodeInfo {
         file: Arc::from(path.as_str()),
         markers,
         withs,

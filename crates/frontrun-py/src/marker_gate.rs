@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use frontrun_engine::marker_schedule::{
-    Decision, MarkerSchedule, ScheduleError, Step, ThreadIdx, ThreadState,
+    MarkerDecision, MarkerSchedule, MarkerStep, MarkerThreadState, ScheduleError, ThreadIdx,
 };
 use frontrun_engine::markers::{DuplicateMarker, FileMarkers};
 use pyo3::prelude::*;
@@ -34,7 +34,7 @@ pub enum Failure {
     /// The pending step's marker is in none of the scanned files.
     MarkerNotFound {
         /// The step.
-        step: Step,
+        step: MarkerStep,
         /// Its 1-based position.
         position: usize,
         /// Files whose markers were read during the run.
@@ -97,7 +97,7 @@ pub struct DbCall {
     pub blocked: bool,
 }
 
-/// Mutable state of a run, under [`Gate::state`].
+/// Mutable state of a run, under [`MarkerGate::state`].
 pub struct GateState {
     /// The turn-taking rules.
     pub sched: MarkerSchedule,
@@ -123,7 +123,7 @@ pub struct GateState {
 }
 
 /// The shared gate of one run.
-pub struct Gate {
+pub struct MarkerGate {
     state: Mutex<GateState>,
     cv: Condvar,
     /// Mirrors `abort_reason.is_some()` so the line tracer can check it
@@ -143,15 +143,15 @@ pub struct Gate {
     db_seen: AtomicBool,
 }
 
-impl Gate {
+impl MarkerGate {
     /// A gate over `steps`; a parked thread gives up after `park_timeout`.
     pub fn new(
-        steps: Vec<Step>,
+        steps: Vec<MarkerStep>,
         park_timeout: Duration,
         listener: Option<Py<PyAny>>,
         on_db: Option<Py<PyAny>>,
     ) -> Self {
-        Gate {
+        MarkerGate {
             state: Mutex::new(GateState {
                 sched: MarkerSchedule::new(steps),
                 failure: None,
@@ -260,8 +260,8 @@ impl Gate {
             d
         };
         match decision {
-            Decision::Run => Ok(()),
-            Decision::Pause => self.park(py, t),
+            MarkerDecision::Run => Ok(()),
+            MarkerDecision::Pause => self.park(py, t),
         }
     }
 
@@ -278,7 +278,7 @@ impl Gate {
             let mut st = self.lock();
             let decision = st.sched.on_marker(t, markers);
             self.changed(&mut st);
-            if decision == Decision::Run {
+            if decision == MarkerDecision::Run {
                 return Ok(());
             }
             st.paused_at[t] = Some(where_());
@@ -290,7 +290,7 @@ impl Gate {
 
     /// Thread `t` is about to make a call that will block (`what` at `at`,
     /// giving up after `timeout` seconds if given): the turn passes on until
-    /// [`Gate::on_unblock`].
+    /// [`MarkerGate::on_unblock`].
     pub fn on_block(
         &self,
         t: ThreadIdx,
@@ -373,8 +373,8 @@ impl Gate {
             d
         };
         match decision {
-            Decision::Run => Ok(()),
-            Decision::Pause => self.park(py, t),
+            MarkerDecision::Run => Ok(()),
+            MarkerDecision::Pause => self.park(py, t),
         }
     }
 
@@ -669,7 +669,7 @@ fn stalled_for_good(st: &GateState) -> bool {
                 Some(pids) => {
                     pids.iter()
                         .any(|p| match st.pids.iter().position(|q| *q == Some(*p)) {
-                            Some(u) => !matches!(st.sched.state(u), ThreadState::Blocked),
+                            Some(u) => !matches!(st.sched.state(u), MarkerThreadState::Blocked),
                             None => false,
                         })
                 }
@@ -750,20 +750,22 @@ fn park_timeout_message(st: &GateState, t: ThreadIdx, limit: Duration) -> String
 }
 
 /// One line per thread: its name, state and where it paused.
-pub fn describe_state(state: &ThreadState, paused_at: Option<&str>) -> String {
+pub fn describe_state(state: &MarkerThreadState, paused_at: Option<&str>) -> String {
     match state {
-        ThreadState::NotStarted => "not started".to_owned(),
-        ThreadState::AtStart => "waiting at its start for its first step".to_owned(),
-        ThreadState::Running => "running (holds the turn)".to_owned(),
-        ThreadState::Paused(m) => {
+        MarkerThreadState::NotStarted => "not started".to_owned(),
+        MarkerThreadState::AtStart => "waiting at its start for its first step".to_owned(),
+        MarkerThreadState::Running => "running (holds the turn)".to_owned(),
+        MarkerThreadState::Paused(m) => {
             let m = m.join(", ");
             match paused_at {
                 Some(at) => format!("paused before marker {m:?} at {at}"),
                 None => format!("paused before marker {m:?}"),
             }
         }
-        ThreadState::Blocked => "blocked in a call (gave the turn away)".to_owned(),
-        ThreadState::Returned => "its blocking call returned; waiting for the turn".to_owned(),
-        ThreadState::Finished => "finished".to_owned(),
+        MarkerThreadState::Blocked => "blocked in a call (gave the turn away)".to_owned(),
+        MarkerThreadState::Returned => {
+            "its blocking call returned; waiting for the turn".to_owned()
+        }
+        MarkerThreadState::Finished => "finished".to_owned(),
     }
 }

@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use frontrun_engine::marker_schedule::{ScheduleError as EngineScheduleError, Step};
+use frontrun_engine::marker_schedule::{MarkerStep, ScheduleError as EngineScheduleError};
 use frontrun_engine::markers::FileMarkers;
 use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
-use crate::marker_gate::{describe_state, Failure, Gate};
+use crate::marker_gate::{describe_state, Failure, MarkerGate};
 use crate::{block_hook, line_tracer};
 use frontrun_engine::marker_files::{markers_of, FileScan};
 
@@ -63,7 +63,7 @@ const UNWIND_GRACE: Duration = Duration::from_secs(1);
 /// Turn-taking for one run of a trace-marker schedule.
 #[pyclass(module = "frontrun._native", name = "MarkerGate", frozen)]
 pub struct PyMarkerGate {
-    gate: Arc<Gate>,
+    gate: Arc<MarkerGate>,
     /// Pass the turn when a thread blocks (off for asyncio, whose tasks
     /// already run one at a time and whose workers hand a baton around).
     watch_blocking: bool,
@@ -82,9 +82,12 @@ impl PyMarkerGate {
     ) -> PyResult<Self> {
         crate::ffi_guard::guard(|| {
             let park = positive_duration(park_timeout, "park_timeout")?;
-            let steps = steps.into_iter().map(|(t, m)| Step::new(t, m)).collect();
+            let steps = steps
+                .into_iter()
+                .map(|(t, m)| MarkerStep::new(t, m))
+                .collect();
             Ok(PyMarkerGate {
-                gate: Arc::new(Gate::new(steps, park, listener, on_db)),
+                gate: Arc::new(MarkerGate::new(steps, park, listener, on_db)),
                 watch_blocking,
             })
         })
@@ -344,7 +347,7 @@ fn file_list(files: &[String]) -> String {
 }
 
 /// The timeout report: the pending step and where each thread stands.
-fn timeout_message(py: Python<'_>, gate: &Gate, timeout: Duration) -> String {
+fn timeout_message(py: Python<'_>, gate: &MarkerGate, timeout: Duration) -> String {
     let (pending, threads) = {
         let st = gate.lock();
         let pending = match st.sched.pending() {

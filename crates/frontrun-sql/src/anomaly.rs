@@ -6,7 +6,7 @@ use crate::{AccessMode, Footprint, Rows, TableAccess, TxnControl};
 
 /// One applied statement of an execution, in the order they ran.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub struct LogEntry {
     pub txn: u64,
     pub fp: Footprint,
 }
@@ -22,7 +22,7 @@ pub struct Anomaly {
     pub detail: String,
 }
 
-struct Txn<'a> {
+struct TxnView<'a> {
     id: u64,
     reads: Vec<(usize, &'a TableAccess)>,
     writes: Vec<(usize, &'a TableAccess)>,
@@ -47,13 +47,13 @@ fn show(a: &TableAccess) -> String {
     fp.describe().trim_start_matches("read ").to_string()
 }
 
-fn committed(log: &[Entry]) -> Vec<Txn<'_>> {
+fn committed(log: &[LogEntry]) -> Vec<TxnView<'_>> {
     let mut ids: Vec<u64> = log.iter().map(|e| e.txn).collect();
     ids.sort_unstable();
     ids.dedup();
     let mut out = Vec::new();
     for id in ids {
-        let mut t = Txn {
+        let mut t = TxnView {
             id,
             reads: Vec::new(),
             writes: Vec::new(),
@@ -83,7 +83,7 @@ fn committed(log: &[Entry]) -> Vec<Txn<'_>> {
 }
 
 /// A row `t` read before `u` committed and that `u` wrote.
-fn anti_dependency<'a>(t: &Txn<'a>, u: &Txn<'a>) -> Option<&'a TableAccess> {
+fn anti_dependency<'a>(t: &TxnView<'a>, u: &TxnView<'a>) -> Option<&'a TableAccess> {
     t.reads
         .iter()
         .find(|(p, r)| *p < u.commit && u.writes.iter().any(|(_, w)| overlap(w, r)))
@@ -91,7 +91,7 @@ fn anti_dependency<'a>(t: &Txn<'a>, u: &Txn<'a>) -> Option<&'a TableAccess> {
 }
 
 /// The first anomaly found among the committed transactions of `log`.
-pub fn classify(log: &[Entry]) -> Option<Anomaly> {
+pub fn classify(log: &[LogEntry]) -> Option<Anomaly> {
     let txns = committed(log);
     let pairs = || {
         txns.iter()

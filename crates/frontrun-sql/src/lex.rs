@@ -12,7 +12,7 @@ use crate::Dialect;
 
 /// Where the value of one `$n` slot of the rewritten text comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
+pub(crate) enum ParamSlot {
     /// Index into the positional parameters.
     Positional(usize),
     /// Key into the named parameters (`%(name)s`, `:name`).
@@ -26,7 +26,7 @@ pub(crate) struct Piece {
     pub text: String,
     /// `slots[n - 1]` says where `$n` gets its value. A `$n` beyond this list
     /// was written by the user as a native PostgreSQL placeholder.
-    pub slots: Vec<Slot>,
+    pub slots: Vec<ParamSlot>,
     /// The row-lock strengths written in the text, in order of appearance.
     pub lock_strengths: Vec<RowLockMode>,
     /// Upper-cased first word (`LOCK`, `SELECT`…), empty when there is none.
@@ -82,14 +82,14 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
                     cur.text.push_str(&sql[copied..i]);
                     let n = cur.positional;
                     cur.positional += 1;
-                    cur.push_pyformat_slot(Slot::Positional(n));
+                    cur.push_pyformat_slot(ParamSlot::Positional(n));
                     i += 2;
                     copied = i;
                 } else if bytes.get(i + 1) == Some(&b'(') {
                     match named_pyformat(sql, i) {
                         Some((name, end)) => {
                             cur.text.push_str(&sql[copied..i]);
-                            cur.push_pyformat_slot(Slot::Named(name.to_string()));
+                            cur.push_pyformat_slot(ParamSlot::Named(name.to_string()));
                             i = end;
                             copied = i;
                         }
@@ -118,7 +118,7 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
                         n
                     }
                 };
-                cur.push_slot(Slot::Positional(n));
+                cur.push_slot(ParamSlot::Positional(n));
                 i += 1 + digits;
                 copied = i;
             }
@@ -128,7 +128,7 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
             {
                 let end = word_end(bytes, i + 1);
                 cur.text.push_str(&sql[copied..i]);
-                cur.push_slot(Slot::Named(sql[i + 1..end].to_string()));
+                cur.push_slot(ParamSlot::Named(sql[i + 1..end].to_string()));
                 i = end;
                 copied = i;
             }
@@ -162,21 +162,21 @@ pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<Piece> {
 #[derive(Default)]
 struct Builder {
     text: String,
-    slots: Vec<Slot>,
+    slots: Vec<ParamSlot>,
     positional: usize,
     words: Vec<Word>,
     list_slots: Vec<usize>,
 }
 
 impl Builder {
-    fn push_slot(&mut self, slot: Slot) {
+    fn push_slot(&mut self, slot: ParamSlot) {
         self.slots.push(slot);
         // A leading space keeps `x=%s` from becoming one token with the slot.
         self.text.push_str(&format!(" ${} ", self.slots.len()));
     }
 
     /// `IN %s` becomes `IN ($n)`, remembered as a list slot.
-    fn push_pyformat_slot(&mut self, slot: Slot) {
+    fn push_pyformat_slot(&mut self, slot: ParamSlot) {
         let after_in = self.words.last().is_some_and(|w| {
             self.text[w.start..w.end].eq_ignore_ascii_case("IN")
                 && self.text[w.end..].trim().is_empty()
@@ -375,7 +375,10 @@ mod tests {
     fn pyformat_placeholders_become_numbered_slots() {
         let p = one("UPDATE t SET a=%s WHERE b=%s", Dialect::PostgreSql);
         assert_eq!(p.text, "UPDATE t SET a= $1  WHERE b= $2 ");
-        assert_eq!(p.slots, vec![Slot::Positional(0), Slot::Positional(1)]);
+        assert_eq!(
+            p.slots,
+            vec![ParamSlot::Positional(0), ParamSlot::Positional(1)]
+        );
     }
 
     #[test]
@@ -384,7 +387,7 @@ mod tests {
             "SELECT '%s', \"%s\", $$ %s ; $$ /* %s ; */ -- %s ;\n FROM t WHERE a LIKE 'x%%' AND b = %s AND c = 5 %% 2",
             Dialect::PostgreSql,
         );
-        assert_eq!(p.slots, vec![Slot::Positional(0)]);
+        assert_eq!(p.slots, vec![ParamSlot::Positional(0)]);
         assert!(p.text.contains("'%s'") && p.text.contains("$$ %s ; $$"));
         assert!(
             p.text.contains("'x%%'"),
@@ -406,17 +409,20 @@ mod tests {
         );
         assert_eq!(
             p.slots,
-            vec![Slot::Named("who".into()), Slot::Named("n".into())]
+            vec![ParamSlot::Named("who".into()), ParamSlot::Named("n".into())]
         );
         let q = one("SELECT * FROM t WHERE a = ? AND b = '?'", Dialect::Sqlite);
-        assert_eq!(q.slots, vec![Slot::Positional(0)]);
+        assert_eq!(q.slots, vec![ParamSlot::Positional(0)]);
         // `?` is a jsonb operator in PostgreSQL, never a placeholder there.
         let r = one("SELECT * FROM t WHERE j ? 'k'", Dialect::PostgreSql);
         assert!(r.slots.is_empty());
         let n = one("SELECT * FROM t WHERE a = ?2 AND b = ?1", Dialect::Sqlite);
-        assert_eq!(n.slots, vec![Slot::Positional(1), Slot::Positional(0)]);
+        assert_eq!(
+            n.slots,
+            vec![ParamSlot::Positional(1), ParamSlot::Positional(0)]
+        );
         let s = one("SELECT * FROM t WHERE a = :who", Dialect::Sqlite);
-        assert_eq!(s.slots, vec![Slot::Named("who".into())]);
+        assert_eq!(s.slots, vec![ParamSlot::Named("who".into())]);
     }
 
     #[test]
@@ -435,12 +441,12 @@ mod tests {
             "SELECT E'it\\'s %s', $fn$ ' %s $fn$, /* /* %s */ ; */ x FROM t WHERE a = %s",
             Dialect::PostgreSql,
         );
-        assert_eq!(p.slots, vec![Slot::Positional(0)]);
+        assert_eq!(p.slots, vec![ParamSlot::Positional(0)]);
         let m = one(
             "SELECT 'a\\' %s', `x%s` FROM t # %s ;\n WHERE a = %s",
             Dialect::MySql,
         );
-        assert_eq!(m.slots, vec![Slot::Positional(0)]);
+        assert_eq!(m.slots, vec![ParamSlot::Positional(0)]);
     }
 
     #[test]

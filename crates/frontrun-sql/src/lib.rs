@@ -79,7 +79,7 @@ pub use resources::{KeyColumns, Resource, ResourceMode};
 pub use value::{Param, Params, Value};
 
 use extract::{Extractor, Operand, Template};
-use lex::Slot;
+use lex::ParamSlot;
 
 /// The SQL dialect, which decides placeholder syntax, quoting and parsing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -125,10 +125,10 @@ pub fn analyse_uncached(sql: &str, params: Params<'_>, dialect: Dialect) -> Foot
 const CACHE_CAPACITY: usize = 4096;
 
 /// One map per dialect, so lookups borrow the text instead of allocating a key.
-type Cache = [HashMap<String, Arc<Vec<Template>>>; 3];
+type TemplateCache = [HashMap<String, Arc<Vec<Template>>>; 3];
 
 fn cached_templates(sql: &str, dialect: Dialect) -> Arc<Vec<Template>> {
-    static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<TemplateCache>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Default::default()));
     let slot = dialect as usize;
     // A poisoned lock only means another thread panicked mid-insert; the map
@@ -230,9 +230,9 @@ fn instantiate(t: &Template, params: Params<'_>, dialect: Dialect) -> Footprint 
 /// The values a column may equal, or `None` when some operand is unknown
 /// (then the column does not pin rows at all).
 fn resolve(ops: &[Operand], params: Params<'_>) -> Option<Vec<Value>> {
-    let lookup = |slot: &Slot| match slot {
-        Slot::Positional(i) => params.positional.get(*i),
-        Slot::Named(n) => params.get_named(n),
+    let lookup = |slot: &ParamSlot| match slot {
+        ParamSlot::Positional(i) => params.positional.get(*i),
+        ParamSlot::Named(n) => params.get_named(n),
     };
     let mut out = Vec::new();
     for op in ops {

@@ -63,7 +63,7 @@ struct HeldTable {
 }
 
 #[derive(Clone, Debug, Default)]
-struct Txn {
+struct TxnLocks {
     rows: Vec<HeldRows>,
     tables: Vec<HeldTable>,
     savepoints: Vec<String>,
@@ -75,7 +75,7 @@ struct Txn {
 /// Locks held by open transactions, as predicted from their statements.
 #[derive(Clone, Debug, Default)]
 pub struct LockTable {
-    txns: BTreeMap<TxnId, Txn>,
+    txns: BTreeMap<TxnId, TxnLocks>,
 }
 
 impl LockTable {

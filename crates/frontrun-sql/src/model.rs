@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use frontrun_engine::coop::{Blocked, Op};
+use frontrun_engine::coop::{Blocked, CoopOp};
 
 use crate::accesses;
 use crate::anomaly;
@@ -24,7 +24,7 @@ pub struct Model {
     /// transaction at a time (`None` for PostgreSQL's row locks).
     sqlite_writer: Option<Option<u64>>,
     /// Statements applied in this execution, for naming anomalies.
-    log: Vec<anomaly::Entry>,
+    log: Vec<anomaly::LogEntry>,
     /// Row-lock objects acquired by each open transaction.
     held: accesses::Held,
     /// The explored thread that last ran a statement of each transaction,
@@ -204,7 +204,7 @@ impl Model {
             self.sqlite_writer = Some(None);
         }
         if !fp.is_inert() || fp.ends_transaction() {
-            self.log.push(anomaly::Entry {
+            self.log.push(anomaly::LogEntry {
                 txn,
                 fp: fp.clone(),
             });
@@ -287,7 +287,7 @@ impl LockWaitOp {
     }
 }
 
-impl Op for LockWaitOp {
+impl CoopOp for LockWaitOp {
     fn enabled(&self, _tid: usize, _finished: &[bool]) -> bool {
         self.model().may_run(self.txn, &self.fp, self.min_epoch)
     }

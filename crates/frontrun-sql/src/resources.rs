@@ -28,15 +28,7 @@ use std::collections::HashMap;
 use crate::footprint::{AccessMode, Footprint, RowLockMode, TableLockMode};
 use crate::value::Canon;
 
-/// FNV-1a, 64 bit: a fixed hash, unlike `DefaultHasher`.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+pub use frontrun_engine::hash::fnv1a;
 
 /// Read or write of a resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,13 +236,6 @@ pub fn resources_conflict(a: &[Resource], b: &[Resource]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv1a_matches_the_published_test_vectors() {
-        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
-    }
 
     #[test]
     fn key_columns_learn_once_and_honour_declarations() {

@@ -11,7 +11,7 @@ use crate::token;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
-pub enum Kind {
+pub enum StrategyKind {
     Dpor {
         preemption_bound: Option<u32>,
         search_order: SearchOrder,
@@ -37,9 +37,9 @@ pub enum Kind {
     },
 }
 
-pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
+pub fn make(kind: &StrategyKind) -> Box<dyn Strategy + Send> {
     match kind {
-        Kind::Dpor {
+        StrategyKind::Dpor {
             preemption_bound,
             search_order,
         } => match preemption_bound {
@@ -49,12 +49,12 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
                 DporConfig::default().with_search_order(*search_order),
             )),
         },
-        Kind::Iterative {
+        StrategyKind::Iterative {
             max_bound,
             pass_budget,
             search_order,
         } => Box::new(IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget)),
-        Kind::Random {
+        StrategyKind::Random {
             seed,
             attempts,
             max_ops,
@@ -65,12 +65,12 @@ pub fn make(kind: &Kind) -> Box<dyn Strategy + Send> {
                 None => Box::new(inner),
             }
         }
-        Kind::Pct {
+        StrategyKind::Pct {
             seed,
             depth,
             attempts,
         } => Box::new(Pct::new(*seed, *depth, *attempts)),
-        Kind::Replay { schedule } => Box::new(Replay::new(schedule.clone())),
+        StrategyKind::Replay { schedule } => Box::new(Replay::new(schedule.clone())),
     }
 }
 

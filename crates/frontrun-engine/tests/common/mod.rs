@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use frontrun_engine::coop::{Blocked, Op as CoopOp};
+use frontrun_engine::coop::{Blocked, CoopOp};
 use frontrun_engine::event::{Access, AccessKind, Event, Key, ThreadId};
 use frontrun_engine::rng::SplitMix64;
 use frontrun_engine::strategy::{Choice, Outcome, Strategy};

@@ -11,9 +11,9 @@ use crate::hooks::{self, EventSink};
 
 type Log = Arc<Mutex<Vec<Event>>>;
 
-struct Recorder(Log);
+struct DbRecorder(Log);
 
-impl EventSink for Recorder {
+impl EventSink for DbRecorder {
     fn on_event(&mut self, _py: Python<'_>, event: Event) -> PyResult<()> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
         Ok(())
@@ -35,7 +35,7 @@ pub fn _db_capture_start() -> PyResult<()> {
             ));
         }
         let log: Log = Arc::default();
-        hooks::set_sink(Some(Box::new(Recorder(log.clone()))));
+        hooks::set_sink(Some(Box::new(DbRecorder(log.clone()))));
         LOG.with(|l| *l.borrow_mut() = Some(log));
         Ok(())
     })

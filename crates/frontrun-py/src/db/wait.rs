@@ -3,7 +3,7 @@
 //! event, so the scheduler runs other threads, and a lock-wait cycle is a
 //! deadlock the gate reports with its wait-for cycle.
 
-use frontrun_engine::coop::Op;
+use frontrun_engine::coop::CoopOp;
 use frontrun_engine::event::Event;
 pub use frontrun_sql::model::LockWaitOp;
 use pyo3::prelude::*;
@@ -34,7 +34,7 @@ pub fn point(
         py,
         tid,
         event,
-        op.map(|op| Box::new(op) as Box<dyn Op>),
+        op.map(|op| Box::new(op) as Box<dyn CoopOp>),
         loc.map_or_else(
             || crate::driver::ctx::caller_loc(py),
             |(file, line, function)| {

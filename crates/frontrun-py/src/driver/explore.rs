@@ -18,14 +18,14 @@ use pyo3::types::{PyList, PyTuple};
 use super::coro;
 use super::ctx;
 use super::divergence::divergence_text;
-use super::gate::{consume_stop_request, Abort, Gate, Step};
+use super::gate::{consume_stop_request, Abort, Gate, TraceStep};
 use super::options::{ExploreOptions, ExploreOutcome};
 use super::pool::{Job, WorkerPool};
 use crate::tracer::{self, registry};
-use frontrun_engine::strategy::build::{self as strategies, Kind};
+use frontrun_engine::strategy::build::{self as strategies, StrategyKind};
 
 /// How one execution ended.
-enum Verdict {
+enum RunEnd {
     Passed,
     /// Cut by DPOR before completion: no verdict, not counted.
     Pruned,
@@ -36,10 +36,10 @@ enum Verdict {
     TimedOut(String),
 }
 
-struct Execution {
-    verdict: Verdict,
+struct RunRecord {
+    verdict: RunEnd,
     schedule: Vec<ThreadId>,
-    trace: Vec<Step>,
+    trace: Vec<TraceStep>,
     names: Vec<String>,
     /// A construct with unexplored outcomes ran (`Gate::note_unexplored`).
     unexplored: Option<&'static str>,
@@ -110,7 +110,7 @@ impl Program<'_> {
         &self,
         py: Python<'_>,
         strategy: Box<dyn Strategy + Send>,
-    ) -> PyResult<(Execution, Box<dyn Strategy + Send>)> {
+    ) -> PyResult<(RunRecord, Box<dyn Strategy + Send>)> {
         registry::begin_execution(py);
         let _clock = ctx::ControllerClock::start();
         ctx::set_in_setup(true);
@@ -161,11 +161,11 @@ impl Program<'_> {
             .expect("the gate hands the strategy back");
         let schedule = strategy.schedule().to_vec();
         strategy.end_execution(match verdict {
-            Verdict::Passed | Verdict::Pruned => Outcome::Passed,
-            Verdict::Failed { .. } => Outcome::Failed,
-            Verdict::TimedOut(_) => Outcome::Aborted,
+            RunEnd::Passed | RunEnd::Pruned => Outcome::Passed,
+            RunEnd::Failed { .. } => Outcome::Failed,
+            RunEnd::TimedOut(_) => Outcome::Aborted,
         });
-        let exec = Execution {
+        let exec = RunRecord {
             verdict,
             schedule,
             trace: gate.take_trace(),
@@ -184,7 +184,7 @@ impl Program<'_> {
         gate: &Arc<Gate>,
         hub: &coro::Hub,
         state: &Bound<'_, PyAny>,
-    ) -> PyResult<Verdict> {
+    ) -> PyResult<RunEnd> {
         tracer::install(py)?;
         let watchdog = coro::Watchdog::arm(gate, Duration::from_millis(200));
         let ran = hub.run_all(py, gate);
@@ -204,7 +204,7 @@ impl Program<'_> {
         py: Python<'_>,
         gate: &Arc<Gate>,
         state: &Bound<'_, PyAny>,
-    ) -> PyResult<Verdict> {
+    ) -> PyResult<RunEnd> {
         // Parked threads time out on their own at the deadline; the margin
         // lets them report before we give up on a thread that never parks.
         let margin = Duration::from_millis(200);
@@ -228,7 +228,7 @@ impl Program<'_> {
                 self.run_timeout,
                 where_threads_are(py, gate)
             );
-            Ok(Verdict::TimedOut(self.stop_stuck(py, gate, msg)?))
+            Ok(RunEnd::TimedOut(self.stop_stuck(py, gate, msg)?))
         } else {
             self.judge(py, gate, state)
         }
@@ -265,34 +265,34 @@ impl Program<'_> {
         py: Python<'_>,
         gate: &Arc<Gate>,
         state: &Bound<'_, PyAny>,
-    ) -> PyResult<Verdict> {
+    ) -> PyResult<RunEnd> {
         match gate.aborted() {
             Some(Abort::Deadlock(m)) => {
-                return Ok(Verdict::Failed {
+                return Ok(RunEnd::Failed {
                     kind: "deadlock",
                     message: m,
                 })
             }
-            Some(Abort::Timeout(m)) => return Ok(Verdict::TimedOut(m)),
+            Some(Abort::Timeout(m)) => return Ok(RunEnd::TimedOut(m)),
             Some(Abort::Internal(m)) => {
                 return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                     "frontrun internal error: {m}; please report it with the test that triggered it"
                 )))
             }
-            Some(Abort::Pruned) => return Ok(Verdict::Pruned),
+            Some(Abort::Pruned) => return Ok(RunEnd::Pruned),
             None => {}
         }
         let errors = gate.take_errors(py);
         if !errors.is_empty() {
-            return Ok(Verdict::Failed {
+            return Ok(RunEnd::Failed {
                 kind: "exception",
                 message: raised_text(py, &errors),
             });
         }
         Ok(match self.invariant.call1((state,)) {
             Ok(v) => match v.is_truthy() {
-                Ok(true) => Verdict::Passed,
-                Ok(false) => Verdict::Failed {
+                Ok(true) => RunEnd::Passed,
+                Ok(false) => RunEnd::Failed {
                     kind: "invariant",
                     message: format!(
                         "the invariant returned {} after all threads finished",
@@ -301,7 +301,7 @@ impl Program<'_> {
                 },
                 Err(e) if !is_exception(py, &e) => return Err(e),
                 // A numpy array, say: not a verdict, but never let it escape.
-                Err(e) => Verdict::Failed {
+                Err(e) => RunEnd::Failed {
                     kind: "invariant",
                     message: format!(
                         "the invariant returned {}, which has no truth value; return a bool:\n{}",
@@ -313,7 +313,7 @@ impl Program<'_> {
             // KeyboardInterrupt, SystemExit, test-runner timeouts: not a
             // verdict about the code under test.
             Err(e) if !is_exception(py, &e) => return Err(e),
-            Err(e) => Verdict::Failed {
+            Err(e) => RunEnd::Failed {
                 kind: "invariant",
                 message: format!("the invariant raised:\n{}", error_text(py, &e)),
             },
@@ -323,7 +323,7 @@ impl Program<'_> {
     /// `exec` failed with its threads run one after another: run them one
     /// after another in the reverse order, to tell a failure that needs no
     /// interleaving at all from an order dependence.
-    fn serial_in_reverse(&self, py: Python<'_>, exec: &Execution, seed: u64) -> PyResult<Serial> {
+    fn serial_in_reverse(&self, py: Python<'_>, exec: &RunRecord, seed: u64) -> PyResult<Serial> {
         let distinct: std::collections::HashSet<_> = exec.schedule.iter().collect();
         if distinct.len() <= 1 {
             return Ok(Serial::FailsInEveryOrder);
@@ -343,10 +343,10 @@ impl Program<'_> {
         }
         let (again, _) = self.run(py, reverse)?;
         Ok(match again.verdict {
-            Verdict::Failed { .. } => Serial::FailsInEveryOrder,
-            Verdict::Passed => Serial::FailsInThisOrder,
+            RunEnd::Failed { .. } => Serial::FailsInEveryOrder,
+            RunEnd::Passed => Serial::FailsInThisOrder,
             // Cut short: nothing learnt.
-            Verdict::Pruned | Verdict::TimedOut(_) => Serial::No,
+            RunEnd::Pruned | RunEnd::TimedOut(_) => Serial::No,
         })
     }
 
@@ -358,8 +358,8 @@ impl Program<'_> {
         &self,
         py: Python<'_>,
         state: &Bound<'_, PyAny>,
-        verdict: PyResult<Verdict>,
-    ) -> PyResult<Verdict> {
+        verdict: PyResult<RunEnd>,
+    ) -> PyResult<RunEnd> {
         let Some(t) = self.teardown else {
             return verdict;
         };
@@ -372,12 +372,12 @@ impl Program<'_> {
             (Ok(v), Err(e)) => (v, format!("teardown raised:\n{}", error_text(py, &e))),
         };
         Ok(match err {
-            (Verdict::Failed { kind, message }, extra) => Verdict::Failed {
+            (RunEnd::Failed { kind, message }, extra) => RunEnd::Failed {
                 kind,
                 message: format!("{message}\nThen {extra}"),
             },
-            (Verdict::TimedOut(m), extra) => Verdict::TimedOut(format!("{m}\nThen {extra}")),
-            (Verdict::Passed | Verdict::Pruned, extra) => Verdict::Failed {
+            (RunEnd::TimedOut(m), extra) => RunEnd::TimedOut(format!("{m}\nThen {extra}")),
+            (RunEnd::Passed | RunEnd::Pruned, extra) => RunEnd::Failed {
                 kind: "teardown",
                 message: extra,
             },
@@ -520,7 +520,7 @@ enum SearchKind {
 /// A failing execution shrunk to fewer preemptions, then fewer context
 /// switches, with what it cost.
 struct Shrunk {
-    exec: Execution,
+    exec: RunRecord,
     kind: &'static str,
     message: String,
     counts: Option<SwitchCounts>,
@@ -533,7 +533,7 @@ impl Program<'_> {
         &self,
         py: Python<'_>,
         plan: Vec<ThreadId>,
-    ) -> PyResult<(Execution, Option<SwitchCounts>)> {
+    ) -> PyResult<(RunRecord, Option<SwitchCounts>)> {
         let (exec, s) = self.run(py, Box::new(Guided::new(plan)))?;
         Ok((exec, s.switch_counts()))
     }
@@ -546,7 +546,7 @@ impl Program<'_> {
     fn shrink(
         &self,
         py: Python<'_>,
-        exec: Execution,
+        exec: RunRecord,
         kind: &'static str,
         message: String,
         budget: u32,
@@ -561,8 +561,8 @@ impl Program<'_> {
         if budget == 0 {
             return Ok(original);
         }
-        let fails_same = |e: &Execution| match &e.verdict {
-            Verdict::Failed { kind: k, message } if *k == kind => Some(message.clone()),
+        let fails_same = |e: &RunRecord| match &e.verdict {
+            RunEnd::Failed { kind: k, message } if *k == kind => Some(message.clone()),
             _ => None,
         };
         let (first, counts) = self.guided(py, original.exec.schedule.clone())?;
@@ -622,7 +622,7 @@ impl Program<'_> {
 }
 
 /// The trace of an execution as the explainer wants it.
-fn trace_lines(py: Python<'_>, exec: &Execution) -> PyResult<Vec<TraceLine>> {
+fn trace_lines(py: Python<'_>, exec: &RunRecord) -> PyResult<Vec<TraceLine>> {
     let linecache = py.import("linecache")?;
     let mut out = Vec::with_capacity(exec.trace.len());
     // A long trace repeats a few sites and lines: look each up once, so the
@@ -738,7 +738,7 @@ fn is_serial(schedule: &[ThreadId]) -> bool {
 
 fn explanation(
     py: Python<'_>,
-    exec: &Execution,
+    exec: &RunRecord,
     kind: &str,
     message: &str,
     serial: Serial,
@@ -784,7 +784,7 @@ fn explanation(
 
 /// The explanation when `total_timeout` ran out before the trace could be
 /// explained: the failure itself, without the trace analysis.
-fn shortened_explanation(exec: &Execution, kind: &str, message: &str, total: Duration) -> String {
+fn shortened_explanation(exec: &RunRecord, kind: &str, message: &str, total: Duration) -> String {
     format!(
         "{kind} failure: {message}\nBug: not classified: total_timeout ({total:?}) was reached \
          before the trace of {} steps could be explained (explanation shortened; raise \
@@ -876,26 +876,26 @@ fn explore_body<'py>(
     ctx::bypass(|| tracer::code::statics(py).map(drop))?;
     let seed = seed.unwrap_or(0x5EED);
     let kind = match (replay, strategy) {
-        (Some(tok), _) => Kind::Replay {
+        (Some(tok), _) => StrategyKind::Replay {
             schedule: strategies::decode_token(tok).map_err(PyValueError::new_err)?,
         },
-        (None, "dpor") => Kind::Dpor {
+        (None, "dpor") => StrategyKind::Dpor {
             preemption_bound,
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },
-        (None, "iterative") => Kind::Iterative {
+        (None, "iterative") => StrategyKind::Iterative {
             max_bound: preemption_bound.unwrap_or(ITERATIVE_MAX_BOUND),
             pass_budget: ITERATIVE_PASS_BUDGET,
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },
-        (None, "random") => Kind::Random {
+        (None, "random") => StrategyKind::Random {
             seed,
             attempts: max_attempts,
             max_ops,
         },
-        (None, "pct") => Kind::Pct {
+        (None, "pct") => StrategyKind::Pct {
             seed,
             depth: 3,
             attempts: max_attempts,
@@ -906,15 +906,18 @@ fn explore_body<'py>(
             )))
         }
     };
-    let systematic = matches!(kind, Kind::Dpor { .. } | Kind::Iterative { .. });
-    let kind_of_search = if matches!(kind, Kind::Replay { .. }) {
+    let systematic = matches!(
+        kind,
+        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. }
+    );
+    let kind_of_search = if matches!(kind, StrategyKind::Replay { .. }) {
         SearchKind::Replay
     } else {
         SearchKind::Search
     };
     let limit = match kind {
-        Kind::Dpor { .. } | Kind::Iterative { .. } => max_executions,
-        Kind::Replay { .. } => Some(1),
+        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } => max_executions,
+        StrategyKind::Replay { .. } => Some(1),
         _ => Some(max_executions.map_or(max_attempts, |m| m.min(max_attempts))),
     };
     let program = Program {
@@ -935,7 +938,7 @@ fn explore_body<'py>(
         .transpose()?;
     let mut strategy = strategies::make(&kind);
     let mut explored: u64 = 0;
-    let mut first_failure: Option<(Execution, &'static str, String)> = None;
+    let mut first_failure: Option<(RunRecord, &'static str, String)> = None;
     let mut stopped: Option<String> = None;
     let mut finished = false;
     let mut diverged: Option<usize> = None;
@@ -952,7 +955,7 @@ fn explore_body<'py>(
             // Sampling is finished only when every requested attempt ran.
             finished = cap_hit
                 && (limit.is_some_and(|m| m >= max_attempts)
-                    || matches!(kind, Kind::Replay { .. }));
+                    || matches!(kind, StrategyKind::Replay { .. }));
             if finished {
                 break;
             }
@@ -996,23 +999,23 @@ fn explore_body<'py>(
         let pass = strategy.pass_bound();
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
-        if let Kind::Replay { schedule } = &kind {
+        if let StrategyKind::Replay { schedule } = &kind {
             diverged = first_difference(schedule, &exec.schedule);
         }
-        if !matches!(exec.verdict, Verdict::Pruned) {
+        if !matches!(exec.verdict, RunEnd::Pruned) {
             explored += 1;
         }
         if summary.unexplored.is_none() {
             summary.unexplored = exec.unexplored;
         }
         match &exec.verdict {
-            Verdict::Passed | Verdict::Pruned => {}
-            Verdict::TimedOut(m) => {
+            RunEnd::Passed | RunEnd::Pruned => {}
+            RunEnd::TimedOut(m) => {
                 summary.run_timeouts += 1;
                 stopped = Some(format!("execution {explored}: {m}"));
                 break;
             }
-            Verdict::Failed { kind, message } => {
+            RunEnd::Failed { kind, message } => {
                 let (k, m) = (*kind, message.clone());
                 if first_failure.is_none() {
                     first_failure = Some((exec, k, m));
@@ -1090,12 +1093,12 @@ fn explore_body<'py>(
             if out_of_time() {
                 break;
             }
-            let replayer = strategies::make(&Kind::Replay {
+            let replayer = strategies::make(&StrategyKind::Replay {
                 schedule: exec.schedule.clone(),
             });
             let (again, _) = program.run(py, replayer)?;
             attempts += 1;
-            if let Verdict::Failed { kind: k, .. } = again.verdict {
+            if let RunEnd::Failed { kind: k, .. } = again.verdict {
                 reproduced += u32::from(k == kind);
             }
         }
@@ -1157,21 +1160,27 @@ fn explore_body<'py>(
     let mut text = verdict.explanation(explored);
     match (&stopped, &kind) {
         (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
-        (None, Kind::Dpor { .. } | Kind::Iterative { .. }) if verdict.exhausted() => text.push('.'),
+        (None, StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. })
+            if verdict.exhausted() =>
+        {
+            text.push('.')
+        }
         (
             None,
-            Kind::Dpor {
+            StrategyKind::Dpor {
                 preemption_bound: Some(b),
                 ..
             },
         ) => text.push_str(&format!(
             " (only schedules with at most {b} preemptions were run)."
         )),
-        (None, Kind::Random { .. } | Kind::Pct { .. }) => {
+        (None, StrategyKind::Random { .. } | StrategyKind::Pct { .. }) => {
             text.push_str(" (sampled schedules: not a proof).");
         }
-        (None, Kind::Replay { .. }) => text.push_str(" (the replayed interleaving passed)."),
-        (None, Kind::Dpor { .. } | Kind::Iterative { .. }) => text.push('.'),
+        (None, StrategyKind::Replay { .. }) => {
+            text.push_str(" (the replayed interleaving passed).")
+        }
+        (None, StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. }) => text.push('.'),
     }
     for n in divergence_note.iter().chain(hidden_note.iter()) {
         text.push('\n');

@@ -13,10 +13,10 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use frontrun_engine::coop::Op;
+use frontrun_engine::coop::CoopOp;
 use frontrun_engine::event::{Event, ThreadId};
 use frontrun_engine::strategy::Strategy;
-pub use frontrun_engine::turns::{Abort, Loc, Step};
+pub use frontrun_engine::turns::{Abort, Loc, TraceStep};
 use frontrun_engine::turns::{Decision, PointOutcome, Turns};
 use pyo3::prelude::*;
 
@@ -197,7 +197,7 @@ impl Gate {
         py: Python<'_>,
         tid: ThreadId,
         event: Event,
-        op: Option<Box<dyn Op>>,
+        op: Option<Box<dyn CoopOp>>,
         loc: Option<Loc>,
         what: Option<String>,
     ) -> PyResult<i64> {
@@ -475,7 +475,7 @@ impl Gate {
     }
 
     /// The executed steps, in order.
-    pub fn take_trace(&self) -> Vec<Step> {
+    pub fn take_trace(&self) -> Vec<TraceStep> {
         self.lock().turns.take_trace()
     }
 

@@ -51,7 +51,7 @@ pub fn virtual_native_id(tid: ThreadId) -> u64 {
 }
 
 /// The identity state of the job running on this thread.
-struct Job {
+struct IdentityJob {
     tid: ThreadId,
     name: String,
     /// The `threading.Thread` the program started, for spawned threads.
@@ -65,7 +65,7 @@ struct Job {
 }
 
 thread_local! {
-    static JOB: RefCell<Option<Job>> = const { RefCell::new(None) };
+    static JOB: RefCell<Option<IdentityJob>> = const { RefCell::new(None) };
 }
 
 /// Index (in pointer-sized words) of `dict` in `PyThreadState`. The struct
@@ -147,7 +147,7 @@ pub fn enter(py: Python<'_>, tid: ThreadId, name: String, thread: Option<Py<PyAn
         }
     };
     JOB.with(|j| {
-        *j.borrow_mut() = Some(Job {
+        *j.borrow_mut() = Some(IdentityJob {
             tid,
             name,
             thread,
@@ -203,7 +203,7 @@ pub fn exit(py: Python<'_>) {
 /// One greenlet's identity (its job and its `threading.local` dict), set
 /// aside while another greenlet runs on the same OS thread.
 pub struct Saved {
-    job: Option<Job>,
+    job: Option<IdentityJob>,
     dict: *mut ffi::PyObject,
 }
 

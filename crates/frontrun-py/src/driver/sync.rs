@@ -17,7 +17,7 @@ use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current, os_owner};
 use crate::tracer::registry;
-use frontrun_engine::coop::{Blocked, Op};
+use frontrun_engine::coop::{Blocked, CoopOp};
 
 #[derive(Default)]
 struct LockState {
@@ -160,7 +160,7 @@ impl AcquireOp {
     }
 }
 
-impl Op for AcquireOp {
+impl CoopOp for AcquireOp {
     fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
         !self.blocking || self.free_for(&guard(&self.st))
     }
@@ -192,7 +192,7 @@ struct ReleaseOp {
     waiter: Option<(Shared<CondState>, u64)>,
 }
 
-impl Op for ReleaseOp {
+impl CoopOp for ReleaseOp {
     fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
         true
     }
@@ -434,7 +434,7 @@ struct WakeOp {
     timeout: Option<f64>,
 }
 
-impl Op for WakeOp {
+impl CoopOp for WakeOp {
     fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
         guard(&self.cond)
             .waiters
@@ -460,7 +460,7 @@ struct NotifyOp {
     n: usize,
 }
 
-impl Op for NotifyOp {
+impl CoopOp for NotifyOp {
     fn enabled(&self, _tid: ThreadId, _finished: &[bool]) -> bool {
         true
     }

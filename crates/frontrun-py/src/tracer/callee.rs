@@ -31,10 +31,10 @@ pub enum Callee {
 pub const MAX_CACHED: usize = 2048;
 
 /// A cached effect, with the callee kept alive when keyed by its address.
-type Entry = (Option<Py<PyAny>>, Effect);
+type CalleeEntry = (Option<Py<PyAny>>, Effect);
 
 thread_local! {
-    static CACHE: RefCell<FastMap<usize, Entry>> = RefCell::new(FastMap::default());
+    static CACHE: RefCell<FastMap<usize, CalleeEntry>> = RefCell::new(FastMap::default());
 }
 
 const NAME_OF: &std::ffi::CStr = cr#"

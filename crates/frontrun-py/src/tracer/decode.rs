@@ -1,13 +1,13 @@
 //! Decoding `co_code` (the de-optimised bytecode: no specialised opcodes)
 //! into a table indexed by code unit, filled once per code object.
 
-use super::ops::{Op, OpTable};
+use super::ops::{OpTable, Opcode};
 
 /// One decoded instruction, stored at the code unit where its opcode event
 /// fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Instr {
-    pub op: Op,
+    pub op: Opcode,
     /// The full argument, `EXTENDED_ARG` prefixes included.
     pub arg: u32,
     /// Code unit of the next instruction (inline caches skipped).
@@ -15,7 +15,7 @@ pub struct Instr {
 }
 
 const SKIP: Instr = Instr {
-    op: Op::Skip,
+    op: Opcode::Skip,
     arg: 0,
     next: 0,
 };
@@ -81,15 +81,15 @@ mod tests {
         // EXTENDED_ARG 1; LOAD_ATTR 2; CACHE; CACHE; NOP-ish(50)
         let code = [144, 1, 10, 2, 0, 0, 0, 0, 50, 0];
         let old = decode(&code, &table(), PrefixEvents::OnPrefixOnly);
-        assert_eq!(old[0].op, Op::LoadAttr);
+        assert_eq!(old[0].op, Opcode::LoadAttr);
         assert_eq!(old[0].arg, 0x102);
         assert_eq!(old[1].arg, 0x102);
         assert_eq!(old[1].next, 4);
         let new = decode(&code, &table(), PrefixEvents::OnBoth);
-        assert_eq!(new[0].op, Op::Skip);
-        assert_eq!(new[1].op, Op::LoadAttr);
+        assert_eq!(new[0].op, Opcode::Skip);
+        assert_eq!(new[1].op, Opcode::LoadAttr);
         assert_eq!(new[1].arg, 0x102);
-        assert_eq!(new[2].op, Op::Skip);
-        assert_eq!(new[4].op, Op::Skip);
+        assert_eq!(new[2].op, Opcode::Skip);
+        assert_eq!(new[4].op, Opcode::Skip);
     }
 }

@@ -437,8 +437,8 @@ pub fn object_kind(
     deque: usize,
     cell: usize,
     namespace: usize,
-) -> super::registry::Kind {
-    use super::registry::Kind;
+) -> super::registry::ShareKind {
+    use super::registry::ShareKind;
     let obj = obj.as_ptr();
     // SAFETY: `obj` is alive (borrowed from a `Bound`) and the GIL is held;
     // only its type, the type's flags and, for heap types, the MRO are read.
@@ -451,17 +451,21 @@ pub fn object_kind(
                 | ffi::Py_TPFLAGS_BYTES_SUBCLASS)
             != 0
         {
-            return Kind::Immutable;
+            return ShareKind::Immutable;
         }
         if flags & (ffi::Py_TPFLAGS_LIST_SUBCLASS | ffi::Py_TPFLAGS_DICT_SUBCLASS) != 0 {
-            return Kind::Container;
+            return ShareKind::Container;
         }
         if flags & ffi::Py_TPFLAGS_TUPLE_SUBCLASS != 0 {
-            return Kind::Transparent;
+            return ShareKind::Transparent;
         }
         if flags & ffi::Py_TPFLAGS_TYPE_SUBCLASS != 0 {
             let heap = ffi::PyType_HasFeature(obj.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0;
-            return if heap { Kind::Object } else { Kind::Immutable };
+            return if heap {
+                ShareKind::Object
+            } else {
+                ShareKind::Immutable
+            };
         }
         let heap_type = flags & ffi::Py_TPFLAGS_HEAPTYPE != 0;
         let is = |base: *mut ffi::PyTypeObject| {
@@ -471,25 +475,25 @@ pub fn object_kind(
             || is(&raw mut ffi::PyByteArray_Type)
             || is(deque as *mut ffi::PyTypeObject)
         {
-            return Kind::Container;
+            return ShareKind::Container;
         }
         if is(&raw mut ffi::PyFrozenSet_Type) {
-            return Kind::Transparent;
+            return ShareKind::Transparent;
         }
         if ty as usize == cell || ty as usize == namespace {
-            return Kind::Object;
+            return ShareKind::Object;
         }
         // Buffer-protocol objects (memoryview, array, numpy arrays): C code
         // reads and writes their storage directly, so they are accessed as a
         // whole.
         let buffer = (*ty).tp_as_buffer;
         if !buffer.is_null() && (*buffer).bf_getbuffer.is_some() && ffi::PyModule_Check(obj) == 0 {
-            return Kind::Container;
+            return ShareKind::Container;
         }
         if heap_type && ffi::PyFloat_Check(obj) == 0 && ffi::PyModule_Check(obj) == 0 {
-            Kind::Object
+            ShareKind::Object
         } else {
-            Kind::Immutable
+            ShareKind::Immutable
         }
     }
 }

@@ -6,15 +6,8 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyInt, PyString, PyTuple};
 
-const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// FNV-1a 64 of `bytes`, continuing from `state`.
-pub fn fnv_from(state: u64, bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .fold(state, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
-}
+use frontrun_engine::hash::FNV_OFFSET as OFFSET;
+pub use frontrun_engine::hash::{fnv_from, FastMap};
 
 /// FNV-1a 64 of a tag byte followed by `bytes`.
 pub fn fnv_tagged(tag: u8, bytes: &[u8]) -> u64 {
@@ -101,43 +94,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fnv_matches_reference_vectors() {
-        // Published FNV-1a 64 test vectors.
-        assert_eq!(fnv_from(OFFSET, b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv_from(OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv_from(OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
-    #[test]
     fn namespaces_differ() {
         assert_ne!(attr_key("x"), fnv_tagged(b's', b"x"));
         assert_ne!(mix(1, 2), mix(2, 1));
         assert_ne!(index_key(0), index_key(1));
     }
 }
-
-/// A cheap hasher for maps keyed by addresses or by ids that are already
-/// hashes (SipHash's DoS resistance buys nothing there).
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        self.0 = fnv_from(self.0 ^ OFFSET, bytes);
-    }
-    fn write_u64(&mut self, n: u64) {
-        // Fibonacci multiplication spreads aligned addresses over the buckets.
-        self.0 = (self.0 ^ n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(29);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-/// `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;

@@ -85,7 +85,7 @@ pub enum Owner {
     Hidden(String),
 }
 
-struct Cache {
+struct LibraryCache {
     /// Keeps the types alive so their addresses are not reused.
     by_type: FastMap<usize, (Py<PyAny>, Owner)>,
     /// First hidden object shared in this exploration, and how many.
@@ -93,15 +93,15 @@ struct Cache {
     count: u64,
 }
 
-static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
-    Mutex::new(Cache {
+static CACHE: LazyLock<Mutex<LibraryCache>> = LazyLock::new(|| {
+    Mutex::new(LibraryCache {
         by_type: FastMap::default(),
         first: None,
         count: 0,
     })
 });
 
-fn cache() -> std::sync::MutexGuard<'static, Cache> {
+fn cache() -> std::sync::MutexGuard<'static, LibraryCache> {
     CACHE.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 /// What an instruction means to the tracer. `Skip` is everything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-pub enum Op {
+pub enum Opcode {
     Skip,
     LoadAttr,
     LoadMethod,
@@ -68,77 +68,77 @@ pub enum Op {
     MatchClass,
 }
 
-const NAMED: &[(&str, Op)] = &[
-    ("LOAD_ATTR", Op::LoadAttr),
-    ("LOAD_METHOD", Op::LoadMethod),
-    ("STORE_ATTR", Op::StoreAttr),
-    ("DELETE_ATTR", Op::DeleteAttr),
-    ("BINARY_SUBSCR", Op::BinarySubscr),
-    ("STORE_SUBSCR", Op::StoreSubscr),
-    ("DELETE_SUBSCR", Op::DeleteSubscr),
-    ("BINARY_SLICE", Op::BinarySlice),
-    ("STORE_SLICE", Op::StoreSlice),
-    ("LOAD_GLOBAL", Op::LoadGlobal),
-    ("STORE_GLOBAL", Op::StoreGlobal),
-    ("DELETE_GLOBAL", Op::DeleteGlobal),
-    ("LOAD_DEREF", Op::LoadDeref),
-    ("STORE_DEREF", Op::StoreDeref),
-    ("DELETE_DEREF", Op::DeleteDeref),
-    ("LOAD_CLASSDEREF", Op::LoadClassDeref),
-    ("LOAD_FROM_DICT_OR_DEREF", Op::LoadClassDeref),
-    ("GET_ITER", Op::GetIter),
-    ("CONTAINS_OP", Op::ContainsOp),
-    ("FOR_ITER", Op::ForIter),
-    ("CALL_METHOD", Op::Call),
-    ("CALL", Op::Call),
-    ("CALL_FUNCTION", Op::CallFunction),
-    ("CALL_FUNCTION_KW", Op::CallKw),
-    ("CALL_KW", Op::CallKw),
-    ("CALL_FUNCTION_EX", Op::CallEx),
-    ("UNPACK_SEQUENCE", Op::ReadTop),
-    ("UNPACK_EX", Op::ReadTop),
-    ("LIST_EXTEND", Op::ReadTop),
-    ("SET_UPDATE", Op::ReadTop),
-    ("DICT_UPDATE", Op::ReadTop),
-    ("DICT_MERGE", Op::ReadTop),
-    ("LIST_TO_TUPLE", Op::ReadTop),
-    ("FORMAT_SIMPLE", Op::FormatTop),
-    ("CONVERT_VALUE", Op::FormatTop),
-    ("FORMAT_WITH_SPEC", Op::FormatSecond),
-    ("FORMAT_VALUE", Op::FormatValue),
+const NAMED: &[(&str, Opcode)] = &[
+    ("LOAD_ATTR", Opcode::LoadAttr),
+    ("LOAD_METHOD", Opcode::LoadMethod),
+    ("STORE_ATTR", Opcode::StoreAttr),
+    ("DELETE_ATTR", Opcode::DeleteAttr),
+    ("BINARY_SUBSCR", Opcode::BinarySubscr),
+    ("STORE_SUBSCR", Opcode::StoreSubscr),
+    ("DELETE_SUBSCR", Opcode::DeleteSubscr),
+    ("BINARY_SLICE", Opcode::BinarySlice),
+    ("STORE_SLICE", Opcode::StoreSlice),
+    ("LOAD_GLOBAL", Opcode::LoadGlobal),
+    ("STORE_GLOBAL", Opcode::StoreGlobal),
+    ("DELETE_GLOBAL", Opcode::DeleteGlobal),
+    ("LOAD_DEREF", Opcode::LoadDeref),
+    ("STORE_DEREF", Opcode::StoreDeref),
+    ("DELETE_DEREF", Opcode::DeleteDeref),
+    ("LOAD_CLASSDEREF", Opcode::LoadClassDeref),
+    ("LOAD_FROM_DICT_OR_DEREF", Opcode::LoadClassDeref),
+    ("GET_ITER", Opcode::GetIter),
+    ("CONTAINS_OP", Opcode::ContainsOp),
+    ("FOR_ITER", Opcode::ForIter),
+    ("CALL_METHOD", Opcode::Call),
+    ("CALL", Opcode::Call),
+    ("CALL_FUNCTION", Opcode::CallFunction),
+    ("CALL_FUNCTION_KW", Opcode::CallKw),
+    ("CALL_KW", Opcode::CallKw),
+    ("CALL_FUNCTION_EX", Opcode::CallEx),
+    ("UNPACK_SEQUENCE", Opcode::ReadTop),
+    ("UNPACK_EX", Opcode::ReadTop),
+    ("LIST_EXTEND", Opcode::ReadTop),
+    ("SET_UPDATE", Opcode::ReadTop),
+    ("DICT_UPDATE", Opcode::ReadTop),
+    ("DICT_MERGE", Opcode::ReadTop),
+    ("LIST_TO_TUPLE", Opcode::ReadTop),
+    ("FORMAT_SIMPLE", Opcode::FormatTop),
+    ("CONVERT_VALUE", Opcode::FormatTop),
+    ("FORMAT_WITH_SPEC", Opcode::FormatSecond),
+    ("FORMAT_VALUE", Opcode::FormatValue),
     // Truth tests observe a container's size.
-    ("TO_BOOL", Op::ReadTop),
-    ("UNARY_NOT", Op::ReadTop),
-    ("POP_JUMP_IF_FALSE", Op::ReadTop),
-    ("POP_JUMP_IF_TRUE", Op::ReadTop),
-    ("POP_JUMP_FORWARD_IF_FALSE", Op::ReadTop),
-    ("POP_JUMP_FORWARD_IF_TRUE", Op::ReadTop),
-    ("POP_JUMP_BACKWARD_IF_FALSE", Op::ReadTop),
-    ("POP_JUMP_BACKWARD_IF_TRUE", Op::ReadTop),
-    ("JUMP_IF_FALSE_OR_POP", Op::ReadTop),
-    ("JUMP_IF_TRUE_OR_POP", Op::ReadTop),
-    ("COMPARE_OP", Op::Compare),
+    ("TO_BOOL", Opcode::ReadTop),
+    ("UNARY_NOT", Opcode::ReadTop),
+    ("POP_JUMP_IF_FALSE", Opcode::ReadTop),
+    ("POP_JUMP_IF_TRUE", Opcode::ReadTop),
+    ("POP_JUMP_FORWARD_IF_FALSE", Opcode::ReadTop),
+    ("POP_JUMP_FORWARD_IF_TRUE", Opcode::ReadTop),
+    ("POP_JUMP_BACKWARD_IF_FALSE", Opcode::ReadTop),
+    ("POP_JUMP_BACKWARD_IF_TRUE", Opcode::ReadTop),
+    ("JUMP_IF_FALSE_OR_POP", Opcode::ReadTop),
+    ("JUMP_IF_TRUE_OR_POP", Opcode::ReadTop),
+    ("COMPARE_OP", Opcode::Compare),
     // `match`: sequence patterns read the length, mapping patterns the keys,
     // class patterns attributes (items are read by ordinary subscripts).
-    ("GET_LEN", Op::ReadTop),
-    ("MATCH_KEYS", Op::ReadSecond),
-    ("MATCH_CLASS", Op::MatchClass),
-    ("BINARY_OP", Op::BinaryOp),
+    ("GET_LEN", Opcode::ReadTop),
+    ("MATCH_KEYS", Opcode::ReadSecond),
+    ("MATCH_CLASS", Opcode::MatchClass),
+    ("BINARY_OP", Opcode::BinaryOp),
 ];
 
 /// 3.10's per-operator opcodes that are not item accesses.
-fn operator(name: &str) -> Option<Op> {
+fn operator(name: &str) -> Option<Opcode> {
     if name.starts_with("INPLACE_") {
-        return Some(Op::Inplace);
+        return Some(Opcode::Inplace);
     }
     let item = matches!(name, "BINARY_SUBSCR" | "BINARY_SLICE" | "BINARY_OP");
-    (name.starts_with("BINARY_") && !item).then_some(Op::ReadTwo)
+    (name.starts_with("BINARY_") && !item).then_some(Opcode::ReadTwo)
 }
 
 /// Opcode number → meaning, plus the two opcodes the decoder itself needs.
 #[derive(Clone, Debug)]
 pub struct OpTable {
-    pub ops: [Op; 256],
+    pub ops: [Opcode; 256],
     pub extended_arg: u8,
     /// Inline cache filler (3.11+); `None` before.
     pub cache: Option<u8>,
@@ -147,7 +147,7 @@ pub struct OpTable {
 impl OpTable {
     /// Build from `dis.opmap` (name → number).
     pub fn from_opmap(opmap: &HashMap<String, u8>) -> Option<Self> {
-        let mut ops = [Op::Skip; 256];
+        let mut ops = [Opcode::Skip; 256];
         for (name, &n) in opmap {
             if let Some(op) = operator(name) {
                 ops[usize::from(n)] = op;
@@ -222,8 +222,8 @@ mod tests {
         m.insert("LOAD_ATTR".to_string(), 106u8);
         m.insert("EXTENDED_ARG".to_string(), 144u8);
         let t = OpTable::from_opmap(&m).expect("EXTENDED_ARG present");
-        assert_eq!(t.ops[106], Op::LoadAttr);
-        assert_eq!(t.ops[107], Op::Skip);
+        assert_eq!(t.ops[106], Opcode::LoadAttr);
+        assert_eq!(t.ops[107], Opcode::Skip);
         assert_eq!(t.cache, None);
         let mut m = HashMap::new();
         m.insert("EXTENDED_ARG".to_string(), 144u8);
@@ -231,9 +231,9 @@ mod tests {
         m.insert("BINARY_ADD".to_string(), 23u8);
         m.insert("BINARY_SUBSCR".to_string(), 25u8);
         let t = OpTable::from_opmap(&m).expect("EXTENDED_ARG present");
-        assert_eq!(t.ops[55], Op::Inplace);
-        assert_eq!(t.ops[23], Op::ReadTwo);
-        assert_eq!(t.ops[25], Op::BinarySubscr);
+        assert_eq!(t.ops[55], Opcode::Inplace);
+        assert_eq!(t.ops[23], Opcode::ReadTwo);
+        assert_eq!(t.ops[25], Opcode::BinarySubscr);
         assert!(OpTable::from_opmap(&HashMap::new()).is_none());
     }
 

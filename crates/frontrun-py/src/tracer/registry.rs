@@ -37,7 +37,7 @@ const MAX_NODES: usize = 4096;
 
 /// How an object takes part in sharing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum ShareKind {
     /// Never an owner, not walked.
     Immutable,
     /// Walked through (its items may be shared) but never an owner.
@@ -72,16 +72,16 @@ pub fn init(py: Python<'_>) -> PyResult<()> {
 }
 
 /// Classify `obj` for sharing.
-pub fn kind(obj: &Bound<'_, PyAny>) -> Kind {
+pub fn kind(obj: &Bound<'_, PyAny>) -> ShareKind {
     match TYPES.get() {
         Some(t) => super::frame::object_kind(obj, t.deque, t.cell, t.namespace),
-        None => Kind::Immutable,
+        None => ShareKind::Immutable,
     }
 }
 
 #[derive(Default)]
 struct Registry {
-    by_addr: FastMap<usize, (ObjId, Kind)>,
+    by_addr: FastMap<usize, (ObjId, ShareKind)>,
     taken: FastMap<ObjId, usize>,
     refs: Vec<Py<PyAny>>,
     roots: u64,
@@ -112,7 +112,7 @@ impl Registry {
 
     /// `type_name` and `kind` are computed by the caller before taking the
     /// lock: the lock is never held while Python code might run.
-    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, kind: Kind, type_name: String) {
+    fn insert(&mut self, obj: &Bound<'_, PyAny>, id: ObjId, kind: ShareKind, type_name: String) {
         let addr = obj.as_ptr() as usize;
         self.by_addr.insert(addr, (id, kind));
         self.taken.insert(id, addr);
@@ -241,7 +241,7 @@ pub fn lookup(obj: *mut ffi::PyObject) -> Option<ObjId> {
 }
 
 /// The id and kind of a registered object, by address.
-pub fn lookup_kind(obj: *mut ffi::PyObject) -> Option<(ObjId, Kind)> {
+pub fn lookup_kind(obj: *mut ffi::PyObject) -> Option<(ObjId, ShareKind)> {
     if let Some(found) = reg().by_addr.get(&(obj as usize)).copied() {
         return Some(found);
     }
@@ -286,7 +286,7 @@ pub fn derived(obj: *mut ffi::PyObject) -> Option<Vec<ObjId>> {
 
 /// `obj` is another view of shared `id`'s state (`vars(o)`, `o.__dict__`,
 /// a `memoryview`): accesses through it are accesses to `id`.
-pub fn alias(obj: &Bound<'_, PyAny>, id: ObjId, kind: Kind) {
+pub fn alias(obj: &Bound<'_, PyAny>, id: ObjId, kind: ShareKind) {
     let mut r = reg();
     let addr = obj.as_ptr() as usize;
     if r.by_addr.contains_key(&addr) {
@@ -314,17 +314,17 @@ pub fn adopt(py: Python<'_>, parent: ObjId, key: u64, obj: &Bound<'_, PyAny>) ->
 
 fn adopt_with_base(py: Python<'_>, base: ObjId, obj: &Bound<'_, PyAny>) -> Option<ObjId> {
     let k = kind(obj);
-    if k == Kind::Immutable {
+    if k == ShareKind::Immutable {
         return None;
     }
     if let Some(id) = lookup(obj.as_ptr()) {
         return Some(id);
     }
-    let library = k != Kind::Transparent && shared_library_object(obj);
+    let library = k != ShareKind::Transparent && shared_library_object(obj);
     let id = match k {
-        Kind::Immutable => return None,
-        Kind::Transparent => None,
-        Kind::Container | Kind::Object => {
+        ShareKind::Immutable => return None,
+        ShareKind::Transparent => None,
+        ShareKind::Container | ShareKind::Object => {
             let name = type_name_of(obj);
             let mut r = reg();
             let id = r.claim(base);
@@ -367,7 +367,7 @@ pub fn module_globals(py: Python<'_>, globals: &Bound<'_, PyAny>) -> ObjId {
     let _ = py;
     let mut r = reg();
     let id = r.claim(fnv_tagged(MODULE_TAG, name.as_bytes()));
-    r.insert(globals, id, Kind::Object, name);
+    r.insert(globals, id, ShareKind::Object, name);
     id
 }
 
@@ -378,7 +378,7 @@ pub fn cell(cell: &Bound<'_, PyAny>, name_key: u64) -> ObjId {
         return id;
     }
     let id = r.claim(mix(fnv_tagged(CELL_TAG, &[]), name_key));
-    r.insert(cell, id, Kind::Object, "closure".into());
+    r.insert(cell, id, ShareKind::Object, "closure".into());
     id
 }
 
@@ -411,7 +411,7 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         }
         return out;
     }
-    if k == Kind::Container || k == Kind::Transparent {
+    if k == ShareKind::Container || k == ShareKind::Transparent {
         // deque, set, frozenset, bytearray: by position, or content for sets.
         let is_set = obj.is_instance_of::<pyo3::types::PySet>()
             || obj.is_instance_of::<pyo3::types::PyFrozenSet>();
@@ -427,7 +427,7 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         }
         return out;
     }
-    if k == Kind::Object {
+    if k == ShareKind::Object {
         // Instances: the dict itself, not `obj.__dict__`, so a custom
         // `__getattribute__` never runs during a walk.
         let d = if obj.downcast::<PyType>().is_ok() {
@@ -502,9 +502,9 @@ fn walk(_py: Python<'_>, id: ObjId, obj: &Bound<'_, PyAny>) {
             seen += 1;
             let base = mix(pid, key);
             match kind(&child) {
-                Kind::Immutable => {}
-                Kind::Transparent => queue.push_back((base, child, depth + 1)),
-                k @ (Kind::Container | Kind::Object) => {
+                ShareKind::Immutable => {}
+                ShareKind::Transparent => queue.push_back((base, child, depth + 1)),
+                k @ (ShareKind::Container | ShareKind::Object) => {
                     if lookup(child.as_ptr()).is_some() {
                         continue;
                     }

@@ -56,9 +56,9 @@ pub fn _tracer_cache_bounds() -> PyResult<(usize, usize, usize, usize, usize)> {
     })
 }
 
-struct Recorder(Arc<Mutex<Vec<Event>>>);
+struct EventRecorder(Arc<Mutex<Vec<Event>>>);
 
-impl EventSink for Recorder {
+impl EventSink for EventRecorder {
     fn on_event(&mut self, _py: Python<'_>, event: Event) -> PyResult<()> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(event);
         Ok(())
@@ -121,7 +121,7 @@ pub fn _trace_record(
 ) -> PyResult<Vec<(String, String, String, u32)>> {
     crate::ffi_guard::guard(|| {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let run = traced(py, f, roots, Box::new(EventRecorder(events.clone())));
         let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
         let mut out = Vec::new();
         for e in &events {
@@ -168,7 +168,7 @@ pub fn _trace_describe(
 ) -> PyResult<Vec<(String, String)>> {
     crate::ffi_guard::guard(|| {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let run = traced(py, f, roots, Box::new(EventRecorder(events.clone())));
         let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
         let out = events
             .iter()
@@ -202,7 +202,7 @@ pub fn _trace_events(
 ) -> PyResult<Vec<(String, u64, String)>> {
     crate::ffi_guard::guard(|| {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let run = traced(py, f, roots, Box::new(Recorder(events.clone())));
+        let run = traced(py, f, roots, Box::new(EventRecorder(events.clone())));
         let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
         registry::end_execution(py);
         run?;
@@ -255,7 +255,7 @@ pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) -> PyResult<()> {
 pub fn _trace_thread(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<Vec<(String, u64, String)>> {
     crate::ffi_guard::guard(|| {
         let events = Arc::new(Mutex::new(Vec::new()));
-        let previous = hooks::set_sink(Some(Box::new(Recorder(events.clone()))));
+        let previous = hooks::set_sink(Some(Box::new(EventRecorder(events.clone()))));
         let result = install(py).and_then(|()| {
             let r = f.call0();
             uninstall(py);

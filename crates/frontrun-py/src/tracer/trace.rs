@@ -23,8 +23,8 @@ use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
 use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
 use super::opaque::Effect;
-use super::ops::{MethodUse, Op};
-use super::registry::{self, Kind};
+use super::ops::{MethodUse, Opcode};
+use super::registry::{self, ShareKind};
 use crate::hooks;
 
 /// Something an instruction is about to push: at the next opcode event of
@@ -48,7 +48,7 @@ enum Then {
     /// (`enumerate(l)`, `d.items()`): iterating it reads them.
     Derived { parents: Vec<ObjId> },
     /// It is another view of `parent`'s state (`vars(o)`, `memoryview(b)`).
-    Alias { parent: ObjId, kind: Kind },
+    Alias { parent: ObjId, kind: ShareKind },
 }
 
 /// A method of a shared container loaded and not yet called.
@@ -311,11 +311,11 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
         match &s.last {
             Some((c, info)) if *c == code => {
                 let idle = info.instrs.get(unit).is_none_or(|i| match i.op {
-                    Op::Skip => true,
-                    Op::ForIter => s.iters.is_empty(),
+                    Opcode::Skip => true,
+                    Opcode::ForIter => s.iters.is_empty(),
                     // A call passing only numbers, strings and functions
                     // hands nothing shared to anyone.
-                    Op::Call | Op::CallFunction | Op::CallKw if s.methods.is_empty() => {
+                    Opcode::Call | Opcode::CallFunction | Opcode::CallKw if s.methods.is_empty() => {
                         stack_of(view, info, unit).is_some_and(|stack| {
                             (1..=i.arg + 2)
                                 .all(|slot| stack.peek(slot).is_none_or(|p| !maybe_holds_shared(p)))
@@ -363,7 +363,7 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
     let stack = || stack_of(view, &info, unit);
     let code = view.code() as usize;
     resolve_pending(py, frame, code, unit, &stack);
-    if ins.op == Op::Skip {
+    if ins.op == Opcode::Skip {
         return Ok(());
     }
     let Some(stack) = stack() else { return Ok(()) };
@@ -497,11 +497,11 @@ fn peek<'py>(py: Python<'py>, stack: &Stack, i: u32) -> Option<Bound<'py, PyAny>
 
 /// A shared owner: its id and kind. A module stands for its globals dict
 /// (shared from first use: any thread may import it).
-fn owner(obj: &Bound<'_, PyAny>) -> Option<(ObjId, Kind)> {
+fn owner(obj: &Bound<'_, PyAny>) -> Option<(ObjId, ShareKind)> {
     if let Some(found) = registry::lookup_kind(obj.as_ptr()) {
         return Some(found);
     }
-    module_dict(obj).map(|d| (registry::module_globals(obj.py(), &d), Kind::Object))
+    module_dict(obj).map(|d| (registry::module_globals(obj.py(), &d), ShareKind::Object))
 }
 
 /// The globals dict of `obj` if it is a module.
@@ -613,8 +613,8 @@ fn builtin_container(obj: &Bound<'_, PyAny>) -> bool {
 /// The key of `container[key]`. A dict registered as an object is an
 /// attribute dict (`vars(o)`, module globals): its string keys are
 /// attribute names.
-fn item(container: Kind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
-    if container == Kind::Object {
+fn item(container: ShareKind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
+    if container == ShareKind::Object {
         if let Ok(s) = key.downcast::<pyo3::types::PyString>() {
             if let Ok(text) = s.to_str() {
                 return Key::Exact(super::keys::attr_key(text));
@@ -731,7 +731,7 @@ struct CallSite {
 }
 
 /// Read a call's operands off the stack; the layouts differ per version.
-fn call_site(py: Python<'_>, op: Op, arg: u32, stack: &Stack) -> Option<CallSite> {
+fn call_site(py: Python<'_>, op: Opcode, arg: u32, stack: &Stack) -> Option<CallSite> {
     let v313 = cfg!(Py_3_13);
     let args_from = |low: u32, n: u32| -> Vec<*mut ffi::PyObject> {
         (low..low + n).rev().filter_map(|i| stack.peek(i)).collect()
@@ -739,8 +739,8 @@ fn call_site(py: Python<'_>, op: Op, arg: u32, stack: &Stack) -> Option<CallSite
     match op {
         // 3.10 CALL_METHOD, 3.11/3.12 CALL: [NULL|method, callable|self, args];
         // 3.13 CALL: [callable, self|NULL, args].
-        Op::Call | Op::CallKw if op == Op::Call || v313 => {
-            let kw = u32::from(op == Op::CallKw);
+        Opcode::Call | Opcode::CallKw if op == Opcode::Call || v313 => {
+            let kw = u32::from(op == Opcode::CallKw);
             let (a, b) = (stack.peek(arg + kw + 2), stack.peek(arg + kw + 1));
             let (callable, this) = if v313 {
                 (a?, b)
@@ -758,13 +758,13 @@ fn call_site(py: Python<'_>, op: Op, arg: u32, stack: &Stack) -> Option<CallSite
             })
         }
         // 3.10 CALL_FUNCTION_KW: [callable, args, kwnames].
-        Op::CallKw => Some(CallSite {
+        Opcode::CallKw => Some(CallSite {
             callable: stack.peek(arg + 2)?,
             this: None,
             args: args_from(2, arg),
             spreads: Vec::new(),
         }),
-        Op::CallFunction => Some(CallSite {
+        Opcode::CallFunction => Some(CallSite {
             callable: stack.peek(arg + 1)?,
             this: None,
             args: args_from(1, arg),
@@ -772,7 +772,7 @@ fn call_site(py: Python<'_>, op: Op, arg: u32, stack: &Stack) -> Option<CallSite
         }),
         // [callable, args, kwargs?] (3.10); [NULL, callable, …] (3.11/3.12);
         // [callable, NULL, …] (3.13).
-        Op::CallEx => {
+        Opcode::CallEx => {
             let kw = arg & 1;
             let callargs = stack.peek(kw + 1)?;
             let mut spreads = vec![callargs];
@@ -816,7 +816,7 @@ fn on_call_instr(py: Python<'_>, ins: Instr, stack: &Stack, frame: usize) -> Opt
     // its arguments (they were not shared when handed over).
     let (accesses, opaque_then) = opaque_call(py, &site, frame).unwrap_or_default();
     let method = match (ins.op, site.this) {
-        (Op::Call | Op::CallKw, Some(this)) => on_method_call(py, this, &site.args, frame),
+        (Opcode::Call | Opcode::CallKw, Some(this)) => on_method_call(py, this, &site.args, frame),
         _ => None,
     };
     let then = opaque_then.or(method.map(|(_, then)| then));
@@ -900,7 +900,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
             if let Some((id, _)) = first.and_then(|p| owner(&bound(p))) {
                 then = Some(Then::Alias {
                     parent: id,
-                    kind: Kind::Object,
+                    kind: ShareKind::Object,
                 });
             }
         }
@@ -950,7 +950,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
                     if let Some(&parent) = parents.first() {
                         then = Some(Then::Alias {
                             parent,
-                            kind: Kind::Container,
+                            kind: ShareKind::Container,
                         });
                     }
                 }
@@ -991,7 +991,7 @@ fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> 
         // SAFETY: a live stack value of the frame.
         let obj = unsafe { Bound::from_borrowed_ptr(py, p) };
         let mut ids = match registry::lookup_kind(p) {
-            Some((id, Kind::Container)) => vec![id],
+            Some((id, ShareKind::Container)) => vec![id],
             Some(_) if !held => return,
             Some(_) => Vec::new(),
             None => registry::derived(p).unwrap_or_default(),
@@ -1023,10 +1023,10 @@ fn on_operands(py: Python<'_>, ins: Instr, stack: &Stack) -> Option<Classified> 
 
 /// Whether operator `op` reads the objects its operands hold (comparing
 /// and formatting do; unpacking and truth tests do not).
-fn reads_held(op: Op) -> bool {
+fn reads_held(op: Opcode) -> bool {
     matches!(
         op,
-        Op::Compare | Op::FormatTop | Op::FormatSecond | Op::FormatValue
+        Opcode::Compare | Opcode::FormatTop | Opcode::FormatSecond | Opcode::FormatValue
     )
 }
 
@@ -1053,17 +1053,17 @@ fn on_match_class(stack: &Stack) -> Option<Classified> {
 /// operators); `None` for other instructions.
 fn operand_slots(ins: Instr) -> Option<(&'static [u32], Option<u32>)> {
     Some(match ins.op {
-        Op::ReadTop | Op::FormatTop => (&[1], None),
-        Op::FormatSecond => (&[2], None),
-        Op::Compare => (&[1, 2], None),
-        Op::ReadSecond => (&[2], None),
-        Op::MatchClass => (&[3], None),
-        Op::FormatValue if ins.arg & 4 != 0 => (&[2], None),
-        Op::FormatValue => (&[1], None),
-        Op::ReadTwo => (&[1, 2], None),
-        Op::BinaryOp if ins.arg >= 13 => (&[1], Some(2)),
-        Op::BinaryOp => (&[1, 2], None),
-        Op::Inplace => (&[1], Some(2)),
+        Opcode::ReadTop | Opcode::FormatTop => (&[1], None),
+        Opcode::FormatSecond => (&[2], None),
+        Opcode::Compare => (&[1, 2], None),
+        Opcode::ReadSecond => (&[2], None),
+        Opcode::MatchClass => (&[3], None),
+        Opcode::FormatValue if ins.arg & 4 != 0 => (&[2], None),
+        Opcode::FormatValue => (&[1], None),
+        Opcode::ReadTwo => (&[1, 2], None),
+        Opcode::BinaryOp if ins.arg >= 13 => (&[1], Some(2)),
+        Opcode::BinaryOp => (&[1, 2], None),
+        Opcode::Inplace => (&[1], Some(2)),
         _ => return None,
     })
 }
@@ -1098,9 +1098,9 @@ fn classify_inner(
     let arg = ins.arg as usize;
     let v312 = cfg!(Py_3_12);
     match ins.op {
-        Op::LoadAttr | Op::LoadMethod => {
-            let method = ins.op == Op::LoadMethod || (v312 && arg & 1 == 1);
-            let idx = if v312 && ins.op == Op::LoadAttr {
+        Opcode::LoadAttr | Opcode::LoadMethod => {
+            let method = ins.op == Opcode::LoadMethod || (v312 && arg & 1 == 1);
+            let idx = if v312 && ins.op == Opcode::LoadAttr {
                 arg >> 1
             } else {
                 arg
@@ -1119,7 +1119,7 @@ fn classify_inner(
                 let follow = if method { None } else { pending(id, key, 1) };
                 return one(Access::read(id, Key::Exact(key)), follow);
             }
-            if kind == Kind::Container {
+            if kind == ShareKind::Container {
                 // Unknown methods of other containers (buffer objects) may
                 // change them.
                 let use_ = if builtin_container(&obj) {
@@ -1149,26 +1149,26 @@ fn classify_inner(
                 // `o.__dict__`: its items are `o`'s attributes.
                 Some(Then::Alias {
                     parent: id,
-                    kind: Kind::Object,
+                    kind: ShareKind::Object,
                 })
             } else {
                 pending(id, key, 1)
             };
             one(Access::read(id, Key::Exact(key)), follow)
         }
-        Op::StoreAttr | Op::DeleteAttr => {
+        Opcode::StoreAttr | Opcode::DeleteAttr => {
             let obj = peek(py, stack, 1)?;
             let (id, _) = owner(&obj)?;
             let (key, _) = name_key(info, arg)?;
-            if ins.op == Op::StoreAttr {
+            if ins.op == Opcode::StoreAttr {
                 if let Some(v) = peek(py, stack, 2) {
                     registry::adopt(py, id, key, &v);
                 }
             }
             one(Access::write(id, Key::Exact(key)), None)
         }
-        Op::BinarySubscr | Op::StoreSubscr | Op::DeleteSubscr | Op::ContainsOp => {
-            let (c, k) = if ins.op == Op::ContainsOp {
+        Opcode::BinarySubscr | Opcode::StoreSubscr | Opcode::DeleteSubscr | Opcode::ContainsOp => {
+            let (c, k) = if ins.op == Opcode::ContainsOp {
                 (1, 2)
             } else {
                 (2, 1)
@@ -1176,14 +1176,14 @@ fn classify_inner(
             let container = peek(py, stack, c)?;
             let (id, kind) = owner(&container)?;
             let key_obj = peek(py, stack, k)?;
-            let whole = kind == Kind::Container && !builtin_container(&container);
-            let key = if whole || (ins.op == Op::ContainsOp && is_sequence(&container)) {
+            let whole = kind == ShareKind::Container && !builtin_container(&container);
+            let key = if whole || (ins.op == Opcode::ContainsOp && is_sequence(&container)) {
                 Key::Any
             } else {
                 item(kind, is_sequence(&container), &key_obj)
             };
             match ins.op {
-                Op::BinarySubscr => {
+                Opcode::BinarySubscr => {
                     let follow = match key {
                         Key::Exact(h) => pending(id, h, 1),
                         Key::Any => pending(id, unkeyed(), 1),
@@ -1198,9 +1198,9 @@ fn classify_inner(
                     }
                     one(Access::read(id, key), follow)
                 }
-                Op::ContainsOp => one(Access::read(id, key), None),
+                Opcode::ContainsOp => one(Access::read(id, key), None),
                 _ => {
-                    if let (Op::StoreSubscr, Some(v)) = (ins.op, peek(py, stack, 3)) {
+                    if let (Opcode::StoreSubscr, Some(v)) = (ins.op, peek(py, stack, 3)) {
                         let h = match key {
                             Key::Exact(h) => h,
                             Key::Any => unkeyed(),
@@ -1211,16 +1211,16 @@ fn classify_inner(
                 }
             }
         }
-        Op::BinarySlice | Op::StoreSlice => {
+        Opcode::BinarySlice | Opcode::StoreSlice => {
             let (id, _) = owner(&peek(py, stack, 3)?)?;
-            let access = if ins.op == Op::BinarySlice {
+            let access = if ins.op == Opcode::BinarySlice {
                 Access::read(id, Key::Any)
             } else {
                 Access::write(id, Key::Any)
             };
             one(access, None)
         }
-        Op::GetIter => {
+        Opcode::GetIter => {
             let parents = whole_owners(&peek(py, stack, 1)?);
             if parents.is_empty() {
                 return None;
@@ -1231,7 +1231,7 @@ fn classify_inner(
                 .collect();
             Some((reads, Some(Then::Iterator { parents })))
         }
-        Op::ForIter => {
+        Opcode::ForIter => {
             // Any frame: a comprehension (≤3.11) or generator expression
             // steps an iterator made by its caller.
             let it = stack.peek(1)? as usize;
@@ -1253,20 +1253,20 @@ fn classify_inner(
                 .collect();
             Some((reads, pending(*parents.first()?, index_key(n), 1)))
         }
-        Op::Call | Op::CallFunction | Op::CallKw | Op::CallEx => {
+        Opcode::Call | Opcode::CallFunction | Opcode::CallKw | Opcode::CallEx => {
             on_call_instr(py, ins, stack, frame)
         }
-        Op::ReadTop
-        | Op::ReadSecond
-        | Op::ReadTwo
-        | Op::BinaryOp
-        | Op::Inplace
-        | Op::FormatValue
-        | Op::FormatTop
-        | Op::FormatSecond
-        | Op::Compare => on_operands(py, ins, stack),
-        Op::MatchClass => on_match_class(stack),
-        Op::LoadGlobal | Op::StoreGlobal | Op::DeleteGlobal => {
+        Opcode::ReadTop
+        | Opcode::ReadSecond
+        | Opcode::ReadTwo
+        | Opcode::BinaryOp
+        | Opcode::Inplace
+        | Opcode::FormatValue
+        | Opcode::FormatTop
+        | Opcode::FormatSecond
+        | Opcode::Compare => on_operands(py, ins, stack),
+        Opcode::MatchClass => on_match_class(stack),
+        Opcode::LoadGlobal | Opcode::StoreGlobal | Opcode::DeleteGlobal => {
             let g = view.globals();
             if g.is_null() {
                 return None;
@@ -1275,14 +1275,14 @@ fn classify_inner(
             let globals = unsafe { Bound::from_borrowed_ptr(py, g) };
             let id = registry::module_globals(py, &globals);
             let v311 = cfg!(Py_3_11);
-            let idx = if ins.op == Op::LoadGlobal && v311 {
+            let idx = if ins.op == Opcode::LoadGlobal && v311 {
                 arg >> 1
             } else {
                 arg
             };
             let (key, _) = name_key(info, idx)?;
             match ins.op {
-                Op::LoadGlobal => {
+                Opcode::LoadGlobal => {
                     // A name missing from the globals is a builtin, and a
                     // global bound to a function, class or module is code,
                     // not data: rebinding those concurrently is not modelled,
@@ -1301,7 +1301,7 @@ fn classify_inner(
                         .collect();
                     Some((access, pending(id, key, slots)))
                 }
-                Op::StoreGlobal => {
+                Opcode::StoreGlobal => {
                     if let Some(v) = peek(py, stack, 1) {
                         registry::adopt(py, id, key, &v);
                     }
@@ -1310,25 +1310,25 @@ fn classify_inner(
                 _ => one(Access::write(id, Key::Exact(key)), None),
             }
         }
-        Op::LoadDeref | Op::LoadClassDeref => {
+        Opcode::LoadDeref | Opcode::LoadClassDeref => {
             let (id, key) = cell_id(py, view, info, arg)?;
-            let follow = if ins.op == Op::LoadDeref {
+            let follow = if ins.op == Opcode::LoadDeref {
                 pending(id, key, 1)
             } else {
                 None
             };
             one(Access::read(id, Key::Exact(key)), follow)
         }
-        Op::StoreDeref | Op::DeleteDeref => {
+        Opcode::StoreDeref | Opcode::DeleteDeref => {
             let (id, key) = cell_id(py, view, info, arg)?;
-            if ins.op == Op::StoreDeref {
+            if ins.op == Opcode::StoreDeref {
                 if let Some(v) = peek(py, stack, 1) {
                     registry::adopt(py, id, key, &v);
                 }
             }
             one(Access::write(id, Key::Exact(key)), None)
         }
-        Op::Skip => None,
+        Opcode::Skip => None,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::footprint::{
     AccessMode, Footprint, IsolationLevel, RowLock, StatementKind, TableLock, TableLockMode,
     TxnControl,
 };
-use crate::lex::{Piece, Slot};
+use crate::lex::{ParamSlot, Piece};
 use crate::value::Value;
 use crate::Dialect;
 
@@ -27,9 +27,9 @@ use crate::Dialect;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Operand {
     Lit(Value),
-    Param(Slot),
+    Param(ParamSlot),
     /// A parameter holding a list (`col = ANY(%s)`).
-    ParamList(Slot),
+    ParamList(ParamSlot),
 }
 
 /// Per column, the operands it may equal; columns are ANDed.

@@ -3,7 +3,7 @@
 use sqlparser::ast::{self, BinaryOperator, Expr, Ident, UnaryOperator};
 
 use super::{Extractor, Operand, Rel};
-use crate::lex::Slot;
+use crate::lex::ParamSlot;
 use crate::value::Value;
 use crate::Dialect;
 
@@ -145,7 +145,7 @@ impl Extractor<'_> {
     }
 
     /// The slot of an `IN %s` the pre-pass parenthesised.
-    pub(super) fn list_slot(&self, e: &Expr) -> Option<Slot> {
+    pub(super) fn list_slot(&self, e: &Expr) -> Option<ParamSlot> {
         let text = match strip(e) {
             Expr::Value(v) => match &v.value {
                 ast::Value::Placeholder(p) => p.as_str(),
@@ -163,7 +163,7 @@ impl Extractor<'_> {
     }
 
     /// Maps `$n` (and SQLite's `:name`, `@name`) to where its value comes from.
-    pub(super) fn slot(&self, text: &str) -> Option<Slot> {
+    pub(super) fn slot(&self, text: &str) -> Option<ParamSlot> {
         if let Some(num) = text.strip_prefix('$') {
             if let Ok(n) = num.parse::<usize>() {
                 if n == 0 {
@@ -174,13 +174,13 @@ impl Extractor<'_> {
                         .slots
                         .get(n - 1)
                         .cloned()
-                        .unwrap_or(Slot::Positional(n - 1)),
+                        .unwrap_or(ParamSlot::Positional(n - 1)),
                 );
             }
-            return Some(Slot::Named(num.to_string()));
+            return Some(ParamSlot::Named(num.to_string()));
         }
         if let Some(name) = text.strip_prefix(':').or_else(|| text.strip_prefix('@')) {
-            return Some(Slot::Named(name.to_string()));
+            return Some(ParamSlot::Named(name.to_string()));
         }
         None
     }

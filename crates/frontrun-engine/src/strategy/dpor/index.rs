@@ -28,12 +28,12 @@ use crate::event::{Access, AccessKind, Key, ObjId, ThreadId};
 
 /// The last write of a key and the reads after it (one per thread).
 #[derive(Debug, Default)]
-struct Slot {
+struct KeyHistory {
     write: Option<usize>,
     reads: Vec<(ThreadId, usize)>,
 }
 
-impl Slot {
+impl KeyHistory {
     fn reset(&mut self) {
         self.write = None;
         self.reads.clear();
@@ -59,7 +59,7 @@ impl Slot {
 
 #[derive(Debug, Default)]
 struct ObjIndex {
-    any: Slot,
+    any: KeyHistory,
     /// `(key, slot index)` of every exact key with a live slot.
     keys: Vec<(u64, usize)>,
     last_acquire: Option<usize>,
@@ -108,10 +108,10 @@ pub(crate) struct AccessIndex {
     /// listed in `free_slots`.
     objs: Vec<ObjIndex>,
     objs_used: usize,
-    slots: Vec<Slot>,
+    slots: Vec<KeyHistory>,
     free_slots: Vec<usize>,
     /// The last object and slot looked up: an event's race detection and
-    /// its recording look up the same ones. Slot entries are invalidated
+    /// its recording look up the same ones. Key histories are invalidated
     /// when their slot is freed; object entries live until `clear`.
     last_obj: Cell<Option<(ObjId, usize)>>,
     last_slot: Cell<Option<((ObjId, u64), usize)>>,
@@ -170,7 +170,7 @@ impl AccessIndex {
         i
     }
 
-    fn slot_mut(&mut self, o: usize, obj: ObjId, key: u64) -> &mut Slot {
+    fn slot_mut(&mut self, o: usize, obj: ObjId, key: u64) -> &mut KeyHistory {
         let s = match self.find_slot(obj, key) {
             Some(s) => s,
             None => {
@@ -180,7 +180,7 @@ impl AccessIndex {
                         s
                     }
                     None => {
-                        self.slots.push(Slot::default());
+                        self.slots.push(KeyHistory::default());
                         self.slots.len() - 1
                     }
                 };
