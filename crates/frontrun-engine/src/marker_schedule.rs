@@ -46,7 +46,7 @@ impl MarkerStep {
 
 impl fmt::Display for MarkerStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MarkerStep({:?}, {:?})", self.thread, self.marker)
+        write!(f, "Step({:?}, {:?})", self.thread, self.marker)
     }
 }
 
