@@ -179,7 +179,11 @@ impl Turns {
     pub fn add_thread(&mut self, name: String, started: bool) -> ThreadId {
         let tid = self.threads.len();
         self.threads.push(Thread {
-            slot: if started { start_slot() } else { ThreadSlot::Unborn },
+            slot: if started {
+                start_slot()
+            } else {
+                ThreadSlot::Unborn
+            },
             result: 0,
             name,
             last_loc: None,
@@ -270,7 +274,12 @@ impl Turns {
     /// next execution or the teardown: an operation that can proceed (a
     /// release, a free lock) is applied at once, one that would wait raises
     /// again.
-    fn after_abort(&mut self, tid: ThreadId, a: Abort, op: Option<Box<dyn CoopOp>>) -> PointOutcome {
+    fn after_abort(
+        &mut self,
+        tid: ThreadId,
+        a: Abort,
+        op: Option<Box<dyn CoopOp>>,
+    ) -> PointOutcome {
         let raise = PointOutcome::Raise {
             abort: a,
             wake_all: false,
@@ -392,7 +401,11 @@ impl Turns {
             } = &mut *self;
             let steps = steps.load(Ordering::Relaxed);
             finished.clear();
-            finished.extend(threads.iter().map(|t| matches!(t.slot, ThreadSlot::Finished)));
+            finished.extend(
+                threads
+                    .iter()
+                    .map(|t| matches!(t.slot, ThreadSlot::Finished)),
+            );
             let mut statuses = recycle(std::mem::take(spare));
             statuses.extend(threads.iter().enumerate().map(|(i, t)| {
                 match &t.slot {

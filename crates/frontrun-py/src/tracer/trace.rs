@@ -315,7 +315,9 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
                     Opcode::ForIter => s.iters.is_empty(),
                     // A call passing only numbers, strings and functions
                     // hands nothing shared to anyone.
-                    Opcode::Call | Opcode::CallFunction | Opcode::CallKw if s.methods.is_empty() => {
+                    Opcode::Call | Opcode::CallFunction | Opcode::CallKw
+                        if s.methods.is_empty() =>
+                    {
                         stack_of(view, info, unit).is_some_and(|stack| {
                             (1..=i.arg + 2)
                                 .all(|slot| stack.peek(slot).is_none_or(|p| !maybe_holds_shared(p)))
