@@ -244,7 +244,9 @@ unsafe fn kind_of(ctx: &mut HookCtx, ty: *mut ffi::PyTypeObject) -> BlockKind {
         kind = match name {
             b"_thread.lock" => BlockKind::Lock,
             b"_thread.RLock" => BlockKind::RLock,
-            b"psycopg2.extensions.cursor" | b"psycopg2.extensions.connection" => BlockKind::Psycopg2,
+            b"psycopg2.extensions.cursor" | b"psycopg2.extensions.connection" => {
+                BlockKind::Psycopg2
+            }
             _ => BlockKind::Other,
         };
         if kind != BlockKind::Other {
