@@ -59,3 +59,38 @@ def test_full_frames_show_the_cache_internals() -> None:
 def test_the_locked_fix_is_proven() -> None:
     r = frontrun.explore(Cart, [_buy_locked, _buy_locked], _invariant)
     assert r.property_holds is True and r.exhausted, r.explanation
+
+
+_module_lock = threading.Lock()  # a real lock: made at import, before explore()
+
+
+@cachetools.cached(cache=cachetools.LRUCache(maxsize=16), lock=_module_lock)
+def _price_locked(item: str) -> int:
+    return len(item) * 10
+
+
+def _buy_with_module_lock(cart: Cart) -> None:
+    p = _price_locked("pear")
+    with cart.lock:
+        cart.total += p
+
+
+@pytest.mark.timeout(40)
+def test_a_real_lock_made_at_import_is_named_not_waited_for() -> None:
+    # A thread paused inside the cache's critical section holds the real
+    # lock; the other blocks on it in C. The execution stops at once (well
+    # before timeout_per_run, which the test timeout is shorter than), and
+    # the verdict is inconclusive, never a pass, naming the lock and holder.
+    r = frontrun.explore(
+        Cart,
+        [_buy_with_module_lock, _buy_with_module_lock],
+        lambda c: c.total == 80,
+        timeout_per_run=60,
+    )
+    assert r.property_holds is None and not r.exhausted, r.explanation
+    assert "blocked on the real lock `lock`" in r.explanation, r.explanation
+    assert (
+        "buy_with_module_lock#0' holds it, acquired at" in r.explanation
+        or "#1' holds it, acquired at" in r.explanation
+    ), r.explanation
+    assert "setup()" in r.explanation

@@ -208,7 +208,23 @@ impl Program<'_> {
         // Parked threads time out on their own at the deadline; the margin
         // lets them report before we give up on a thread that never parks.
         let margin = Duration::from_millis(200);
-        let finished = match gate.wait_jobs(py, gate.deadline() + margin) {
+        let end = gate.deadline() + margin;
+        let finished = loop {
+            // In slices, to notice at once a turn holder blocked on a real
+            // lock that a parked thread holds (it would sit until the deadline).
+            let slice = end.min(Instant::now() + STALL_CHECK);
+            match gate.wait_jobs(py, slice) {
+                Ok(true) => break Ok(true),
+                Ok(false) if Instant::now() >= end => break Ok(false),
+                Ok(false) => {
+                    if let Some(msg) = real_lock_stall(py, gate) {
+                        return Ok(Verdict::TimedOut(self.stop_stuck(py, gate, msg)?));
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let finished = match finished {
             Ok(f) => f,
             Err(interrupt) => {
                 // Ctrl-C: stop the threads, give them a moment, and let the
@@ -382,6 +398,35 @@ impl Program<'_> {
                 message: extra,
             },
         })
+    }
+}
+
+/// How often `finish` checks for a turn holder blocked on a real lock.
+const STALL_CHECK: Duration = Duration::from_millis(250);
+
+/// The message for a turn holder blocked on a real (not cooperative) lock
+/// held by another explored thread, if that is what stalls the execution.
+fn real_lock_stall(py: Python<'_>, gate: &Gate) -> Option<String> {
+    let (name, ident) = gate.turn_holder()?;
+    let others: HashMap<String, u64> = gate
+        .running()
+        .into_iter()
+        .filter(|(n, _)| *n != name)
+        .collect();
+    let found = py
+        .import("frontrun._stall")
+        .and_then(|m| m.call_method1("real_lock_wait", (ident, others)))
+        .and_then(|r| r.extract::<Option<String>>());
+    match found {
+        Ok(Some(what)) => Some(format!(
+            "an execution stalled: thread '{name}' is {what}\n{}",
+            where_threads_are(py, gate)
+        )),
+        Ok(None) => None,
+        Err(e) => {
+            e.write_unraisable(py, None);
+            None
+        }
     }
 }
 

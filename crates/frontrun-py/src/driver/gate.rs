@@ -388,6 +388,14 @@ impl Gate {
             .collect()
     }
 
+    /// (name, OS ident) of the thread holding the turn, if it is running.
+    pub fn turn_holder(&self) -> Option<(String, u64)> {
+        let st = self.lock();
+        let tid = st.turns.turn()?;
+        let ident = st.workers.get(tid)?.ident?;
+        Some((st.turns.name(tid).to_owned(), ident))
+    }
+
     /// Ask every thread still in its code to stop: an `ExplorationAborted`
     /// raised asynchronously, at its next Python instruction (a thread
     /// blocked in C gets it when, if ever, it returns). Returns how many
