@@ -90,9 +90,11 @@ def real_lock_wait(ident: int, others: dict[str, int]) -> str | None:
     if found is None:
         return None
     name, lock = found
-    holder = (
-        _holder(lock, others, frames) or "a thread that is parked at a scheduling point holds it"
-    )
+    holder = _holder(lock, others, frames)
+    if holder is None:
+        # Held by this thread itself (a Condition's waiter) or by a thread
+        # outside the exploration: not a stall among explored threads.
+        return None
     return (
         f"blocked on the real lock `{name}` ({type(lock).__name__} at {hex(id(lock))}) at "
         f"{_where(frame)}; {holder}. It was created outside explore() (at import time or "
