@@ -535,6 +535,23 @@ OPS: list[Op] = [
 
 Program = list[list[Op]]
 
+# Ops that hand a shared container to standard-library Python code that is
+# not traced (`Counter` methods): real threads can switch inside it, the
+# search cannot, so a pass is inconclusive (property_holds None). The
+# outcomes explored must still be exactly those of the atomic steps.
+UNTRACED_OPS: set[Op] = {
+    op_counter_update,
+    op_counter_subtract,
+    op_counter_most_common,
+    op_counter_elements,
+}
+
+
+def verdict_ok(program: Program, r: frontrun.ExploreResult) -> bool:
+    if any(op in UNTRACED_OPS for ops in program for op in ops):
+        return r.property_holds is None and not r.exhausted
+    return r.exhausted
+
 
 def thread_steps(ops: list[Op], s: State, tid: int) -> Iterator[None]:
     for i, op in enumerate(ops):
@@ -613,7 +630,7 @@ def test_generated_programs_reach_exactly_the_brute_force_outcomes() -> None:
         program = generate(rng)
         want = brute_force(program)
         got, r = dpor_outcomes(program)
-        if got != want or not r.exhausted:
+        if got != want or not verdict_ok(program, r):
             mismatches.append(
                 f"{describe(program)}: missed {sorted(want - got)}, extra {sorted(got - want)}, "
                 f"exhausted={r.exhausted}"
@@ -629,7 +646,7 @@ def test_every_op_is_generated_and_alone_is_deterministic() -> None:
         program: Program = [[op]]
         want = brute_force(program)
         got, r = dpor_outcomes(program)
-        assert len(want) == 1 and got == want and r.exhausted, op.__name__
+        assert len(want) == 1 and got == want and verdict_ok(program, r), op.__name__
 
 
 # Each reader against a writer that changes its answer: every pair has two
@@ -657,7 +674,25 @@ def test_reader_against_writer_reaches_every_outcome(read: Op, write: Op) -> Non
     want = brute_force(program)
     got, r = dpor_outcomes(program)
     assert len(want) == 2, want
-    assert got == want and r.exhausted, (sorted(want - got), sorted(got - want))
+    assert got == want and verdict_ok(program, r), (sorted(want - got), sorted(got - want))
+
+
+def test_shared_container_in_untraced_stdlib_code_is_inconclusive() -> None:
+    # `statistics.mean` iterates the list in Python the tracer does not
+    # follow: an append can land between its steps in a real run.
+    import statistics
+
+    def mean(s: State) -> None:
+        s.res[0].append(statistics.mean(s.l))
+
+    r = frontrun.explore(State, [mean, lambda s: s.l.append(10)], lambda s: True)
+    assert r.property_holds is None and not r.exhausted, r.explanation
+    assert "standard-library Python code" in r.explanation, r.explanation
+    # Handing it numbers only is fine.
+    r = frontrun.explore(
+        State, [lambda s: s.res[0].append(statistics.mean([1, 2])), lambda s: None], lambda s: True
+    )
+    assert r.property_holds is True and r.exhausted, r.explanation
 
 
 # --- the examples: each had 1 execution and exhausted=True ------------

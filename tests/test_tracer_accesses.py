@@ -324,10 +324,11 @@ def test_no_events_from_stdlib_code() -> None:
     # 3.10 code objects have no qualname; the site reports `co_name` there.
     expected = getattr(body.__code__, "co_qualname", body.__code__.co_name)
     assert {fn for _, fn in described} == {expected}
-    # The calls themselves are the accesses (copy reads its argument whole);
+    # The calls themselves are the accesses (copy reads its argument whole;
+    # deepcopy, untraced code the table does not describe, may change it);
     # nothing is reported from inside copy.py.
     assert [d for d, _ in described if "Counter" in d] == ["read Counter[*]", "read Counter.lst"]
-    assert [d for d, _ in described if "list" in d] == ["read list[*]"]
+    assert [d for d, _ in described if "list" in d] == ["write list[*]"]
 
 
 def test_describe_access_text() -> None:

@@ -170,7 +170,10 @@ impl Program<'_> {
             schedule,
             trace: gate.take_trace(),
             names: gate.thread_names(),
-            unexplored: gate.unexplored(),
+            // Both read, so that the tracer's flag is cleared each time.
+            unexplored: gate
+                .unexplored()
+                .or(tracer::opaque::take_untraced().then_some(tracer::opaque::UNTRACED_WHAT)),
         };
         registry::end_execution(py);
         Ok((exec, strategy))
@@ -978,6 +981,7 @@ fn explore_body<'py>(
     let started = Instant::now();
     // Untraced library objects shared by this exploration (not the last).
     tracer::library::reset();
+    tracer::opaque::take_untraced();
     let total = total_timeout
         .map(|t| duration_arg("total_timeout", t))
         .transpose()?;

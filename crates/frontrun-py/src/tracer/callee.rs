@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 
 use super::code;
 use super::keys::FastMap;
-use super::opaque::{effect_of, Effect};
+use super::opaque::{effect_of, known, Effect};
 
 /// What a call hands its arguments to.
 pub enum Callee {
@@ -95,11 +95,49 @@ fn effect_named(name: &str) -> Effect {
     }
 }
 
+/// The effect of untraced Python code named `name`: standard-library code
+/// the table does not describe is [`Effect::Untraced`].
+fn python_effect_named(name: &str, stdlib: bool) -> Effect {
+    if stdlib && !name.starts_with("frontrun.") && !known(name) {
+        Effect::Untraced
+    } else {
+        effect_named(name)
+    }
+}
+
+/// Whether `code` is the standard library's (not an installed package's).
+fn stdlib_code(code: &Bound<'_, PyAny>) -> bool {
+    let Ok(file) = code
+        .getattr("co_filename")
+        .and_then(|f| f.extract::<String>())
+    else {
+        return false;
+    };
+    if file.starts_with("<frozen") {
+        return true;
+    }
+    let Ok(st) = code::statics(code.py()) else {
+        return false;
+    };
+    !file.contains("/site-packages/")
+        && !file.contains("/dist-packages/")
+        && st.skip_dirs.iter().any(|d| file.starts_with(d.as_str()))
+}
+
 fn cached(key: usize, keep: Option<&Bound<'_, PyAny>>, f: &Bound<'_, PyAny>) -> Effect {
+    cached_as(key, keep, f, effect_named)
+}
+
+fn cached_as(
+    key: usize,
+    keep: Option<&Bound<'_, PyAny>>,
+    f: &Bound<'_, PyAny>,
+    effect_of_name: impl FnOnce(&str) -> Effect,
+) -> Effect {
     if let Some(e) = CACHE.with(|c| c.borrow().get(&key).map(|(_, e)| *e)) {
         return e;
     }
-    let effect = effect_named(&name_of(f));
+    let effect = effect_of_name(&name_of(f));
     let dropped = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         let old = (c.len() >= MAX_CACHED).then(|| std::mem::take(&mut *c));
@@ -149,7 +187,9 @@ pub fn resolve(f: &Bound<'_, PyAny>) -> Callee {
                 return Callee::Traced;
             }
             return Callee::Opaque {
-                effect: cached(p as usize, Some(f), f),
+                effect: cached_as(p as usize, Some(f), f, |name| {
+                    python_effect_named(name, stdlib_code(&code))
+                }),
                 bound: None,
             };
         }
@@ -177,7 +217,23 @@ pub fn resolve(f: &Bound<'_, PyAny>) -> Callee {
         let ty = ffi::Py_TYPE(p);
         if ffi::PyType_Check(p) != 0 {
             if ffi::PyType_HasFeature(p.cast(), ffi::Py_TPFLAGS_HEAPTYPE) != 0 {
-                return Callee::Traced;
+                // A class: its `__init__` runs, traced or not.
+                return match f.getattr("__init__") {
+                    Ok(init) if ffi::PyFunction_Check(init.as_ptr()) != 0 => match resolve(&init) {
+                        Callee::Opaque { effect, .. } => Callee::Opaque {
+                            effect: match effect {
+                                // Known by its class's name, not `__init__`'s.
+                                Effect::Untraced => cached_as(p as usize, Some(f), f, |name| {
+                                    python_effect_named(name, true)
+                                }),
+                                e => e,
+                            },
+                            bound: None,
+                        },
+                        Callee::Traced => Callee::Traced,
+                    },
+                    _ => Callee::Traced,
+                };
             }
             return Callee::Opaque {
                 effect: cached(p as usize, Some(f), f),
@@ -204,5 +260,30 @@ pub fn resolve(f: &Bound<'_, PyAny>) -> Callee {
             effect: effect_named(&name_of(f)),
             bound,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untraced_standard_library_code_not_in_the_table() {
+        assert_eq!(
+            python_effect_named("statistics.mean", true),
+            Effect::Untraced
+        );
+        assert_eq!(
+            python_effect_named("collections.Counter.subtract", true),
+            Effect::Untraced
+        );
+        // Described by the table, or not the standard library's.
+        assert_eq!(python_effect_named("copy.copy", true), Effect::Read);
+        assert_eq!(python_effect_named("threading.Thread", true), Effect::Pure);
+        assert_eq!(python_effect_named("statistics.mean", false), Effect::Write);
+        assert_eq!(
+            python_effect_named("frontrun._coop._sleep", true),
+            Effect::Pure
+        );
     }
 }

@@ -168,7 +168,9 @@ pub struct Statics {
     pub table: OpTable,
     prefixes: PrefixEvents,
     helper: Py<PyModule>,
-    skip_dirs: Vec<String>,
+    /// The standard library's and frontrun's directories (installed packages
+    /// below them are traced unless trusted).
+    pub skip_dirs: Vec<String>,
     installed_dirs: Vec<String>,
     /// Top-level names of the installed packages not traced (trusted).
     pub untraced_packages: Vec<String>,

@@ -42,7 +42,32 @@ pub enum Effect {
     /// `vars(o)`: the result is `o`'s attribute dict, its items are `o`'s
     /// attributes.
     Vars,
+    /// Standard-library Python code this table does not describe
+    /// (`statistics.mean`, `collections.Counter.subtract`, `copy.deepcopy`):
+    /// it may change every argument, and its own steps (each step of an
+    /// iteration included) are not scheduling points, although real threads
+    /// can switch between them. Handing it a shared container therefore
+    /// makes a pass inconclusive ([`note_untraced`]).
+    Untraced,
 }
+
+/// Set when a shared container was handed to [`Effect::Untraced`] code
+/// since the last [`take_untraced`].
+static UNTRACED_CALL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Record that untraced standard-library code was given a shared container.
+pub fn note_untraced() {
+    UNTRACED_CALL.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`note_untraced`] was called since the last call; clears it.
+pub fn take_untraced() -> bool {
+    UNTRACED_CALL.swap(false, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a pass is told when [`note_untraced`] was called.
+pub const UNTRACED_WHAT: &str = "a shared container handed to standard-library Python code that \
+     frontrun does not trace (its own steps, iteration included, are not scheduling points)";
 
 /// The known opaque callees, by qualified name. Each entry has a test below.
 pub const TABLE: &[(&str, Effect)] = &[
@@ -53,6 +78,14 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.issubclass", Effect::Pure),
     ("builtins.callable", Effect::Pure),
     ("builtins.super", Effect::Pure),
+    // Standard-library Python code that keeps references to its arguments
+    // without reading them, and is scheduled by its cooperative primitives.
+    ("threading.Thread", Effect::Pure),
+    ("threading.Thread.__init__", Effect::Pure),
+    ("queue.Queue.put", Effect::MutateFirst),
+    ("queue.Queue.put_nowait", Effect::MutateFirst),
+    ("queue.Queue.get", Effect::MutateFirst),
+    ("queue.Queue.get_nowait", Effect::MutateFirst),
     // Readers of their arguments.
     ("builtins.len", Effect::Size),
     ("builtins.sum", Effect::Read),
@@ -91,13 +124,9 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.set.issuperset", Effect::Read),
     ("builtins.set.isdisjoint", Effect::Read),
     ("copy.copy", Effect::Read),
-    ("copy.deepcopy", Effect::Read),
     ("json.dumps", Effect::Read),
-    ("json.dump", Effect::Read),
     ("pickle.dumps", Effect::Read),
     ("_pickle.dumps", Effect::Read),
-    ("random.choice", Effect::Read),
-    ("random.sample", Effect::Read),
     ("operator.contains", Effect::Read),
     ("operator.getitem", Effect::Read),
     ("_operator.contains", Effect::Read),
@@ -123,7 +152,6 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.set.pop", Effect::MutateFirst),
     ("builtins.set.clear", Effect::MutateFirst),
     ("builtins.set.update", Effect::MutateFirst),
-    ("random.shuffle", Effect::MutateFirst),
     ("heapq.heappush", Effect::MutateFirst),
     ("heapq.heappop", Effect::MutateFirst),
     ("_heapq.heappush", Effect::MutateFirst),
@@ -158,6 +186,11 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("builtins.vars", Effect::Vars),
 ];
 
+/// Whether the table describes the callee named `name`.
+pub fn known(name: &str) -> bool {
+    TABLE.iter().any(|(n, _)| *n == name)
+}
+
 /// The effect of the opaque callee named `name` (`module.qualname`).
 ///
 /// Slot wrappers bound to an instance (`o.__setattr__`) are named after the
@@ -188,6 +221,12 @@ mod tests {
         ("builtins.issubclass", Effect::Pure),
         ("builtins.callable", Effect::Pure),
         ("builtins.super", Effect::Pure),
+        ("threading.Thread", Effect::Pure),
+        ("threading.Thread.__init__", Effect::Pure),
+        ("queue.Queue.put", Effect::MutateFirst),
+        ("queue.Queue.put_nowait", Effect::MutateFirst),
+        ("queue.Queue.get", Effect::MutateFirst),
+        ("queue.Queue.get_nowait", Effect::MutateFirst),
         ("builtins.len", Effect::Size),
         ("builtins.sum", Effect::Read),
         ("builtins.min", Effect::Read),
@@ -225,13 +264,9 @@ mod tests {
         ("builtins.set.issuperset", Effect::Read),
         ("builtins.set.isdisjoint", Effect::Read),
         ("copy.copy", Effect::Read),
-        ("copy.deepcopy", Effect::Read),
         ("json.dumps", Effect::Read),
-        ("json.dump", Effect::Read),
         ("pickle.dumps", Effect::Read),
         ("_pickle.dumps", Effect::Read),
-        ("random.choice", Effect::Read),
-        ("random.sample", Effect::Read),
         ("operator.contains", Effect::Read),
         ("operator.getitem", Effect::Read),
         ("_operator.contains", Effect::Read),
@@ -255,7 +290,6 @@ mod tests {
         ("builtins.set.pop", Effect::MutateFirst),
         ("builtins.set.clear", Effect::MutateFirst),
         ("builtins.set.update", Effect::MutateFirst),
-        ("random.shuffle", Effect::MutateFirst),
         ("heapq.heappush", Effect::MutateFirst),
         ("heapq.heappop", Effect::MutateFirst),
         ("_heapq.heappush", Effect::MutateFirst),

@@ -22,7 +22,7 @@ use super::decode::Instr;
 use super::describe::{self, KeyText};
 use super::frame::{FrameView, Stack, StackDepth};
 use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
-use super::opaque::Effect;
+use super::opaque::{self, Effect};
 use super::ops::{MethodUse, Opcode};
 use super::registry::{self, ShareKind};
 use crate::hooks;
@@ -581,6 +581,32 @@ fn held_owners(obj: &Bound<'_, PyAny>) -> Vec<ObjId> {
     out
 }
 
+/// Whether `obj` is a shared container, a view or iterator over one, or a
+/// builtin container holding one directly.
+fn holds_shared_container(obj: &Bound<'_, PyAny>) -> bool {
+    let is_container = |o: &Bound<'_, PyAny>| {
+        maybe_shared(o.as_ptr())
+            && (matches!(
+                registry::lookup_kind(o.as_ptr()),
+                Some((_, ShareKind::Container))
+            ) || registry::derived(o.as_ptr()).is_some())
+    };
+    if is_container(obj) {
+        return true;
+    }
+    use pyo3::types::{PyList, PyTuple};
+    if let Ok(t) = obj.downcast_exact::<PyTuple>() {
+        return t.iter().any(|i| is_container(&i));
+    }
+    if let Ok(l) = obj.downcast_exact::<PyList>() {
+        return l.iter().any(|i| is_container(&i));
+    }
+    if let Ok(d) = obj.downcast_exact::<PyDict>() {
+        return d.values().iter().any(|i| is_container(&i));
+    }
+    false
+}
+
 /// The shared objects whose state `obj` exposes as a whole: `obj` itself
 /// if shared, or the containers an iterator or view over them reads.
 fn whole_owners(obj: &Bound<'_, PyAny>) -> Vec<ObjId> {
@@ -932,7 +958,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
                         continue; // the method load was the access
                     }
                     let write = match effect {
-                        Effect::Write => true,
+                        Effect::Write | Effect::Untraced => true,
                         Effect::MutateFirst => i == 0,
                         _ => false,
                     };
@@ -943,6 +969,10 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
                     };
                     push_access(&mut accesses, a);
                 }
+            }
+            if effect == Effect::Untraced && args.iter().any(|&p| holds_shared_container(&bound(p)))
+            {
+                opaque::note_untraced();
             }
             match effect {
                 Effect::Iterate if !parents.is_empty() => {
