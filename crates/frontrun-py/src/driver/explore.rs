@@ -221,7 +221,7 @@ impl Program<'_> {
                 Ok(false) if Instant::now() >= end => break Ok(false),
                 Ok(false) => {
                     if let Some(msg) = real_lock_stall(py, gate) {
-                        return Ok(Verdict::TimedOut(self.stop_stuck(py, gate, msg)?));
+                        return Ok(RunEnd::TimedOut(self.stop_stuck(py, gate, msg)?));
                     }
                 }
                 Err(e) => break Err(e),
