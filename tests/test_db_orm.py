@@ -159,7 +159,7 @@ def test_driver_gets_its_own_connection_type(bank: str, driver: str) -> None:
 def test_sqlalchemy_example_finds_and_proves(pg_dsn: str, driver: str) -> None:
     """A module-level engine warmed before explore(): the lost update found,
     both fixes exhausted. (With the engine made in setup() the proofs take
-    ~300 executions: run by hand, not in CI; the lost update is found above.)"""
+    ~400-500 executions, 30-40 s each: run by hand, not in CI; the lost update is found above.)"""
     out = run_example(
         "sqlalchemy_lost_update", "--driver", driver, "--engine", "module", dsn=pg_dsn, timeout=450
     )
