@@ -685,6 +685,36 @@ def test_a_real_lock_acquired_by_setup_is_named_with_its_acquisition_site() -> N
     assert f"_probe.py:{acquired} in setup and not released" in p.out, p.out
 
 
+def test_a_real_lock_held_by_an_explored_thread_names_its_with() -> None:
+    # This used to say only "thread 'holder' waited for its turn longer than
+    # timeout_per_run".
+    body = """
+        real = threading.Lock()  # created outside setup: a real lock
+        class S:
+            def __init__(self):
+                self.ev = threading.Event()
+        def holder(s):
+            with real:  # TAKEN
+                s.ev.wait()
+        def other(s):
+            with real:
+                pass
+            s.ev.set()
+        r = frontrun.explore(S, [holder, other], ok, timeout_per_run=0.5, max_executions=1)
+        print("HOLDS", r.property_holds)
+        print(r.explanation)
+        done()
+        """
+    p = probe(body)
+    clean(p)
+    assert "HOLDS None" in p.out, p.out
+    lines = (PRELUDE + textwrap.dedent(body)).splitlines()
+    taken = next(n for n, x in enumerate(lines, 1) if x.endswith("# TAKEN"))
+    assert "it waits for `real`, a threading.Lock created outside setup()" in p.out, p.out
+    assert "held by thread 'holder' inside its `with` at " in p.out, p.out
+    assert f"_probe.py:{taken} in holder, now at " in p.out, p.out
+
+
 def test_a_thread_blocked_inside_the_stdlib_is_shown_at_its_own_line() -> None:
     p = probe(
         """

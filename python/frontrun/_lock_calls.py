@@ -9,8 +9,11 @@ across CPython versions.
 from __future__ import annotations
 
 import _thread
+import ast
 import dis
 import functools
+import linecache
+import sys
 from types import CodeType, FrameType
 
 __all__ = ["acquire_wait", "awaited_real_lock", "with_targets"]
@@ -172,12 +175,15 @@ def _line_of(ins: dis.Instruction, current: int | None) -> int | None:
 _ACQUIRES = frozenset({"acquire", "__enter__"})
 
 
-def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None, int] | None:
+def awaited_real_lock(
+    frame: FrameType,
+) -> tuple[str, str, int | None, int, tuple[int, str] | None] | None:
     """The real (not frontrun's) lock the thread of ``frame`` waits for, if
     its current instruction is a ``with`` on, or an ``acquire()`` of, a name
     or attribute chain that holds a locked ``_thread`` lock: ``(expression,
-    "Lock" or "RLock", owner ident of an RLock, the lock's address)``. For stall reports, so
-    ``dis`` costs nothing that matters."""
+    "Lock" or "RLock", owner ident of an RLock, the lock's address, the
+    thread inside a ``with`` on it and that ``with``'s place)``. For stall
+    reports, so ``dis`` and ``ast`` cost nothing that matters."""
     instrs = [
         i for i in dis.get_instructions(frame.f_code) if i.opname not in ("CACHE", "EXTENDED_ARG")
     ]
@@ -220,9 +226,93 @@ def awaited_real_lock(frame: FrameType) -> tuple[str, str, int | None, int] | No
         return None
     expr = ".".join([name, *reversed(attrs)])
     if type(obj) is _thread.LockType:
-        return (expr, "Lock", None, id(obj)) if obj.locked() else None
+        if not obj.locked():
+            return None
+        return (expr, "Lock", None, id(obj), _with_holder(obj, frame))
     if type(obj) is _thread.RLock:
         text = repr(obj)
         owner = next((w[6:] for w in text.split() if w.startswith("owner=")), "0")
-        return (expr, "RLock", int(owner), id(obj)) if text.startswith("<locked") else None
+        if not text.startswith("<locked"):
+            return None
+        return (expr, "RLock", int(owner), id(obj), _with_holder(obj, frame))
     return None
+
+
+def _with_holder(lock: object, waiting: FrameType) -> tuple[int, str] | None:
+    """A thread (not the one of ``waiting``) whose stack is inside a ``with``
+    block on ``lock``: ``(ident, "file:line in function")`` of that
+    ``with``. A plain lock does not record its holder; a ``with`` whose
+    block encloses a frame's current line shows it."""
+    for ident, top in sys._current_frames().items():
+        if top is waiting:
+            continue
+        f: FrameType | None = top
+        while f is not None:
+            for node in _withs_around(f.f_code, f.f_lineno):
+                for item in node.items:
+                    if _evaluate(item.context_expr, f) is lock:
+                        name = f.f_code.co_filename.rsplit("/", 1)[-1]
+                        return ident, f"{name}:{node.lineno} in {f.f_code.co_name}"
+            f = f.f_back
+    return None
+
+
+def _withs_around(code: CodeType, line: int) -> list[ast.With]:
+    """The ``with`` statements of ``code``'s own body whose block holds
+    ``line``, innermost last."""
+    return [
+        w
+        for w, first, last, owner in _withs_of_file(code.co_filename)
+        if owner == code.co_firstlineno and first <= line <= last
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _withs_of_file(filename: str) -> list[tuple[ast.With, int, int, int]]:
+    """Every ``with`` of a source file: ``(node, first and last line of its
+    block, first line of the code object it belongs to)``."""
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return []
+    found: list[tuple[ast.With, int, int, int]] = []
+
+    def visit(node: ast.AST, owner: int) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                decorators = getattr(child, "decorator_list", [])
+                first = min([child.lineno, *(d.lineno for d in decorators)])
+                visit(child, first)
+                continue
+            if isinstance(child, ast.ClassDef):
+                visit(child, child.lineno)
+                continue
+            if isinstance(child, ast.With) and child.body:
+                last = child.body[-1].end_lineno or child.body[-1].lineno
+                found.append((child, child.body[0].lineno, last, owner))
+            visit(child, owner)
+
+    visit(tree, 1)
+    return found
+
+
+def _evaluate(node: ast.expr, frame: FrameType) -> object:
+    """A name or attribute chain's value in ``frame``; ``None`` otherwise."""
+    attrs: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attrs.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    missing = object()
+    obj = frame.f_locals.get(node.id, missing)
+    if obj is missing:
+        obj = frame.f_globals.get(node.id, missing)
+    if obj is missing:
+        return None
+    try:
+        for a in reversed(attrs):
+            obj = getattr(obj, a)
+    except Exception:
+        return None
+    return obj

@@ -245,7 +245,11 @@ impl Program<'_> {
                  stuck outside frontrun's control (a real lock or other primitive created \
                  outside setup, blocking I/O, an endless loop)\n{}",
                 self.run_timeout,
-                where_threads_are(py, gate)
+                // Where they were when a parked thread's wait timed out, if
+                // one did: unwinding it may have released what the stuck
+                // thread waits for.
+                gate.stall_positions_within(py, Duration::from_secs(1))
+                    .map_or_else(|| where_threads_are(py, gate), str::to_owned)
             );
             Ok(RunEnd::TimedOut(self.stop_stuck(py, gate, msg)?))
         } else {
@@ -292,7 +296,12 @@ impl Program<'_> {
                     message: m,
                 })
             }
-            Some(Abort::Timeout(m)) => return Ok(RunEnd::TimedOut(m)),
+            Some(Abort::Timeout(m)) => {
+                return Ok(RunEnd::TimedOut(match gate.stall_positions() {
+                    Some(at) if !at.is_empty() => format!("{m}\n{at}"),
+                    _ => m,
+                }))
+            }
             Some(Abort::Internal(m)) => {
                 return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                     "frontrun internal error: {m}; please report it with the test that triggered it"
@@ -437,7 +446,7 @@ fn real_lock_stall(py: Python<'_>, gate: &Gate) -> Option<String> {
 /// of a thread running code (found through `sys._current_frames`), and the
 /// real lock it waits for if it is blocked on one; else its last
 /// scheduling point.
-fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
+pub(crate) fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
     let frames = py
         .import("sys")
         .and_then(|sys| sys.call_method0("_current_frames"))
@@ -447,7 +456,12 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
         .import("frontrun._lock_calls")
         .and_then(|m| m.getattr("awaited_real_lock"))
         .ok();
+    let running: HashMap<String, u64> = gate.running().into_iter().collect();
     let thread_name = |ident: u64| -> String {
+        // An explored thread by its own name, not its worker's.
+        if let Some((n, _)) = running.iter().find(|(_, &i)| i == ident) {
+            return n.clone();
+        }
         py.import("threading")
             .and_then(|t| t.getattr("_active"))
             .and_then(|a| a.get_item(ident))
@@ -465,13 +479,21 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
             loc.function
         ))
     };
-    let lock_text = |(expr, kind, owner, addr): (String, String, Option<u64>, usize)| -> String {
+    type Awaited = (String, String, Option<u64>, usize, Option<(u64, String)>);
+    let lock_text = |(expr, kind, owner, addr, holder): Awaited| -> String {
         let what = format!(
             "it waits for `{expr}`, a threading.{kind} created outside setup() \
              (a real lock: frontrun does not schedule it)"
         );
         if let Some(site) = super::real_locks::site_of(addr) {
             return format!("{what}, acquired by setup() at {site} and not released");
+        }
+        if let Some((ident, site)) = holder {
+            let now = user_at(ident).map_or_else(String::new, |at| format!(", now at {at}"));
+            return format!(
+                "{what}, held by thread '{}' inside its `with` at {site}{now}",
+                thread_name(ident)
+            );
         }
         match owner {
             Some(o) => {
@@ -507,18 +529,13 @@ fn where_threads_are(py: Python<'_>, gate: &Gate) -> String {
             if let Some(text) = awaited
                 .as_ref()
                 .and_then(|f| f.call1((frame,)).ok())
-                .and_then(|t| {
-                    t.extract::<Option<(String, String, Option<u64>, usize)>>()
-                        .ok()
-                        .flatten()
-                })
+                .and_then(|t| t.extract::<Option<Awaited>>().ok().flatten())
             {
                 at = format!("{at}\n    {}", lock_text(text));
             }
         }
         Some(at)
     };
-    let running: HashMap<String, u64> = gate.running().into_iter().collect();
     gate.positions(py)
         .into_iter()
         .map(|(n, l)| match (running.get(&n).and_then(|&i| live(i)), l) {

@@ -62,6 +62,10 @@ pub struct Gate {
     /// Set on the coroutine substrate: threads park by switching greenlets
     /// instead of waiting on their condvar.
     hub: OnceLock<Arc<Hub>>,
+    /// Where the threads were when a parked thread's wait for its turn
+    /// timed out: by the time the execution is judged, a thread stuck on a
+    /// real lock may have gone on, and with it the reason.
+    stall_positions: OnceLock<String>,
 }
 
 impl Gate {
@@ -77,6 +81,7 @@ impl Gate {
                 unexplored: None,
             }),
             cv: Condvar::new(),
+            stall_positions: OnceLock::new(),
             run_timeout,
             hub: OnceLock::new(),
         })
@@ -230,8 +235,31 @@ impl Gate {
         if let Some(hub) = self.hub.get() {
             return self.wait_turn_switching(py, tid, hub);
         }
-        py.allow_threads(|| self.wait_turn_nogil(tid))
-            .map_err(|a| abort_error(&a))
+        py.allow_threads(|| self.wait_turn_nogil(tid)).map_err(|a| {
+            if matches!(a, Abort::Timeout(_)) && self.stall_positions.get().is_none() {
+                let at = super::explore::where_threads_are(py, self);
+                let _ = self.stall_positions.set(at);
+            }
+            abort_error(&a)
+        })
+    }
+
+    /// Where the threads were when the first wait for a turn timed out.
+    pub fn stall_positions(&self) -> Option<&str> {
+        self.stall_positions.get().map(String::as_str)
+    }
+
+    /// [`Gate::stall_positions`], waiting up to `limit` for the thread whose
+    /// wait timed out to record them, if one did.
+    pub fn stall_positions_within(&self, py: Python<'_>, limit: Duration) -> Option<&str> {
+        if !matches!(self.aborted(), Some(Abort::Timeout(_))) {
+            return self.stall_positions();
+        }
+        let until = Instant::now() + limit;
+        while self.stall_positions.get().is_none() && Instant::now() < until {
+            py.allow_threads(|| std::thread::sleep(Duration::from_millis(5)));
+        }
+        self.stall_positions()
     }
 
     /// The coroutine substrate's `wait_turn`: switch greenlets until one
