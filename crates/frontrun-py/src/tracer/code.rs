@@ -107,7 +107,13 @@ def installed_dirs():
 def module_file(globals_):
     # Generated code (`<... wrapper>`) belongs to the module that compiled it.
     try:
-        mod = sys.modules.get(globals_.get("__name__"))
+        name = globals_.get("__name__")
+        if isinstance(name, str) and name.startswith("namedtuple_"):
+            # collections.namedtuple's generated __new__ runs in a namespace
+            # of its own, named after the tuple type.
+            import collections
+            return collections.__file__
+        mod = sys.modules.get(name)
         f = getattr(mod, "__file__", None)
         return f if isinstance(f, str) else None
     except Exception:
