@@ -186,6 +186,10 @@ class _Conn:
     def run_plain(self, sql: str) -> None:
         """Run one of the harness's own statements to completion."""
         self.send(sql)
+        self.finish_plain()
+
+    def finish_plain(self) -> None:
+        sql = self.pending
         deadline = time.monotonic() + 10.0
         while self.poll() is None:
             if time.monotonic() > deadline:
@@ -218,19 +222,27 @@ class BruteForce:
             cur.execute("SELECT cardinality(pg_blocking_pids(%s)) > 0", (c.pid,))
             return bool(cur.fetchone()[0])
 
-    def _settle(self, c: _Conn, timeout: float = 10.0) -> tuple[str, Any] | None:
+    def _settle(
+        self, c: _Conn, timeout: float = 10.0, patience: float = 0.002
+    ) -> tuple[str, Any] | None:
         """Wait until `c`'s statement finished (its result) or waits for a
-        lock (``None``)."""
+        lock (``None``). Most statements answer within `patience`: only then
+        is the server asked (a round trip) whether it waits for a lock."""
         deadline = time.monotonic() + timeout
         while True:
             done = c.poll()
             if done is not None:
                 return done
+            if patience > 0:
+                select.select([c.conn.fileno()], [], [], patience)
+                done = c.poll()
+                if done is not None:
+                    return done
             if self._blocked(c):
                 return None
             if time.monotonic() > deadline:
                 raise TimeoutError(f"statement {c.pending!r} neither finished nor waited")
-            select.select([c.conn.fileno()], [], [], 0.001)
+            patience = 0.001
 
     def run(self, script: Script, prefix: list[int]) -> tuple[Outcome, list[tuple[int, int]]]:
         """One execution following `prefix` (indices into the sorted runnable
@@ -240,7 +252,9 @@ class BruteForce:
         n = len(script.txns)
         conns = self.conns[:n]
         for c, t in zip(conns, script.txns, strict=True):
-            c.run_plain(f"BEGIN ISOLATION LEVEL {t.level}")
+            c.send(f"BEGIN ISOLATION LEVEL {t.level}")
+        for c in conns:
+            c.finish_plain()
         nxt = [0] * n
         ends: list[Any] = [None] * n
         reads: list[list[Any]] = [[] for _ in range(n)]
@@ -264,7 +278,8 @@ class BruteForce:
         def settle_waiters(timeout: float = 10.0) -> None:
             for i in range(n):
                 if waiting[i]:
-                    res = self._settle(conns[i], timeout)
+                    # Still waiting, most likely: ask the server at once.
+                    res = self._settle(conns[i], timeout, patience=0)
                     if res is not None:
                         waiting[i] = False
                         finish(i, res)
@@ -369,7 +384,11 @@ class ExploreRun:
 
 
 def explore_outcomes(
-    dsn: str, reset: SnapshotReset, script: Script, max_executions: int = 20000
+    dsn: str,
+    reset: SnapshotReset,
+    script: Script,
+    max_executions: int = 20000,
+    strategy: Any = "dpor",
 ) -> ExploreRun:
     n = len(script.txns)
     seen: set[Outcome] = set()
@@ -408,6 +427,10 @@ def explore_outcomes(
             invariant,
             teardown=teardown,
             stop_on_first=False,
+            # Plain DPOR: one execution per class of equivalent interleavings
+            # (the default iterative search repeats executions in passes of
+            # growing preemption bounds; its last pass is this search).
+            strategy=strategy,
             max_executions=max_executions,
             reproduce_on_failure=0,
             timeout_per_run=10.0,
@@ -421,3 +444,67 @@ def explore_outcomes(
         result.property_holds,
         result.explanation,
     )
+
+
+# --- comparing the two --------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """The comparison of a run of scripts, script by script."""
+
+    scripts: int = 0
+    distinct: int = 0
+    """Scripts not seen before in the run (a repeat reuses both results)."""
+    exact: int = 0
+    server_seconds: float = 0.0
+    explore_seconds: float = 0.0
+    server_runs: int = 0
+    executions: int = 0
+    wrong: list[str] = field(default_factory=list)
+    """Outcomes missed under a proof, or invented, or a search not exhausted."""
+    unproved: list[str] = field(default_factory=list)
+    """Outcomes missed, but frontrun's verdict was None (no proof)."""
+    _seen: dict[str, tuple[set[Outcome], int, ExploreRun]] = field(default_factory=dict)
+
+    def compare(
+        self, i: int, script: Script, brute: BruteForce, dsn: str, reset: SnapshotReset
+    ) -> str | None:
+        """Run `script` both ways; a report if they differ."""
+        self.scripts += 1
+        key = script.text()
+        if key not in self._seen:
+            t0 = time.monotonic()
+            real, runs = brute.outcomes(script)
+            t1 = time.monotonic()
+            self._seen[key] = (real, runs, explore_outcomes(dsn, reset, script))
+            self.server_seconds += t1 - t0
+            self.explore_seconds += time.monotonic() - t1
+            self.distinct += 1
+        real, runs, ex = self._seen[key]
+        self.server_runs += runs
+        self.executions += ex.executions
+        missed = real - ex.outcomes
+        invented = ex.outcomes - real
+        if not missed and not invented and ex.exhausted:
+            self.exact += 1
+            return None
+        if not invented and ex.exhausted and ex.property_holds is None:
+            self.unproved.append(f"script {i} (missed {len(missed)}): {ex.explanation}")
+            return None
+        report = (
+            f"script {i}:\n{script.text()}\n missed {sorted(missed, key=repr)}"
+            f"\n invented {sorted(invented, key=repr)}\n exhausted {ex.exhausted}, "
+            f"verdict {ex.property_holds}: {ex.explanation}"
+        )
+        self.wrong.append(report)
+        return report
+
+    def summary(self) -> str:
+        return (
+            f"{self.scripts} scripts ({self.distinct} distinct): {self.exact} exact, "
+            f"{len(self.unproved)} missed outcomes under a verdict of None, "
+            f"{len(self.wrong)} wrong; {self.server_runs} server interleavings, "
+            f"{self.executions} frontrun executions; {self.server_seconds:.0f}s on the "
+            f"server, {self.explore_seconds:.0f}s exploring"
+        )

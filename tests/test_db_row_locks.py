@@ -138,3 +138,44 @@ def test_blind_writes_reach_both_final_values(accounts: tuple[str, SnapshotReset
     )
     assert result.exhausted is True, result.explanation
     assert finals == {7, 9}
+
+
+def test_for_update_counter_takes_one_execution_per_lock_order(
+    accounts: tuple[str, SnapshotReset],
+) -> None:
+    # Three workers increment row 1 under FOR UPDATE: only the order in
+    # which they take the row lock matters, so plain DPOR runs 3! = 6
+    # executions; the rows 2, 3 and 4 (absent), each written by one worker
+    # only, add none.
+    dsn, reset = accounts
+
+    def setup() -> list[Any]:
+        reset.reset()
+        return [psycopg2.connect(dsn) for _ in range(3)]
+
+    def worker(i: int) -> Callable[[list[Any]], None]:
+        def f(conns: list[Any]) -> None:
+            conn = conns[i]
+            with conn.cursor() as cur:
+                cur.execute("SELECT balance FROM accounts WHERE id = 1 FOR UPDATE")
+                (n,) = cur.fetchone()
+                cur.execute("UPDATE accounts SET balance = %s WHERE id = 1", (n + 1,))
+                cur.execute("UPDATE accounts SET balance = balance + 1 WHERE id = %s", (i + 2,))
+            conn.commit()
+
+        return f
+
+    def invariant(_: Any) -> bool:
+        return bool(query_one(dsn, "SELECT balance FROM accounts WHERE id = 1") == 103)
+
+    result = frontrun.explore(
+        setup,
+        [worker(0), worker(1), worker(2)],
+        invariant,
+        teardown=_teardown,
+        strategy="dpor",
+        stop_on_first=False,
+        max_executions=100,
+    )
+    assert result.property_holds is True and result.exhausted is True, result.explanation
+    assert result.executions_explored == 6

@@ -114,6 +114,34 @@ def test_unique_wait_between_an_update_and_an_insert_is_no_proof(table: Any) -> 
         assert "not a proof" in ex.explanation
 
 
+@pytest.mark.parametrize(
+    "multi_row",
+    ["DELETE FROM t WHERE v >= 0", "SELECT v FROM t WHERE v >= 0 FOR UPDATE"],
+)
+def test_multi_row_lock_wait_undone_is_no_proof(table: Any, multi_row: str) -> None:
+    # T0 locks row 2, T1's multi-row statement locks row 1 and waits for
+    # row 2, then T0's update of row 1 waits for T1: a deadlock. The lock
+    # probe undoes T1's waiting statement (and the lock on row 1 it took),
+    # so T0 never waits; frontrun must then not call its search a proof.
+    dsn, reset, brute = table
+    script = d.Script(
+        [
+            d.Txn(
+                RC,
+                ["UPDATE t SET v = 1 WHERE id = 2", "UPDATE t SET v = 1 WHERE id = 1", "COMMIT"],
+            ),
+            d.Txn(RC, [multi_row, "COMMIT"]),
+        ]
+    )
+    real, _ = brute.outcomes(script)
+    assert d.DEADLOCK in real
+    ex = d.explore_outcomes(dsn, reset, script)
+    assert ex.outcomes <= real, ex.outcomes - real
+    if ex.outcomes != real:
+        assert ex.property_holds is None, ex.explanation
+        assert "waited for a lock" in ex.explanation
+
+
 @pytest.fixture
 def pairs(pg_dsn: str) -> Iterator[tuple[str, SnapshotReset]]:
     """Table ``w``: rows (1, 1) and (2, 2), no unique constraint on ``v``."""

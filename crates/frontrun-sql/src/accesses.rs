@@ -43,7 +43,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::resources::{database_resource, fnv1a, row_lock_resources, table_resource};
-use crate::{AccessMode, Footprint, KeyColumns, Resource, ResourceMode, TableAccess};
+use crate::{AccessMode, Footprint, KeyColumns, Resource, ResourceMode, Rows, TableAccess};
 use frontrun_engine::event::{Access, AccessKind, Key};
 
 /// Lock objects each open transaction has acquired.
@@ -236,6 +236,18 @@ pub fn statement(
             }
             // A locking read, UPDATE, DELETE or upsert: the row locks.
             (_, true) => {
+                if matches!(a.rows, Rows::All) {
+                    // A predicate: which rows the scan finds (and so locks)
+                    // depends on the commits before it: a row inserted, or
+                    // changed to match, and committed after the scan is
+                    // not seen, even once a lock wait is over.
+                    for r in rs.iter().filter(|r| r.id == data) {
+                        parts.reads.push(Access {
+                            kind: AccessKind::Read,
+                            ..data_access(r, salt, false)
+                        });
+                    }
+                }
                 let locked: BTreeSet<Option<u64>> = rs
                     .iter()
                     .filter(|r| r.id == lock_k || r.id == lock_r)

@@ -175,6 +175,62 @@ impl LockTable {
         self.txns.get(&txn).map(|t| &t.footprint)
     }
 
+    /// Whether some transaction but `except` holds `rows` against `mode`
+    /// (see [`LockTable::holds_against`]).
+    pub fn held_against_by_other(
+        &self,
+        except: TxnId,
+        table: &str,
+        rows: &Rows,
+        key: Option<&str>,
+        mode: RowLockMode,
+    ) -> bool {
+        self.txns
+            .keys()
+            .any(|&t| t != except && self.holds_against(t, table, rows, key, mode))
+    }
+
+    /// Whether `txn` holds a row lock of `table` conflicting with `mode` on
+    /// every row of `rows` (pinned on `key`, or every row of the table it
+    /// scanned): then no other transaction can hold a lock of that mode
+    /// there. (Not quite for a whole-table lock: a row committed by a third
+    /// transaction after `txn`'s scan is not covered by it.)
+    pub fn holds_against(
+        &self,
+        txn: TxnId,
+        table: &str,
+        rows: &Rows,
+        key: Option<&str>,
+        mode: RowLockMode,
+    ) -> bool {
+        let Some(state) = self.txns.get(&txn) else {
+            return false;
+        };
+        let conflicting = |h: &&HeldRows| {
+            !h.inserted && same_table(&h.table, table) && h.mode.conflicts_with(mode)
+        };
+        if state
+            .rows
+            .iter()
+            .filter(conflicting)
+            .any(|h| matches!(h.rows, Rows::All))
+        {
+            return true;
+        }
+        let Some(wanted) = key.and_then(|k| rows.values_of(k)) else {
+            return false;
+        };
+        let key = key.unwrap_or_default();
+        wanted.iter().all(|v| {
+            state.rows.iter().any(|h| {
+                !h.inserted
+                    && same_table(&h.table, table)
+                    && h.mode.conflicts_with(mode)
+                    && h.rows.values_of(key).is_some_and(|held| held.contains(v))
+            })
+        })
+    }
+
     /// Whether `fp`, run now by `txn`, would wait for another transaction.
     pub fn predict(&self, txn: TxnId, fp: &Footprint) -> Prediction {
         if fp.is_inert() || (fp.accesses.is_empty() && fp.table_locks.is_empty() && !fp.global) {

@@ -142,6 +142,110 @@ impl Model {
         self.locks.predict(txn, fp)
     }
 
+    /// Whether `fp`, found waiting for a lock on the server, may already
+    /// hold something another transaction could then wait for: an `INSERT`
+    /// or `UPDATE` waits in its unique check after writing (and locking)
+    /// its new row version, and a statement that locks several rows (or
+    /// rows not pinned to one key) locks some before it waits for another.
+    /// A lock probe that undoes such a statement loses that part of its wait.
+    pub fn may_wait_holding(&self, fp: &Footprint) -> bool {
+        if fp.global {
+            return true;
+        }
+        let writes_version =
+            |k: &StatementKind| matches!(k, StatementKind::Insert | StatementKind::Update);
+        if writes_version(&fp.kind) || fp.kinds.iter().any(writes_version) {
+            return true;
+        }
+        let locking: Vec<_> = fp
+            .accesses
+            .iter()
+            .filter(|a| a.lock.is_some() || a.mode == crate::AccessMode::Write)
+            .collect();
+        let one_row = |a: &&crate::TableAccess| {
+            let Some(key) = self.keys.get(&a.table) else {
+                return false;
+            };
+            a.rows.values_of(key).is_some_and(|v| v.len() == 1)
+        };
+        locking.len() > 1 || !fp.table_locks.is_empty() || !locking.iter().all(one_row)
+    }
+
+    /// Whether `fp` might wait, on the server, for what the statement
+    /// `undone` held when it began to wait (see [`Model::may_wait_holding`]):
+    /// the rows it locked and the unique values of the row version it wrote.
+    /// `false` only where that is impossible: every pair of their writes and
+    /// locking reads of one table is on rows that differ in a key column,
+    /// and they change no unique column in common.
+    /// Rows that another transaction than `undone_txn` (the one of
+    /// `undone`) holds locked against its lock cannot be among those it held.
+    pub fn may_wait_for_undone(&self, undone_txn: u64, undone: &Footprint, fp: &Footprint) -> bool {
+        if undone.global || fp.global || !fp.table_locks.is_empty() {
+            return true;
+        }
+        let base = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
+        let held: Vec<_> = undone
+            .accesses
+            .iter()
+            .filter(|a| a.lock.is_some() || a.mode == crate::AccessMode::Write)
+            .collect();
+        let undone_tables: Vec<String> =
+            undone.table_locks.iter().map(|l| base(&l.table)).collect();
+        for a in &fp.accesses {
+            if a.lock.is_none() && a.mode == crate::AccessMode::Read {
+                // A plain read never waits for a row.
+                continue;
+            }
+            if undone_tables.contains(&base(&a.table)) {
+                return true;
+            }
+            for u in held.iter().filter(|u| base(&u.table) == base(&a.table)) {
+                let mode = u.lock.map_or(crate::RowLockMode::Update, |l| l.mode);
+                let key = self.keys.get(&a.table);
+                let mine = self
+                    .locks
+                    .held_against_by_other(undone_txn, &a.table, &a.rows, key, mode);
+                let deletes = fp.kind == StatementKind::Delete;
+                if (!mine && self.rows_may_meet(u, a)) || (!deletes && self.uniques_may_meet(u, a))
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Whether two accesses of one table may touch a common row: only rows
+    /// pinned to different values of the table's key column are apart.
+    fn rows_may_meet(&self, a: &crate::TableAccess, b: &crate::TableAccess) -> bool {
+        let Some(key) = self.keys.get(&a.table) else {
+            return true;
+        };
+        match (a.rows.values_of(key), b.rows.values_of(key)) {
+            (Some(x), Some(y)) => x.iter().any(|v| y.iter().any(|w| v.may_equal(w))),
+            _ => true,
+        }
+    }
+
+    /// Whether the write `b` (not a `DELETE`) may check a unique value
+    /// that the write `a` holds (a value it wrote, or removed and may put
+    /// back by rolling back).
+    fn uniques_may_meet(&self, a: &crate::TableAccess, b: &crate::TableAccess) -> bool {
+        if a.mode != crate::AccessMode::Write || b.mode != crate::AccessMode::Write {
+            return false;
+        }
+        let known = self.uniques.get(&table_resource(&a.table));
+        let unique = |c: &String| known.is_none_or(|u| u.contains(c));
+        match (&a.changes, &b.changes) {
+            // An INSERT checks every column of its row.
+            (_, None) => true,
+            // An UPDATE checks only the columns it changes (the others keep
+            // its row's own values); an INSERT or DELETE holds them all.
+            (None, Some(y)) => y.iter().any(unique),
+            (Some(x), Some(y)) => y.iter().any(|c| unique(c) && x.contains(c)),
+        }
+    }
+
     /// Whether `txn` may try `fp` now: no predicted lock wait, and (after a
     /// failed attempt at epoch `min_epoch - 1`) some transaction has ended.
     pub fn may_run(&self, txn: u64, fp: &Footprint, min_epoch: u64) -> bool {

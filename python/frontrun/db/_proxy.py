@@ -183,17 +183,25 @@ class ConnectionProxy:
             else:
                 _fields(self)["_txn_level"] = fp.isolation
         site = _native.db_site(self.label, sql, describe_params(params), fp.describe())
+        # While parked here, the model may hold it back for a lock (see
+        # DbSession.check_undone).
+        self._session.note_pending(self, fp)
+        try:
+            _native.db_event(
+                self._model,
+                self._txn,
+                fp,
+                site,
+                serializable=self.isolation == "serializable",
+                lock_model=True,
+                snapshot_isolation=self._snapshot_isolation(),
+                take_snapshot=self._take_snapshot,
+            )
+        finally:
+            self._session.clear_pending(self)
+        # (After the scheduling point: what is undone or held back is what
+        # it was when the statement really runs.)
         self._session.check_undone(self, fp)
-        _native.db_event(
-            self._model,
-            self._txn,
-            fp,
-            site,
-            serializable=self.isolation == "serializable",
-            lock_model=True,
-            snapshot_isolation=self._snapshot_isolation(),
-            take_snapshot=self._take_snapshot,
-        )
         return site
 
     def _after(self, fp: _native.SqlFootprint) -> None:

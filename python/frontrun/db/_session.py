@@ -77,8 +77,11 @@ class DbSession:
         self._conns: list[weakref.ref[ConnectionProxy]] = []
         self._catalog_read: set[str] = set()
         # Statements a lock probe found waiting and undid, until retried:
-        # (database, txn) -> (tables, description, label).
-        self._undone: dict[tuple[str, int], tuple[set[str], str, str]] = {}
+        # (database, txn) -> (statement, label, model).
+        self._undone: dict[tuple[str, int], tuple[_native.SqlFootprint, str, _native.DbModel]] = {}
+        # Announced statements that may hold rows when they wait, until run:
+        # (database, txn) -> (statement, label, model).
+        self._pending: dict[tuple[str, int], tuple[_native.SqlFootprint, str, _native.DbModel]] = {}
         self.caveat: str | None = None
         """Why a passing exploration is not a proof (``None``: it is)."""
 
@@ -129,17 +132,32 @@ class DbSession:
                 self._catalog_read.add(database)
 
     def note_undone(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
-        """``conn``'s statement ``fp`` waited for a lock: the probe undid it
-        and it is retried later (see ``ConnectionProxy._probed``). Only an
-        INSERT or UPDATE is noted: it may wait in a unique check after it
-        wrote (and locked) its row version, which others may then wait for.
-        (A multi-row statement that locked some rows before waiting for
-        another has the same problem; not handled yet.)"""
-        if fp.kind not in ("insert", "update"):
+        """``conn``'s statement ``fp`` waits for a lock: the model holds it
+        back, or a probe undid it, and it is (re)tried later (see
+        ``ConnectionProxy._probed``). Noted
+        when it may have held something before it waited (see
+        ``DbModel.may_wait_holding``): an INSERT or UPDATE waits in a unique
+        check after it wrote (and locked) its row version, and a statement
+        locking several rows locks some before it waits for another; others
+        may wait for those."""
+        if not conn._model.may_wait_holding(fp):
             return
-        tables = {_base(t) for t, _ in fp.tables}
         with self._lock:
-            self._undone[(conn._database, conn._txn)] = (tables, fp.describe(), conn.label)
+            self._undone[(conn._database, conn._txn)] = (fp, conn.label, conn._model)
+
+    def note_pending(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+        """``conn``'s statement ``fp`` is announced and not yet run: the
+        model may hold it back while another transaction holds its rows.
+        It waits from scratch then, where the server may have let it lock
+        some rows first (see ``check_undone``)."""
+        if fp.inert or fp.ends_transaction or not conn._model.may_wait_holding(fp):
+            return
+        with self._lock:
+            self._pending[(conn._database, conn._txn)] = (fp, conn.label, conn._model)
+
+    def clear_pending(self, conn: ConnectionProxy) -> None:
+        with self._lock:
+            self._pending.pop((conn._database, conn._txn), None)
 
     def clear_undone(self, conn: ConnectionProxy) -> None:
         with self._lock:
@@ -149,23 +167,35 @@ class DbSession:
         """``fp`` is about to run on ``conn`` while another transaction's
         statement is undone. On the server that statement would still wait,
         holding what it did before the wait (rows it locked, a row version
-        it wrote that a unique check waits for): if ``fp`` touches its
-        tables, ``fp`` might have waited too, e.g. in a deadlock the search
-        cannot see. Then a passing exploration is no proof."""
-        if fp.inert or fp.ends_transaction or not self._undone:
+        it wrote that a unique check waits for): if ``fp`` might wait for
+        those (``DbModel.may_wait_for_undone``: the same rows, or a unique
+        column both change), ``fp`` might have waited too, e.g. in a deadlock
+        the search cannot see. Then a passing exploration is no proof."""
+        if fp.inert or fp.ends_transaction or not (self._undone or self._pending):
             return
-        # Plain reads never wait for a row; writes and locking reads may.
-        locking = "(FOR " in fp.describe() or "(row lock)" in fp.describe()
-        tables = {_base(t) for t, mode in fp.tables if mode == "write" or locking}
         with self._lock:
             if self.caveat is not None:
                 return
-            for (database, txn), (undone, what, who) in self._undone.items():
+            # Only while they would still wait on the server: once their
+            # blockers ended, they would have run whole (an order the search
+            # covers on its own).
+            held_back = [
+                (key, (pending, who))
+                for key, (pending, who, model) in self._pending.items()
+                if model.predict(key[1], pending)[0] == "blocks"
+            ]
+            still_undone = [
+                (key, (undone, who))
+                for key, (undone, who, model) in self._undone.items()
+                if model.predict(key[1], undone)[0] != "proceeds"
+            ]
+            for (database, txn), (undone, who) in [*still_undone, *held_back]:
                 if database == conn._database and txn != conn._txn:
-                    if fp.is_global or tables & undone:
+                    if conn._model.may_wait_for_undone(txn, undone, fp):
+                        what = undone.describe()
                         self.caveat = (
                             f"{who}'s statement ({what}) waited for a lock and frontrun "
-                            f"retried it later instead of letting it wait; meanwhile "
+                            f"ran it only once the lock was free, from scratch; meanwhile "
                             f"{conn.label} ran {fp.describe()}, which on the server could "
                             f"have waited for what the first had already done (a deadlock "
                             f"this search does not see)"
@@ -278,6 +308,7 @@ class DbSession:
         with self._lock:
             self._next = 0
             self._undone.clear()
+            self._pending.clear()
             for model in self._models.values():
                 model.reset_locks()
             # Read the catalog again: setup() or the last execution may have
@@ -368,8 +399,3 @@ def describe_params(params: Any) -> str | None:
         return None
     text = repr(params)
     return text if len(text) <= 120 else text[:119] + "…"
-
-
-def _base(table: str) -> str:
-    """A table's last name part (schemas are not resolved)."""
-    return table.rsplit(".", 1)[-1]
