@@ -162,15 +162,23 @@ impl PyDbModel {
 
     /// Whether `fp`, found waiting for a lock, may already hold locks or a
     /// row version others could wait for (see `Model::may_wait_holding`).
-    fn may_wait_holding(&self, fp: &PyFootprint) -> bool {
-        self.lock().may_wait_holding(&fp.fp)
+    fn may_wait_holding(&self, fp: &PyFootprint) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| Ok(self.lock().may_wait_holding(&fp.fp)))
     }
 
     /// Whether `fp` might wait on the server for what the undone statement
     /// `undone` held (see `Model::may_wait_for_undone`).
-    fn may_wait_for_undone(&self, undone_txn: u64, undone: &PyFootprint, fp: &PyFootprint) -> bool {
-        self.lock()
-            .may_wait_for_undone(undone_txn, &undone.fp, &fp.fp)
+    fn may_wait_for_undone(
+        &self,
+        undone_txn: u64,
+        undone: &PyFootprint,
+        fp: &PyFootprint,
+    ) -> PyResult<bool> {
+        crate::ffi_guard::guard(|| {
+            Ok(self
+                .lock()
+                .may_wait_for_undone(undone_txn, &undone.fp, &fp.fp))
+        })
     }
 
     /// Number of transaction ends seen (see `may_run`).
