@@ -23,12 +23,24 @@ from frontrun.db import _hooks as _db_hooks
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-Strategy = Literal["iterative", "dpor", "random", "pct"]
-_STRATEGIES = ("iterative", "dpor", "random", "pct")
+Strategy = Literal["default", "portfolio", "iterative", "dpor", "random", "pct"]
+_STRATEGIES = ("default", "portfolio", "iterative", "dpor", "random", "pct")
 SearchOrder = Literal["lowest-first", "highest-first", "random"]
 _SEARCH_ORDERS = ("lowest-first", "highest-first", "random")
 Substrate = Literal["threads", "coroutines"]
 _SUBSTRATES = ("threads", "coroutines")
+
+
+_progress_default = True
+"""What `progress=None` means; the pytest plugin sets it to whether `-v` was
+given, so a quiet test run stays quiet."""
+
+
+def set_progress_default(show: bool) -> None:
+    """Make `progress=None` show progress or not (the pytest plugin calls
+    this with whether `-v` was given)."""
+    global _progress_default
+    _progress_default = bool(show)
 
 
 def default_substrate() -> str:
@@ -89,8 +101,12 @@ class ExploreResult:
     failed, `exhausted` is False, and the explanation names the first object
     and line that differed."""
     preemption_bound_found: int | None = None
-    """With the default iterative search: the preemption bound of the pass that
-    found the failure (None if the unbounded pass found it, or another strategy)."""
+    """With the default, portfolio or iterative search: the preemption bound of
+    the DPOR pass that found the failure (None if the unbounded pass or a
+    randomized run found it, or with another strategy)."""
+    found_by: str | None = None
+    """Which member of the search ran the failing execution: "dpor bound 1",
+    "dpor unbounded", "dpor", "random", "pct depth 2"… (None if nothing failed)."""
     repeated_executions: int = 0
     """Executions that ran an interleaving (Mazurkiewicz trace) an earlier one
     already ran: the price of searching in passes of growing bounds."""
@@ -413,6 +429,9 @@ class InterleavingOptions(ReplayOptions, total=False):
     """Seed of sampling and of `search_order="random"`."""
     reproduce_on_failure: int
     """Replays of the counterexample that count how often it fails (default 10)."""
+    progress: bool | None
+    """Show the progress of an exploration longer than 2 s on stderr; None
+    (the default) shows it, except under pytest without `-v`."""
 
 
 class DporOptions(InterleavingOptions, total=False):
@@ -492,6 +511,8 @@ def _options(
     if substrate not in _SUBSTRATES:
         raise ValueError(f"unknown substrate {substrate!r}: use one of {', '.join(_SUBSTRATES)}")
     opts["substrate"] = _usable_substrate(substrate)
+    if opts.get("progress") is None:
+        opts["progress"] = _progress_default
     if "timeout_per_run" in opts:
         opts["timeout_per_run"] = float(opts["timeout_per_run"])
     return _native.ExploreOptions(**opts)
@@ -668,7 +689,12 @@ def explore(
     Each line of an explanation shows the innermost frame of the user's own
     code (not the standard library, an installed package or frontrun), where
     a statement run by an ORM was asked for; `full_frames=True` lists the
-    library frames below it too."""
+    library frames below it too.
+
+    `progress`: an exploration running longer than 2 s shows its executions,
+    executions per second, current bound and elapsed time on stderr (one
+    line rewritten in place on a terminal, else one line per 10 s). False
+    turns it off; None shows it, except under pytest without `-v`."""
     given = dict(options)
     full_frames = bool(given.pop("full_frames", False))
     return _run(

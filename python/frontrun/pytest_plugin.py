@@ -7,7 +7,8 @@
 A missing server is an error naming what was searched, never a skip. At the
 end of the session the plugin fails the run if a server it knows of is still up.
 After each test it stops frontrun's idle worker threads, so no test leaves a
-thread behind for the next one.
+thread behind for the next one. Explorations show their progress only under
+``-v``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from collections.abc import Iterator
 import pytest
 
 from frontrun.testing import PostgresServer, postgres_server, running_servers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from frontrun._explore import set_progress_default
+
+    set_progress_default(config.getoption("verbose", 0) > 0)
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@
 use crate::event::ThreadId;
 use crate::strategy::dpor::{BoundedDpor, Dpor, DporConfig, IterativeDpor, SearchOrder};
 use crate::strategy::pct::Pct;
+use crate::strategy::portfolio::{Mixed, Sampler};
 use crate::strategy::random::RandomStrategy;
 use crate::strategy::replay::Replay;
 use crate::strategy::{Choice, Outcome, Strategy, ThreadStatus};
@@ -21,6 +22,15 @@ pub enum StrategyKind {
         max_bound: u32,
         pass_budget: u64,
         search_order: SearchOrder,
+    },
+    /// Iterative preemption bounding interleaved with randomized runs of
+    /// `samplers` (the default search, and the portfolio).
+    Mixed {
+        max_bound: u32,
+        pass_budget: u64,
+        search_order: SearchOrder,
+        seed: u64,
+        samplers: Vec<Sampler>,
     },
     Random {
         seed: u64,
@@ -54,6 +64,17 @@ pub fn make(kind: &StrategyKind) -> Box<dyn Strategy + Send> {
             pass_budget,
             search_order,
         } => Box::new(IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget)),
+        StrategyKind::Mixed {
+            max_bound,
+            pass_budget,
+            search_order,
+            seed,
+            samplers,
+        } => Box::new(Mixed::new(
+            IterativeDpor::new(*max_bound, *search_order).with_pass_budget(*pass_budget),
+            samplers,
+            *seed,
+        )),
         StrategyKind::Random {
             seed,
             attempts,
@@ -116,6 +137,10 @@ impl<S: Strategy> SwitchBudget<S> {
 }
 
 impl<S: Strategy> Strategy for SwitchBudget<S> {
+    fn member(&self) -> String {
+        self.inner.member()
+    }
+
     fn begin_execution(&mut self) -> bool {
         self.schedule.clear();
         self.inner.begin_execution()

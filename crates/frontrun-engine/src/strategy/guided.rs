@@ -50,6 +50,10 @@ impl Guided {
 }
 
 impl Strategy for Guided {
+    fn member(&self) -> String {
+        "shrinking".to_string()
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.runs_left == 0 {
             return false;

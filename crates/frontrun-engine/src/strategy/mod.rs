@@ -11,6 +11,7 @@ pub mod build;
 pub mod dpor;
 pub mod guided;
 pub mod pct;
+pub mod portfolio;
 pub mod random;
 pub mod replay;
 
@@ -71,7 +72,7 @@ pub struct Divergence {
     pub found: Option<Event>,
 }
 
-/// A scheduling strategy: DPOR, random, PCT or replay.
+/// A scheduling strategy: DPOR, random, PCT, a mix of them, or replay.
 pub trait Strategy {
     /// Prepare the next execution; `false` when nothing is left to run.
     fn begin_execution(&mut self) -> bool;
@@ -101,6 +102,9 @@ pub trait Strategy {
     fn switch_counts(&self) -> Option<guided::SwitchCounts> {
         None
     }
+    /// Who chooses the current execution, for the result's `found_by` and
+    /// the progress line: "dpor", "dpor bound 1", "random", "pct depth 2"…
+    fn member(&self) -> String;
     /// For a systematic search: the first execution that did not replay the
     /// recorded prefix (see [`Divergence`]).
     fn divergence(&self) -> Option<&Divergence> {

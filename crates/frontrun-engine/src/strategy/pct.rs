@@ -82,6 +82,10 @@ impl Pct {
 }
 
 impl Strategy for Pct {
+    fn member(&self) -> String {
+        format!("pct depth {}", self.depth)
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.finished() {
             return false;

@@ -48,6 +48,10 @@ pub(crate) fn terminal(threads: &[ThreadStatus<'_>]) -> Choice {
 }
 
 impl Strategy for RandomStrategy {
+    fn member(&self) -> String {
+        "random".to_string()
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.finished() {
             return false;

@@ -53,6 +53,10 @@ impl Replay {
 }
 
 impl Strategy for Replay {
+    fn member(&self) -> String {
+        "replay".to_string()
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.runs_left == 0 {
             return false;

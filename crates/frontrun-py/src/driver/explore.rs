@@ -9,6 +9,7 @@ use frontrun_engine::event::{AccessKind, ThreadId};
 use frontrun_engine::explain::{self, BugKind, TraceLine};
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig, PassBound};
 use frontrun_engine::strategy::guided::{shrink_candidates, switch_points, Guided, SwitchCounts};
+use frontrun_engine::strategy::portfolio::Sampler;
 use frontrun_engine::strategy::{Outcome, Strategy};
 use frontrun_engine::verdict::{self, SearchSummary};
 use pyo3::exceptions::PyValueError;
@@ -21,6 +22,7 @@ use super::divergence::divergence_text;
 use super::gate::{consume_stop_request, Abort, Gate, TraceStep};
 use super::options::{ExploreOptions, ExploreOutcome};
 use super::pool::{Job, WorkerPool};
+use super::progress::{self, Progress};
 use crate::tracer::{self, registry};
 use frontrun_engine::strategy::build::{self as strategies, StrategyKind};
 
@@ -881,6 +883,14 @@ const ITERATIVE_MAX_BOUND: u32 = 2;
 /// caps what they add to the proof's cost (at most 3 x 200).
 const ITERATIVE_PASS_BUDGET: u64 = 200;
 
+/// What the default search interleaves with its DPOR passes: uniform
+/// random runs reach a preemption among many threads that a depth-first
+/// pass gets to late, and PCT of depth 2 targets the one-preemption orders.
+const DEFAULT_SAMPLERS: [Sampler; 2] = [Sampler::Random, Sampler::Pct(2)];
+
+/// The portfolio's members besides DPOR: PCT of depths 1 to 3.
+const PORTFOLIO_SAMPLERS: [Sampler; 3] = [Sampler::Pct(1), Sampler::Pct(2), Sampler::Pct(3)];
+
 /// `_explore(...)`: see `frontrun.explore` for the meaning of each option.
 #[pyfunction]
 pub fn _explore<'py>(
@@ -919,6 +929,7 @@ fn explore_body<'py>(
         ref search_order,
         shrink_budget,
         ref substrate,
+        progress,
     } = *options;
     let (strategy, replay, search_order) =
         (strategy.as_str(), replay.as_deref(), search_order.as_str());
@@ -955,6 +966,18 @@ fn explore_body<'py>(
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },
+        (None, "default" | "portfolio") => StrategyKind::Mixed {
+            max_bound: preemption_bound.unwrap_or(ITERATIVE_MAX_BOUND),
+            pass_budget: ITERATIVE_PASS_BUDGET,
+            search_order: strategies::search_order(search_order, seed)
+                .map_err(PyValueError::new_err)?,
+            seed,
+            samplers: if strategy == "default" {
+                DEFAULT_SAMPLERS.to_vec()
+            } else {
+                PORTFOLIO_SAMPLERS.to_vec()
+            },
+        },
         (None, "random") => StrategyKind::Random {
             seed,
             attempts: max_attempts,
@@ -967,21 +990,24 @@ fn explore_body<'py>(
         },
         (None, other) => {
             return Err(PyValueError::new_err(format!(
-                "unknown strategy {other:?}: use \"iterative\", \"dpor\", \"random\" or \"pct\""
+                "unknown strategy {other:?}: use \"default\", \"portfolio\", \"iterative\", \"dpor\", \"random\" or \"pct\""
             )))
         }
     };
     let systematic = matches!(
         kind,
-        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. }
+        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } | StrategyKind::Mixed { .. }
     );
+    let mixed = matches!(kind, StrategyKind::Mixed { .. });
     let kind_of_search = if matches!(kind, StrategyKind::Replay { .. }) {
         SearchKind::Replay
     } else {
         SearchKind::Search
     };
     let limit = match kind {
-        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } => max_executions,
+        StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } | StrategyKind::Mixed { .. } => {
+            max_executions
+        }
         StrategyKind::Replay { .. } => Some(1),
         _ => Some(max_executions.map_or(max_attempts, |m| m.min(max_attempts))),
     };
@@ -1014,6 +1040,10 @@ fn explore_body<'py>(
     };
     // The pass of an iterative search that found the first failure.
     let mut failure_pass: Option<PassBound> = None;
+    // The member of the search that ran the first failure ("dpor bound 1"…).
+    let mut found_by: Option<String> = None;
+    let mut shown = Progress::new(progress::mode(py, progress), started);
+    let mut searching = String::new();
     loop {
         let cap_hit = limit.is_some_and(|m| explored >= m);
         let time_hit = total.is_some_and(|t| started.elapsed() >= t);
@@ -1063,6 +1093,7 @@ fn explore_body<'py>(
             break;
         }
         let pass = strategy.pass_bound();
+        searching = strategy.member();
         let (exec, s) = program.run(py, strategy)?;
         strategy = s;
         if let StrategyKind::Replay { schedule } = &kind {
@@ -1070,6 +1101,9 @@ fn explore_body<'py>(
         }
         if !matches!(exec.verdict, RunEnd::Pruned) {
             explored += 1;
+        }
+        if let Some(text) = shown.tick(Instant::now(), explored, &searching) {
+            progress::write(py, &text);
         }
         if summary.unexplored.is_none() {
             summary.unexplored = exec.unexplored;
@@ -1086,12 +1120,16 @@ fn explore_body<'py>(
                 if first_failure.is_none() {
                     first_failure = Some((exec, k, m));
                     failure_pass = pass;
+                    found_by = Some(searching.clone());
                 }
                 if stop_on_first {
                     break;
                 }
             }
         }
+    }
+    if let Some(text) = shown.finish(Instant::now(), explored, &searching) {
+        progress::write(py, &text);
     }
     // A systematic search whose executions did not repeat their recorded
     // prefixes explored some other program: never a proof.
@@ -1111,6 +1149,7 @@ fn explore_body<'py>(
         executions_explored: explored,
         diverged: diverged.is_some() || search_divergence.is_some(),
         repeated_executions: strategy.repeated_executions(),
+        found_by: found_by.clone(),
         preemption_bound_found: match failure_pass {
             Some(PassBound::Bounded(k)) => Some(k),
             _ => None,
@@ -1180,7 +1219,13 @@ fn explore_body<'py>(
             Some(PassBound::Unbounded) => text.push_str(
                 "Found by the unbounded pass (no schedule within the smaller bounds failed).\n",
             ),
-            None => {}
+            None => {
+                if let (true, Some(by)) = (mixed, &found_by) {
+                    text.push_str(&format!(
+                        "Found by a randomized run ({by}) between the DPOR passes.\n"
+                    ));
+                }
+            }
         }
         if attempts < reproduce_on_failure {
             text.push_str(&format!(
@@ -1226,11 +1271,10 @@ fn explore_body<'py>(
     let mut text = verdict.explanation(explored);
     match (&stopped, &kind) {
         (Some(why), _) => text.push_str(&format!(".\nWhat stopped it: {why}.")),
-        (None, StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. })
-            if verdict.exhausted() =>
-        {
-            text.push('.')
-        }
+        (
+            None,
+            StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } | StrategyKind::Mixed { .. },
+        ) if verdict.exhausted() => text.push('.'),
         (
             None,
             StrategyKind::Dpor {
@@ -1246,7 +1290,10 @@ fn explore_body<'py>(
         (None, StrategyKind::Replay { .. }) => {
             text.push_str(" (the replayed interleaving passed).")
         }
-        (None, StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. }) => text.push('.'),
+        (
+            None,
+            StrategyKind::Dpor { .. } | StrategyKind::Iterative { .. } | StrategyKind::Mixed { .. },
+        ) => text.push('.'),
     }
     for n in divergence_note.iter().chain(hidden_note.iter()) {
         text.push('\n');

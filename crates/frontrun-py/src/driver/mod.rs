@@ -9,6 +9,7 @@ pub mod gate;
 pub mod identity;
 pub mod options;
 pub mod pool;
+pub mod progress;
 pub mod real_locks;
 pub mod spawn;
 pub mod sync;

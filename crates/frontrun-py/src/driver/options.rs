@@ -24,6 +24,8 @@ pub struct ExploreOptions {
     pub search_order: String,
     pub shrink_budget: u32,
     pub substrate: String,
+    /// Show the progress of a long exploration on stderr.
+    pub progress: bool,
 }
 
 #[pymethods]
@@ -45,6 +47,7 @@ impl ExploreOptions {
         search_order = "lowest-first",
         shrink_budget = 128,
         substrate = "threads",
+        progress = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -62,6 +65,7 @@ impl ExploreOptions {
         search_order: &str,
         shrink_budget: u32,
         substrate: &str,
+        progress: bool,
     ) -> PyResult<Self> {
         crate::ffi_guard::guard(|| {
             Ok(Self {
@@ -79,6 +83,7 @@ impl ExploreOptions {
                 search_order: search_order.to_owned(),
                 shrink_budget,
                 substrate: substrate.to_owned(),
+                progress,
             })
         })
     }
@@ -95,6 +100,7 @@ impl ExploreOptions {
                 reproduce_on_failure: 0,
                 replay: None,
                 seed: None,
+                progress: false,
                 ..self.clone()
             })
         })
@@ -120,6 +126,7 @@ pub struct ExploreOutcome {
     pub diverged: bool,
     pub preemption_bound_found: Option<u32>,
     pub repeated_executions: u64,
+    pub found_by: Option<String>,
     pub preemptions: Option<u32>,
     pub context_switches: Option<u32>,
     pub shrink_replays: u32,

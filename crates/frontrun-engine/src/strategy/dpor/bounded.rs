@@ -312,6 +312,13 @@ impl BoundedDpor {
 }
 
 impl Strategy for BoundedDpor {
+    fn member(&self) -> String {
+        match self.bound() {
+            Some(k) => format!("dpor bound {k}"),
+            None => "dpor".to_string(),
+        }
+    }
+
     fn divergence(&self) -> Option<&Divergence> {
         self.divergence.as_ref()
     }

@@ -242,6 +242,10 @@ impl Dpor {
 }
 
 impl Strategy for Dpor {
+    fn member(&self) -> String {
+        "dpor".to_string()
+    }
+
     fn divergence(&self) -> Option<&Divergence> {
         self.divergence.as_ref()
     }

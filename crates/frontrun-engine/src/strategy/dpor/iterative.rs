@@ -147,6 +147,13 @@ impl IterativeDpor {
 }
 
 impl Strategy for IterativeDpor {
+    fn member(&self) -> String {
+        match self.bound() {
+            PassBound::Bounded(k) => format!("dpor bound {k}"),
+            PassBound::Unbounded => "dpor unbounded".to_string(),
+        }
+    }
+
     fn begin_execution(&mut self) -> bool {
         if self.over {
             return false;
