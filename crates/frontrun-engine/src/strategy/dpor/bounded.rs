@@ -61,8 +61,6 @@ pub struct BoundedDpor {
     exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
-    /// The first replayed step whose event differed from the recording.
-    divergence: Option<Divergence>,
 }
 
 impl BoundedDpor {
@@ -82,7 +80,6 @@ impl BoundedDpor {
             exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
-            divergence: None,
         }
     }
 
@@ -320,7 +317,7 @@ impl Strategy for BoundedDpor {
     }
 
     fn divergence(&self) -> Option<&Divergence> {
-        self.divergence.as_ref()
+        self.exec.divergence.as_ref()
     }
 
     fn begin_execution(&mut self) -> bool {
@@ -353,23 +350,8 @@ impl Strategy for BoundedDpor {
         if d < self.replay_len {
             self.points[d].enabled = enabled;
             let t = self.nodes[d].thread;
-            let now = match threads.get(t) {
-                Some(ThreadStatus::Enabled(ev)) => Some(*ev),
-                _ => None,
-            };
-            // Before the backtrack point the execution repeats a recorded one
-            // step for step: any difference is state that outlived an
-            // execution.
-            if d < self.new_from {
-                super::note_divergence(
-                    &mut self.divergence,
-                    self.stats.executions,
-                    d,
-                    &self.nodes[d],
-                    now,
-                );
-            }
-            if now.is_some() {
+            let at = (self.stats.executions, d, self.new_from);
+            if self.exec.replays(threads, at, t, &self.nodes[d].event) {
                 return self.commit(t, threads);
             }
             // The recorded choice cannot run (nondeterministic program):

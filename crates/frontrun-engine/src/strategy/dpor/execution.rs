@@ -4,7 +4,7 @@
 //! the execution ended.
 
 use crate::event::{Event, ThreadId};
-use crate::strategy::{Choice, ThreadStatus};
+use crate::strategy::{Choice, Divergence, ThreadStatus};
 
 /// What one execution has shown so far; reset by `begin`.
 #[derive(Debug, Default)]
@@ -20,6 +20,9 @@ pub(super) struct Execution {
     /// event after which it became enabled again (see `Node::enabled_by`).
     was_disabled: Vec<bool>,
     enabler: Vec<Option<usize>>,
+    /// The first replayed step of the search that did not repeat its
+    /// recording (kept across executions).
+    pub divergence: Option<Divergence>,
 }
 
 impl Execution {
@@ -30,6 +33,34 @@ impl Execution {
         self.blocked.clear();
         self.was_disabled.clear();
         self.enabler.clear();
+    }
+
+    /// At replayed point `step` of `execution`, where `thread` ran
+    /// `recorded`: whether that thread can run now. Before `new_from` (the
+    /// branch point) the execution repeats a recorded one step for step, so
+    /// any difference is state that outlived an execution, not something
+    /// DPOR chose: the first one of the search is kept.
+    pub fn replays(
+        &mut self,
+        threads: &[ThreadStatus<'_>],
+        (execution, step, new_from): (u64, usize, usize),
+        thread: ThreadId,
+        recorded: &Event,
+    ) -> bool {
+        let now = match threads.get(thread) {
+            Some(ThreadStatus::Enabled(ev)) => Some(*ev),
+            _ => None,
+        };
+        if step < new_from && now != Some(recorded) && self.divergence.is_none() {
+            self.divergence = Some(Divergence {
+                execution,
+                step,
+                thread,
+                expected: recorded.clone(),
+                found: now.cloned(),
+            });
+        }
+        now.is_some()
     }
 
     /// Note which threads are blocked at the point after `depth` steps, and

@@ -32,8 +32,6 @@ pub struct Dpor {
     exec: Execution,
     clocks: TraceClocks,
     races: Vec<(usize, usize)>,
-    /// The first replayed step whose event differed from the recording.
-    divergence: Option<Divergence>,
 }
 
 impl Dpor {
@@ -56,7 +54,6 @@ impl Dpor {
             exec: Execution::default(),
             clocks: TraceClocks::default(),
             races: Vec::new(),
-            divergence: None,
         }
     }
 
@@ -247,7 +244,7 @@ impl Strategy for Dpor {
     }
 
     fn divergence(&self) -> Option<&Divergence> {
-        self.divergence.as_ref()
+        self.exec.divergence.as_ref()
     }
 
     fn begin_execution(&mut self) -> bool {
@@ -275,23 +272,8 @@ impl Strategy for Dpor {
         let d = self.depth;
         if d < self.replay_len {
             let t = self.stack[d].thread;
-            let now = match threads.get(t) {
-                Some(ThreadStatus::Enabled(ev)) => Some(*ev),
-                _ => None,
-            };
-            // Before the branch point the execution repeats a recorded one
-            // step for step: any difference is state that outlived an
-            // execution, not something DPOR chose.
-            if d < self.new_from {
-                super::note_divergence(
-                    &mut self.divergence,
-                    self.stats.executions,
-                    d,
-                    &self.stack[d],
-                    now,
-                );
-            }
-            if now.is_some() {
+            let at = (self.stats.executions, d, self.new_from);
+            if self.exec.replays(threads, at, t, &self.stack[d].event) {
                 return self.commit(t, threads);
             }
             // The recorded choice cannot run: keep this node's sleep set and

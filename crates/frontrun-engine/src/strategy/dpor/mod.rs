@@ -55,36 +55,11 @@ mod iterative;
 mod path;
 mod race;
 mod sequence;
+mod step;
 mod wakeup;
 
 pub use bounded::BoundedDpor;
 
-use crate::strategy::Divergence;
-
-/// Keep the first divergence of a search: at `step` of `execution`, the
-/// replayed `node` recorded `expected` but the thread now has `found`
-/// pending (`None`: it cannot run). Equal events are not a divergence.
-pub(crate) fn note_divergence(
-    first: &mut Option<Divergence>,
-    execution: u64,
-    step: usize,
-    node: &path::Node,
-    found: Option<&Event>,
-) -> bool {
-    if found == Some(&node.event) {
-        return false;
-    }
-    if first.is_none() {
-        *first = Some(Divergence {
-            execution,
-            step,
-            thread: node.thread,
-            expected: node.event.clone(),
-            found: found.cloned(),
-        });
-    }
-    true
-}
 pub use explorer::Dpor;
 pub use iterative::{IterativeDpor, PassBound};
 

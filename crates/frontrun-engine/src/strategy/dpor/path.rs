@@ -6,6 +6,7 @@
 //! wakeup tree of branches still to explore from here, and the preemption
 //! count used by the optional bound.
 
+use super::step::Executed;
 use super::wakeup::WakeupTree;
 use crate::event::{Event, ThreadId};
 
@@ -45,5 +46,17 @@ impl Node {
 
     pub fn is_asleep(&self, t: ThreadId) -> bool {
         self.sleep.iter().any(|(q, _)| *q == t)
+    }
+}
+
+impl Executed for Node {
+    fn thread(&self) -> ThreadId {
+        self.thread
+    }
+    fn event(&self) -> &Event {
+        &self.event
+    }
+    fn enabled_by(&self) -> Option<usize> {
+        self.enabled_by
     }
 }

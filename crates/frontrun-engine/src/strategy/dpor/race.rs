@@ -14,8 +14,8 @@
 //! backwards instead (same result, checked by a test).
 
 use super::index::AccessIndex;
-use super::path::Node;
 use super::sequence::{interferes, Sequence};
+use super::step::Executed;
 use crate::event::{AccessKind, Event, ObjId, ThreadId};
 
 /// Clocks of every event of a trace, stored flat (`stride` entries per event).
@@ -70,9 +70,9 @@ impl TraceClocks {
     /// can only be moved to points where its thread was enabled (`changes`:
     /// per thread, the depths at which it became disabled/enabled); other
     /// points are invisible to its race search.
-    pub fn analyze(
+    pub fn analyze<N: Executed>(
         &mut self,
-        trace: &[Node],
+        trace: &[N],
         real_len: usize,
         from: usize,
         races: &mut Vec<(usize, usize)>,
@@ -97,8 +97,8 @@ impl TraceClocks {
         self.seen.resize(n, 0);
 
         for j in 0..len {
-            let t = trace[j].thread;
-            let ev = &trace[j].event;
+            let t = trace[j].thread();
+            let ev = &trace[j].event();
             // Base: program order (or the spawn point for a thread's first event).
             let base = self.last_of[t].or(self.spawned_at[t]);
             match base {
@@ -106,7 +106,7 @@ impl TraceClocks {
                 None => self.cov.iter_mut().for_each(|c| *c = 0),
             }
             let own_prev = self.last_of[t].map_or(0, |p| self.local[p]);
-            if let Some(p) = trace[j].enabled_by.filter(|&p| p < j) {
+            if let Some(p) = trace[j].enabled_by().filter(|&p| p < j) {
                 join_into(&mut self.cov, &self.clocks[p * n..(p + 1) * n]);
             }
             for a in &ev.accesses {
@@ -163,23 +163,23 @@ impl TraceClocks {
     /// Races of the real event `j` (its base clock in `cov`) from the
     /// index's candidates, latest first: a later racing event's clock covers
     /// what happens before it. Same result as [`Self::walk_races`].
-    fn indexed_races(
+    fn indexed_races<N: Executed>(
         &mut self,
-        trace: &[Node],
+        trace: &[N],
         j: usize,
         from: usize,
         races: &mut Vec<(usize, usize)>,
     ) {
         let n = self.stride;
-        let t = trace[j].thread;
+        let t = trace[j].thread();
         self.cands.clear();
-        for a in &trace[j].event.accesses {
+        for a in &trace[j].event().accesses {
             self.index.candidates(a, &mut self.cands);
         }
         self.cands.sort_unstable_by(|a, b| b.cmp(a));
         self.cands.dedup();
         for &i in &self.cands {
-            let ti = trace[i].thread;
+            let ti = trace[i].thread();
             if ti != t && self.cov[ti] < self.local[i] {
                 if j >= from {
                     races.push((i, j));
@@ -193,17 +193,17 @@ impl TraceClocks {
     /// Races of event `j` by walking the real trace backwards until every
     /// earlier event is covered. Needed for blocked events (`j >= real_len`),
     /// whose non-acquisitions report every uncovered conflicting write.
-    fn walk_races(
+    fn walk_races<N: Executed>(
         &mut self,
-        trace: &[Node],
+        trace: &[N],
         j: usize,
         real_len: usize,
         from: usize,
         races: &mut Vec<(usize, usize)>,
     ) {
         let n = self.stride;
-        let t = trace[j].thread;
-        let ev = &trace[j].event;
+        let t = trace[j].thread();
+        let ev = &trace[j].event();
         let restricted =
             j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
         if ev.accesses.is_empty() {
@@ -217,9 +217,9 @@ impl TraceClocks {
             if self.cov.iter().zip(&self.rem).all(|(c, r)| c >= r) {
                 break;
             }
-            let ti = trace[i].thread;
+            let ti = trace[i].thread();
             self.rem[ti] -= 1;
-            if ti == t || !trace[i].event.conflicts(ev) {
+            if ti == t || !trace[i].event().conflicts(ev) {
                 continue;
             }
             if restricted {
@@ -251,8 +251,8 @@ impl TraceClocks {
     }
 
     /// Whether the event at position `i` happens before the one at `j` (`i < j`).
-    pub fn hb(&self, trace: &[Node], i: usize, j: usize) -> bool {
-        i != j && self.clocks[j * self.stride + trace[i].thread] >= self.local[i]
+    pub fn hb<N: Executed>(&self, trace: &[N], i: usize, j: usize) -> bool {
+        i != j && self.clocks[j * self.stride + trace[i].thread()] >= self.local[i]
     }
 
     /// The clock of the event at position `j`: per thread, how many of its
@@ -281,11 +281,11 @@ fn join_into(acc: &mut [u32], other: &[u32]) {
 
 /// Number of thread slots a trace needs: every thread that ran, spawned or
 /// was joined.
-fn thread_count(trace: &[Node]) -> usize {
+fn thread_count<N: Executed>(trace: &[N]) -> usize {
     let mut n = 0;
     for node in trace {
-        n = n.max(node.thread + 1);
-        for a in &node.event.accesses {
+        n = n.max(node.thread() + 1);
+        for a in &node.event().accesses {
             // The object of a spawn or join is a thread id; a value no
             // thread could have is a driver bug and must not size the clocks.
             if matches!(a.kind, AccessKind::Spawn | AccessKind::Join) && a.obj < MAX_THREADS {
@@ -298,17 +298,17 @@ fn thread_count(trace: &[Node]) -> usize {
 
 /// A view of the analysed trace used to reason about sequences of its
 /// events (by position).
-pub(crate) struct TraceView<'a> {
-    pub trace: &'a [Node],
+pub(crate) struct TraceView<'a, N> {
+    pub trace: &'a [N],
     pub clocks: &'a TraceClocks,
 }
 
-impl TraceView<'_> {
+impl<N: Executed> TraceView<'_, N> {
     pub fn thread(&self, k: usize) -> ThreadId {
-        self.trace[k].thread
+        self.trace[k].thread()
     }
     pub fn event(&self, k: usize) -> &Event {
-        &self.trace[k].event
+        self.trace[k].event()
     }
     pub fn hb(&self, i: usize, j: usize) -> bool {
         self.clocks.hb(self.trace, i, j)
@@ -348,6 +348,7 @@ mod tests {
     use super::*;
     use crate::event::{Access, Key};
     use crate::rng::SplitMix64;
+    use crate::strategy::dpor::path::Node;
 
     /// A random trace over 2–4 threads: reads and writes of exact keys and of
     /// whole objects, several accesses per event, lock operations, and a few

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use super::index::AccessIndex;
-use super::path::Node;
+use super::step::Executed;
 use crate::event::{AccessKind, Event, ObjId, ThreadId};
 
 /// Up to this length, dependencies are found by comparing all pairs.
@@ -45,23 +45,23 @@ pub(crate) struct Sequence {
 impl Sequence {
     /// Build the sequence of trace positions `v` (ascending) of `trace`,
     /// whose thread ids are below `threads`.
-    pub fn new(trace: &[Node], v: Vec<usize>, threads: usize) -> Self {
+    pub fn new<N: Executed>(trace: &[N], v: Vec<usize>, threads: usize) -> Self {
         let indexed = v.len() > PAIRWISE_MAX;
         Self::build(trace, v, threads, indexed)
     }
 
-    fn build(trace: &[Node], v: Vec<usize>, threads: usize, indexed: bool) -> Self {
+    fn build<N: Executed>(trace: &[N], v: Vec<usize>, threads: usize, indexed: bool) -> Self {
         let k = v.len();
         let n = v
             .iter()
-            .map(|&p| trace[p].thread + 1)
+            .map(|&p| trace[p].thread() + 1)
             .max()
             .unwrap_or(0)
             .max(threads);
         let mut first = vec![k; n];
         let mut next = vec![k; k];
         for (e, &p) in v.iter().enumerate().rev() {
-            let t = trace[p].thread;
+            let t = trace[p].thread();
             next[e] = first[t];
             first[t] = e;
         }
@@ -70,7 +70,7 @@ impl Sequence {
             live_count: k,
             first,
             next,
-            thread: v.iter().map(|&p| trace[p].thread).collect(),
+            thread: v.iter().map(|&p| trace[p].thread()).collect(),
             clocks: vec![0; k * n],
             local: vec![0; k],
             stride: n,
@@ -109,7 +109,7 @@ impl Sequence {
             cov[tb] = count[tb];
             s.clocks[b * n..(b + 1) * n].copy_from_slice(&cov);
             if let Some(deps) = &mut deps {
-                deps.record(&trace[s.pos[b]].event, tb, b, n);
+                deps.record(trace[s.pos[b]].event(), tb, b, n);
             }
             last[tb] = Some(b);
         }
@@ -166,9 +166,9 @@ impl Sequence {
 
 /// Whether trace event `pa` must stay before the later `pb` when both run
 /// in a sequence.
-fn direct(trace: &[Node], pa: usize, pb: usize) -> bool {
+fn direct<N: Executed>(trace: &[N], pa: usize, pb: usize) -> bool {
     let (a, b) = (&trace[pa], &trace[pb]);
-    b.enabled_by == Some(pa) || interferes(&a.event, a.thread, &b.event, b.thread)
+    b.enabled_by() == Some(pa) || interferes(a.event(), a.thread(), b.event(), b.thread())
 }
 
 /// Whether event `a` of thread `ta` must stay before event `b` of thread
@@ -218,24 +218,24 @@ struct Deps {
 impl Deps {
     /// Push onto `out` direct predecessors of element `b`, enough that
     /// every direct predecessor happens before (or is) one of them.
-    fn direct_preds(
+    fn direct_preds<N: Executed>(
         &self,
-        trace: &[Node],
+        trace: &[N],
         s: &Sequence,
         b: usize,
         last: &[Option<usize>],
         out: &mut Vec<usize>,
     ) {
         let node = &trace[s.pos[b]];
-        if let Some(p) = node.enabled_by {
+        if let Some(p) = node.enabled_by() {
             if let Ok(a) = s.pos[..b].binary_search(&p) {
                 out.push(a);
             }
         }
-        if let Some(sp) = self.spawners.get(node.thread) {
+        if let Some(sp) = self.spawners.get(node.thread()) {
             out.extend(sp);
         }
-        for acc in &node.event.accesses {
+        for acc in &node.event().accesses {
             match acc.kind {
                 AccessKind::Read | AccessKind::Write => self.rw.candidates(acc, out),
                 AccessKind::Acquire | AccessKind::Release => {
@@ -302,6 +302,7 @@ mod tests {
     use super::*;
     use crate::event::{Access, Key};
     use crate::rng::SplitMix64;
+    use crate::strategy::dpor::path::Node;
 
     fn random_events(seed: u64) -> Vec<Node> {
         let mut r = SplitMix64::new(seed);

@@ -5,6 +5,7 @@
 
 use super::race::TraceView;
 use super::sequence::Sequence;
+use super::step::Executed;
 use crate::event::{Event, ThreadId};
 
 /// The branches still to explore below one point.
@@ -40,7 +41,7 @@ impl WakeupTree {
     /// initials of what remains of `v`; reaching a leaf means some explored
     /// continuation is equivalent to an extension of `v`. Returns whether a
     /// new branch was added.
-    pub fn insert(&mut self, mut v: Sequence, view: &TraceView<'_>) -> bool {
+    pub fn insert<N: Executed>(&mut self, mut v: Sequence, view: &TraceView<'_, N>) -> bool {
         let mut node = self;
         loop {
             let hit =
@@ -80,7 +81,7 @@ impl Drop for WakeupTree {
 }
 
 /// The linear branch `v[0] → v[1] → …`.
-fn chain(v: &[usize], view: &TraceView<'_>) -> WuNode {
+fn chain<N: Executed>(v: &[usize], view: &TraceView<'_, N>) -> WuNode {
     let mut sub = WakeupTree::default();
     for &k in v[1..].iter().rev() {
         let n = WuNode {
