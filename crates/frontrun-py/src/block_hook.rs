@@ -143,7 +143,7 @@ fn with_target<'py>(
 pub fn resume_after_with(py: Python<'_>) -> PyResult<()> {
     if let Some((gate, idx)) = WITH_BLOCKED.with(Cell::take) {
         gate.on_unblock(py, idx)
-            .map_err(crate::line_tracer::stop_error)?;
+            .map_err(crate::marker_errors::stop_error)?;
     }
     Ok(())
 }
@@ -207,7 +207,7 @@ unsafe extern "C" fn profile(
             -1
         }
         Err(panic) => {
-            crate::line_tracer::internal_error(&panic).restore(py);
+            crate::ffi_guard::internal_error(&panic).restore(py);
             -1
         }
     }
@@ -224,7 +224,7 @@ unsafe fn location(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> String {
     }
     // SAFETY: `frame` is a valid borrowed frame object.
     let frame = unsafe { Bound::from_borrowed_ptr(py, frame.cast::<ffi::PyObject>()) };
-    crate::py_trace_markers::stack_summary(py, &frame)
+    crate::marker_errors::stack_summary(py, &frame)
 }
 
 /// Classify a type by its name and its bases' names (cached per type).
@@ -560,7 +560,7 @@ fn on_return(py: Python<'_>, key: usize) -> PyResult<()> {
     let was_blocked = db_done.is_some_and(|id| gate.end_db_call(idx, id));
     if lock_done || was_blocked {
         gate.on_unblock(py, idx)
-            .map_err(crate::line_tracer::stop_error)?;
+            .map_err(crate::marker_errors::stop_error)?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! No Rust panic crosses into Python as PyO3's `PanicException` (a
 //! `BaseException` that test code does not expect and `except Exception`
 //! does not catch): entries run under [`guard`], which turns a panic into
-//! the `RuntimeError` of [`crate::line_tracer::internal_error`].
+//! the `RuntimeError` of [`internal_error`].
 //!
 //! The two `_panic_*` functions exist for the reliability tests: they
 //! provoke a panic at an entry and in the line tracer, to show a normal
@@ -15,7 +15,19 @@ use pyo3::prelude::*;
 /// Run `f`, turning a panic into a normal Python exception.
 pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
-        .unwrap_or_else(|panic| Err(crate::line_tracer::internal_error(&panic)))
+        .unwrap_or_else(|panic| Err(internal_error(&panic)))
+}
+
+/// The exception a caught panic becomes: a plain `RuntimeError` naming it.
+pub fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    pyo3::exceptions::PyRuntimeError::new_err(format!(
+        "frontrun internal error: {what}; please report it with the test that triggered it"
+    ))
 }
 
 /// Set by [`_panic_on_next_traced_line`]; the line tracer panics once at

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod ffi_guard;
 pub mod hooks;
 pub mod line_tracer;
+pub mod marker_errors;
 pub mod marker_gate;
 pub mod py_trace_markers;
 pub mod tracer;

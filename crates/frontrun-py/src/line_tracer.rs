@@ -16,7 +16,7 @@ use frontrun_engine::markers::FileMarkers;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-use crate::marker_gate::{Failure, MarkerGate, Stop};
+use crate::marker_gate::{Failure, MarkerGate};
 use frontrun_engine::hash::FastMap;
 use frontrun_engine::marker_files::{markers_of, FileScan};
 
@@ -120,22 +120,10 @@ unsafe extern "C" fn trace_line(
             -1
         }
         Err(panic) => {
-            internal_error(&panic).restore(py);
+            crate::ffi_guard::internal_error(&panic).restore(py);
             -1
         }
     }
-}
-
-/// The exception a caught panic becomes: a plain `RuntimeError` naming it.
-pub fn internal_error(panic: &Box<dyn std::any::Any + Send>) -> PyErr {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into());
-    pyo3::exceptions::PyRuntimeError::new_err(format!(
-        "frontrun internal error: {what}; please report it with the test that triggered it"
-    ))
 }
 
 /// Handle one line event of the current thread.
@@ -197,7 +185,7 @@ unsafe fn on_line(py: Python<'_>, frame: *mut ffi::PyFrameObject) -> PyResult<()
             // whose internal state (locks, hand-offs) must stay consistent.
             ctx.abort_delivered = true;
             let reason = ctx.gate.lock().abort_reason.clone().unwrap_or_default();
-            return Err(abort_error(&reason));
+            return Err(crate::marker_errors::abort_error(&reason));
         }
         // The common case, a file without markers, ends here without cloning.
         Ok(match &ctx.last_info {
@@ -277,7 +265,7 @@ unsafe fn on_marked_line(
                     ctx.abort_delivered = true;
                 }
             });
-            Err(stop_error(stop))
+            Err(crate::marker_errors::stop_error(stop))
         }
     }
 }
@@ -310,7 +298,7 @@ fn code_info(
             let msg = format!("{path}: {dup}");
             gate.fail(Failure::Duplicate { file: path, dup });
             gate.abort(&msg);
-            return Err(crate::py_trace_markers::DuplicateMarkerError::new_err(msg));
+            return Err(crate::marker_errors::DuplicateMarkerError::new_err(msg));
         }
     };
     gate.note_file(&path, markers.clone());
@@ -343,18 +331,4 @@ fn with_lines(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<Arc<Wi
         .call1((code,))?
         .extract()?;
     Ok((!found.is_empty()).then(|| Arc::new(found)))
-}
-
-/// The exception that unwinds a thread of an aborted run.
-pub fn abort_error(reason: &str) -> PyErr {
-    crate::py_trace_markers::ScheduleAborted::new_err(format!("trace-marker run aborted: {reason}"))
-}
-
-/// The exception a thread raises when the gate stops it.
-pub fn stop_error(stop: Stop) -> PyErr {
-    match stop {
-        Stop::Aborted(reason) => abort_error(&reason),
-        Stop::ParkTimeout(msg) => crate::py_trace_markers::TraceTimeoutError::new_err(msg),
-        Stop::Listener(err) => err,
-    }
 }

@@ -6,56 +6,17 @@ use std::time::Duration;
 
 use frontrun_engine::marker_schedule::{MarkerStep, ScheduleError as EngineScheduleError};
 use frontrun_engine::markers::FileMarkers;
-use pyo3::exceptions::{PyBaseException, PyRuntimeError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::marker_errors::{
+    stack_summary, DuplicateMarkerError, MarkerNotFoundError, ScheduleAborted,
+    ScheduleDeadlockError, ScheduleError, ThreadFailedError, TraceTimeoutError,
+};
 use crate::marker_gate::{describe_state, Failure, MarkerGate};
 use crate::{block_hook, line_tracer};
 use frontrun_engine::marker_files::{markers_of, FileScan};
-
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    ScheduleError,
-    PyRuntimeError,
-    "A trace-marker schedule cannot be completed."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    MarkerNotFoundError,
-    ScheduleError,
-    "A step names a marker that appears in no traced source file."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    DuplicateMarkerError,
-    ScheduleError,
-    "A source file uses the same marker name twice."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    ScheduleDeadlockError,
-    ScheduleError,
-    "No thread of a trace-marker run can take the turn: the blocked ones wait for paused ones."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    TraceTimeoutError,
-    PyTimeoutError,
-    "A trace-marker run did not finish in time."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    ThreadFailedError,
-    PyRuntimeError,
-    "A thread of a trace-marker run raised; the original is the __cause__."
-);
-pyo3::create_exception!(
-    frontrun.trace_markers,
-    ScheduleAborted,
-    PyBaseException,
-    "Raised inside a run's threads to unwind them after the run failed."
-);
 
 /// How long `wait` lets the other threads unwind after a failure.
 const UNWIND_GRACE: Duration = Duration::from_secs(1);
@@ -138,7 +99,7 @@ impl PyMarkerGate {
         crate::ffi_guard::guard(|| {
             self.gate
                 .on_unblock(py, idx)
-                .map_err(line_tracer::stop_error)
+                .map_err(crate::marker_errors::stop_error)
         })
     }
 
@@ -186,7 +147,7 @@ impl PyMarkerGate {
                 let outcome = self
                     .gate
                     .on_start(py, idx, ident)
-                    .map_err(line_tracer::stop_error)
+                    .map_err(crate::marker_errors::stop_error)
                     .and_then(|()| {
                         line_tracer::install(py, self.gate.clone(), idx);
                         if self.watch_blocking {
@@ -212,7 +173,7 @@ impl PyMarkerGate {
                 let name = self.gate.lock().sched.name(idx).to_owned();
                 self.gate.fail(Failure::Thread {
                     name,
-                    err: line_tracer::internal_error(&panic),
+                    err: crate::ffi_guard::internal_error(&panic),
                 });
                 self.gate.abort("frontrun hit an internal error");
             };
@@ -409,49 +370,6 @@ fn timeout_message(py: Python<'_>, gate: &MarkerGate, timeout: Duration) -> Stri
          marker. The run was aborted.",
     );
     out
-}
-
-/// `file:line (function)` of the innermost frames, innermost first, down to
-/// the first frame outside the standard library (the user's line).
-pub(crate) fn stack_summary(py: Python<'_>, frame: &Bound<'_, PyAny>) -> String {
-    const MAX_FRAMES: usize = 6;
-    let stdlib: Vec<String> = py
-        .import("sysconfig")
-        .and_then(|m| {
-            let paths = m.getattr("get_paths")?.call0()?;
-            Ok(["stdlib", "platstdlib"]
-                .iter()
-                .filter_map(|k| paths.get_item(k).ok()?.extract::<String>().ok())
-                .collect())
-        })
-        .unwrap_or_default();
-    let mut parts = Vec::new();
-    let mut f = frame.clone();
-    while parts.len() < MAX_FRAMES && !f.is_none() {
-        let line: i64 = f
-            .getattr(pyo3::intern!(py, "f_lineno"))
-            .and_then(|l| l.extract())
-            .unwrap_or(0);
-        let (file, func) = f
-            .getattr(pyo3::intern!(py, "f_code"))
-            .and_then(|c| {
-                Ok((
-                    c.getattr("co_filename")?.extract::<String>()?,
-                    c.getattr("co_name")?.extract::<String>()?,
-                ))
-            })
-            .unwrap_or_default();
-        parts.push(format!("{file}:{line} ({func})"));
-        let in_stdlib = stdlib.iter().any(|p| file.starts_with(p.as_str()));
-        if !in_stdlib {
-            break;
-        }
-        match f.getattr(pyo3::intern!(py, "f_back")) {
-            Ok(back) => f = back,
-            Err(_) => break,
-        }
-    }
-    parts.join(" <- ")
 }
 
 /// Markers of a source file, for tests and tools: `{name: line}`.

@@ -354,7 +354,7 @@ impl Footprint {
 
 /// Schemas are not resolved, so tables match by their last name part.
 pub(crate) fn same_table(a: &str, b: &str) -> bool {
-    crate::resources::base_name(a) == crate::resources::base_name(b)
+    base_name(a) == base_name(b)
 }
 
 fn accesses_conflict(a: &TableAccess, b: &TableAccess) -> bool {
@@ -368,6 +368,12 @@ fn accesses_conflict(a: &TableAccess, b: &TableAccess) -> bool {
         (Some(x), Some(y)) => x.mode.conflicts_with(y.mode),
         _ => false,
     }
+}
+
+/// Schemas are not resolved (`accounts` may be `public.accounts`), so a
+/// table is identified by its last name part: a conservative merge.
+pub(crate) fn base_name(table: &str) -> &str {
+    table.rsplit('.').next().unwrap_or(table)
 }
 
 #[cfg(test)]

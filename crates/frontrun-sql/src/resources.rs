@@ -25,7 +25,7 @@
 
 use std::collections::HashMap;
 
-use crate::footprint::{AccessMode, Footprint, RowLockMode, TableLockMode};
+use crate::footprint::{base_name, AccessMode, Footprint, RowLockMode, TableLockMode};
 use crate::value::Canon;
 
 pub use frontrun_engine::hash::fnv1a;
@@ -62,12 +62,6 @@ pub fn row_lock_resources(table: &str) -> (u64, u64) {
         fnv1a(format!("rowlock:key:{t}").as_bytes()),
         fnv1a(format!("rowlock:row:{t}").as_bytes()),
     )
-}
-
-/// Schemas are not resolved (`accounts` may be `public.accounts`), so a
-/// table is identified by its last name part: a conservative merge.
-pub(crate) fn base_name(table: &str) -> &str {
-    table.rsplit('.').next().unwrap_or(table)
 }
 
 /// The key of the rows where `column` equals a value of this class.
