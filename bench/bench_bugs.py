@@ -22,6 +22,8 @@ from _bug_suite import SUITE, Program
 
 STRATEGIES: list[tuple[str, dict[str, Any]]] = [
     ("default (iterative)", {}),
+    ("default (mixed)", {"strategy": "default"}),
+    ("portfolio", {"strategy": "portfolio"}),
     ("dpor", {"strategy": "dpor"}),
     ("dpor, bound 2", {"strategy": "dpor", "preemption_bound": 2}),
     ("random", {"strategy": "random", "max_attempts": 2000, "seed": 1}),
