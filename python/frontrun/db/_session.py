@@ -7,18 +7,24 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from frontrun import _native
 
-if TYPE_CHECKING:
-    from frontrun.db._proxy import ConnectionProxy
+
+class TrackedConnection(Protocol):
+    """A connection the session tracks: a `frontrun.db._proxy.ConnectionProxy`,
+    named by role here because the proxies import this module (the session
+    reads their transaction, model and label; it must not import them)."""
+
+    def __getattr__(self, name: str) -> Any: ...
+
 
 #: Called when a statement found a row locked by a paused transaction:
 #: ``(connection, footprint, site, min_epoch)``; it returns once the
 #: statement may be tried again (some transaction ended: ``model.epoch >=
 #: min_epoch``).
-BlockedHandler = Callable[["ConnectionProxy", _native.SqlFootprint, int, int], None]
+BlockedHandler = Callable[["TrackedConnection", _native.SqlFootprint, int, int], None]
 
 __all__ = ["DbSession", "UnparsedSqlWarning", "current_session"]
 
@@ -74,7 +80,7 @@ class DbSession:
         self._keys: dict[str, str] = {}
         self._next = 0
         self._warned: set[str] = set()
-        self._conns: list[weakref.ref[ConnectionProxy]] = []
+        self._conns: list[weakref.ref[TrackedConnection]] = []
         self._catalog_read: set[str] = set()
         # Statements a lock probe found waiting and undid, until retried:
         # (database, txn) -> (statement, label, model).
@@ -131,7 +137,7 @@ class DbSession:
             with self._lock:
                 self._catalog_read.add(database)
 
-    def note_undone(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+    def note_undone(self, conn: TrackedConnection, fp: _native.SqlFootprint) -> None:
         """``conn``'s statement ``fp`` waits for a lock: the model holds it
         back, or a probe undid it, and it is (re)tried later (see
         ``ConnectionProxy._probed``). Noted
@@ -145,7 +151,7 @@ class DbSession:
         with self._lock:
             self._undone[(conn._database, conn._txn)] = (fp, conn.label, conn._model)
 
-    def note_pending(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+    def note_pending(self, conn: TrackedConnection, fp: _native.SqlFootprint) -> None:
         """``conn``'s statement ``fp`` is announced and not yet run: the
         model may hold it back while another transaction holds its rows.
         It waits from scratch then, where the server may have let it lock
@@ -155,15 +161,15 @@ class DbSession:
         with self._lock:
             self._pending[(conn._database, conn._txn)] = (fp, conn.label, conn._model)
 
-    def clear_pending(self, conn: ConnectionProxy) -> None:
+    def clear_pending(self, conn: TrackedConnection) -> None:
         with self._lock:
             self._pending.pop((conn._database, conn._txn), None)
 
-    def clear_undone(self, conn: ConnectionProxy) -> None:
+    def clear_undone(self, conn: TrackedConnection) -> None:
         with self._lock:
             self._undone.pop((conn._database, conn._txn), None)
 
-    def check_undone(self, conn: ConnectionProxy, fp: _native.SqlFootprint) -> None:
+    def check_undone(self, conn: TrackedConnection, fp: _native.SqlFootprint) -> None:
         """``fp`` is about to run on ``conn`` while another transaction's
         statement is undone. On the server that statement would still wait,
         holding what it did before the wait (rows it locked, a row version
@@ -217,7 +223,7 @@ class DbSession:
         return bool(scheduled is not None and scheduled())
 
     def wait_for_release(
-        self, conn: ConnectionProxy, fp: _native.SqlFootprint, site: int, min_epoch: int
+        self, conn: TrackedConnection, fp: _native.SqlFootprint, site: int, min_epoch: int
     ) -> None:
         """Return once ``fp`` may be tried again on ``conn``."""
         if self.on_blocked is not None:
@@ -240,7 +246,7 @@ class DbSession:
             conn._snapshot_isolation(),
         )
 
-    def track(self, conn: ConnectionProxy) -> None:
+    def track(self, conn: TrackedConnection) -> None:
         """Remember ``conn`` so that :meth:`close_connections` can close it."""
         with self._lock:
             self._conns.append(weakref.ref(conn))
