@@ -22,7 +22,7 @@ from _bug_suite import SUITE, Program
 
 STRATEGIES: list[tuple[str, dict[str, Any]]] = [
     ("default (iterative)", {}),
-    ("default (mixed)", {"strategy": "default"}),
+    ("mixed", {"strategy": "mixed"}),
     ("portfolio", {"strategy": "portfolio"}),
     ("dpor", {"strategy": "dpor"}),
     ("dpor, bound 2", {"strategy": "dpor", "preemption_bound": 2}),

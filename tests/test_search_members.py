@@ -77,7 +77,7 @@ def test_portfolio_finds_a_many_thread_bug_and_names_its_member() -> None:
     assert (r.preemption_bound_found is None) == r.found_by.startswith("pct")
 
 
-@pytest.mark.parametrize("strategy", ["portfolio", "default"])
+@pytest.mark.parametrize("strategy", ["portfolio", "mixed"])
 @pytest.mark.parametrize("name", ["locked_counter_3x", "philosophers_3_ordered"])
 def test_mixed_searches_prove_exactly_when_plain_dpor_does(strategy: str, name: str) -> None:
     p: Program = BY_NAME[name]

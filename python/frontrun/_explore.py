@@ -23,8 +23,8 @@ from frontrun.db import _hooks as _db_hooks
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-Strategy = Literal["default", "portfolio", "iterative", "dpor", "random", "pct"]
-_STRATEGIES = ("default", "portfolio", "iterative", "dpor", "random", "pct")
+Strategy = Literal["mixed", "portfolio", "iterative", "dpor", "random", "pct"]
+_STRATEGIES = ("mixed", "portfolio", "iterative", "dpor", "random", "pct")
 SearchOrder = Literal["lowest-first", "highest-first", "random"]
 _SEARCH_ORDERS = ("lowest-first", "highest-first", "random")
 Substrate = Literal["threads", "coroutines"]

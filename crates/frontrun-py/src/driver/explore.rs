@@ -886,7 +886,7 @@ const ITERATIVE_PASS_BUDGET: u64 = 200;
 /// What the default search interleaves with its DPOR passes: uniform
 /// random runs reach a preemption among many threads that a depth-first
 /// pass gets to late, and PCT of depth 2 targets the one-preemption orders.
-const DEFAULT_SAMPLERS: [Sampler; 2] = [Sampler::Random, Sampler::Pct(2)];
+const MIXED_SAMPLERS: [Sampler; 2] = [Sampler::Random, Sampler::Pct(2)];
 
 /// The portfolio's members besides DPOR: PCT of depths 1 to 3.
 const PORTFOLIO_SAMPLERS: [Sampler; 3] = [Sampler::Pct(1), Sampler::Pct(2), Sampler::Pct(3)];
@@ -966,14 +966,14 @@ fn explore_body<'py>(
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
         },
-        (None, "default" | "portfolio") => StrategyKind::Mixed {
+        (None, "mixed" | "portfolio") => StrategyKind::Mixed {
             max_bound: preemption_bound.unwrap_or(ITERATIVE_MAX_BOUND),
             pass_budget: ITERATIVE_PASS_BUDGET,
             search_order: strategies::search_order(search_order, seed)
                 .map_err(PyValueError::new_err)?,
             seed,
-            samplers: if strategy == "default" {
-                DEFAULT_SAMPLERS.to_vec()
+            samplers: if strategy == "mixed" {
+                MIXED_SAMPLERS.to_vec()
             } else {
                 PORTFOLIO_SAMPLERS.to_vec()
             },
@@ -990,7 +990,7 @@ fn explore_body<'py>(
         },
         (None, other) => {
             return Err(PyValueError::new_err(format!(
-                "unknown strategy {other:?}: use \"default\", \"portfolio\", \"iterative\", \"dpor\", \"random\" or \"pct\""
+                "unknown strategy {other:?}: use \"iterative\", \"mixed\", \"portfolio\", \"dpor\", \"random\" or \"pct\""
             )))
         }
     };
