@@ -206,17 +206,7 @@ pub fn _trace_events(
         let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
         registry::end_execution(py);
         run?;
-        Ok(events
-            .iter()
-            .flat_map(|e| e.accesses.iter())
-            .map(|a| {
-                (
-                    format!("{:?}", a.kind).to_lowercase(),
-                    a.obj,
-                    key_text(a.key),
-                )
-            })
-            .collect())
+        Ok(access_rows(&events))
     })
 }
 
@@ -249,6 +239,21 @@ pub fn _trace_begin(py: Python<'_>, roots: &Bound<'_, PyList>) -> PyResult<()> {
     })
 }
 
+/// Every access of `events` as (kind, object, key) rows, for the tests.
+fn access_rows(events: &[Event]) -> Vec<(String, u64, String)> {
+    events
+        .iter()
+        .flat_map(|e| e.accesses.iter())
+        .map(|a| {
+            (
+                format!("{:?}", a.kind).to_lowercase(),
+                a.obj,
+                key_text(a.key),
+            )
+        })
+        .collect()
+}
+
 /// `_trace_thread(fn)`: trace `fn()` on the calling thread within the
 /// current execution; `(kind, object id, key)` per access.
 #[pyfunction]
@@ -264,17 +269,7 @@ pub fn _trace_thread(py: Python<'_>, f: &Bound<'_, PyAny>) -> PyResult<Vec<(Stri
         hooks::set_sink(previous);
         result?;
         let events = std::mem::take(&mut *events.lock().unwrap_or_else(|e| e.into_inner()));
-        Ok(events
-            .iter()
-            .flat_map(|e| e.accesses.iter())
-            .map(|a| {
-                (
-                    format!("{:?}", a.kind).to_lowercase(),
-                    a.obj,
-                    key_text(a.key),
-                )
-            })
-            .collect())
+        Ok(access_rows(&events))
     })
 }
 
