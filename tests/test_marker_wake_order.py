@@ -31,19 +31,23 @@ def no_thread_left() -> Iterator[None]:
     assert not [t.name for t in leftover if t.is_alive()]
 
 
-def lock_handoff() -> tuple[str, ...]:
-    lock = threading.Lock()
+def lock_handoff(lock: threading.Lock | threading.RLock, depth: int) -> tuple[str, ...]:
+    """The holder takes `lock` `depth` times; only its last release frees it."""
     log: list[str] = []
 
     def holder() -> None:
-        lock.acquire()
+        for _ in range(depth):
+            lock.acquire()
         log.append("h1")  # frontrun: h_release
+        for _ in range(depth - 1):
+            lock.release()  # still held: the waiter stays blocked
+            log.append("h1b")
         lock.release()
         log.append("h2")  # frontrun: h_after
 
     def waiter() -> None:
         log.append("w0")  # frontrun: w_start
-        with lock:
+        with lock:  # held by the paused holder: the turn passes
             log.append("w1")
         log.append("w2")  # frontrun: w_after
 
@@ -113,61 +117,20 @@ def event_handoff() -> tuple[str, ...]:
     return tuple(log)
 
 
-def test_a_woken_lock_waiter_goes_before_the_next_step_every_run() -> None:
-    seen = Counter(lock_handoff() for _ in range(RUNS))
-    # w returns from its lock as soon as h pauses, before o's step.
-    assert seen == {("w0", "h1", "w1", "o1", "h2", "o2", "w2"): RUNS}
+@pytest.mark.parametrize(
+    ("make_lock", "depth", "extra"),
+    [(threading.Lock, 1, ()), (threading.RLock, 2, ("h1b",))],
+    ids=["lock", "rlock-taken-twice"],
+)
+def test_a_woken_lock_waiter_goes_before_the_next_step_every_run(
+    make_lock: type, depth: int, extra: tuple[str, ...]
+) -> None:
+    seen = Counter(lock_handoff(make_lock(), depth) for _ in range(RUNS))
+    # w returns from the lock as soon as h's last release frees it and h
+    # pauses, before o's step; an RLock's inner release leaves w blocked.
+    assert seen == {("w0", "h1", *extra, "w1", "o1", "h2", "o2", "w2"): RUNS}
 
 
 def test_a_woken_event_waiter_goes_before_the_next_step_every_run() -> None:
     seen = Counter(event_handoff() for _ in range(RUNS))
     assert seen == {("g0", "s1", "g1", "t1", "f1", "s2", "t2", "g2"): RUNS}
-
-
-def rlock_handoff() -> tuple[str, ...]:
-    lock = threading.RLock()
-    log: list[str] = []
-
-    def holder() -> None:
-        lock.acquire()
-        lock.acquire()
-        log.append("h1")  # frontrun: rh_release
-        lock.release()  # still held: the waiter stays blocked
-        log.append("h1b")
-        lock.release()
-        log.append("h2")  # frontrun: rh_after
-
-    def waiter() -> None:
-        log.append("w0")  # frontrun: rw_start
-        with lock:  # held by the paused holder: the turn passes
-            log.append("w1")
-        log.append("w2")  # frontrun: rw_after
-
-    def other() -> None:
-        log.append("o1")  # frontrun: ro_step
-        log.append("o2")  # frontrun: ro_after
-
-    executor = TraceExecutor(
-        Schedule(
-            [
-                Step("w", "rw_start"),
-                Step("h", "rh_release"),
-                Step("o", "ro_step"),
-                Step("h", "rh_after"),
-                Step("o", "ro_after"),
-                Step("w", "rw_after"),
-            ]
-        )
-    )
-    executor.run("h", holder)
-    executor.run("w", waiter)
-    executor.run("o", other)
-    executor.wait(timeout=10.0)
-    return tuple(log)
-
-
-def test_a_woken_rlock_waiter_goes_before_the_next_step_every_run() -> None:
-    seen = Counter(rlock_handoff() for _ in range(RUNS))
-    # w blocks on the RLock the paused h holds twice; h's first release
-    # leaves it held, its second lets w return before o's step.
-    assert seen == {("w0", "h1", "h1b", "w1", "o1", "h2", "o2", "w2"): RUNS}
