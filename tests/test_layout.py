@@ -1,5 +1,5 @@
 """Layout rules of the Rust crates, read from their sources: no two types
-share a name, and no module cycle beyond the known ones still to untangle."""
+share a name, and no module cycle."""
 
 from __future__ import annotations
 
@@ -8,27 +8,6 @@ from collections import defaultdict
 from pathlib import Path
 
 CRATES = Path(__file__).resolve().parent.parent / "crates"
-
-# Cycles not untangled yet (issue 7); a new one, or a larger one, fails.
-KNOWN_CYCLES = {
-    "frontrun-py": [
-        {
-            "tracer::code",
-            "tracer::describe",
-            "tracer::frame",
-            "tracer::library",
-            "tracer::registry",
-        },
-        {
-            "driver::coro",
-            "driver::ctx",
-            "driver::explore",
-            "driver::gate",
-            "driver::identity",
-            "driver::pool",
-        },
-    ]
-}
 
 
 def _sources(crate: Path) -> dict[tuple[str, ...], str]:
@@ -133,9 +112,7 @@ def test_no_new_module_cycles() -> None:
         files = _sources(crate)
         is_dir = {k for k in files if (crate / "src" / Path(*k) / "mod.rs").exists() or k == ()}
         cycles = _cycles(_edges(files, is_dir))
-        known = KNOWN_CYCLES.get(crate.name, [])
-        extra = [c for c in cycles if not any(c <= k for k in known)]
-        assert not extra, f"{crate.name}: module cycle(s) {extra}"
+        assert not cycles, f"{crate.name}: module cycle(s) {cycles}"
 
 
 def test_the_scan_sees_a_cycle() -> None:

@@ -370,43 +370,6 @@ fn keys_and_multi_access_events() {
     );
 }
 
-#[test]
-fn find_races_reports_the_lost_update_pair() {
-    use frontrun_engine::event::{Access, AccessKind, Event, Key};
-    use frontrun_engine::strategy::dpor::find_races;
-    let r = |t| (t, Event::new(vec![Access::read(1, Key::Exact(0))], 0));
-    let w = |t| (t, Event::new(vec![Access::write(1, Key::Exact(0))], 1));
-    // t0 reads, t1 reads, t0 writes, t1 writes: r0/w1, r1/w0, w0/w1 race;
-    // r0/w1 is ordered through w0 (program order then conflict), so not.
-    let races = find_races(&[r(0), r(1), w(0), w(1)]);
-    assert_eq!(races, vec![(1, 2), (2, 3)]);
-    // Under a lock only the acquisitions race.
-    let lk = |t, kind| {
-        (
-            t,
-            Event::new(
-                vec![Access {
-                    obj: 9,
-                    key: Key::Any,
-                    kind,
-                }],
-                2,
-            ),
-        )
-    };
-    let trace = [
-        lk(0, AccessKind::Acquire),
-        r(0),
-        w(0),
-        lk(0, AccessKind::Release),
-        lk(1, AccessKind::Acquire),
-        r(1),
-        w(1),
-        lk(1, AccessKind::Release),
-    ];
-    assert_eq!(find_races(&trace), vec![(0, 4)]);
-}
-
 /// `n` threads doing `body` between `pad` private read/write pairs before and
 /// after, on a variable of their own (after `shared` variables): the private
 /// work adds no trace, but makes executions long enough for the indexed race

@@ -16,13 +16,14 @@
 //! The trace function itself is per OS thread and follows greenlet switches:
 //! it is installed once, for the whole execution, by the hub.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use frontrun_engine::event::ThreadId;
 use pyo3::prelude::*;
 
-use super::gate::{Abort, Gate};
+use super::gate::{Abort, Gate, Switcher};
 use super::pool::{Job, JobHandle};
 use super::{ctx, identity};
 use crate::{hooks, tracer};
@@ -118,11 +119,19 @@ impl Hub {
         tasks[tid] = Task::Unstarted(job);
     }
 
+    /// The hub of `gate`'s execution, on the coroutine substrate.
+    pub fn of(gate: &Gate) -> Option<&Hub> {
+        let any: &dyn Any = &**gate.hub()?;
+        any.downcast_ref::<Hub>()
+    }
+}
+
+impl Switcher for Hub {
     /// Called on an explored thread's greenlet that does not hold the turn:
     /// switch straight to the turn holder if its greenlet already runs
     /// (one switch instead of two through the hub), else to the hub, until
     /// this greenlet is switched to again.
-    pub fn park(&self, py: Python<'_>, turn: Option<ThreadId>) -> PyResult<()> {
+    fn park(&self, py: Python<'_>, turn: Option<ThreadId>) -> PyResult<()> {
         let direct = turn.and_then(|t| match self.lock().get(t) {
             Some(Task::Started(gr)) => Some(gr.clone_ref(py)),
             _ => None,
@@ -132,7 +141,9 @@ impl Hub {
             None => switch(py, self.hub.bind(py), ()),
         }
     }
+}
 
+impl Hub {
     /// Run the execution to its end: switch to whichever greenlet holds the
     /// turn until every job returned. After an abort (deadlock, run
     /// timeout, Ctrl-C) each remaining greenlet is resumed once more to

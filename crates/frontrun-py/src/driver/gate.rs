@@ -9,6 +9,7 @@
 //! threads read the core's virtual clock through `time.monotonic()` and
 //! friends (see [`Turns`] for timed waits).
 
+use std::any::Any;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -20,8 +21,18 @@ pub use frontrun_engine::turns::{Abort, Loc, TraceStep};
 use frontrun_engine::turns::{Decision, PointOutcome, Turns};
 use pyo3::prelude::*;
 
-use super::coro::Hub;
+use super::stall;
 use super::ExplorationAborted;
+
+/// Threads that wait for their turn by switching among themselves on one OS
+/// thread (the coroutine substrate's greenlets) rather than each parking on
+/// its own condvar. The hub is the only implementation; it is reached as a
+/// trait so the gate does not depend on how coroutines are run.
+pub trait Switcher: Any + Send + Sync {
+    /// Leave the calling greenlet until it is switched back to; `turn` is
+    /// the thread that holds the turn now.
+    fn park(&self, py: Python<'_>, turn: Option<ThreadId>) -> PyResult<()>;
+}
 
 /// What only the driver knows of a thread.
 struct Worker {
@@ -61,7 +72,7 @@ pub struct Gate {
     pub run_timeout: Duration,
     /// Set on the coroutine substrate: threads park by switching greenlets
     /// instead of waiting on their condvar.
-    hub: OnceLock<Arc<Hub>>,
+    hub: OnceLock<Arc<dyn Switcher>>,
     /// Where the threads were when a parked thread's wait for its turn
     /// timed out: by the time the execution is judged, a thread stuck on a
     /// real lock may have gone on, and with it the reason.
@@ -88,12 +99,12 @@ impl Gate {
     }
 
     /// Run this execution's threads as greenlets under `hub`.
-    pub fn use_hub(&self, hub: Arc<Hub>) {
+    pub fn use_hub(&self, hub: Arc<dyn Switcher>) {
         let _ = self.hub.set(hub);
     }
 
     /// The coroutine hub, on the coroutine substrate.
-    pub fn hub(&self) -> Option<&Arc<Hub>> {
+    pub fn hub(&self) -> Option<&Arc<dyn Switcher>> {
         self.hub.get()
     }
 
@@ -233,15 +244,20 @@ impl Gate {
     /// Park (GIL released) until `tid` holds the turn.
     pub fn wait_turn(&self, py: Python<'_>, tid: ThreadId) -> PyResult<i64> {
         if let Some(hub) = self.hub.get() {
-            return self.wait_turn_switching(py, tid, hub);
+            return self.wait_turn_switching(py, tid, &**hub);
         }
         py.allow_threads(|| self.wait_turn_nogil(tid)).map_err(|a| {
             if matches!(a, Abort::Timeout(_)) && self.stall_positions.get().is_none() {
-                let at = super::explore::where_threads_are(py, self);
+                let at = self.where_threads_are(py);
                 let _ = self.stall_positions.set(at);
             }
             abort_error(&a)
         })
+    }
+
+    /// Where each unfinished thread stands (see [`stall::where_threads_are`]).
+    pub fn where_threads_are(&self, py: Python<'_>) -> String {
+        stall::where_threads_are(py, self.running(), self.positions(py))
     }
 
     /// Where the threads were when the first wait for a turn timed out.
@@ -264,7 +280,12 @@ impl Gate {
 
     /// The coroutine substrate's `wait_turn`: switch greenlets until one
     /// switches back with the turn (or the execution was stopped).
-    fn wait_turn_switching(&self, py: Python<'_>, tid: ThreadId, hub: &Hub) -> PyResult<i64> {
+    fn wait_turn_switching(
+        &self,
+        py: Python<'_>,
+        tid: ThreadId,
+        hub: &dyn Switcher,
+    ) -> PyResult<i64> {
         loop {
             let turn = {
                 let mut st = self.lock();

@@ -12,6 +12,7 @@ pub mod pool;
 pub mod progress;
 pub mod real_locks;
 pub mod spawn;
+pub mod stall;
 pub mod sync;
 
 use pyo3::prelude::*;

@@ -6,6 +6,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
+use super::coro::Hub;
 use super::ctx::{caller_loc, current};
 use super::pool::{Job, WorkerPool};
 use frontrun_engine::coop::{JoinOp, SleepOp};
@@ -47,7 +48,7 @@ pub fn _coop_spawn(
             name: name.clone(),
             thread,
         };
-        match gate.hub() {
+        match Hub::of(&gate) {
             Some(hub) => hub.submit(job),
             None => pool.get().submit(job),
         }

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use super::decode::{decode, Instr, PrefixEvents};
-use super::describe::{self, KeyText};
+use super::key_text::{self, KeyText};
 use super::keys::attr_key;
 use super::ops::{method_use, MethodUse, OpTable};
 
@@ -133,7 +133,7 @@ impl Name {
     fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text: String = obj.extract()?;
         let key = attr_key(&text);
-        describe::remember_key(key, || Some(KeyText::Name(text.clone())));
+        key_text::remember_key(key, || Some(KeyText::Name(text.clone())));
         Ok(Name {
             obj: obj.clone().unbind(),
             key,

@@ -5,52 +5,8 @@ use std::sync::{LazyLock, Mutex};
 use frontrun_engine::event::{Access, AccessKind, Key};
 use pyo3::prelude::*;
 
-use super::keys::FastMap;
+use super::key_text::{self, KeyText};
 use super::registry;
-
-/// How a key hash reads in a description.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyText {
-    /// An attribute, global or closure variable: `.name`.
-    Name(String),
-    /// An item key's repr: `['k']`.
-    Item(String),
-}
-
-static KEYS: LazyLock<Mutex<FastMap<u64, KeyText>>> = LazyLock::new(Mutex::default);
-
-/// Beyond this many remembered keys the table starts over (a key forgotten
-/// then reads as `#hash` in an explanation until it is met again).
-pub const MAX_KEYS: usize = 1 << 14;
-
-/// Number of remembered key texts (for the bounded-cache test).
-pub fn key_count() -> usize {
-    KEYS.lock().unwrap_or_else(|e| e.into_inner()).len()
-}
-
-/// Remember how `hash` reads (first one wins: the hashes are by content).
-pub fn remember_key(hash: u64, text: impl FnOnce() -> Option<KeyText>) {
-    let mut keys = KEYS.lock().unwrap_or_else(|e| e.into_inner());
-    if keys.len() >= MAX_KEYS && !keys.contains_key(&hash) {
-        keys.clear();
-    }
-    if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(hash) {
-        if let Some(t) = text() {
-            slot.insert(t);
-        }
-    }
-}
-
-/// The readable key of `key`: `value`, `'k'`, `3` or `*`.
-pub fn key_text(key: Key) -> String {
-    match key {
-        Key::Any => "*".into(),
-        Key::Exact(h) => match KEYS.lock().unwrap_or_else(|e| e.into_inner()).get(&h) {
-            Some(KeyText::Name(n) | KeyText::Item(n)) => n.clone(),
-            None => format!("#{h:016x}"),
-        },
-    }
-}
 
 /// `read Counter.value`, `write dict['k']`, `write list[*]`, `acquire Lock`.
 pub fn describe_access(access: &Access) -> String {
@@ -69,7 +25,7 @@ pub fn describe_access(access: &Access) -> String {
             String::new()
         }
         Key::Any => "[*]".into(),
-        Key::Exact(h) => match KEYS.lock().unwrap_or_else(|e| e.into_inner()).get(&h) {
+        Key::Exact(h) => match key_text::lookup(h) {
             Some(KeyText::Name(n)) => format!(".{n}"),
             Some(KeyText::Item(r)) => format!("[{r}]"),
             None => format!("[#{h:016x}]"),
@@ -136,6 +92,7 @@ pub fn site_location(py: Python<'_>, site: u64) -> Option<SiteLocation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracer::key_text::{key_text, remember_key};
 
     #[test]
     fn describes_names_items_and_wholes() {

@@ -45,11 +45,13 @@ pub mod code;
 pub mod decode;
 pub mod describe;
 pub mod frame;
+pub mod key_text;
 pub mod keys;
 pub mod library;
 pub mod opaque;
 pub mod ops;
 pub mod registry;
+pub mod share;
 pub mod testing;
 mod trace;
 pub mod user_frame;
@@ -86,7 +88,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
         ))
     })?;
     code::statics(py)?;
-    registry::init(py)?;
+    share::init(py)?;
     if !OPCODE_EVENTS.swap(true, Ordering::Relaxed) {
         // 3.12 turns opcode events on for `PyEval_SetTrace` only once some
         // frame has had `f_trace_opcodes` set; doing it once is harmless on

@@ -22,7 +22,7 @@
 //! executions for identity-hashed elements (a known imprecision).
 
 use std::collections::VecDeque;
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::{LazyLock, Mutex};
 
 use frontrun_engine::event::ObjId;
 use pyo3::ffi;
@@ -31,53 +31,10 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 use super::keys::{attr_key, fnv_tagged, index_key, item_key, mix, FastMap};
 use super::library;
+use super::share::{self, kind, ShareKind};
 
 const MAX_DEPTH: usize = 6;
 const MAX_NODES: usize = 4096;
-
-/// How an object takes part in sharing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ShareKind {
-    /// Never an owner, not walked.
-    Immutable,
-    /// Walked through (its items may be shared) but never an owner.
-    Transparent,
-    /// A list/dict/set/deque/bytearray: methods are classified by name.
-    Container,
-    /// A class instance, a class, a cell: accesses are keyed by name.
-    Object,
-}
-
-struct Types {
-    deque: usize,
-    cell: usize,
-    namespace: usize,
-}
-
-static TYPES: OnceLock<Types> = OnceLock::new();
-
-/// Load the few type objects not exported by the C API (idempotent).
-pub fn init(py: Python<'_>) -> PyResult<()> {
-    if TYPES.get().is_none() {
-        let addr = |m: &str, n: &str| -> PyResult<usize> {
-            Ok(py.import(m)?.getattr(n)?.as_ptr() as usize)
-        };
-        let _ = TYPES.set(Types {
-            deque: addr("collections", "deque")?,
-            cell: addr("types", "CellType")?,
-            namespace: addr("types", "SimpleNamespace")?,
-        });
-    }
-    Ok(())
-}
-
-/// Classify `obj` for sharing.
-pub fn kind(obj: &Bound<'_, PyAny>) -> ShareKind {
-    match TYPES.get() {
-        Some(t) => super::frame::object_kind(obj, t.deque, t.cell, t.namespace),
-        None => ShareKind::Immutable,
-    }
-}
 
 #[derive(Default)]
 struct Registry {
@@ -168,18 +125,8 @@ fn user_facing_name(ty: &Bound<'_, PyType>, name: String) -> String {
 
 /// Start an execution: forget every object of the previous one.
 pub fn begin_execution(py: Python<'_>) {
-    ensure_init(py);
+    share::ensure_init(py);
     end_execution(py);
-}
-
-/// `init`, for entry points that cannot return an error: the imports it
-/// needs (`collections`, `types`) are always available.
-fn ensure_init(py: Python<'_>) {
-    if TYPES.get().is_none() {
-        if let Err(e) = init(py) {
-            e.write_unraisable(py, None);
-        }
-    }
 }
 
 /// Release the references of the execution and forget its objects.
@@ -204,7 +151,7 @@ pub fn end_execution(_py: Python<'_>) {
 /// Register the `n`-th root of this execution and everything reachable from
 /// it (within limits). Returns its id.
 pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
-    ensure_init(py);
+    share::ensure_init(py);
     let base = {
         let mut r = reg();
         r.roots += 1;
@@ -216,7 +163,7 @@ pub fn add_root(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
 /// The id of `obj`, registering it (without walking) if new: for locks and
 /// other primitives the driver models itself.
 pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
-    ensure_init(py);
+    share::ensure_init(py);
     if let Some(id) = lookup(obj.as_ptr()) {
         return id;
     }
@@ -226,13 +173,6 @@ pub fn id_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> ObjId {
     let id = r.claim(fnv_tagged(PRIM_TAG, &r.prims.to_le_bytes()));
     r.insert(obj, id, k, name);
     id
-}
-
-/// Whether `obj`'s type is exactly `collections.deque`.
-pub fn is_exact_deque(obj: &Bound<'_, PyAny>) -> bool {
-    TYPES
-        .get()
-        .is_some_and(|t| obj.get_type().as_ptr() as usize == t.deque)
 }
 
 /// The id of a registered object, by address.
@@ -402,10 +342,8 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         out.extend(t.iter().enumerate().map(|(i, v)| (index_key(i as i64), v)));
         return out;
     }
-    let Some(types) = TYPES.get() else { return out };
-    let ty = obj.get_type().as_ptr() as usize;
     let k = kind(obj);
-    if ty == types.cell {
+    if share::is_cell(obj) {
         if let Ok(v) = obj.getattr("cell_contents") {
             out.push((attr_key("cell_contents"), v));
         }
@@ -433,7 +371,7 @@ fn children<'py>(obj: &Bound<'py, PyAny>) -> Vec<(u64, Bound<'py, PyAny>)> {
         let d = if obj.downcast::<PyType>().is_ok() {
             obj.getattr("__dict__").ok()
         } else {
-            super::frame::instance_dict(obj)
+            super::share::instance_dict(obj)
         };
         if let Some(d) = d {
             if let Ok(items) = d.call_method0("items").and_then(|i| i.try_iter()) {

@@ -6,7 +6,7 @@ use frontrun_engine::event::{AccessKind, Event};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::describe::key_text;
+use super::key_text::key_text;
 use super::{install, registry, site_location, supported, uninstall};
 use crate::hooks::{self, EventSink};
 
@@ -32,7 +32,7 @@ pub fn _tracer_cache_sizes() -> PyResult<(usize, usize, usize, usize, usize)> {
             (
                 super::code::cached_count(),
                 super::trace::thread_cached_count(),
-                super::describe::key_count(),
+                super::key_text::key_count(),
                 registry::type_name_count(),
                 super::callee::cached_count(),
             )
@@ -48,7 +48,7 @@ pub fn _tracer_cache_bounds() -> PyResult<(usize, usize, usize, usize, usize)> {
             (
                 super::code::MAX_CODES,
                 super::code::MAX_CODES,
-                super::describe::MAX_KEYS,
+                super::key_text::MAX_KEYS,
                 registry::MAX_TYPE_NAMES,
                 super::callee::MAX_CACHED,
             )

@@ -19,12 +19,14 @@ use pyo3::types::PyDict;
 use super::callee::{self, Callee};
 use super::code::{self, CodeInfo};
 use super::decode::Instr;
-use super::describe::{self, KeyText};
+use super::describe;
 use super::frame::{FrameView, Stack, StackDepth};
+use super::key_text::{self, KeyText};
 use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
 use super::opaque::{self, Effect};
 use super::ops::{MethodUse, Opcode};
-use super::registry::{self, ShareKind};
+use super::registry;
+use super::share::{self, ShareKind};
 use crate::hooks;
 
 /// Something an instruction is about to push: at the next opcode event of
@@ -635,7 +637,7 @@ fn builtin_container(obj: &Bound<'_, PyAny>) -> bool {
             || ffi::PyFrozenSet_CheckExact(p) != 0
             || ffi::PyByteArray_CheckExact(p) != 0
     };
-    builtin || registry::is_exact_deque(obj)
+    builtin || share::is_exact_deque(obj)
 }
 
 /// The key of `container[key]`. A dict registered as an object is an
@@ -652,7 +654,7 @@ fn item(container: ShareKind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
     match item_key(key) {
         Some(k) if seq && k.int.is_some_and(|i| i < 0) => Key::Any,
         Some(k) => {
-            describe::remember_key(k.hash, || {
+            key_text::remember_key(k.hash, || {
                 key.repr().ok().map(|r| KeyText::Item(r.to_string()))
             });
             Key::Exact(k.hash)
@@ -904,7 +906,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
             .ok()?
             .to_owned();
         let key = super::keys::attr_key(&text);
-        describe::remember_key(key, || Some(KeyText::Name(text)));
+        key_text::remember_key(key, || Some(KeyText::Name(text)));
         Some(key)
     };
     match effect {

@@ -31,6 +31,7 @@ pub struct Dpor {
     rng: SplitMix64,
     exec: Execution,
     clocks: TraceClocks,
+    /// Scratch for each execution's race analysis, kept to reuse its buffer.
     races: Vec<(usize, usize)>,
 }
 
@@ -74,14 +75,6 @@ impl Dpor {
     /// `max_executions` stopped the search while branches remained.
     pub fn stopped_by_limit(&self) -> bool {
         self.stopped_by_limit
-    }
-
-    /// Races found in the last finished execution, as pairs of step indices
-    /// into its schedule (`i < j`); a `j` at or past the schedule's end is
-    /// the pending step of a thread left blocked by a deadlock. Valid until
-    /// the next `end_execution`; only races new to that execution are listed.
-    pub fn last_races(&self) -> &[(usize, usize)] {
-        &self.races
     }
 
     pub fn config(&self) -> &DporConfig {

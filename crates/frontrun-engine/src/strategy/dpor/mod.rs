@@ -15,8 +15,6 @@
 //! - [`BoundedDpor`]: preemption-bounded DPOR that is sound for its bound
 //!   (BPOR); [`IterativeDpor`]: bounds 0, 1, … then unbounded.
 //! - [`trace_fingerprint`]: identifies an execution's Mazurkiewicz trace.
-//! - [`find_races`]: the races of any executed trace, for explanations;
-//!   [`Dpor::last_races`]: those DPOR found in its last execution.
 //!
 //! Events are matched across executions by thread id and [`crate::event::Event`]
 //! equality; the driver keeps object ids stable across executions.
@@ -64,26 +62,6 @@ pub use explorer::Dpor;
 pub use iterative::{IterativeDpor, PassBound};
 
 use crate::event::{Event, ThreadId};
-
-/// The races of one executed trace (any strategy's), for explanations: pairs
-/// `(i, j)` of step indices where step `i` conflicts with step `j` of another
-/// thread and nothing else orders them (so swapping them is a different
-/// interleaving). Lock acquisitions race with each other, never with the
-/// critical sections they protect.
-pub fn find_races(trace: &[(ThreadId, Event)]) -> Vec<(usize, usize)> {
-    let nodes: Vec<path::Node> = trace
-        .iter()
-        .map(|(t, e)| path::Node {
-            thread: *t,
-            event: e.clone(),
-            ..path::Node::default()
-        })
-        .collect();
-    let mut races = Vec::new();
-    race::TraceClocks::default().analyze(&nodes, nodes.len(), 0, &mut races);
-    races.sort_unstable();
-    races
-}
 
 /// A fingerprint of the Mazurkiewicz trace of an executed schedule: equal
 /// for two schedules that only reorder independent steps, different (up to
