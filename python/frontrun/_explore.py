@@ -312,10 +312,17 @@ def _serve(pool: Any) -> None:
 
 
 def _run_coroutine_job(job: Any) -> None:
-    """An explored thread on the coroutine substrate: the body of one
-    greenlet, started by the hub (`driver/coro.rs`) on the exploring
-    thread. Like one turn of `_serve`'s loop, without the worker."""
-    job.end(_run_job(job))
+    """The body of a coroutine-substrate greenlet (`driver/coro.rs`): run
+    an explored thread's job like one turn of `_serve`'s loop, then hand
+    the exploring thread back to the hub and wait there for the next job
+    (the hub reuses finished greenlets)."""
+    from greenlet import getcurrent
+
+    current = getcurrent()
+    while True:
+        job.end(_run_job(job))
+        job = None
+        job = current.parent.switch()
 
 
 def _run_job(job: Any) -> BaseException | None:

@@ -321,6 +321,10 @@ class DbSession:
             # added a unique constraint (DDL the model saw is handled there).
             self._catalog_read.clear()
         _native.db_sites_clear()
+        if not carried:
+            return
+        # Imported only when needed: an import statement costs a few
+        # microseconds even when the module is loaded, on every execution.
         from frontrun.db import _typed
 
         for conn in carried:

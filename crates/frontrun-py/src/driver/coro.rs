@@ -17,11 +17,13 @@
 //! it is installed once, for the whole execution, by the hub.
 
 use std::any::Any;
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use frontrun_engine::event::ThreadId;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 
 use super::gate::{Abort, Gate, Switcher};
 use super::pool::{Job, JobHandle};
@@ -65,7 +67,7 @@ fn switch<'py>(
     args: impl pyo3::call::PyCallArgs<'py>,
 ) -> PyResult<()> {
     let saved = Locals::save(py);
-    let r = target.call_method1("switch", args);
+    let r = target.call_method1(pyo3::intern!(py, "switch"), args);
     saved.restore(py);
     r.map(drop)
 }
@@ -77,13 +79,47 @@ enum Task {
     Done,
 }
 
+/// What every hub needs from Python, looked up once.
+struct GreenletApi {
+    getcurrent: Py<PyAny>,
+    greenlet_type: Py<PyAny>,
+    /// `frontrun._explore._run_coroutine_job(handle)`: runs jobs, one after
+    /// another, for as long as its greenlet is reused.
+    runner: Py<PyAny>,
+}
+
+fn statics(py: Python<'_>) -> PyResult<&'static GreenletApi> {
+    static STATICS: GILOnceCell<GreenletApi> = GILOnceCell::new();
+    STATICS.get_or_try_init(py, || {
+        let greenlet = py.import("greenlet")?;
+        Ok(GreenletApi {
+            getcurrent: greenlet.getattr("getcurrent")?.unbind(),
+            greenlet_type: greenlet.getattr("greenlet")?.unbind(),
+            runner: py
+                .import("frontrun._explore")?
+                .getattr("_run_coroutine_job")?
+                .unbind(),
+        })
+    })
+}
+
+/// At most this many finished greenlets wait on each OS thread for a next
+/// job.
+const IDLE_MAX: usize = 64;
+
+thread_local! {
+    /// Greenlets whose job ended, waiting (in `_run_coroutine_job`) for the
+    /// next one. Reusing them, rather than making a greenlet per explored
+    /// thread and execution, saves the interpreter's frame-stack chunk that
+    /// every new greenlet maps and every dead one unmaps: two system calls
+    /// and fresh pages per explored thread otherwise.
+    static IDLE: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
+}
+
 /// The greenlets of one execution and the hub that runs them.
 pub struct Hub {
     /// The controller's greenlet.
     hub: Py<PyAny>,
-    greenlet_type: Py<PyAny>,
-    /// `frontrun._explore._run_coroutine_job(handle)`: runs one job.
-    runner: Py<PyAny>,
     /// By explored-thread id.
     tasks: Mutex<Vec<Task>>,
 }
@@ -91,17 +127,31 @@ pub struct Hub {
 impl Hub {
     /// A hub on the calling (controller) greenlet.
     pub fn new(py: Python<'_>) -> PyResult<Hub> {
-        let greenlet = py.import("greenlet")?;
-        let runner = py
-            .import("frontrun._explore")?
-            .getattr("_run_coroutine_job")?
-            .unbind();
         Ok(Hub {
-            hub: greenlet.call_method0("getcurrent")?.unbind(),
-            greenlet_type: greenlet.getattr("greenlet")?.unbind(),
-            runner,
+            hub: statics(py)?.getcurrent.call0(py)?,
             tasks: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A greenlet for a new job, whose parent is the hub: an idle one, or a
+    /// new one.
+    fn greenlet_for_job<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let hub = self.hub.bind(py);
+        while let Some(gr) = IDLE.with(|idle| idle.borrow_mut().pop()) {
+            let gr = gr.into_bound(py);
+            // Killed meanwhile (its runner failed, or the thread's
+            // greenlets were torn down): not reusable.
+            if gr.getattr(pyo3::intern!(py, "dead"))?.is_truthy()? {
+                continue;
+            }
+            let parent = pyo3::intern!(py, "parent");
+            if !gr.getattr(parent)?.is(hub) {
+                gr.setattr(parent, hub)?;
+            }
+            return Ok(gr);
+        }
+        let st = statics(py)?;
+        st.greenlet_type.bind(py).call1((st.runner.bind(py), hub))
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Task>> {
@@ -139,6 +189,23 @@ impl Switcher for Hub {
         match direct {
             Some(gr) => switch(py, gr.bind(py), ()),
             None => switch(py, self.hub.bind(py), ()),
+        }
+    }
+
+    /// The greenlet of a job that ended waits in `_run_coroutine_job` for
+    /// the next one, once it switched back to the hub.
+    fn job_ended(&self, tid: ThreadId) {
+        let task = match self.lock().get_mut(tid) {
+            Some(t) => std::mem::replace(t, Task::Done),
+            None => return,
+        };
+        if let Task::Started(gr) = task {
+            IDLE.with(|idle| {
+                let mut idle = idle.borrow_mut();
+                if idle.len() < IDLE_MAX {
+                    idle.push(gr);
+                }
+            });
         }
     }
 }
@@ -217,10 +284,7 @@ impl Hub {
         let task = std::mem::replace(&mut self.lock()[tid], Task::Done);
         let gr = match task {
             Task::Unstarted(job) => {
-                let gr = self
-                    .greenlet_type
-                    .bind(py)
-                    .call1((self.runner.bind(py), self.hub.bind(py)))?;
+                let gr = self.greenlet_for_job(py)?;
                 self.lock()[tid] = Task::Started(gr.clone().unbind());
                 let handle = Py::new(py, JobHandle::coroutine(job, gate.start_of(tid)))?;
                 let r = switch(py, &gr, (handle,));
@@ -237,16 +301,16 @@ impl Hub {
         let (gr, r) = gr;
         if r.is_err() {
             self.lock()[tid] = Task::Done;
+            // Greenlets switch among themselves (`park`): the one whose
+            // runner failed need not be the one the hub switched to.
+            self.forget_dead(py)?;
         }
-        // Greenlets switch among themselves (`park`): the one that returned
-        // to the hub, its parent, need not be the one it switched to.
-        self.forget_returned(py)?;
         drop(gr);
         r
     }
 
-    /// Mark every greenlet whose code returned as done.
-    fn forget_returned(&self, py: Python<'_>) -> PyResult<()> {
+    /// Mark every greenlet that died as done.
+    fn forget_dead(&self, py: Python<'_>) -> PyResult<()> {
         let started: Vec<(ThreadId, Py<PyAny>)> = self
             .lock()
             .iter()

@@ -32,6 +32,9 @@ pub trait Switcher: Any + Send + Sync {
     /// Leave the calling greenlet until it is switched back to; `turn` is
     /// the thread that holds the turn now.
     fn park(&self, py: Python<'_>, turn: Option<ThreadId>) -> PyResult<()>;
+    /// Explored thread `tid`'s code returned (or never ran): its greenlet
+    /// goes back to the hub next and is free for another job.
+    fn job_ended(&self, tid: ThreadId);
 }
 
 /// What only the driver knows of a thread.

@@ -243,6 +243,9 @@ impl JobHandle {
                     pool.lock().busy -= 1;
                 }
                 job.gate.job_done();
+                if let Some(hub) = job.gate.hub() {
+                    hub.job_ended(job.tid);
+                }
                 threaded && matches!(job.gate.aborted(), Some(Abort::Timeout(_)))
             })
         })

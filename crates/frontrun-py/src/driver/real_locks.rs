@@ -23,10 +23,7 @@ static SITES: Mutex<Vec<(usize, String)>> = Mutex::new(Vec::new());
 /// thread (cProfile, a debugger) is left alone: then nothing is recorded.
 pub fn recording<T>(py: Python<'_>, setup: impl FnOnce() -> T) -> T {
     SITES.lock().unwrap_or_else(PoisonError::into_inner).clear();
-    let free = py
-        .import("sys")
-        .and_then(|s| s.call_method0("getprofile"))
-        .is_ok_and(|p| p.is_none());
+    let free = crate::tracer::python_profiler(py).is_ok_and(|p| p.is_none());
     if !free {
         return setup();
     }

@@ -61,6 +61,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 
 pub use describe::{describe_access, site_location, SiteLocation};
 pub use trace::{restore_thread, save_thread, SavedThread, SWITCHES_IN_CALLBACK};
@@ -72,6 +73,27 @@ pub fn supported() -> bool {
 }
 
 static OPCODE_EVENTS: AtomicBool = AtomicBool::new(false);
+static LAYOUT_CHECKED: AtomicBool = AtomicBool::new(false);
+static GETTRACE: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+static GETPROFILE: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+
+/// `sys.<name>`, looked up once: importing `sys` by name on every execution
+/// goes through the import machinery.
+fn sys_fn<'py>(
+    py: Python<'py>,
+    cell: &'static GILOnceCell<Py<PyAny>>,
+    name: &str,
+) -> PyResult<&'py Bound<'py, PyAny>> {
+    cell.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("sys")?.getattr(name)?.unbind())
+    })
+    .map(|f| f.bind(py))
+}
+
+/// The profile function set with `sys.setprofile` on this thread, if any.
+pub fn python_profiler(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    sys_fn(py, &GETPROFILE, "getprofile")?.call0()
+}
 
 /// Start tracing the current thread.
 pub fn install(py: Python<'_>) -> PyResult<()> {
@@ -82,11 +104,19 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
              Use one of those interpreters (free-threaded builds are not supported yet)."
         )));
     }
-    frame::self_check().map_err(|e| {
-        PyRuntimeError::new_err(format!(
-            "frontrun's tracer cannot run here: {e}; rebuild frontrun for this interpreter"
-        ))
-    })?;
+    // The layout is the interpreter's: once it checked out, it stays so (the
+    // check sets frame attributes, too dear to repeat per execution).
+    if !LAYOUT_CHECKED.load(Ordering::Relaxed) {
+        frame::self_check().map_err(|e| {
+            PyRuntimeError::new_err(format!(
+                "frontrun's tracer cannot run here: {e}; rebuild frontrun for this interpreter"
+            ))
+        })?;
+        // SAFETY: GIL held; a NULL frame means nothing was checked.
+        if !unsafe { ffi::PyEval_GetFrame() }.is_null() {
+            LAYOUT_CHECKED.store(true, Ordering::Relaxed);
+        }
+    }
     code::statics(py)?;
     share::init(py)?;
     if !OPCODE_EVENTS.swap(true, Ordering::Relaxed) {
@@ -101,7 +131,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     }
     trace::reset_thread();
     // A Python-level tracer (debugger, coverage) is put back by `uninstall`.
-    let previous = py.import("sys")?.call_method0("gettrace")?;
+    let previous = sys_fn(py, &GETTRACE, "gettrace")?.call0()?;
     PREVIOUS.with(|p| *p.borrow_mut() = (!previous.is_none()).then(|| previous.unbind()));
     // SAFETY: GIL held; `trace::trace` matches `Py_tracefunc` and needs no
     // argument object.
