@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "--engine",
         choices=["module", "setup", "both"],
         default="both",
-        help="where the Engine is made (setup(): ~400-500 executions per proof)",
+        help="where the Engine is made",
     )
     args = parser.parse_args(argv)
     with postgres_server() as server, server.fresh_database("sqlalchemy") as dsn:

@@ -17,6 +17,7 @@ use pyo3::types::PyTuple;
 
 use super::ctx::{caller_loc, current, os_owner};
 use crate::tracer::registry;
+use crate::tracer::user_frame::made_by_untraced_package;
 use frontrun_engine::coop::{Blocked, CoopOp};
 
 #[derive(Default)]
@@ -221,6 +222,13 @@ impl CoopOp for ReleaseOp {
 pub struct CoopLock {
     st: Shared<LockState>,
     reentrant: bool,
+    /// Made by an untraced package (see [`made_by_untraced_package`]): it
+    /// guards only that package's state, which frontrun does not trace, so
+    /// ordering its critical sections reaches nothing the exploration
+    /// observes. Taking it free and giving it back are therefore not
+    /// scheduling points (as for such a lock made before `explore()`); a
+    /// thread finding it held still waits at one.
+    library: bool,
 }
 
 impl CoopLock {
@@ -250,6 +258,17 @@ impl CoopLock {
             if this.reentrant && guard(&this.st).owner == Some(me) {
                 guard(&this.st).count += count;
                 return Ok(true);
+            }
+            if this.library {
+                let mut s = guard(&this.st);
+                if s.owner.is_none() {
+                    s.owner = Some(me);
+                    s.count += count;
+                    return Ok(true);
+                }
+                if !blocking {
+                    return Ok(false);
+                }
             }
             let op = AcquireOp {
                 st: this.st.clone(),
@@ -318,7 +337,7 @@ impl CoopLock {
         };
         let partial = this.reentrant && !full && count > 1;
         match sched {
-            Some((gate, tid)) if !partial => {
+            Some((gate, tid)) if !partial && !this.library => {
                 let op = ReleaseOp {
                     st: this.st.clone(),
                     full,
@@ -365,13 +384,12 @@ impl CoopLock {
 impl CoopLock {
     #[new]
     #[pyo3(signature = (reentrant = false))]
-    fn new(reentrant: bool) -> PyResult<Self> {
+    fn new(py: Python<'_>, reentrant: bool) -> PyResult<Self> {
         crate::ffi_guard::guard(|| {
-            Ok({
-                CoopLock {
-                    st: Arc::default(),
-                    reentrant,
-                }
+            Ok(CoopLock {
+                st: Arc::default(),
+                reentrant,
+                library: super::ctx::coop_active() && made_by_untraced_package(py),
             })
         })
     }
@@ -550,7 +568,10 @@ impl CoopCondition {
         if !lock.held_for_condition() {
             return Err(PyRuntimeError::new_err("cannot notify on un-acquired lock"));
         }
-        match current() {
+        // An untraced package's condition: its notify is ordered like the
+        // package's lock (see `CoopLock::library`); a waiter still waits at
+        // a scheduling point and runs once notified.
+        match current().filter(|_| !lock.library) {
             Some((gate, tid)) => {
                 let id = registry::id_of(py, slf.as_any());
                 let op = NotifyOp {
@@ -601,6 +622,7 @@ impl CoopCondition {
                         CoopLock {
                             st: Arc::default(),
                             reentrant: true,
+                            library: super::ctx::coop_active() && made_by_untraced_package(py),
                         },
                     )?;
                     if super::ctx::coop_active() {

@@ -98,10 +98,12 @@ fn effect_named(name: &str) -> Effect {
 /// The effect of untraced Python code named `name`: standard-library code
 /// the table does not describe is [`Effect::Untraced`].
 fn python_effect_named(name: &str, stdlib: bool) -> Effect {
-    if stdlib && !name.starts_with("frontrun.") && !known(name) {
+    if name.starts_with("frontrun.") || known(name) {
+        effect_named(name)
+    } else if stdlib {
         Effect::Untraced
     } else {
-        effect_named(name)
+        Effect::Package
     }
 }
 
@@ -280,7 +282,11 @@ mod tests {
         // Described by the table, or not the standard library's.
         assert_eq!(python_effect_named("copy.copy", true), Effect::Read);
         assert_eq!(python_effect_named("threading.Thread", true), Effect::Pure);
-        assert_eq!(python_effect_named("statistics.mean", false), Effect::Write);
+        // An untraced package's code (not the standard library's).
+        assert_eq!(
+            python_effect_named("sqlalchemy.sql._selectable_constructors.select", false),
+            Effect::Package
+        );
         assert_eq!(
             python_effect_named("frontrun._coop._sleep", true),
             Effect::Pure

@@ -49,6 +49,15 @@ pub enum Effect {
     /// can switch between them. Handing it a shared container therefore
     /// makes a pass inconclusive ([`note_untraced`]).
     Untraced,
+    /// Python code of an untraced package (SQLAlchemy, Django…) that this
+    /// table does not describe: it may change its arguments, except classes
+    /// and the package's own objects whose sharing is accounted for (see
+    /// `library`), which it only reads. A mapped class handed to
+    /// `select(Account)` is configuration the package reads (built in the
+    /// settling run), and an `Engine` handed to `Session(engine)` is
+    /// internally synchronised: writing them whole would order every such
+    /// call against every read of the class, for nothing.
+    Package,
 }
 
 /// Set when a shared container was handed to [`Effect::Untraced`] code

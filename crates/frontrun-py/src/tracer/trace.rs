@@ -939,6 +939,7 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
             for (i, &p) in args.iter().enumerate() {
                 let arg = bound(p);
                 let mut ids = whole_owners(&arg);
+                let whole = ids.len();
                 let held = match effect {
                     Effect::Size => false,
                     Effect::MutateFirst => i > 0,
@@ -954,13 +955,18 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
                     );
                 }
                 let is_self = i == 0 && site.this == Some(p) && bound_self.is_none();
-                for id in ids {
+                let read_only = effect == Effect::Package
+                    && (arg.is_instance_of::<pyo3::types::PyType>()
+                        || super::library::owner(&arg) == super::library::Owner::Accounted);
+                for (n, id) in ids.into_iter().enumerate() {
                     parents.push(id);
                     if is_self && loaded_from == Some(id) {
                         continue; // the method load was the access
                     }
                     let write = match effect {
                         Effect::Write | Effect::Untraced => true,
+                        // What a container argument holds is still written.
+                        Effect::Package => !(read_only && n < whole),
                         Effect::MutateFirst => i == 0,
                         _ => false,
                     };

@@ -38,6 +38,14 @@ fn is_user(py: Python<'_>, frame: &Bound<'_, PyAny>, code: &Bound<'_, PyAny>) ->
     code::info_in(py, code, globals.as_ref()).is_ok_and(|i| i.user)
 }
 
+fn is_frontrun(py: Python<'_>, frame: &Bound<'_, PyAny>) -> bool {
+    frame
+        .getattr(pyo3::intern!(py, "f_globals"))
+        .and_then(|g| g.get_item("__name__"))
+        .and_then(|n| n.extract::<String>())
+        .is_ok_and(|m| m == "frontrun" || m.starts_with("frontrun."))
+}
+
 /// Where the current thread is, as the user sees it: the innermost frame of
 /// the user's code (the innermost frame if none is), with the library
 /// frames inside it when full frames are on. `None` without a Python frame.
@@ -99,9 +107,55 @@ pub fn user_loc_from<'py>(
             };
             innermost = Some((loc, f.clone()));
         }
-        inner.push((file, line, function));
+        // frontrun's own frames (the driver proxies) say nothing about the
+        // program, and would push its library frames out of the list.
+        if !is_frontrun(py, &f) {
+            inner.push((file, line, function));
+        }
         // SAFETY: as above; `PyFrame_GetBack` returns a new reference or NULL.
         frame = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyFrame_GetBack(fp).cast()) };
     }
     innermost
+}
+
+/// Whether the innermost frame outside the standard library and frontrun
+/// runs code of an untraced (trusted) package: `threading.Lock()` called by
+/// SQLAlchemy's pool, directly or through `queue.Queue()`. Such a lock
+/// guards the package's own state, which frontrun trusts and does not trace.
+pub fn made_by_untraced_package(py: Python<'_>) -> bool {
+    let Ok(st) = code::statics(py) else {
+        return false;
+    };
+    if st.untraced_packages.is_empty() {
+        return false;
+    }
+    // SAFETY: as in `user_loc`.
+    let mut frame: Option<Bound<'_, PyAny>> =
+        unsafe { Bound::from_borrowed_ptr_or_opt(py, ffi::PyEval_GetFrame().cast()) };
+    while let Some(f) = frame {
+        let module: Option<String> = f
+            .getattr(pyo3::intern!(py, "f_globals"))
+            .and_then(|g| g.get_item("__name__"))
+            .and_then(|n| n.extract())
+            .ok();
+        if let Some(m) = &module {
+            let top = m.split('.').next().unwrap_or("");
+            if st.untraced_packages.iter().any(|p| p == top) {
+                return true;
+            }
+        }
+        let fp = f.as_ptr().cast::<ffi::PyFrameObject>();
+        // SAFETY: `fp` is a live frame (held by `f`); a new reference.
+        let code = unsafe { Bound::from_owned_ptr(py, ffi::PyFrame_GetCode(fp).cast()) };
+        let file: String = match code.getattr("co_filename").and_then(|f| f.extract()) {
+            Ok(file) => file,
+            Err(_) => return false,
+        };
+        if code::is_traced_file(&file, &st.skip_dirs) {
+            return false;
+        }
+        // SAFETY: as in `user_loc_from`.
+        frame = unsafe { Bound::from_owned_ptr_or_opt(py, ffi::PyFrame_GetBack(fp).cast()) };
+    }
+    false
 }
