@@ -25,6 +25,12 @@ def _trace_thread(f: Callable[[], object]) -> list[tuple[str, int, str]]:
 def _trace_end() -> None:
     """End the execution started by `_trace_begin`."""
 
+def _tracer_self_check(depths: Callable[[object], list[int]] | None = None) -> tuple[int, int]:
+    """Check the frame layout and, on CPython 3.11, the static stack-depth
+    analysis (used on 3.12+) against the live depth over a standard-library
+    workload; raises RuntimeError listing any mismatch. Returns the code
+    objects and opcode events compared, (0, 0) on other versions."""
+
 def _tracer_cache_sizes() -> tuple[int, int, int, int, int]:
     """Sizes of the tracer's caches: code objects, this thread's code objects,
     key texts, type names, this thread's opaque callees."""

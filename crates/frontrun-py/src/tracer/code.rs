@@ -1,6 +1,6 @@
 //! Everything the tracer needs about one code object, computed once on first
 //! sight and cached: whether to trace it, its decoded instructions, the stack
-//! depth at each offset (3.12+), and its names pre-hashed.
+//! depth at each offset (3.12+, see [`interp`]), and its names pre-hashed.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -9,57 +9,16 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::decode::{decode, Instr, PrefixEvents};
+use super::decode::{decode, Instr};
+use super::interp;
 use super::key_text::{self, KeyText};
 use super::keys::attr_key;
 use super::ops::{method_use, MethodUse, OpTable};
 
-/// Python run once per *code object* (never per access): the stack depth
-/// at each code unit on 3.12+, where the frame does not record it, derived
-/// from the compiler's own stack effects, jumps and exception table.
+/// Python run once per process or per *code object* (never per access):
+/// which files are traced, and whose generated code is whose.
 const HELPER: &std::ffi::CStr = cr#"
-import dis, sys, sysconfig, os
-
-def localsplus(co):
-    names = []
-    if sys.version_info >= (3, 11):
-        while True:
-            try:
-                names.append(co._varname_from_oparg(len(names)))
-            except Exception:
-                return names
-    return list(co.co_cellvars) + list(co.co_freevars)
-
-_NOFALL = {dis.opmap[n] for n in ("RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS", "RERAISE",
-           "JUMP_FORWARD", "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT") if n in dis.opmap}
-_RETURN_GENERATOR = dis.opmap.get("RETURN_GENERATOR", -1)
-_JUMPS = set(dis.hasjrel) | set(dis.hasjabs) | set(getattr(dis, "hasjump", ()))
-
-def depths(co):
-    ins = list(dis.get_instructions(co))
-    at = {i.offset: k for k, i in enumerate(ins)}
-    out = [-1] * (len(co.co_code) // 2)
-    work = [(0, 0)]
-    for e in dis._parse_exception_table(co):
-        work.append((e.target, e.depth + 1 + (1 if e.lasti else 0)))
-    while work:
-        off, d = work.pop()
-        k = at.get(off)
-        while k is not None and k < len(ins):
-            i = ins[k]
-            if out[i.offset // 2] >= 0:
-                break
-            out[i.offset // 2] = d
-            if i.opcode in _JUMPS:
-                work.append((i.argval, d + dis.stack_effect(i.opcode, i.arg, jump=True)))
-            if i.opcode in _NOFALL:
-                break
-            if i.opcode == _RETURN_GENERATOR:
-                d += 1  # resumed with the sent value pushed (dis says 0)
-            else:
-                d += dis.stack_effect(i.opcode, i.arg, jump=False)
-            k += 1
-    return out
+import sys, sysconfig, os
 
 # Packages whose internal state is trusted to be thread-safe and whose
 # threads communicate through the database: not explored (their cooperative
@@ -172,7 +131,6 @@ pub struct CodeInfo {
 /// Interpreter facts computed once.
 pub struct Statics {
     pub table: OpTable,
-    prefixes: PrefixEvents,
     helper: Py<PyModule>,
     /// The standard library's and frontrun's directories (installed packages
     /// below them are traced unless trusted).
@@ -218,14 +176,8 @@ pub fn statics(py: Python<'_>) -> PyResult<&'static Statics> {
     let skip_dirs: Vec<String> = helper.getattr("skip_dirs")?.call0()?.extract()?;
     let untraced_packages: Vec<String> = helper.getattr("untraced_packages")?.call0()?.extract()?;
     let installed_dirs: Vec<String> = helper.getattr("installed_dirs")?.call0()?.extract()?;
-    let prefixes = if cfg!(Py_3_12) {
-        PrefixEvents::OnBoth
-    } else {
-        PrefixEvents::OnPrefixOnly
-    };
     let _ = STATICS.set(Statics {
         table,
-        prefixes,
         helper: helper.unbind(),
         skip_dirs,
         installed_dirs,
@@ -332,23 +284,22 @@ fn compute(
 }
 
 fn analyse(code: &Bound<'_, PyAny>, st: &Statics, info: &mut CodeInfo) -> PyResult<()> {
-    let helper = st.helper.bind(code.py());
     let bytes = code.getattr("co_code")?;
     info.instrs = decode(
         bytes.downcast::<PyBytes>()?.as_bytes(),
         &st.table,
-        st.prefixes,
+        interp::PREFIX_EVENTS,
     );
-    if cfg!(Py_3_12) {
-        info.depths = helper.getattr("depths")?.call1((code,))?.extract()?;
+    if interp::STATIC_STACK_DEPTH {
+        info.depths = interp::static_depths(code)?;
     }
     for n in code.getattr("co_names")?.downcast::<PyTuple>()?.iter() {
         info.names.push(Name::new(&n)?);
     }
-    let plus: Vec<Bound<'_, PyAny>> = helper.getattr("localsplus")?.call1((code,))?.extract()?;
+    let plus = interp::localsplus(code)?;
     let nfree = code.getattr("co_freevars")?.len()?;
     info.ncellfree = code.getattr("co_cellvars")?.len()? + nfree;
-    info.nlocalsplus = if cfg!(Py_3_11) { plus.len() } else { 0 };
+    info.nlocalsplus = if interp::LOCALSPLUS { plus.len() } else { 0 };
     info.free_start = plus.len().saturating_sub(nfree);
     info.cells = plus.iter().map(Name::new).collect::<PyResult<_>>()?;
     info.stacksize = code.getattr("co_stacksize")?.extract()?;

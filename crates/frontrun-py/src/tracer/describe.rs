@@ -77,11 +77,7 @@ pub fn site_location(py: Python<'_>, site: u64) -> Option<SiteLocation> {
             break;
         }
     }
-    let function_attr = if cfg!(Py_3_11) {
-        "co_qualname"
-    } else {
-        "co_name"
-    };
+    let function_attr = super::interp::FUNCTION_NAME_ATTR;
     Some(SiteLocation {
         file: code.getattr("co_filename").ok()?.extract().ok()?,
         line,

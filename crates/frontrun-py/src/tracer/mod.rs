@@ -34,8 +34,9 @@
 //!
 //! # Per version
 //!
-//! Frame layouts are in [`frame`] (checked at build time and against the
-//! public API at `install`). The live stack depth is read from the frame on
+//! Everything that differs per version is in [`interp`]: frame layouts
+//! (checked at build time and against the public API at `install`), opcode
+//! argument and call layouts. The live stack depth is read from the frame on
 //! 3.10/3.11 and precomputed per code object on 3.12/3.13 (where the frame
 //! does not record it). Code from the stdlib, `<frozen …>` and frontrun's own
 //! package is not traced; site-packages is.
@@ -44,7 +45,7 @@ pub mod callee;
 pub mod code;
 pub mod decode;
 pub mod describe;
-pub mod frame;
+pub mod interp;
 pub mod key_text;
 pub mod keys;
 pub mod library;
@@ -64,12 +65,13 @@ use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 
 pub use describe::{describe_access, site_location, SiteLocation};
-pub use trace::{restore_thread, save_thread, SavedThread, SWITCHES_IN_CALLBACK};
+pub use interp::SWITCHES_IN_CALLBACK;
+pub use trace::{restore_thread, save_thread, SavedThread};
 pub use user_frame::{user_loc, user_loc_from};
 
 /// Whether this build can trace (CPython 3.10–3.13 with the GIL).
 pub fn supported() -> bool {
-    frame::SUPPORTED
+    interp::SUPPORTED
 }
 
 static OPCODE_EVENTS: AtomicBool = AtomicBool::new(false);
@@ -97,7 +99,7 @@ pub fn python_profiler(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
 
 /// Start tracing the current thread.
 pub fn install(py: Python<'_>) -> PyResult<()> {
-    if !frame::SUPPORTED {
+    if !interp::SUPPORTED {
         let v = py.version();
         return Err(PyRuntimeError::new_err(format!(
             "frontrun's tracer supports CPython 3.10-3.13 with the GIL; this is {v}. \
@@ -107,7 +109,7 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     // The layout is the interpreter's: once it checked out, it stays so (the
     // check sets frame attributes, too dear to repeat per execution).
     if !LAYOUT_CHECKED.load(Ordering::Relaxed) {
-        frame::self_check().map_err(|e| {
+        interp::self_check().map_err(|e| {
             PyRuntimeError::new_err(format!(
                 "frontrun's tracer cannot run here: {e}; rebuild frontrun for this interpreter"
             ))

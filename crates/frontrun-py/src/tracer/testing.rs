@@ -20,7 +20,29 @@ pub fn register(m: &Bound<'_, pyo3::types::PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_trace_end, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_cache_sizes, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_cache_bounds, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_self_check, m)?)?;
     Ok(())
+}
+
+/// The tracer's thorough self-check: the frame layout against the public
+/// API and, on 3.11, the static stack-depth analysis against the live depth
+/// over a standard-library workload (`depths` replaces the analysis, to
+/// show the check catches a wrong one). Returns `(code objects, opcode
+/// events)` compared, `(0, 0)` where only the layout can be checked.
+#[pyfunction]
+#[pyo3(signature = (depths = None))]
+pub fn _tracer_self_check(
+    py: Python<'_>,
+    depths: Option<Bound<'_, PyAny>>,
+) -> PyResult<(usize, u64)> {
+    crate::ffi_guard::guard(|| {
+        super::interp::self_check().map_err(pyo3::exceptions::PyRuntimeError::new_err)?;
+        if !super::interp::DEPTHS_COMPARABLE {
+            return Ok((0, 0));
+        }
+        let report = super::interp::check_stack_depths(py, depths)?;
+        Ok((report.codes, report.events))
+    })
 }
 
 /// `(code objects, this thread's code objects, key texts, type names,

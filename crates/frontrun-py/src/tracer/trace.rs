@@ -20,7 +20,8 @@ use super::callee::{self, Callee};
 use super::code::{self, CodeInfo};
 use super::decode::Instr;
 use super::describe;
-use super::frame::{FrameView, Stack, StackDepth};
+use super::interp;
+use super::interp::frame::{FrameView, Stack, StackDepth};
 use super::key_text::{self, KeyText};
 use super::keys::{fnv_tagged, index_key, item_key, mix, unkeyed, FastMap};
 use super::opaque::{self, Effect};
@@ -116,12 +117,6 @@ pub struct SavedThread {
     in_callback: u32,
 }
 
-#[cfg(Py_3_11)]
-extern "C" {
-    fn PyThreadState_EnterTracing(tstate: *mut ffi::PyThreadState);
-    fn PyThreadState_LeaveTracing(tstate: *mut ffi::PyThreadState);
-}
-
 /// Take the calling greenlet's tracer state out (leaving a fresh one),
 /// before it switches away.
 ///
@@ -133,11 +128,8 @@ extern "C" {
 /// `restore_thread` when the greenlet resumes.
 pub fn save_thread() -> SavedThread {
     let in_callback = IN_CALLBACK.with(|c| c.replace(0));
-    #[cfg(Py_3_11)]
     for _ in 0..in_callback {
-        // SAFETY: the GIL is held (the caller switches greenlets); the
-        // thread state is this thread's, in the state its callback set.
-        unsafe { PyThreadState_LeaveTracing(ffi::PyThreadState_Get()) };
+        interp::leave_tracing();
     }
     SavedThread {
         state: STATE.with(|s| std::mem::take(&mut *s.borrow_mut())),
@@ -148,17 +140,11 @@ pub fn save_thread() -> SavedThread {
 /// Put back a state taken by `save_thread`, once the greenlet resumed.
 pub fn restore_thread(saved: SavedThread) {
     STATE.with(|s| *s.borrow_mut() = saved.state);
-    #[cfg(Py_3_11)]
     for _ in 0..saved.in_callback {
-        // SAFETY: as in `save_thread`; this re-enters what it left.
-        unsafe { PyThreadState_EnterTracing(ffi::PyThreadState_Get()) };
+        interp::enter_tracing();
     }
     IN_CALLBACK.with(|c| c.set(saved.in_callback));
 }
-
-/// Whether greenlets can park inside the trace callback on this
-/// interpreter (the API to leave the tracing state exists from 3.11).
-pub const SWITCHES_IN_CALLBACK: bool = cfg!(Py_3_11);
 
 /// Forget this thread's cached code and pending loads.
 pub fn reset_thread() {
@@ -281,7 +267,7 @@ fn code_info(py: Python<'_>, view: &FrameView) -> PyResult<Arc<CodeInfo>> {
 fn on_call(py: Python<'_>, view: &FrameView) -> PyResult<()> {
     let info = code_info(py, view)?;
     // Line events are not needed: opcodes are enough.
-    if cfg!(Py_3_13) {
+    if interp::OPCODES_VIA_SETTER {
         view.write_trace_flags(false, None);
         if info.traced {
             // 3.13 instruments the code for opcode events in the
@@ -400,7 +386,7 @@ fn on_opcode(py: Python<'_>, view: &FrameView, frame: usize) -> PyResult<()> {
 
 /// The live value stack of `view` before code unit `unit`.
 fn stack_of(view: &FrameView, info: &CodeInfo, unit: usize) -> Option<Stack> {
-    let depth = if cfg!(Py_3_12) {
+    let depth = if interp::STATIC_STACK_DEPTH {
         StackDepth::Known(info.depths.get(unit).and_then(|&d| u32::try_from(d).ok()))
     } else {
         StackDepth::Live
@@ -762,7 +748,7 @@ struct CallSite {
 
 /// Read a call's operands off the stack; the layouts differ per version.
 fn call_site(py: Python<'_>, op: Opcode, arg: u32, stack: &Stack) -> Option<CallSite> {
-    let v313 = cfg!(Py_3_13);
+    let v313 = interp::CALLABLE_BELOW_SELF;
     let args_from = |low: u32, n: u32| -> Vec<*mut ffi::PyObject> {
         (low..low + n).rev().filter_map(|i| stack.peek(i)).collect()
     };
@@ -809,11 +795,7 @@ fn call_site(py: Python<'_>, op: Opcode, arg: u32, stack: &Stack) -> Option<Call
             if kw == 1 {
                 spreads.extend(stack.peek(1));
             }
-            let callable = if v313 || !cfg!(Py_3_11) {
-                stack.peek(kw + 2 + u32::from(v313))?
-            } else {
-                stack.peek(kw + 2)?
-            };
+            let callable = stack.peek(interp::call_ex_callable_slot(kw))?;
             // SAFETY: a live stack value.
             let tuple = unsafe { Bound::from_borrowed_ptr(py, callargs) };
             let args = match tuple.downcast::<pyo3::types::PyTuple>() {
@@ -1136,15 +1118,9 @@ fn classify_inner(
     frame: usize,
 ) -> Option<Classified> {
     let arg = ins.arg as usize;
-    let v312 = cfg!(Py_3_12);
     match ins.op {
         Opcode::LoadAttr | Opcode::LoadMethod => {
-            let method = ins.op == Opcode::LoadMethod || (v312 && arg & 1 == 1);
-            let idx = if v312 && ins.op == Opcode::LoadAttr {
-                arg >> 1
-            } else {
-                arg
-            };
+            let (idx, method) = interp::attr_name(ins.op == Opcode::LoadMethod, ins.arg);
             let obj = peek(py, stack, 1)?;
             let (id, kind) = owner(&obj)?;
             let (key, use_) = name_key(info, idx)?;
@@ -1314,11 +1290,10 @@ fn classify_inner(
             // SAFETY: the running frame holds its globals dict.
             let globals = unsafe { Bound::from_borrowed_ptr(py, g) };
             let id = registry::module_globals(py, &globals);
-            let v311 = cfg!(Py_3_11);
-            let idx = if ins.op == Opcode::LoadGlobal && v311 {
-                arg >> 1
+            let (idx, slots) = if ins.op == Opcode::LoadGlobal {
+                interp::load_global(ins.arg)
             } else {
-                arg
+                (arg, 1)
             };
             let (key, _) = name_key(info, idx)?;
             match ins.op {
@@ -1334,7 +1309,6 @@ fn classify_inner(
                         Err(_) => None,
                     };
                     let value = value?;
-                    let slots = if v311 { 1 + (arg & 1) as u8 } else { 1 };
                     let access: Vec<Access> = (!is_code_like(&value))
                         .then(|| Access::read(id, Key::Exact(key)))
                         .into_iter()
