@@ -49,10 +49,11 @@ def test_default_search_finds_every_bug_and_no_false_alarm(program: Program) -> 
     assert r.reproduced == 1
     expected = program.preemptions
     assert expected is not None
-    if expected <= 2:
-        # Each bounded pass is sound for its bound: the first pass that can
-        # show the bug does.
-        assert r.preemption_bound_found == expected, r.explanation
+    # A pass is an order, not a bounded proof (optimal DPOR runs one
+    # schedule per trace, which may cost more than the cheapest one): the
+    # bug comes in the pass of its bound or a later one, never earlier.
+    if r.preemption_bound_found is not None:
+        assert r.preemption_bound_found >= expected, r.explanation
     assert r.preemptions is not None and r.preemptions >= expected
     if r.preemption_bound_found is not None:
         assert r.preemptions <= r.preemption_bound_found

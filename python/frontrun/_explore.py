@@ -669,13 +669,14 @@ def explore(
     those of `Options` (defaults: `frontrun._native.ExploreOptions`).
 
     The default (`strategy=None`, or "iterative") finds shallow bugs first:
-    DPOR with at most 0 preemptions, then 1, then 2 (`preemption_bound`
-    changes that last bounded pass), then unbounded. Each pass is sound for
-    its bound; a pass that never had to prune for its bound already covered
-    every interleaving, so the search stops there. `exhausted` is True exactly
-    when every interleaving was covered. `strategy="dpor"` runs plain optimal
-    DPOR in its depth-first order (one execution per interleaving), or, with
-    `preemption_bound=k`, only the schedules with at most k preemptions.
+    one optimal DPOR search run in passes, the branches needing at most 0
+    preemptions first, then 1, then 2 (`preemption_bound` changes that last
+    bounded pass), then the rest. A branch over the current bound is deferred,
+    not dropped, so no execution is repeated and the search ends, exhausted,
+    after exactly the executions plain DPOR runs. `strategy="dpor"` runs plain
+    optimal DPOR in its depth-first order (one execution per interleaving),
+    or, with `preemption_bound=k`, only the schedules with at most k
+    preemptions (a proof for that bound).
 
     `search_order` is the order in which DPOR tries threads at free choices:
     "lowest-first", "highest-first" or "random" (seeded by `seed`); every

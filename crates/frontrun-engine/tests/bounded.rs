@@ -193,9 +193,13 @@ fn unbounded_persistent_sets_cover_every_trace() {
 }
 
 /// The iterative search finds the first violation in the pass of the
-/// smallest bound at which brute force finds one, ends exhausted exactly
-/// when nothing fails, and covers every trace.
-fn check_iterative(seed: u64, p: &Program) -> (u64, u64, u64) {
+/// smallest bound at which brute force finds one, or later (a pass is an
+/// order: optimal DPOR's one schedule of a trace may cost more preemptions
+/// than its cheapest one), never earlier; it ends exhausted exactly when
+/// nothing fails, covers every trace, and repeats none. Returns the
+/// executions, plain DPOR's, the repeats, and whether the violation came
+/// in a later pass than the smallest bound.
+fn check_iterative(seed: u64, p: &Program) -> (u64, u64, u64, bool) {
     let serial = serial_outcomes(p);
     let all = brute_force(p);
     let min_bound = (0..=2).find(|&k| brute_force_bounded(p, k).violation);
@@ -220,7 +224,20 @@ fn check_iterative(seed: u64, p: &Program) -> (u64, u64, u64) {
         (None, true) => Some(PassBound::Unbounded),
         (None, false) => None,
     };
-    assert_eq!(first, want, "seed {seed}: first violation\n{p:?}");
+    let rank = |b: Option<PassBound>| match b {
+        Some(PassBound::Bounded(k)) => k,
+        Some(PassBound::Unbounded) => 3,
+        None => 4,
+    };
+    assert_eq!(
+        first.is_some(),
+        want.is_some(),
+        "seed {seed}: violation\n{p:?}"
+    );
+    assert!(
+        rank(first) >= rank(want),
+        "seed {seed}: first violation {first:?} before the smallest bound {want:?}\n{p:?}"
+    );
     assert!(it.exhausted(), "seed {seed}");
     assert_eq!(
         traces.len(),
@@ -229,20 +246,32 @@ fn check_iterative(seed: u64, p: &Program) -> (u64, u64, u64) {
     );
     let mut plain = Dpor::new(DporConfig::default());
     let plain_runs = explore(p, &mut plain, 100_000).len() as u64;
-    (n, plain_runs, it.repeated())
+    assert_eq!(
+        n, plain_runs,
+        "seed {seed}: executions vs plain DPOR\n{p:?}"
+    );
+    assert_eq!(it.repeated(), 0, "seed {seed}");
+    (n, plain_runs, it.repeated(), first != want)
 }
 
 #[test]
 fn iterative_bounding_finds_each_bug_at_its_smallest_bound() {
-    let (mut it, mut plain, mut rep) = (0, 0, 0);
-    let n = if cfg!(debug_assertions) { 80 } else { 300 };
+    let (mut it, mut plain, mut rep, mut late) = (0, 0, 0, 0);
+    // Debug builds stop at 100 (slow brute force).
+    let n = if cfg!(debug_assertions) { 100 } else { 300 };
     for seed in 0..n {
-        let (a, b, r) = check_iterative(seed, &random_program(seed));
+        let (a, b, r, l) = check_iterative(seed, &random_program(seed));
         it += a;
         plain += b;
         rep += r;
+        late += u64::from(l);
     }
-    println!("iterative {it} executions ({rep} repeated) vs plain DPOR {plain}");
+    println!("iterative {it} executions ({rep} repeated) vs plain DPOR {plain}; {late} late");
+    // Measured: 4 of 300 one pass late (seeds 95, 148, 164 and 242).
+    assert!(
+        late * 50 <= n,
+        "{late} of {n} found later than the smallest bound"
+    );
 }
 
 #[test]

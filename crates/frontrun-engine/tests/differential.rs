@@ -17,12 +17,18 @@ fn check(seed: u64, order: SearchOrder) -> (usize, usize, bool) {
     check_program(seed, order, random_program(seed), true)
 }
 
+fn check_program(seed: u64, order: SearchOrder, p: Program, exact: bool) -> (usize, usize, bool) {
+    let config = DporConfig::default().with_search_order(order);
+    check_config(seed, config, p, exact)
+}
+
 /// With `exact`, one execution per trace; otherwise every trace is run at
 /// least once (condition waits may make DPOR attempt reversals that turn out
 /// infeasible, which costs extra, sleep-blocked executions).
-fn check_program(seed: u64, order: SearchOrder, p: Program, exact: bool) -> (usize, usize, bool) {
+fn check_config(seed: u64, config: DporConfig, p: Program, exact: bool) -> (usize, usize, bool) {
+    let order = config.search_order;
     let b = brute_force(&p);
-    let mut d = Dpor::new(DporConfig::default().with_search_order(order));
+    let mut d = Dpor::new(config);
     let runs = explore(&p, &mut d, 100_000);
     // A deterministic program replays every recorded prefix exactly.
     assert_eq!(
@@ -149,4 +155,35 @@ fn dpor_matches_brute_force_with_multi_access_and_whole_object_events() {
         check_program(seed, SearchOrder::LowestFirst, p, true);
     }
     assert!(wide > 50 && whole > 50, "{wide} {whole}");
+}
+
+/// Passes of growing preemption bound only reorder the search: the same
+/// traces, each run once, the same verdict, and exhausted at the end,
+/// whatever the per-pass budget (1 forces a new pass after every execution,
+/// so deferred prefixes are resumed across passes all the time).
+#[test]
+fn passes_of_growing_bound_match_brute_force() {
+    let mut deferred = 0;
+    // Debug builds (the brute force is slow there) run a third.
+    let n = if cfg!(debug_assertions) { 100 } else { 300 };
+    for (max_bound, budget) in [(2, u64::MAX), (1, 1), (3, 2)] {
+        for seed in 0..n {
+            let config = DporConfig::default().with_bound_passes(max_bound, budget);
+            check_config(seed, config, random_program(seed), true);
+        }
+        for seed in 1000..1000 + n / 3 {
+            let config = DporConfig::default().with_bound_passes(max_bound, budget);
+            check_config(seed, config, random_program_with(seed, true), false);
+        }
+        for seed in 2000..2000 + n / 3 {
+            let config = DporConfig::default().with_bound_passes(max_bound, budget);
+            let p = random_program_opts(seed, false, true);
+            let mut d = Dpor::new(config.clone());
+            common::explore(&p, &mut d, 100_000);
+            deferred += d.stats().deferred;
+            check_config(seed, config, p, true);
+        }
+    }
+    // The passes must actually defer branches.
+    assert!(deferred > 100, "{deferred}");
 }

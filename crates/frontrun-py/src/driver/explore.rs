@@ -767,12 +767,12 @@ fn duration_arg(name: &str, secs: f64) -> PyResult<Duration> {
     Ok(Duration::try_from_secs_f64(secs).map_or(NO_LIMIT, |d| d.min(NO_LIMIT)))
 }
 /// Bounded passes of the default iterative search (0, 1, 2), before the
-/// unbounded one: most bugs need at most two preemptions.
+/// rest: most bugs need at most two preemptions.
 const ITERATIVE_MAX_BOUND: u32 = 2;
 
-/// Executions each bounded pass may run before the next pass starts: they
-/// find shallow bugs fast, but repeat traces, so on a bug-free program this
-/// caps what they add to the proof's cost (at most 3 x 200).
+/// Executions each bounded pass may run before the next pass starts (what
+/// it left runs later; nothing is repeated): with many threads the orders
+/// needing no preemption alone can be millions.
 const ITERATIVE_PASS_BUDGET: u64 = 200;
 
 /// What the default search interleaves with its DPOR passes: uniform
@@ -1105,12 +1105,13 @@ fn explore_body<'py>(
         };
         match failure_pass {
             Some(PassBound::Bounded(k)) => text.push_str(&format!(
-                "Found by the pass limited to {k} preemption{} (iterative preemption bounding).\n",
+                "Found in the pass of schedules with at most {k} preemption{} (iterative \
+                 preemption bounding).\n",
                 if k == 1 { "" } else { "s" }
             )),
-            Some(PassBound::Unbounded) => text.push_str(
-                "Found by the unbounded pass (no schedule within the smaller bounds failed).\n",
-            ),
+            Some(PassBound::Unbounded) => {
+                text.push_str("Found after the bounded passes (iterative preemption bounding).\n")
+            }
             None => {
                 if let (true, Some(by)) = (mixed, &found_by) {
                     text.push_str(&format!(

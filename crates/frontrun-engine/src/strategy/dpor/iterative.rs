@@ -1,29 +1,26 @@
-//! Iterative preemption bounding (Musuvathi and Qadeer, PLDI 2007), with
-//! each pass sound for its bound: bounded DPOR ([`BoundedDpor`]) with bound
-//! 0, 1, … up to `max_bound`, then optimal unbounded DPOR ([`Dpor`]).
-//! Most bugs need few preemptions, so they are found in the early, small
-//! passes; a bug-free program still ends in a proof.
+//! Iterative preemption bounding (Musuvathi and Qadeer, PLDI 2007) without
+//! repeats: one optimal DPOR search ([`Dpor`] with
+//! [`super::DporConfig::bound_passes`]) whose branches are run in passes of
+//! growing preemption bound, 0, 1, … up to `max_bound`, then the rest. A
+//! branch over the current bound is deferred with its prefix, not dropped,
+//! so every execution runs a trace no earlier one ran, and the search ends
+//! exactly when plain DPOR's would, having covered the same traces. Most
+//! bugs need few preemptions, so they come in the early passes.
 //!
-//! Cost control: bounded DPOR has no sleep sets, so its passes repeat
-//! traces (on small racy counters a bound-2 pass runs 3–18 times as many
-//! executions as optimal DPOR). So:
-//! - a bounded pass that never dropped a backtrack point for its bound ran
-//!   what the unbounded search would, so it already covered every
-//!   Mazurkiewicz trace: the search stops there, exhausted;
-//! - each bounded pass runs at most `pass_budget` executions, then the next
-//!   pass starts (a pass cut short is no longer complete for its bound,
-//!   which only delays bugs, never hides them: the unbounded pass covers
-//!   everything). Per pass, not in total: with many threads, pass 0 alone
-//!   can have millions of thread orders, and a one-preemption bug is then
-//!   found early in pass 1.
+//! A pass is an order, not a proof for its bound: optimal DPOR runs one
+//! schedule per trace, and the one it picks may cost more preemptions than
+//! the cheapest schedule of that trace (a bounded proof is
+//! [`super::BoundedDpor`]'s job: `preemption_bound=k`). Each pass runs at
+//! most `pass_budget` executions before the next starts (what it left is
+//! run later): with many threads, the orders needing no preemption alone
+//! can be millions, and a one-preemption bug is then found early in pass 1.
 //!
-//! Executions whose trace an earlier execution already ran are counted
-//! ([`IterativeDpor::repeated`], by [`super::trace_fingerprint`]); the
-//! stateless driver cannot skip them before running them.
+//! Executions whose trace an earlier execution already ran are still
+//! counted ([`IterativeDpor::repeated`], by [`super::trace_fingerprint`]):
+//! none, except where a reversal turns out infeasible (condition waits).
 
 use std::collections::HashSet;
 
-use super::bounded::BoundedDpor;
 use super::{trace_fingerprint, Dpor, DporConfig, SearchOrder};
 use crate::event::{Event, ThreadId};
 use crate::strategy::{Choice, Divergence, Outcome, Strategy, ThreadStatus};
@@ -37,65 +34,52 @@ pub enum PassBound {
     Unbounded,
 }
 
-#[derive(Debug)]
-enum Pass {
-    Bounded(Box<BoundedDpor>),
-    Unbounded(Box<Dpor>),
-}
-
 /// DPOR by iterative preemption bounding (see the module docs).
 #[derive(Debug)]
 pub struct IterativeDpor {
     max_bound: u32,
-    pass_budget: u64,
     search_order: SearchOrder,
-    pass: Pass,
-    over: bool,
-    covered_all: bool,
+    dpor: Dpor,
     seen: HashSet<u64>,
     repeated: u64,
     trace: Vec<(ThreadId, Event)>,
-    /// Executions run by each finished pass, in order.
+    /// Executions run by each pass so far, in order (the last one current).
     pass_executions: Vec<u64>,
-    /// The first divergence of any pass, numbered across passes.
-    divergence: Option<Divergence>,
+    /// The pass of the current execution.
+    current: PassBound,
 }
 
 impl IterativeDpor {
-    /// Bounded passes `0..=max_bound`, then the unbounded one (whose free
-    /// choices follow `search_order`).
+    /// Passes of bounds `0..=max_bound`, then the rest (free choices keep
+    /// the last thread running, then follow `search_order`).
     pub fn new(max_bound: u32, search_order: SearchOrder) -> Self {
+        Self::with_config(max_bound, u64::MAX, search_order)
+    }
+
+    fn with_config(max_bound: u32, pass_budget: u64, search_order: SearchOrder) -> Self {
+        let config = DporConfig::default()
+            .with_search_order(search_order)
+            .with_bound_passes(max_bound, pass_budget);
         IterativeDpor {
             max_bound,
-            pass_budget: u64::MAX,
             search_order,
-            pass: Pass::Bounded(Box::new(BoundedDpor::new(Some(0), None))),
-            over: false,
-            covered_all: false,
+            dpor: Dpor::new(config),
             seen: HashSet::new(),
             repeated: 0,
             trace: Vec::new(),
             pass_executions: Vec::new(),
-            divergence: None,
+            current: PassBound::Bounded(0),
         }
     }
 
-    /// Cap the executions of each bounded pass.
-    pub fn with_pass_budget(mut self, budget: u64) -> Self {
-        self.pass_budget = budget;
-        self
+    /// Cap the executions of each bounded pass (before the first execution).
+    pub fn with_pass_budget(self, budget: u64) -> Self {
+        Self::with_config(self.max_bound, budget, self.search_order)
     }
 
-    fn unbounded(&self) -> Pass {
-        let config = DporConfig::default().with_search_order(self.search_order);
-        Pass::Unbounded(Box::new(Dpor::new(config)))
-    }
-
+    /// The pass of the current (or last) execution.
     pub fn bound(&self) -> PassBound {
-        match &self.pass {
-            Pass::Bounded(b) => PassBound::Bounded(b.bound().unwrap_or(0)),
-            Pass::Unbounded(_) => PassBound::Unbounded,
-        }
+        self.current
     }
 
     /// Executions that ran a trace already run.
@@ -103,46 +87,18 @@ impl IterativeDpor {
         self.repeated
     }
 
-    /// Executions of each finished pass.
+    /// Executions of each pass that ran any, in order.
     pub fn pass_executions(&self) -> &[u64] {
         &self.pass_executions
     }
 
     /// The search is over and covered every Mazurkiewicz trace.
     pub fn exhausted(&self) -> bool {
-        self.over && self.covered_all
+        self.dpor.exhausted()
     }
 
-    fn strategy(&mut self) -> &mut dyn Strategy {
-        match &mut self.pass {
-            Pass::Bounded(b) => b.as_mut(),
-            Pass::Unbounded(d) => d.as_mut(),
-        }
-    }
-
-    /// The current pass has nothing left: decide what comes next.
-    fn next_pass(&mut self) -> bool {
-        match &self.pass {
-            Pass::Bounded(b) => {
-                self.pass_executions.push(b.stats().executions);
-                if b.complete() {
-                    self.covered_all = true;
-                    return false;
-                }
-                let k = b.bound().unwrap_or(0);
-                self.pass = if k < self.max_bound {
-                    Pass::Bounded(Box::new(BoundedDpor::new(Some(k + 1), None)))
-                } else {
-                    self.unbounded()
-                };
-                true
-            }
-            Pass::Unbounded(d) => {
-                self.pass_executions.push(d.stats().executions);
-                self.covered_all = d.exhausted();
-                false
-            }
-        }
+    pub fn stats(&self) -> &super::DporStats {
+        self.dpor.stats()
     }
 }
 
@@ -155,27 +111,26 @@ impl Strategy for IterativeDpor {
     }
 
     fn begin_execution(&mut self) -> bool {
-        if self.over {
+        if !self.dpor.begin_execution() {
             return false;
         }
-        loop {
-            let cut = match &self.pass {
-                Pass::Bounded(b) => b.stats().executions >= self.pass_budget,
-                Pass::Unbounded(_) => false,
-            };
-            if !cut && self.strategy().begin_execution() {
-                self.trace.clear();
-                return true;
-            }
-            if !self.next_pass() {
-                self.over = true;
-                return false;
-            }
+        let pass = match self.dpor.pass_bound() {
+            Some(k) => PassBound::Bounded(k),
+            None => PassBound::Unbounded,
+        };
+        if pass != self.current || self.pass_executions.is_empty() {
+            self.pass_executions.push(0);
         }
+        self.current = pass;
+        if let Some(n) = self.pass_executions.last_mut() {
+            *n += 1;
+        }
+        self.trace.clear();
+        true
     }
 
     fn choose(&mut self, threads: &[ThreadStatus<'_>]) -> Choice {
-        let choice = self.strategy().choose(threads);
+        let choice = self.dpor.choose(threads);
         if let Choice::Run(t) = choice {
             if let Some(ThreadStatus::Enabled(ev)) = threads.get(t) {
                 self.trace.push((t, (*ev).clone()));
@@ -188,25 +143,15 @@ impl Strategy for IterativeDpor {
         if !self.seen.insert(trace_fingerprint(&self.trace)) {
             self.repeated += 1;
         }
-        self.strategy().end_execution(outcome);
-        if self.divergence.is_none() {
-            let before: u64 = self.pass_executions.iter().sum();
-            self.divergence = self.strategy().divergence().cloned().map(|mut d| {
-                d.execution += before;
-                d
-            });
-        }
+        self.dpor.end_execution(outcome);
     }
 
     fn divergence(&self) -> Option<&Divergence> {
-        self.divergence.as_ref()
+        self.dpor.divergence()
     }
 
     fn schedule(&self) -> &[ThreadId] {
-        match &self.pass {
-            Pass::Bounded(b) => b.schedule(),
-            Pass::Unbounded(d) => d.schedule(),
-        }
+        self.dpor.schedule()
     }
 
     fn covered_every_trace(&self) -> Option<bool> {

@@ -123,6 +123,29 @@ pub struct DporConfig {
     /// that covers every trace within a bound.
     pub preemption_bound: Option<u32>,
     pub search_order: SearchOrder,
+    /// Run the same search in passes of growing preemption bound (see
+    /// [`BoundPasses`]). Ignored with `preemption_bound`.
+    pub bound_passes: Option<BoundPasses>,
+}
+
+/// Iterative preemption bounding without repeats (Musuvathi and Qadeer,
+/// PLDI 2007, for the order; the search itself is optimal DPOR): a branch
+/// whose schedule costs more preemptions than the current pass allows is
+/// deferred, kept with its prefix, instead of run; pass `k + 1` resumes
+/// what pass `k` deferred. Every execution runs once, the search ends when
+/// plain DPOR's would, with the same traces covered; only the order
+/// changes, so shallow bugs come first. Free choices continue the last
+/// thread while it can run. A pass is an order, not a bound to prove: a
+/// trace may be reached within a pass only through a schedule that costs
+/// more (optimal DPOR picks one schedule per trace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoundPasses {
+    /// After the pass of this bound, nothing more is deferred.
+    pub max_bound: u32,
+    /// Executions after which a pass gives way to the next, even with
+    /// branches left within its bound (they are still run, later): with many
+    /// threads, the orders needing no preemption alone can be millions.
+    pub pass_budget: u64,
 }
 
 impl DporConfig {
@@ -136,6 +159,13 @@ impl DporConfig {
     }
     pub fn with_search_order(mut self, order: SearchOrder) -> Self {
         self.search_order = order;
+        self
+    }
+    pub fn with_bound_passes(mut self, max_bound: u32, pass_budget: u64) -> Self {
+        self.bound_passes = Some(BoundPasses {
+            max_bound,
+            pass_budget,
+        });
         self
     }
 }
@@ -159,6 +189,9 @@ pub struct DporStats {
     pub completed: u64,
     /// Executions that ended in a deadlock.
     pub deadlocks: u64,
+    /// Points whose branches were deferred to a later pass (searches by
+    /// passes only; a point is counted each time the search leaves it).
+    pub deferred: u64,
     /// Executions ended because every enabled thread was asleep (should stay
     /// 0 for locks, reads and writes).
     pub sleep_blocked: u64,

@@ -20,6 +20,9 @@ pub(crate) struct WuNode {
     pub thread: ThreadId,
     pub event: Event,
     pub sub: WakeupTree,
+    /// The fewest preemptions of the schedules inserted through this step,
+    /// prefix included. Only a search by passes of growing bound reads it.
+    pub cost: u32,
 }
 
 impl WakeupTree {
@@ -36,12 +39,26 @@ impl WakeupTree {
         }
     }
 
+    /// The leftmost branch's cost: the next one to run here. Branches run
+    /// in order even in a search by passes (a later branch was inserted
+    /// knowing the earlier ones would run first: it may rely on their
+    /// subtrees, and their sleep sets must not hold it).
+    pub fn first_cost(&self) -> Option<u32> {
+        self.children.first().map(|c| c.cost)
+    }
+
     /// Insert the sequence `v` (trace positions) unless the tree already has
     /// a branch that covers it: walk down through children that are weak
     /// initials of what remains of `v`; reaching a leaf means some explored
     /// continuation is equivalent to an extension of `v`. Returns whether a
-    /// new branch was added.
-    pub fn insert<N: Executed>(&mut self, mut v: Sequence, view: &TraceView<'_, N>) -> bool {
+    /// new branch was added. `cost` (the preemptions of the schedule) lowers
+    /// the cost of the branch it goes through.
+    pub fn insert<N: Executed>(
+        &mut self,
+        mut v: Sequence,
+        view: &TraceView<'_, N>,
+        cost: u32,
+    ) -> bool {
         let mut node = self;
         loop {
             let hit =
@@ -50,6 +67,8 @@ impl WakeupTree {
                 });
             match hit {
                 Some((idx, k)) => {
+                    let c = &mut node.children[idx].cost;
+                    *c = (*c).min(cost);
                     if node.children[idx].sub.is_empty() {
                         return false;
                     }
@@ -61,7 +80,7 @@ impl WakeupTree {
                 None if v.is_empty() => return false,
                 None => {
                     let rest: Vec<usize> = v.remaining().collect();
-                    node.children.push(chain(&rest, view));
+                    node.children.push(chain(&rest, view, cost));
                     return true;
                 }
             }
@@ -81,13 +100,14 @@ impl Drop for WakeupTree {
 }
 
 /// The linear branch `v[0] → v[1] → …`.
-fn chain<N: Executed>(v: &[usize], view: &TraceView<'_, N>) -> WuNode {
+fn chain<N: Executed>(v: &[usize], view: &TraceView<'_, N>, cost: u32) -> WuNode {
     let mut sub = WakeupTree::default();
     for &k in v[1..].iter().rev() {
         let n = WuNode {
             thread: view.thread(k),
             event: view.event(k).clone(),
             sub,
+            cost,
         };
         sub = WakeupTree { children: vec![n] };
     }
@@ -95,6 +115,7 @@ fn chain<N: Executed>(v: &[usize], view: &TraceView<'_, N>) -> WuNode {
         thread: view.thread(v[0]),
         event: view.event(v[0]).clone(),
         sub,
+        cost,
     }
 }
 
@@ -112,6 +133,7 @@ mod tests {
                     thread: t % 3,
                     event: Event::default(),
                     sub: tree,
+                    cost: 0,
                 }],
             };
         }
