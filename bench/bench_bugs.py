@@ -21,8 +21,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 from _bug_suite import SUITE, Program
 
 STRATEGIES: list[tuple[str, dict[str, Any]]] = [
-    ("default (iterative)", {}),
-    ("mixed", {"strategy": "mixed"}),
+    ("default (mixed)", {}),
+    ("iterative", {"strategy": "iterative"}),
     ("portfolio", {"strategy": "portfolio"}),
     ("dpor", {"strategy": "dpor"}),
     ("dpor, bound 2", {"strategy": "dpor", "preemption_bound": 2}),
@@ -71,7 +71,7 @@ def main() -> None:
             + (f"; FALSE ALARMS: {', '.join(false_alarms)}" if false_alarms else ""),
             flush=True,
         )
-    default = "default (iterative)"
+    default = "default (mixed)"
     complete = [m for n, m in medians.items() if found_all[n] and n != default]
     best = min(complete) if complete else float("nan")
     ok = found_all[default] and (not complete or medians[default] <= best)

@@ -45,7 +45,7 @@ def test_the_defaults_live_in_explore_options() -> None:
     default = _native.ExploreOptions()
     for name in ("strategy", "timeout_per_run", "max_attempts", "reproduce_on_failure"):
         assert getattr(opts, name) == getattr(default, name)
-    assert opts.strategy == "iterative"
+    assert opts.strategy == "mixed"
     settling = opts.settling()
     assert (settling.strategy, settling.max_executions, settling.reproduce_on_failure) == (
         "dpor",

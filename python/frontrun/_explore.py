@@ -462,7 +462,7 @@ class Options(DporOptions, total=False):
     """Options of `explore`."""
 
     strategy: Strategy | None
-    """The search (default None: "iterative")."""
+    """The search (default None: "mixed")."""
 
 
 def _options(
@@ -479,7 +479,7 @@ def _options(
     # options None is a value: no limit, no seed).
     if opts.get("strategy") is None:
         opts.pop("strategy", None)
-    strategy = opts.get("strategy", "iterative")
+    strategy = opts.get("strategy", "mixed")
     if strategy not in _STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: use one of {', '.join(_STRATEGIES)}")
     _check_limit("max_executions", opts.get("max_executions"), integer=True)
@@ -668,12 +668,14 @@ def explore(
     check `invariant(state)` after each execution. The keyword options are
     those of `Options` (defaults: `frontrun._native.ExploreOptions`).
 
-    The default (`strategy=None`, or "iterative") finds shallow bugs first:
-    one optimal DPOR search run in passes, the branches needing at most 0
-    preemptions first, then 1, then 2 (`preemption_bound` changes that last
-    bounded pass), then the rest. A branch over the current bound is deferred,
-    not dropped, so no execution is repeated and the search ends, exhausted,
-    after exactly the executions plain DPOR runs. `strategy="dpor"` runs plain
+    The default (`strategy=None`, or "mixed") finds shallow bugs first: one
+    optimal DPOR search run in passes ("iterative" alone), the branches
+    needing at most 0 preemptions first, then 1, then 2 (`preemption_bound`
+    changes that last bounded pass), then the rest, with a uniformly random
+    or PCT run after every 2 of its executions (256 at most). A branch over
+    the current bound is deferred, not dropped, so no DPOR execution is
+    repeated; randomized runs never make a verdict True, so the search is
+    exhausted exactly when plain DPOR's would be. `strategy="dpor"` runs plain
     optimal DPOR in its depth-first order (one execution per interleaving),
     or, with `preemption_bound=k`, only the schedules with at most k
     preemptions (a proof for that bound).

@@ -149,7 +149,7 @@ class ExploreOptions:
     def __new__(
         cls,
         *,
-        strategy: str = "iterative",
+        strategy: str = "mixed",
         max_executions: int | None = None,
         preemption_bound: int | None = None,
         total_timeout: float | None = None,

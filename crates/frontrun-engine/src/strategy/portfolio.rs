@@ -124,7 +124,12 @@ impl Mixed {
     }
 
     fn sampler_turn(&self) -> bool {
-        !self.samplers.is_empty() && self.sampled < SAMPLE_CAP && self.dpor_in_round >= DPOR_SLICE
+        // No sampling once DPOR is over: the search ends with it, and a
+        // bug-free program's proof should cost no more than it must.
+        !self.samplers.is_empty()
+            && self.sampled < SAMPLE_CAP
+            && self.dpor_in_round >= DPOR_SLICE
+            && !self.dpor.finished()
     }
 }
 

@@ -766,7 +766,7 @@ fn duration_arg(name: &str, secs: f64) -> PyResult<Duration> {
     }
     Ok(Duration::try_from_secs_f64(secs).map_or(NO_LIMIT, |d| d.min(NO_LIMIT)))
 }
-/// Bounded passes of the default iterative search (0, 1, 2), before the
+/// Bounded passes of the iterative search (0, 1, 2), the default's DPOR, before the
 /// rest: most bugs need at most two preemptions.
 const ITERATIVE_MAX_BOUND: u32 = 2;
 

@@ -33,7 +33,7 @@ impl ExploreOptions {
     #[new]
     #[pyo3(signature = (
         *,
-        strategy = "iterative",
+        strategy = "mixed",
         max_executions = None,
         preemption_bound = None,
         total_timeout = None,

@@ -92,6 +92,11 @@ impl IterativeDpor {
         &self.pass_executions
     }
 
+    /// Nothing is left to run.
+    pub fn finished(&self) -> bool {
+        self.dpor.finished()
+    }
+
     /// The search is over and covered every Mazurkiewicz trace.
     pub fn exhausted(&self) -> bool {
         self.dpor.exhausted()
