@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from importlib.machinery import ModuleSpec
 from pathlib import Path
@@ -102,6 +103,28 @@ def test_kills_a_server_that_ignores_shutdown_requests() -> None:
         # A stopped postmaster cannot act on SIGINT/SIGQUIT: only the SIGKILL fallback works.
         os.kill(pg.process.pid, signal.SIGSTOP)
     _assert_gone(pids, data_dir)
+
+
+def test_a_killed_owner_leaves_no_server_behind(tmp_path: Path) -> None:
+    # SIGKILL skips the `with` block and atexit: only the watcher can clean up.
+    out = tmp_path / "server.txt"
+    script = (
+        "import os, signal\n"
+        "from frontrun.testing import postgres_server\n"
+        "cm = postgres_server(use_env=False)\n"
+        "pg = cm.__enter__()\n"
+        f"open({str(out)!r}, 'w').write('%d %s' % (pg.process.pid, pg.socket_dir))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", script], timeout=120, check=False)
+    assert res.returncode == -signal.SIGKILL
+    pid_text, root_text = out.read_text().split(" ", 1)
+    pid, root = int(pid_text), Path(root_text)
+    deadline = time.monotonic() + 30.0
+    while (pgt._alive(pid) or root.exists()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pgt._alive(pid), "the server outlived the process that started it"
+    assert not root.exists(), f"{root} was left behind"
 
 
 def test_honours_database_url(monkeypatch: pytest.MonkeyPatch, pg_dsn: str) -> None:

@@ -183,6 +183,7 @@ class PostgresServer:
     port: int | None = None
     socket_dir: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    watcher: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     stopped: bool = False
 
     def dsn_for(self, dbname: str) -> str:
@@ -438,8 +439,66 @@ def _wait_ready(proc: subprocess.Popen[bytes], data_dir: Path, log: Path, timeou
     )
 
 
+# Stops the server and deletes its directory once the process that started it
+# is gone. `atexit` and the `with` block cannot help when that process is
+# killed (SIGKILL, an OOM kill, a CI timeout), and a server left behind keeps
+# its port, its memory and its files in /dev/shm. A shell loop rather than a
+# parent-death signal: that signal follows the thread that started the
+# server, not the process.
+_WATCH_SCRIPT = r"""
+owner=$1 pg=$2 root=$3
+owner_alive() {
+    st=$(sed 's/.*) //' "/proc/$owner/stat" 2>/dev/null) || return 1
+    [ "${st%% *}" != Z ]
+}
+while kill -0 "$pg" 2>/dev/null; do
+    if ! owner_alive; then
+        kill -INT "$pg" 2>/dev/null
+        i=0
+        while kill -0 "$pg" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+        kill -QUIT "$pg" 2>/dev/null && sleep 2
+        kill -KILL "$pg" 2>/dev/null
+        rm -rf "$root"
+        exit 0
+    fi
+    sleep 1
+done
+"""
+
+
+def _watch_owner(pg_pid: int, root: Path) -> subprocess.Popen[bytes]:
+    """Start the watcher of :data:`_WATCH_SCRIPT` for server ``pg_pid``."""
+    return subprocess.Popen(
+        [
+            "/bin/sh",
+            "-c",
+            _WATCH_SCRIPT,
+            "frontrun-pg-watch",
+            str(os.getpid()),
+            str(pg_pid),
+            str(root),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C to the owner's group must not stop it
+    )
+
+
+def _stop_watcher(server: PostgresServer) -> None:
+    watcher = server.watcher
+    if watcher is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        watcher.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        watcher.wait(timeout=5.0)
+    server.watcher = None
+
+
 def _stop(server: PostgresServer, timeout: float = 15.0) -> None:
     """Stop the postmaster: fast shutdown, then immediate, then SIGKILL of the whole tree."""
+    _stop_watcher(server)
     proc = server.process
     if proc is None or server.stopped:
         return
@@ -528,6 +587,7 @@ def _start(bindir: Path, root: Path, user: str | None, timeout: float) -> Postgr
             socket_dir=root,
             process=proc,
         )
+        server.watcher = _watch_owner(proc.pid, root)
         try:
             _wait_ready(proc, data_dir, log, timeout)
         except PostgresStartError as exc:
