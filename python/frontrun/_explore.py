@@ -49,23 +49,21 @@ def default_substrate() -> str:
     return os.environ.get("FRONTRUN_SUBSTRATE") or "threads"
 
 
-_COROUTINES_SUPPORTED = (3, 11) <= sys.version_info < (3, 13)
+_COROUTINES_SUPPORTED = sys.version_info >= (3, 11)
 """A greenlet parks inside the trace callback; leaving the interpreter's
-"tracing" state there needs `PyThreadState_LeaveTracing` (3.11+). On 3.13
-`threading.local` values are not yet kept per greenlet (one greenlet saw
-another's), so there the substrate is not offered either."""
+"tracing" state there needs `PyThreadState_LeaveTracing` (3.11+)."""
 _warned_fallback = False
 
 
 def _usable_substrate(substrate: str) -> str:
     """The substrate that will run: "coroutines" falls back to "threads"
-    where it cannot run (CPython 3.10 and 3.13), with one warning per process."""
+    where it cannot run (CPython 3.10), with one warning per process."""
     global _warned_fallback
     if substrate == "coroutines" and not _COROUTINES_SUPPORTED:
         if not _warned_fallback:
             _warned_fallback = True
             warnings.warn(
-                "frontrun: the coroutine substrate needs CPython 3.11 or 3.12; "
+                "frontrun: the coroutine substrate needs CPython 3.11 or later; "
                 "running explored threads on OS threads instead",
                 RuntimeWarning,
                 stacklevel=4,

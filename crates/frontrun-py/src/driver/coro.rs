@@ -10,7 +10,8 @@
 //!
 //! frontrun keeps per-thread state in Rust thread-locals (the explored
 //! thread's gate, its event sink, its identity, the tracer's per-thread
-//! cache) and in the interpreter's thread state (`threading.local`'s dict).
+//! cache) and in the interpreter's thread state (`threading.local`'s
+//! values, see `thread_locals`).
 //! All greenlets share one OS thread, so every switch saves the leaving
 //! greenlet's state and the resumed greenlet restores its own ([`switch`]).
 //! The trace function itself is per OS thread and follows greenlet switches:
@@ -127,6 +128,13 @@ pub struct Hub {
 impl Hub {
     /// A hub on the calling (controller) greenlet.
     pub fn new(py: Python<'_>) -> PyResult<Hub> {
+        // Found here, before anything is traced: finding them runs code.
+        if !super::thread_locals::available(py) {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "the coroutine substrate cannot give each greenlet its own threading.local \
+                 values on this interpreter: use substrate=\"threads\"",
+            ));
+        }
         Ok(Hub {
             hub: statics(py)?.getcurrent.call0(py)?,
             tasks: Mutex::new(Vec::new()),

@@ -2,10 +2,9 @@
 //!
 //! Workers are reused across executions (see `pool`), but a program must not
 //! be able to tell: an explored thread starts with
-//! - an empty thread-state dict, which is where `threading.local` (and
-//!   `Py_ReprEnter`) keep per-thread values: the worker's own dict is set
-//!   aside for the job and the job's dict is dropped at its end, as when a
-//!   thread exits (so per-thread values are released);
+//! - no `threading.local` values (see `thread_locals`): the worker's own
+//!   are set aside for the job and the job's are dropped at its end, as when
+//!   a thread exits (so per-thread values are released);
 //! - a new, empty `contextvars` context, as a new `threading.Thread` has;
 //! - its own `get_ident()`/`get_native_id()` values (patched in by `_coop`
 //!   for the length of an exploration), derived from its explored-thread
@@ -20,7 +19,6 @@
 
 use std::cell::RefCell;
 use std::os::raw::c_ulong;
-use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -28,6 +26,8 @@ use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyType};
 
 use frontrun_engine::event::ThreadId;
+
+use super::thread_locals;
 
 /// Odd, so never a real `pthread_t` (an aligned address); far from 0 so it
 /// looks like one.
@@ -58,41 +58,14 @@ struct IdentityJob {
     thread: Option<Py<PyAny>>,
     /// What `current_thread()` returns, once registered in `_active`.
     registered: Option<Py<PyAny>>,
-    /// The worker's own thread-state dict, set aside during the job.
-    saved_dict: *mut ffi::PyObject,
+    /// The worker's own `threading.local` values, set aside during the job.
+    saved_locals: thread_locals::Values,
     /// The job's context (a strong reference), entered at `enter`.
     context: *mut ffi::PyObject,
 }
 
 thread_local! {
     static JOB: RefCell<Option<IdentityJob>> = const { RefCell::new(None) };
-}
-
-/// Index (in pointer-sized words) of `dict` in `PyThreadState`. The struct
-/// layout differs between CPython versions and is not public, so it is found
-/// once by looking for the pointer `PyThreadState_GetDict` returns. `None`
-/// (never seen on 3.10-3.13) disables the fresh `threading.local` state.
-fn dict_slot(py: Python<'_>) -> Option<*mut *mut ffi::PyObject> {
-    static SLOT: OnceLock<Option<usize>> = OnceLock::new();
-    let _ = py;
-    // SAFETY: the GIL is held (token), so this thread has a thread state.
-    let tstate = unsafe { ffi::PyThreadState_Get() }.cast::<*mut ffi::PyObject>();
-    let slot = *SLOT.get_or_init(|| {
-        // SAFETY: GIL held; returns a borrowed dict, created if missing.
-        let dict = unsafe { ffi::PyThreadState_GetDict() };
-        if dict.is_null() {
-            return None;
-        }
-        // The field lies within the first 30 words on every supported
-        // version, and the struct is larger than 40 words, so the scan stays
-        // inside it and stops at the field.
-        (3..40).find(|&i| {
-            // SAFETY: reads within the thread state struct (see above).
-            unsafe { *tstate.add(i) == dict }
-        })
-    });
-    // SAFETY: the offset was found in this very struct type.
-    slot.map(|i| unsafe { tstate.add(i) })
 }
 
 fn active(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
@@ -125,15 +98,7 @@ fn stand_in_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// Give this worker thread the identity of a new thread for explored thread
 /// `tid` (started by the program as `thread`, if it was).
 pub fn enter(py: Python<'_>, tid: ThreadId, name: String, thread: Option<Py<PyAny>>) {
-    let saved_dict = match dict_slot(py) {
-        Some(slot) => {
-            // SAFETY: GIL held; the slot is this thread state's `dict`
-            // field. NULL is its documented "not created yet" state: the
-            // next `PyThreadState_GetDict` creates an empty one.
-            unsafe { std::mem::replace(&mut *slot, std::ptr::null_mut()) }
-        }
-        None => std::ptr::null_mut(),
-    };
+    let saved_locals = thread_locals::take(py);
     // SAFETY: GIL held. A new context is not entered anywhere, so entering
     // it cannot fail; on failure (out of memory) the job keeps the worker's.
     let context = unsafe {
@@ -152,7 +117,7 @@ pub fn enter(py: Python<'_>, tid: ThreadId, name: String, thread: Option<Py<PyAn
             name,
             thread,
             registered: None,
-            saved_dict,
+            saved_locals,
             context,
         })
     });
@@ -189,47 +154,28 @@ pub fn exit(py: Python<'_>) {
             ffi::Py_DECREF(job.context);
         }
     }
-    if let Some(slot) = dict_slot(py) {
-        // SAFETY: GIL held; `slot` is this thread state's `dict` field, which
-        // owns a reference (or is NULL); the saved dict's reference moves
-        // back into it and the job's is released.
-        unsafe {
-            let job_dict = std::mem::replace(&mut *slot, job.saved_dict);
-            ffi::Py_XDECREF(job_dict);
-        }
-    }
+    thread_locals::put(py, job.saved_locals);
 }
 
-/// One greenlet's identity (its job and its `threading.local` dict), set
+/// One greenlet's identity (its job and its `threading.local` values), set
 /// aside while another greenlet runs on the same OS thread.
 pub struct Saved {
     job: Option<IdentityJob>,
-    dict: *mut ffi::PyObject,
+    locals: thread_locals::Values,
 }
 
 /// Take the calling greenlet's identity out, leaving none (and no
 /// thread-state dict: the next `PyThreadState_GetDict` would create one).
 pub fn save(py: Python<'_>) -> Saved {
     let job = JOB.with(|j| j.borrow_mut().take());
-    let dict = match dict_slot(py) {
-        // SAFETY: GIL held; the slot owns its reference, which moves here.
-        Some(slot) => unsafe { std::mem::replace(&mut *slot, std::ptr::null_mut()) },
-        None => std::ptr::null_mut(),
-    };
-    Saved { job, dict }
+    let locals = thread_locals::take(py);
+    Saved { job, locals }
 }
 
 /// Put back an identity taken by `save`.
 pub fn restore(py: Python<'_>, saved: Saved) {
     JOB.with(|j| *j.borrow_mut() = saved.job);
-    if let Some(slot) = dict_slot(py) {
-        // SAFETY: GIL held; the saved reference moves back into the slot and
-        // a dict created meanwhile (by nobody's greenlet) is released.
-        unsafe {
-            let stray = std::mem::replace(&mut *slot, saved.dict);
-            ffi::Py_XDECREF(stray);
-        }
-    }
+    thread_locals::put(py, saved.locals);
 }
 
 /// The explored thread the current worker runs, if any.

@@ -14,6 +14,7 @@ pub mod real_locks;
 pub mod spawn;
 pub mod stall;
 pub mod sync;
+pub mod thread_locals;
 
 use pyo3::prelude::*;
 
