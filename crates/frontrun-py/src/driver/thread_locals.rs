@@ -19,12 +19,16 @@ use pyo3::prelude::*;
 /// Word offsets of the fields in `PyThreadState`, in a fixed order.
 type Offsets = Vec<usize>;
 
-/// One thread's values: owned references (or NULL), one per field.
-pub struct Values(Vec<*mut ffi::PyObject>);
+/// At most this many fields.
+const MAX_FIELDS: usize = 3;
+
+/// One thread's values: owned references (or NULL), one per field, in a
+/// fixed array (taken and put back on every greenlet switch: no allocation).
+pub struct Values([*mut ffi::PyObject; MAX_FIELDS]);
 
 impl Values {
     pub fn none() -> Values {
-        Values(Vec::new())
+        Values([std::ptr::null_mut(); MAX_FIELDS])
     }
 }
 
@@ -118,14 +122,13 @@ pub fn take(py: Python<'_>) -> Values {
         return Values::none();
     };
     let ts = tstate();
-    Values(
-        offsets
-            .iter()
-            // SAFETY: GIL held; each offset is a field of this struct type,
-            // owning its reference (or NULL), which moves out.
-            .map(|&i| unsafe { std::mem::replace(&mut *ts.add(i), std::ptr::null_mut()) })
-            .collect(),
-    )
+    let mut out = Values::none();
+    for (slot, &i) in out.0.iter_mut().zip(offsets) {
+        // SAFETY: GIL held; each offset is a field of this struct type,
+        // owning its reference (or NULL), which moves out.
+        *slot = unsafe { std::mem::replace(&mut *ts.add(i), std::ptr::null_mut()) };
+    }
+    out
 }
 
 /// Put `values` (taken by [`take`]) back, releasing the values created
@@ -136,15 +139,11 @@ pub fn put(py: Python<'_>, values: Values) {
         return;
     };
     let ts = tstate();
-    let mut values = values.0.into_iter();
-    let stray: Vec<*mut ffi::PyObject> = offsets
-        .iter()
-        .map(|&i| {
-            let v = values.next().unwrap_or(std::ptr::null_mut());
-            // SAFETY: as in `take`; the reference moves back into the field.
-            unsafe { std::mem::replace(&mut *ts.add(i), v) }
-        })
-        .collect();
+    let mut stray = [std::ptr::null_mut(); MAX_FIELDS];
+    for ((old, &i), v) in stray.iter_mut().zip(offsets).zip(values.0) {
+        // SAFETY: as in `take`; the reference moves back into the field.
+        *old = unsafe { std::mem::replace(&mut *ts.add(i), v) };
+    }
     // Released once every field is back: finalizers may use them.
     for p in stray {
         // SAFETY: GIL held; each is an owned reference or NULL.
