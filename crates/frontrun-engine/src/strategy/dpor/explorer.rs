@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::execution::Execution;
-use super::path::{Node, Pending, Shared, Started};
+use super::path::{Node, PointState, SharedPoint, Started};
 use super::race::{TraceClocks, TraceView};
 use super::sequence::Sequence;
 use super::wakeup::WakeupTree;
@@ -51,9 +51,9 @@ struct Passes {
     unbounded: bool,
     /// Points left with branches to run, off the current path (an entry
     /// whose point has nothing left is dropped when met).
-    deferred: Vec<Shared>,
-    /// The first point: it owns every other through `Pending::started`.
-    root: Option<Shared>,
+    deferred: Vec<SharedPoint>,
+    /// The first point: it owns every other through `PointState::started`.
+    root: Option<SharedPoint>,
     /// The points of `deferred`, so that none is saved twice.
     saved: HashSet<usize>,
 }
@@ -64,11 +64,11 @@ fn point_id(n: &Node) -> usize {
 }
 
 /// Whether the next branch of a point costs at most `bound`.
-fn within(p: &Shared, bound: u32) -> bool {
+fn within(p: &SharedPoint, bound: u32) -> bool {
     p.get().wut.first_cost().is_some_and(|c| c <= bound)
 }
 
-fn is_open(p: &Shared) -> bool {
+fn is_open(p: &SharedPoint) -> bool {
     !p.get().wut.is_empty()
 }
 
@@ -468,12 +468,12 @@ impl Strategy for Dpor {
                 _ => None,
             };
             let node = Node {
-                pending: Shared::new(Pending {
+                pending: SharedPoint::new(PointState {
                     inherited: sleep.len(),
                     sleep,
                     wut,
                     parent,
-                    ..Pending::default()
+                    ..PointState::default()
                 }),
                 ..Node::default()
             };
@@ -547,7 +547,7 @@ enum Inserted {
     /// Into the point it was found for.
     Here,
     /// Into this point below a later child of it, off the current path.
-    Below(Shared),
+    Below(SharedPoint),
 }
 
 /// Insert the reversal `seq` at `node`'s point (`next`: the node after it

@@ -25,8 +25,8 @@ pub(crate) struct Node {
     pub thread: ThreadId,
     /// Its event, as the driver last reported it.
     pub event: Event,
-    /// Sleep set and pending branches (see [`Pending`]).
-    pub pending: Shared,
+    /// Sleep set and pending branches (see [`PointState`]).
+    pub pending: SharedPoint,
     /// Whether the thread that ran at the previous point was enabled here, so
     /// that running another thread here is a preemption.
     pub prev_enabled: bool,
@@ -40,7 +40,7 @@ pub(crate) struct Node {
 
 /// What a point keeps across executions besides the step run there.
 #[derive(Debug, Default)]
-pub(crate) struct Pending {
+pub(crate) struct PointState {
     /// Sleep set: inherited from the parent (filtered) plus branches already
     /// explored at this node.
     pub sleep: Vec<(ThreadId, Event)>,
@@ -57,36 +57,36 @@ pub(crate) struct Pending {
     pub started: Vec<Started>,
     /// Search by passes only: the point before this one and the step run
     /// there to reach it (the root owns every point through `started`).
-    pub parent: Option<(Weak<Mutex<Pending>>, ThreadId, Event)>,
+    pub parent: Option<(Weak<Mutex<PointState>>, ThreadId, Event)>,
 }
 
-/// A child started at a point (see [`Pending::started`]).
+/// A child started at a point (see [`PointState::started`]).
 #[derive(Debug)]
 pub(crate) struct Started {
     pub thread: ThreadId,
     pub event: Event,
     /// The next point on that child's path; `None` until it is reached (or
     /// if the execution ended there).
-    pub point: Option<Shared>,
+    pub point: Option<SharedPoint>,
 }
 
-/// A point's [`Pending`], shared by every saved prefix through the point.
+/// A point's [`PointState`], shared by every saved prefix through the point.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Shared(Arc<Mutex<Pending>>);
+pub(crate) struct SharedPoint(Arc<Mutex<PointState>>);
 
-impl Shared {
-    pub fn new(p: Pending) -> Self {
-        Shared(Arc::new(Mutex::new(p)))
+impl SharedPoint {
+    pub fn new(p: PointState) -> Self {
+        SharedPoint(Arc::new(Mutex::new(p)))
     }
 
-    pub fn get(&self) -> MutexGuard<'_, Pending> {
+    pub fn get(&self) -> MutexGuard<'_, PointState> {
         // Only the search's own thread ever locks it; a poisoned lock means
         // a panic already unwound through the search, whose state is then
         // still consistent (every update is a single push or pop).
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn downgrade(&self) -> Weak<Mutex<Pending>> {
+    pub fn downgrade(&self) -> Weak<Mutex<PointState>> {
         Arc::downgrade(&self.0)
     }
 
@@ -106,7 +106,7 @@ impl Shared {
             let Some(parent) = parent.upgrade() else {
                 unreachable!("the root owns every point of a search by passes")
             };
-            at = Shared(parent);
+            at = SharedPoint(parent);
             nodes.push(Node {
                 thread,
                 event,
