@@ -290,4 +290,5 @@ def test_core_lost_update_found_and_for_update_proved(bank: str, driver: str) ->
     r = _core_explore(bank, driver, for_update=True)
     assert r.property_holds is True, r.explanation
     assert r.exhausted
-    assert r.executions_explored <= 100, r.executions_explored  # 48 measured
+    # 48 while `with engine.begin()` (a contextlib wrapper) wrote the Engine.
+    assert r.executions_explored <= 40, r.executions_explored

@@ -937,18 +937,30 @@ fn opaque_call(py: Python<'_>, site: &CallSite, frame: usize) -> Option<Classifi
                     );
                 }
                 let is_self = i == 0 && site.this == Some(p) && bound_self.is_none();
-                let read_only = effect == Effect::Package
-                    && (arg.is_instance_of::<pyo3::types::PyType>()
-                        || super::library::owner(&arg) == super::library::Owner::Accounted);
+                // An accounted library object (see `library`) handed to
+                // untraced Python code, a package's or the standard
+                // library's (`Engine.begin` is a `contextlib` wrapper), is
+                // read: what such code changes in it is the package's own
+                // state, which frontrun trusts.
+                let read_only = match effect {
+                    Effect::Package => {
+                        arg.is_instance_of::<pyo3::types::PyType>()
+                            || super::library::owner(&arg) == super::library::Owner::Accounted
+                    }
+                    Effect::Untraced => {
+                        super::library::owner(&arg) == super::library::Owner::Accounted
+                    }
+                    _ => false,
+                };
                 for (n, id) in ids.into_iter().enumerate() {
                     parents.push(id);
                     if is_self && loaded_from == Some(id) {
                         continue; // the method load was the access
                     }
                     let write = match effect {
-                        Effect::Write | Effect::Untraced => true,
+                        Effect::Write => true,
                         // What a container argument holds is still written.
-                        Effect::Package => !(read_only && n < whole),
+                        Effect::Package | Effect::Untraced => !(read_only && n < whole),
                         Effect::MutateFirst => i == 0,
                         _ => false,
                     };
