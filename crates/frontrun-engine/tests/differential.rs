@@ -7,8 +7,8 @@ mod common;
 use std::collections::HashSet;
 
 use common::{
-    brute_force, canonical, explore, random_program, random_program_opts, random_program_with,
-    serial_outcomes, violates, Op, Program,
+    brute_force, canonical, explore, outcome_of, random_program, random_program_opts,
+    random_program_rich, random_program_with, serial_outcomes, violates, Op, Program, Rich,
 };
 use frontrun_engine::strategy::dpor::{Dpor, DporConfig, SearchOrder};
 use frontrun_engine::strategy::Choice;
@@ -68,6 +68,16 @@ fn check_config(seed: u64, config: DporConfig, p: Program, exact: bool) -> (usiz
             d.stats()
         );
     }
+    // Completed runs reach exactly the outcomes of all interleavings.
+    let reached: HashSet<_> = runs
+        .iter()
+        .filter(|r| r.end != Choice::SleepBlocked)
+        .map(|r| outcome_of(&p, &r.state))
+        .collect();
+    assert_eq!(
+        reached, b.outcomes,
+        "seed {seed}: outcome sets differ\n{p:?}"
+    );
     assert_eq!(
         found, b.violation,
         "seed {seed}: violation found by DPOR {found}, brute force {}\n{p:?}",
@@ -186,4 +196,52 @@ fn passes_of_growing_bound_match_brute_force() {
     }
     // The passes must actually defer branches.
     assert!(deferred > 100, "{deferred}");
+}
+
+/// Programs with one richer construct each, through the real scheduling
+/// core; with `exact`, one execution per trace.
+fn check_rich(seeds: std::ops::Range<u64>, rich: Rich, exact: bool) -> (usize, usize) {
+    let (mut execs, mut traces) = (0, 0);
+    for seed in seeds {
+        let p = random_program_rich(seed, rich);
+        traces += brute_force(&p).traces;
+        execs += check_program(seed, SearchOrder::LowestFirst, p, exact).0;
+    }
+    (execs, traces)
+}
+
+#[test]
+fn dpor_matches_brute_force_with_spawn_and_join() {
+    let rich = Rich {
+        spawn: true,
+        ..Rich::default()
+    };
+    check_rich(3000..3150, rich, true);
+}
+
+#[test]
+fn dpor_matches_brute_force_with_rlocks() {
+    let rich = Rich {
+        rlock: true,
+        ..Rich::default()
+    };
+    check_rich(3200..3350, rich, true);
+}
+
+#[test]
+fn dpor_matches_brute_force_with_row_locks_and_commits() {
+    let rich = Rich {
+        db: true,
+        ..Rich::default()
+    };
+    check_rich(3400..3550, rich, true);
+}
+
+#[test]
+fn dpor_matches_brute_force_with_condition_variables() {
+    let rich = Rich {
+        condvar: true,
+        ..Rich::default()
+    };
+    check_rich(3600..3750, rich, true);
 }

@@ -39,6 +39,25 @@ pub enum Op {
     /// Reads the whole object holding variable `x` (every key of it: the
     /// variables `x` and `x ^ 1` share an object, see [`var_access`]).
     ReadAll(usize),
+    /// Take re-entrant lock `r` (free, or already held by this thread).
+    RLock(usize),
+    /// Give back one level of re-entrant lock `r`.
+    RUnlock(usize),
+    /// `Condition(lock c).wait()`, first half: release plain lock `c` (held)
+    /// and join `c`'s waiters. The wait goes on with [`Op::WaitWake`], then a
+    /// `Lock(c)` re-acquires, as the driver's condition does.
+    WaitRelease(usize),
+    /// Blocks until a notify of condition `c` picked this thread.
+    WaitWake(usize),
+    /// `Condition(lock c).notify()`: wakes the longest waiter, if any.
+    Notify(usize),
+    /// A database statement reading row `r` (no lock).
+    RowRead(usize),
+    /// A database statement writing row `r`: takes the row's lock, held to
+    /// the transaction's end; blocks while another transaction holds it.
+    RowWrite(usize),
+    /// The transaction's commit: releases every row lock it took.
+    Commit,
 }
 
 /// Variables `2k` and `2k + 1` are two keys of one object, so that
@@ -55,6 +74,10 @@ fn var_access(v: usize, kind: AccessKind) -> Access {
 const VAR_BASE: u64 = 2000;
 
 const LOCK_BASE: u64 = 1000;
+const RLOCK_BASE: u64 = 3000;
+const COND_BASE: u64 = 4000;
+const ROW_BASE: u64 = 5000;
+const ROW_LOCK_BASE: u64 = 6000;
 
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -63,6 +86,11 @@ pub struct Program {
     pub initial: usize,
     pub vars: usize,
     pub locks: usize,
+    /// Re-entrant locks; a condition `c` uses plain lock `c`.
+    pub rlocks: usize,
+    pub conds: usize,
+    /// Database rows, each with its row lock.
+    pub rows: usize,
 }
 
 impl Program {
@@ -73,7 +101,33 @@ impl Program {
             initial,
             vars,
             locks,
+            rlocks: 0,
+            conds: 0,
+            rows: 0,
         }
+    }
+
+    /// How many times thread `t` holds re-entrant lock `r` before step `pc`.
+    fn rlock_depth(&self, t: ThreadId, pc: usize, r: usize) -> usize {
+        self.threads[t][..pc].iter().fold(0, |d, op| match *op {
+            Op::RLock(x) if x == r => d + 1,
+            Op::RUnlock(x) if x == r => d - 1,
+            _ => d,
+        })
+    }
+
+    /// Row locks thread `t` holds before its step `pc`: those its writes
+    /// since its last commit took (only it takes them for itself).
+    fn rows_held(&self, t: ThreadId, pc: usize) -> Vec<usize> {
+        let mut held = Vec::new();
+        for op in &self.threads[t][..pc] {
+            match *op {
+                Op::RowWrite(r) if !held.contains(&r) => held.push(r),
+                Op::Commit => held.clear(),
+                _ => {}
+            }
+        }
+        held
     }
 
     fn event(&self, t: ThreadId, pc: usize) -> Event {
@@ -98,6 +152,32 @@ impl Program {
             Op::Local => vec![],
             Op::Spawn(c) => vec![acc(c as u64, AccessKind::Spawn)],
             Op::Join(c) => vec![acc(c as u64, AccessKind::Join)],
+            // As the driver's RLock: only the outermost acquire and release
+            // touch the lock; nested ones are private to the owner.
+            Op::RLock(r) if self.rlock_depth(t, pc, r) == 0 => {
+                vec![acc(RLOCK_BASE + r as u64, AccessKind::Acquire)]
+            }
+            Op::RUnlock(r) if self.rlock_depth(t, pc, r) == 1 => {
+                vec![acc(RLOCK_BASE + r as u64, AccessKind::Release)]
+            }
+            Op::RLock(_) | Op::RUnlock(_) => vec![],
+            Op::WaitRelease(c) => vec![acc(LOCK_BASE + c as u64, AccessKind::Release)],
+            Op::WaitWake(c) | Op::Notify(c) => vec![acc(COND_BASE + c as u64, AccessKind::Write)],
+            Op::RowRead(r) => vec![acc(ROW_BASE + r as u64, AccessKind::Read)],
+            Op::RowWrite(r) => {
+                // As the SQL layer: the row lock's acquisition only on a
+                // transaction's first write of the row, in the same event.
+                let mut v = vec![acc(ROW_BASE + r as u64, AccessKind::Write)];
+                if !self.rows_held(t, pc).contains(&r) {
+                    v.push(acc(ROW_LOCK_BASE + r as u64, AccessKind::Acquire));
+                }
+                v
+            }
+            Op::Commit => self
+                .rows_held(t, pc)
+                .into_iter()
+                .map(|r| acc(ROW_LOCK_BASE + r as u64, AccessKind::Release))
+                .collect(),
         };
         Event::new(accesses, (t * 1000 + pc) as u64)
     }
@@ -112,6 +192,12 @@ pub struct State {
     pub accs: Vec<i64>,
     /// Number of threads started (a prefix of the ids).
     pub started: usize,
+    /// Owner and depth of each re-entrant lock.
+    pub rlocks: Vec<(Option<ThreadId>, u32)>,
+    /// Each condition's waiters, in wait order, and whether notified.
+    pub waiters: Vec<Vec<(ThreadId, bool)>>,
+    pub rows: Vec<i64>,
+    pub row_locks: Vec<Option<ThreadId>>,
 }
 
 impl State {
@@ -122,7 +208,17 @@ impl State {
             pcs: vec![0; p.threads.len()],
             accs: vec![0; p.threads.len()],
             started: p.initial,
+            rlocks: vec![(None, 0); p.rlocks],
+            waiters: vec![Vec::new(); p.conds],
+            rows: vec![0; p.rows],
+            row_locks: vec![None; p.rows],
         }
+    }
+
+    /// What a run leaves behind that the program can observe: variables,
+    /// then rows.
+    pub fn outcome(&self) -> Vec<i64> {
+        self.vars.iter().chain(&self.rows).copied().collect()
     }
 
     fn finished(&self, p: &Program, t: ThreadId) -> bool {
@@ -137,6 +233,9 @@ impl State {
             Op::Lock(l) => self.locks[l].is_none(),
             Op::Join(c) => c < self.started && self.finished(p, c),
             Op::Await(v) => self.vars[v] != 0,
+            Op::RLock(r) => self.rlocks[r].0.is_none_or(|o| o == t),
+            Op::WaitWake(c) => self.waiters[c].contains(&(t, true)),
+            Op::RowWrite(r) => self.row_locks[r].is_none_or(|o| o == t),
             _ => true,
         })
     }
@@ -167,6 +266,39 @@ impl State {
                 self.locks[l] = None;
             }
             Op::Local | Op::Join(_) => {}
+            Op::RLock(r) => {
+                assert!(self.rlocks[r].0.is_none_or(|o| o == t));
+                self.rlocks[r] = (Some(t), self.rlocks[r].1 + 1);
+            }
+            Op::RUnlock(r) => {
+                assert_eq!(self.rlocks[r].0, Some(t));
+                let depth = self.rlocks[r].1 - 1;
+                self.rlocks[r] = ((depth > 0).then_some(t), depth);
+            }
+            Op::WaitRelease(c) => {
+                assert_eq!(self.locks[c], Some(t), "wait without the lock");
+                self.locks[c] = None;
+                self.waiters[c].push((t, false));
+            }
+            Op::WaitWake(c) => self.waiters[c].retain(|&w| w != (t, true)),
+            Op::Notify(c) => {
+                if let Some(w) = self.waiters[c].iter_mut().find(|w| !w.1) {
+                    w.1 = true;
+                }
+            }
+            Op::RowRead(r) => {
+                self.accs[t] = self.accs[t].wrapping_mul(31).wrapping_add(self.rows[r] + 1)
+            }
+            Op::RowWrite(r) => {
+                assert!(self.row_locks[r].is_none_or(|o| o == t));
+                self.row_locks[r] = Some(t);
+                self.rows[r] = self.accs[t].wrapping_add(t as i64 + 1);
+            }
+            Op::Commit => {
+                for l in self.row_locks.iter_mut().filter(|l| **l == Some(t)) {
+                    *l = None;
+                }
+            }
             Op::Spawn(c) => {
                 assert_eq!(c, self.started, "threads must be spawned in id order");
                 self.started += 1;
@@ -412,6 +544,8 @@ pub struct Brute {
     pub reps: std::collections::HashMap<Canonical, Vec<(ThreadId, usize)>>,
     pub interleavings: usize,
     pub violation: bool,
+    /// Every final outcome, with whether some thread was left stuck.
+    pub outcomes: HashSet<(Vec<i64>, bool)>,
 }
 
 /// Final variable states of running the threads one after another, in every
@@ -423,15 +557,33 @@ pub fn serial_outcomes(p: &Program) -> HashSet<Vec<i64>> {
     permutations(&mut perm, 0, &mut |order| {
         let mut st = State::new(p);
         for &t in order {
-            while st.enabled(p, t) == Some(true) {
-                st.step(p, t);
-            }
+            run_serially(p, &mut st, t);
         }
-        if (0..n).all(|t| st.enabled(p, t).is_none()) {
-            out.insert(st.vars.clone());
+        // Threads started but never joined run after their starters.
+        while let Some(c) = (0..st.started).find(|&c| st.enabled(p, c) == Some(true)) {
+            run_serially(p, &mut st, c);
+        }
+        if (0..st.started).all(|t| st.enabled(p, t).is_none()) {
+            out.insert(st.outcome());
         }
     });
     out
+}
+
+/// Run `t` as far as it goes on its own; a join first runs the joined
+/// thread the same way.
+fn run_serially(p: &Program, st: &mut State, t: ThreadId) {
+    loop {
+        while st.enabled(p, t) == Some(true) {
+            st.step(p, t);
+        }
+        match p.threads[t].get(st.pcs[t]) {
+            Some(&Op::Join(c)) if c < st.started && st.enabled(p, c) == Some(true) => {
+                run_serially(p, st, c);
+            }
+            _ => return,
+        }
+    }
 }
 
 fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
@@ -450,7 +602,7 @@ fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
 /// no serial order produces.
 pub fn violates(p: &Program, st: &State, serial: &HashSet<Vec<i64>>) -> bool {
     let stuck = (0..st.started).any(|t| st.enabled(p, t).is_some());
-    stuck || !serial.contains(&st.vars)
+    stuck || !serial.contains(&st.outcome())
 }
 
 pub fn brute_force(p: &Program) -> Brute {
@@ -460,6 +612,7 @@ pub fn brute_force(p: &Program) -> Brute {
         traces: 0,
         interleavings: 0,
         violation: false,
+        outcomes: HashSet::new(),
     };
     let mut steps = Vec::new();
     dfs(p, &State::new(p), &mut steps, &serial, &mut b);
@@ -493,7 +646,16 @@ fn dfs(
         if violates(p, st, serial) {
             b.violation = true;
         }
+        b.outcomes.insert(outcome_of(p, st));
     }
+}
+
+/// A run's outcome as [`Brute::outcomes`] records it: variables, rows,
+/// what each thread read, and whether a thread was left stuck.
+pub fn outcome_of(p: &Program, st: &State) -> (Vec<i64>, bool) {
+    let stuck = (0..st.started).any(|t| st.enabled(p, t).is_some());
+    let seen = st.outcome().into_iter().chain(st.accs.iter().copied());
+    (seen.collect(), stuck)
 }
 
 /// Drive `strategy` to the end; returns every run.
@@ -581,4 +743,119 @@ pub fn random_program_opts(seed: u64, waits: bool, wide: bool) -> Program {
         threads.push(ops);
     }
     Program::new(threads, vars, locks)
+}
+
+/// Which of the richer constructs [`random_program_rich`] may use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rich {
+    /// Thread 0 starts one more thread, and may join it.
+    pub spawn: bool,
+    /// Sections under a re-entrant lock, taken once or twice.
+    pub rlock: bool,
+    /// A waiter and a notifier on one condition (under its lock).
+    pub condvar: bool,
+    /// Transactions: row reads and writes (row locks) ending in a commit.
+    pub db: bool,
+}
+
+/// A random program (2–3 threads, plus a started one) built from reads,
+/// writes and the constructs `rich` allows; small enough for brute force.
+pub fn random_program_rich(seed: u64, rich: Rich) -> Program {
+    let mut r = SplitMix64::new(seed);
+    let n = 2 + r.below(2) as usize;
+    let vars = 1 + r.below(2) as usize;
+    let rows = if rich.db { 1 + r.below(2) as usize } else { 0 };
+    let max_ops = if n == 2 { 3 } else { 2 };
+    let mut threads: Vec<Vec<Op>> = Vec::new();
+    for _ in 0..n {
+        let k = 1 + r.below(max_ops) as usize;
+        let mut ops = Vec::new();
+        for _ in 0..k {
+            let v = r.below(vars as u64) as usize;
+            let pick = r.below(if rich.db { 6 } else { 3 });
+            ops.push(match pick {
+                0 => Op::Read(v),
+                1 => Op::Write(v),
+                2 => Op::Local,
+                3 => Op::RowRead(r.below(rows as u64) as usize),
+                _ => Op::RowWrite(r.below(rows as u64) as usize),
+            });
+        }
+        if rich.db
+            && ops
+                .iter()
+                .any(|o| matches!(o, Op::RowRead(_) | Op::RowWrite(_)))
+        {
+            // Sometimes commit midway too: a second transaction follows.
+            let at = r.below(ops.len() as u64 + 1) as usize;
+            if at < ops.len() && r.below(2) == 0 {
+                ops.insert(at, Op::Commit);
+            }
+            ops.push(Op::Commit);
+        }
+        if rich.rlock && r.below(2) == 0 {
+            let lo = r.below(ops.len() as u64) as usize;
+            let hi = lo + 1 + r.below((ops.len() - lo) as u64) as usize;
+            let twice = r.below(2) == 0;
+            let mut wrapped = ops[..lo].to_vec();
+            wrapped.push(Op::RLock(0));
+            wrapped.extend_from_slice(&ops[lo..hi]);
+            if twice {
+                // Re-entered around part of the section.
+                wrapped.insert(wrapped.len() - 1, Op::RLock(0));
+                wrapped.push(Op::RUnlock(0));
+            }
+            wrapped.push(Op::RUnlock(0));
+            wrapped.extend_from_slice(&ops[hi..]);
+            ops = wrapped;
+        }
+        threads.push(ops);
+    }
+    let mut locks = 0;
+    let mut conds = 0;
+    if rich.condvar {
+        locks = 1;
+        conds = 1;
+        let v = r.below(vars as u64) as usize;
+        let (waiter, notifier) = (0, 1 + r.below(n as u64 - 1) as usize);
+        threads[waiter].extend([
+            Op::Lock(0),
+            Op::WaitRelease(0),
+            Op::WaitWake(0),
+            Op::Lock(0),
+            Op::Read(v),
+            Op::Unlock(0),
+        ]);
+        let at = r.below(threads[notifier].len() as u64 + 1) as usize;
+        threads[notifier].splice(
+            at..at,
+            [Op::Lock(0), Op::Write(v), Op::Notify(0), Op::Unlock(0)],
+        );
+    }
+    let mut initial = n;
+    if rich.spawn {
+        let v = r.below(vars as u64) as usize;
+        let child = vec![
+            if r.below(2) == 0 {
+                Op::Write(v)
+            } else {
+                Op::Read(v)
+            },
+            Op::Local,
+        ];
+        let at = r.below(threads[0].len() as u64 + 1) as usize;
+        threads[0].insert(at, Op::Spawn(n));
+        if r.below(2) == 0 {
+            let j = at + 1 + r.below((threads[0].len() - at) as u64) as usize;
+            threads[0].insert(j, Op::Join(n));
+        }
+        threads.push(child);
+        initial = n;
+    }
+    let mut p = Program::new(threads, vars, locks);
+    p.initial = initial;
+    p.rlocks = usize::from(rich.rlock);
+    p.conds = conds;
+    p.rows = rows;
+    p
 }
