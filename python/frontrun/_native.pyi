@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, final
 
 __version__: str
+MAX_TIMEOUTS: int
 
 # --- tracer (crates/frontrun-py/src/tracer) --------------------------------
 

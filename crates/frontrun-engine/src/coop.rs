@@ -100,10 +100,13 @@ impl CoopOp for JoinOp {
     }
 }
 
-/// `time.sleep` on an explored thread: a yield that lets the others go first.
-/// Disabled until another thread has run a step (so a polling loop such as
-/// `while not ready: time.sleep(0)` makes progress under any strategy), and
-/// timed, so it fires when nothing else can run.
+/// `time.sleep` on an explored thread: a yield that lets the others go first,
+/// or not. It completes once another thread has run a step (so a polling
+/// loop such as `while not ready: time.sleep(0)` makes progress under any
+/// strategy); before that it may end as a timeout, under the rules of
+/// repeated timeouts (see `turns`), since in real runs the others may not
+/// have been scheduled while it slept. Timed, so it fires when nothing else
+/// can run.
 pub struct SleepOp {
     pub steps: Arc<AtomicUsize>,
     pub mark: usize,
@@ -120,6 +123,9 @@ impl CoopOp for SleepOp {
     }
     fn timed(&self) -> bool {
         true
+    }
+    fn timeout(&self) -> Option<f64> {
+        Some(self.secs)
     }
     fn elapsed(&self, _timed_out: bool) -> Option<f64> {
         Some(self.secs)

@@ -12,17 +12,27 @@
 //! scheduling choice like any other: a timed wait that cannot complete is
 //! still reported enabled, and running it then means "it timed out". The
 //! execution has a virtual clock, which only timeouts and sleeps advance
-//! (by their duration, from when they started waiting). To keep a polling
-//! loop (`while not ev.wait(0.1): ...`) from spinning forever without the
-//! others moving, a thread that timed out may time out again only after
-//! another thread ran a step (or when nothing else can run at all).
+//! (by their duration, from when they started waiting).
 //!
-//! Two threads polling each other can still trade timeouts forever, and any
-//! polling loop multiplies the interleavings by its timeouts. So each thread
-//! may choose to time out at most [`MAX_TIMEOUTS`] times per execution;
-//! after that it times out only when nothing else can run. A decision that
-//! left out a timeout for this reason is recorded ([`Turns::timeouts_cut`]):
-//! the search did not cover every outcome, and a pass proves nothing.
+//! A thread may time out again right after a timeout, as real threads can:
+//! a loop that counts its timeouts (`n += 1`) reaches any count before the
+//! others move. What is held back is only a *stutter*: a repeat from the
+//! state the thread last timed out from, which would only repeat itself.
+//! The driver hands each timed wait a fingerprint of the thread's frames
+//! ([`Turns::note_wait_state`]); a repeat is a stutter when that fingerprint
+//! equals the one of its last timeout and, since then, the thread wrote
+//! nothing shared, started or joined no thread, read no clock
+//! ([`Turns::note_clock_read`]) and took as many locks as it gave back. A
+//! stutter may time out again only once another thread changed shared state
+//! (or when nothing else can run at all), so a polling loop that only
+//! re-checks (`while not ev.wait(0.1): pass`) neither spins nor is cut.
+//!
+//! Each thread may choose at most [`MAX_TIMEOUTS`] timeouts that are not
+//! stutters per execution: two pollers that change state can trade timeouts
+//! forever, and a counting loop has no bound. Beyond it, a timeout happens
+//! only when nothing else can run, and a decision that left one out is
+//! recorded ([`Turns::timeouts_cut`]): the search did not cover every
+//! outcome, and a pass proves nothing.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -32,8 +42,8 @@ use crate::event::{AccessKind, Event, ThreadId};
 use crate::strategy::{Choice, Strategy, ThreadStatus};
 use crate::waitfor::WaitForGraph;
 
-/// How many times one thread may choose to time out in one execution (see
-/// the module doc).
+/// How many timeouts that are not stutters one thread may choose in one
+/// execution (see the module doc).
 pub const MAX_TIMEOUTS: usize = 8;
 
 /// A source position captured when a cooperative operation was called.
@@ -82,13 +92,23 @@ struct Thread {
     last_loc: Option<Loc>,
     /// The tracer site of its last event, when newer than `last_loc`.
     last_site: u64,
-    /// Steps this thread ran (the others ran `steps - own_steps`).
-    own_steps: usize,
-    /// The others' step count when this thread last timed out: it may time
-    /// out again only once they moved on.
-    spin_mark: Option<usize>,
-    /// Timeouts it chose (not forced by a deadlock) in this execution.
+    /// Timeouts it chose in this execution that were not stutters (nor
+    /// forced by a deadlock): what [`MAX_TIMEOUTS`] bounds.
     timeouts: usize,
+    /// Fingerprint of the thread's frames at the timed wait it is pending
+    /// at (`None`: unknown, never a stutter).
+    wait_state: Option<u64>,
+    /// The thread's state when it last timed out: frames fingerprint,
+    /// `changes` and `lock_balance` then.
+    timeout_state: Option<(Option<u64>, u64, i64)>,
+    /// Of [`Turns::shared_changes`], those this thread made.
+    own_shared: u64,
+    /// The others' shared changes when it last timed out.
+    shared_mark: u64,
+    /// Shared writes, spawns, joins and clock reads it made so far.
+    changes: u64,
+    /// Locks it acquired minus locks it released so far.
+    lock_balance: i64,
     /// The thread was told of the abort: it is unwinding, and its cleanup
     /// code runs unscheduled (see [`Turns::point`]).
     unwinding: bool,
@@ -156,6 +176,10 @@ pub struct Turns {
     vclock: f64,
     /// A timeout was left out of a decision by [`MAX_TIMEOUTS`].
     timeouts_cut: bool,
+    /// Events run so far that changed shared state (a write, a lock taken
+    /// or given back, a thread started or joined): a stutter may repeat
+    /// once this moved.
+    shared_changes: u64,
 }
 
 impl Turns {
@@ -171,6 +195,7 @@ impl Turns {
             statuses: Vec::new(),
             vclock: 0.0,
             timeouts_cut: false,
+            shared_changes: 0,
         }
     }
 
@@ -188,12 +213,33 @@ impl Turns {
             name,
             last_loc: None,
             last_site: 0,
-            own_steps: 0,
-            spin_mark: None,
+            own_shared: 0,
+            shared_mark: 0,
             timeouts: 0,
+            wait_state: None,
+            timeout_state: None,
+            changes: 0,
+            lock_balance: 0,
             unwinding: false,
         });
         tid
+    }
+
+    /// The fingerprint of thread `tid`'s frames at the timed wait it is
+    /// about to record with [`Turns::point`] (`None`: not known). See the
+    /// module doc.
+    pub fn note_wait_state(&mut self, tid: ThreadId, state: Option<u64>) {
+        if let Some(t) = self.threads.get_mut(tid) {
+            t.wait_state = state;
+        }
+    }
+
+    /// Thread `tid` read the virtual clock: what it does next may depend on
+    /// the time, so its next timeout is no stutter.
+    pub fn note_clock_read(&mut self, tid: ThreadId) {
+        if let Some(t) = self.threads.get_mut(tid) {
+            t.changes += 1;
+        }
     }
 
     /// The step counter, and its value now.
@@ -396,10 +442,10 @@ impl Turns {
                 threads,
                 finished,
                 statuses: spare,
-                steps,
+                shared_changes,
                 ..
             } = &mut *self;
-            let steps = steps.load(Ordering::Relaxed);
+            let steps = *shared_changes;
             finished.clear();
             finished.extend(
                 threads
@@ -475,7 +521,7 @@ impl Turns {
 
     /// Whether `u` may run, by the `finished` flags of the current decision.
     fn is_enabled(&self, u: ThreadId) -> bool {
-        let steps = self.steps.load(Ordering::Relaxed);
+        let steps = self.shared_changes;
         let t = &self.threads[u];
         match &t.slot {
             ThreadSlot::Pending { op, .. } => op
@@ -487,7 +533,6 @@ impl Turns {
 
     fn run(&mut self, u: ThreadId, timed_out: bool) {
         let slot = std::mem::replace(&mut self.threads[u].slot, ThreadSlot::Running);
-        let steps = self.steps.load(Ordering::Relaxed);
         if let ThreadSlot::Pending {
             event,
             op,
@@ -496,14 +541,40 @@ impl Turns {
             since,
         } = slot
         {
+            // Counted before a timeout's snapshot below, so that two
+            // snapshots differ only by what ran between the two waits.
+            let t = &mut self.threads[u];
+            let wait_state = t.wait_state.take();
+            // A lock's own state write is what `lock_balance` follows.
+            let lock_op = event
+                .accesses
+                .iter()
+                .any(|a| matches!(a.kind, AccessKind::Acquire | AccessKind::Release));
+            for a in &event.accesses {
+                match a.kind {
+                    AccessKind::Read => {}
+                    AccessKind::Write if lock_op => {}
+                    AccessKind::Write | AccessKind::Spawn | AccessKind::Join => t.changes += 1,
+                    AccessKind::Acquire => t.lock_balance += 1,
+                    AccessKind::Release => t.lock_balance -= 1,
+                }
+            }
+            if event.accesses.iter().any(|a| a.kind != AccessKind::Read) {
+                self.shared_changes += 1;
+                self.threads[u].own_shared += 1;
+            }
+            let shared_changes = self.shared_changes;
             if let Some(mut op) = op {
                 // Chosen while it could not complete: it timed out.
                 let forced = timed_out;
                 let timed_out = timed_out || !op.enabled(u, &self.finished);
                 let t = &mut self.threads[u];
                 if timed_out {
-                    t.spin_mark = Some(steps.saturating_sub(t.own_steps));
-                    if !forced {
+                    let state = (wait_state, t.changes, t.lock_balance);
+                    let stutter = wait_state.is_some() && t.timeout_state == Some(state);
+                    t.timeout_state = Some(state);
+                    t.shared_mark = shared_changes - t.own_shared;
+                    if !forced && !stutter {
                         t.timeouts += 1;
                     }
                 }
@@ -529,7 +600,6 @@ impl Turns {
             });
         }
         self.turn = Some(u);
-        self.threads[u].own_steps += 1;
         self.steps.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -625,22 +695,30 @@ static UNBORN: Event = Event {
     site: 0,
 };
 
-/// Whether `t`'s pending timed wait may end by timing out now: always the
-/// first time, then only after another thread ran a step since its last
-/// timeout (see the module doc).
-fn may_time_out(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
-    t.timeouts < MAX_TIMEOUTS && could_time_out(t, op, steps)
+/// Whether `t`'s pending timed wait may end by timing out now (see the
+/// module doc): a stutter once shared state changed since its last timeout,
+/// anything else within [`MAX_TIMEOUTS`]. `changes` is
+/// [`Turns::shared_changes`].
+fn may_time_out(t: &Thread, op: &dyn CoopOp, changes: u64) -> bool {
+    if op.timeout().is_none() {
+        return false;
+    }
+    if stutters(t) {
+        changes - t.own_shared != t.shared_mark
+    } else {
+        t.timeouts < MAX_TIMEOUTS
+    }
 }
 
 /// Whether `t` could time out now but for its [`MAX_TIMEOUTS`].
-fn over_budget(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
-    t.timeouts >= MAX_TIMEOUTS && could_time_out(t, op, steps)
+fn over_budget(t: &Thread, op: &dyn CoopOp, _changes: u64) -> bool {
+    op.timeout().is_some() && !stutters(t) && t.timeouts >= MAX_TIMEOUTS
 }
 
-fn could_time_out(t: &Thread, op: &dyn CoopOp, steps: usize) -> bool {
-    op.timeout().is_some()
-        && t.spin_mark
-            .is_none_or(|m| steps.saturating_sub(t.own_steps) > m)
+/// Whether timing out again would bring `t` back to the state it last timed
+/// out from, the others not having moved since.
+fn stutters(t: &Thread) -> bool {
+    t.wait_state.is_some() && t.timeout_state == Some((t.wait_state, t.changes, t.lock_balance))
 }
 
 /// The same (emptied) buffer, for borrows of another lifetime. Collecting a

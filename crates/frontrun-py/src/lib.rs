@@ -16,6 +16,9 @@ pub mod tracer;
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // How many timeouts a thread may choose per execution (tests and docs
+    // read it here rather than repeating the number).
+    m.add("MAX_TIMEOUTS", frontrun_engine::turns::MAX_TIMEOUTS)?;
     tracer::testing::register(m)?;
     m.add_function(wrap_pyfunction!(tracer::testing::_trace_record, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::user_frame::_set_full_frames, m)?)?;

@@ -92,9 +92,12 @@ pub fn controller_gate(gate: &Arc<Gate>) {
 /// threads and on the controller while it runs it; `None` elsewhere (real
 /// time applies).
 #[pyfunction]
-pub fn _coop_vclock() -> PyResult<Option<f64>> {
+pub fn _coop_vclock(py: Python<'_>) -> PyResult<Option<f64>> {
     crate::ffi_guard::guard(|| {
-        if let Some((gate, _)) = current() {
+        if let Some((gate, tid)) = current() {
+            if read_by_traced_code(py) {
+                gate.note_clock_read(tid);
+            }
             return Ok(Some(gate.vnow()));
         }
         if BYPASS.with(Cell::get) {
@@ -106,6 +109,33 @@ pub fn _coop_vclock() -> PyResult<Option<f64>> {
                 .map(|g| g.as_ref().map_or(0.0, |g| g.vnow()))
         }))
     })
+}
+
+/// Whether the clock being read (through one of `_coop`'s clock functions,
+/// the innermost frame) is read by code the tracer traces: what the thread
+/// does next may then depend on the time. The standard library's reads
+/// (`queue.Queue.get`'s deadline) are left out, as in `tracer::wait_state`.
+fn read_by_traced_code(py: Python<'_>) -> bool {
+    // SAFETY: GIL held; a borrowed frame of this thread or NULL, of which
+    // `from_borrowed_ptr_or_opt` takes a new reference.
+    let Some(clock) = (unsafe {
+        Bound::<PyAny>::from_borrowed_ptr_or_opt(py, pyo3::ffi::PyEval_GetFrame().cast())
+    }) else {
+        return false;
+    };
+    let Ok(reader) = clock.getattr(pyo3::intern!(py, "f_back")) else {
+        return false;
+    };
+    if reader.is_none() {
+        return false;
+    }
+    let (Ok(code), globals) = (
+        reader.getattr(pyo3::intern!(py, "f_code")),
+        reader.getattr(pyo3::intern!(py, "f_globals")).ok(),
+    ) else {
+        return false;
+    };
+    crate::tracer::code::info_in(py, &code, globals.as_ref()).is_ok_and(|i| i.traced)
 }
 
 /// Whether primitives created now on this thread should be cooperative.

@@ -111,6 +111,12 @@ impl Gate {
         self.hub.get()
     }
 
+    /// Thread `tid` read the virtual clock in its own code (see
+    /// `Turns::note_clock_read`).
+    pub fn note_clock_read(&self, tid: ThreadId) {
+        self.lock().turns.note_clock_read(tid);
+    }
+
     /// The thread holding the turn.
     pub fn turn(&self) -> Option<ThreadId> {
         self.lock().turns.turn()
@@ -162,7 +168,6 @@ impl Gate {
         self.lock().turns.steps()
     }
 
-    /// The execution's virtual clock, in seconds since it started.
     /// Record that the program used `what`, a construct some of whose
     /// outcomes the search does not explore; the first one is kept.
     pub fn note_unexplored(&self, what: &'static str) {
@@ -220,8 +225,16 @@ impl Gate {
         loc: Option<Loc>,
         what: Option<String>,
     ) -> PyResult<i64> {
+        // Read before taking the lock: it reads Python frames.
+        let wait_state = op
+            .as_ref()
+            .filter(|o| o.timeout().is_some())
+            .map(|_| crate::tracer::wait_state::fingerprint(py));
         let mut guard = self.lock();
         let st = &mut *guard;
+        if let Some(state) = wait_state {
+            st.turns.note_wait_state(tid, state);
+        }
         match st
             .turns
             .point(lend(&mut st.strategy), tid, event, op, loc, what)

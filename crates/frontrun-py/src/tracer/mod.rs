@@ -56,6 +56,7 @@ pub mod share;
 pub mod testing;
 mod trace;
 pub mod user_frame;
+pub mod wait_state;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -95,6 +95,10 @@ pub const TABLE: &[(&str, Effect)] = &[
     ("queue.Queue.put_nowait", Effect::MutateFirst),
     ("queue.Queue.get", Effect::MutateFirst),
     ("queue.Queue.get_nowait", Effect::MutateFirst),
+    // Only read the flag (under the condition's lock, whose own events
+    // order them with `set`/`clear`).
+    ("threading.Event.wait", Effect::Read),
+    ("threading.Event.is_set", Effect::Read),
     // Readers of their arguments.
     ("builtins.len", Effect::Size),
     ("builtins.sum", Effect::Read),
@@ -236,6 +240,8 @@ mod tests {
         ("queue.Queue.put_nowait", Effect::MutateFirst),
         ("queue.Queue.get", Effect::MutateFirst),
         ("queue.Queue.get_nowait", Effect::MutateFirst),
+        ("threading.Event.wait", Effect::Read),
+        ("threading.Event.is_set", Effect::Read),
         ("builtins.len", Effect::Size),
         ("builtins.sum", Effect::Read),
         ("builtins.min", Effect::Read),
