@@ -29,10 +29,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyTuple, PyType};
 
 use super::code::{self, CodeInfo};
-use super::frame::instance_dict;
 use super::keys::{fnv_tagged, mix};
 use super::ops::Opcode;
 use super::registry;
+use super::share::instance_dict;
 
 /// How deep private containers and objects are read.
 const MAX_DEPTH: usize = 4;
