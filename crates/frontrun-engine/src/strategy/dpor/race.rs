@@ -183,7 +183,8 @@ impl TraceClocks {
         let n = self.stride;
         let t = trace[j].thread();
         self.cands.clear();
-        for a in trace[j].event().accesses.iter().filter(|a| part.has(a)) {
+        let ev = trace[j].event();
+        for a in ev.accesses.iter().filter(|a| part.has(ev, a)) {
             self.index.candidates(a, &mut self.cands);
         }
         self.cands.sort_unstable_by(|a, b| b.cmp(a));
@@ -217,7 +218,7 @@ impl TraceClocks {
         let ev = &trace[j].event();
         let restricted =
             j >= real_len && !ev.accesses.iter().any(|a| a.kind == AccessKind::Acquire);
-        if !ev.accesses.iter().any(|a| part.has(a)) {
+        if !ev.accesses.iter().any(|a| part.has(ev, a)) {
             return;
         }
         self.rem.clear();
@@ -288,11 +289,20 @@ enum Part {
 }
 
 impl Part {
-    fn has(self, a: &Access) -> bool {
+    /// Whether `a`, an access of `ev`, is in this part. An acquisition's
+    /// accesses to the lock itself (a try or timed acquire reads whether it
+    /// is held) belong with the acquisition: they race with the holder's
+    /// release, whose reversal is the try that fails while the lock is held.
+    fn has(self, ev: &Event, a: &Access) -> bool {
+        let on_lock = a.kind == AccessKind::Acquire
+            || ev
+                .accesses
+                .iter()
+                .any(|b| b.kind == AccessKind::Acquire && b.obj == a.obj);
         match self {
             Part::All => true,
-            Part::Acquires => a.kind == AccessKind::Acquire,
-            Part::Rest => a.kind != AccessKind::Acquire,
+            Part::Acquires => on_lock,
+            Part::Rest => !on_lock,
         }
     }
 
@@ -300,7 +310,7 @@ impl Part {
     fn conflicts(self, ev: &Event, other: &Event) -> bool {
         ev.accesses
             .iter()
-            .filter(|a| self.has(a))
+            .filter(|a| self.has(ev, a))
             .any(|a| other.accesses.iter().any(|b| a.conflicts(b)))
     }
 }
