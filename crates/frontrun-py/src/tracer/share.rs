@@ -61,6 +61,18 @@ pub fn kind(obj: &Bound<'_, PyAny>) -> ShareKind {
 }
 
 /// Whether `obj`'s type is exactly `collections.deque`.
+/// Functions, classes, modules and builtin functions.
+pub fn is_code_like(obj: &Bound<'_, PyAny>) -> bool {
+    let p = obj.as_ptr();
+    // SAFETY: live object, GIL held; type checks only.
+    unsafe {
+        ffi::PyFunction_Check(p) != 0
+            || ffi::PyType_Check(p) != 0
+            || ffi::PyModule_Check(p) != 0
+            || ffi::PyCFunction_Check(p) != 0
+    }
+}
+
 pub fn is_exact_deque(obj: &Bound<'_, PyAny>) -> bool {
     TYPES
         .get()

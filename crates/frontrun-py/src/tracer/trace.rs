@@ -649,18 +649,6 @@ fn item(container: ShareKind, seq: bool, key: &Bound<'_, PyAny>) -> Key {
     }
 }
 
-/// Functions, classes, modules and builtin functions.
-fn is_code_like(obj: &Bound<'_, PyAny>) -> bool {
-    let p = obj.as_ptr();
-    // SAFETY: live object, GIL held; type checks only.
-    unsafe {
-        ffi::PyFunction_Check(p) != 0
-            || ffi::PyType_Check(p) != 0
-            || ffi::PyModule_Check(p) != 0
-            || ffi::PyCFunction_Check(p) != 0
-    }
-}
-
 fn is_sequence(obj: &Bound<'_, PyAny>) -> bool {
     // SAFETY: live object, GIL held; type checks only.
     let builtin = unsafe {
@@ -1141,7 +1129,7 @@ fn classify_inner(
                 // scheduling point.
                 let name = &info.names.get(idx)?.obj;
                 let value = d.get_item(name.bind(py)).ok()?;
-                if is_code_like(&value) {
+                if share::is_code_like(&value) {
                     return None;
                 }
                 let follow = if method { None } else { pending(id, key, 1) };
@@ -1321,7 +1309,7 @@ fn classify_inner(
                         Err(_) => None,
                     };
                     let value = value?;
-                    let access: Vec<Access> = (!is_code_like(&value))
+                    let access: Vec<Access> = (!share::is_code_like(&value))
                         .then(|| Access::read(id, Key::Exact(key)))
                         .into_iter()
                         .collect();

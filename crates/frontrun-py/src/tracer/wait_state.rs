@@ -32,7 +32,7 @@ use super::code::{self, CodeInfo};
 use super::keys::{fnv_tagged, mix};
 use super::ops::Opcode;
 use super::registry;
-use super::share::instance_dict;
+use super::share::{instance_dict, is_code_like};
 
 /// How deep private containers and objects are read.
 const MAX_DEPTH: usize = 4;
@@ -189,15 +189,8 @@ fn is_exact_scalar(v: &Bound<'_, PyAny>) -> bool {
 /// Values whose identity stands for their state as far as a thread's own
 /// loop goes: code, functions, classes, modules (whose globals are shared).
 fn identity_only(v: &Bound<'_, PyAny>) -> bool {
-    let p = v.as_ptr();
     // SAFETY: as in `is_exact_scalar`.
-    unsafe {
-        ffi::PyFunction_Check(p) != 0
-            || ffi::PyCFunction_Check(p) != 0
-            || ffi::PyType_Check(p) != 0
-            || ffi::PyModule_Check(p) != 0
-            || ffi::PyCode_Check(p) != 0
-    }
+    is_code_like(v) || unsafe { ffi::PyCode_Check(v.as_ptr()) != 0 }
 }
 
 /// Whether every class of `ty`'s MRO but `object` is written in Python and
